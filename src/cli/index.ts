@@ -1,0 +1,88 @@
+// CLI: migrate, tenant create/list/settings, config docs. Works while the server runs on the embedded database
+// by connecting to the server's PGlite socket on loopback (DATA_DIR/server.json).
+import { parseArgs } from 'node:util';
+import { CONFIG_KEYS, loadConfig, type Config } from '../config/index.js';
+import { buildDeps } from '../compose.js';
+import { FhirError } from '../fhir/errors.js';
+import { runningEmbeddedPort } from '../platform/db.js';
+import { createLogger } from '../platform/log.js';
+import { listTenants, updateTenantSettings } from '../store/tenants.js';
+import { createTenant } from '../tenancy/create-tenant.js';
+
+const USAGE = `usage: npm run cli -- <command>
+  migrate                                   apply pending migrations
+  tenant create <slug> --name "<name>"      create a tenant and its root Organization
+  tenant list                               list tenants
+  tenant set <slug> --referential-integrity true|false
+  config docs                               print the configuration table (markdown)`;
+
+function effectiveConfig(): Config {
+  const config = loadConfig();
+  if (!config.databaseUrl) {
+    const port = runningEmbeddedPort(config.dataDir);
+    if (port !== undefined) {
+      // The server holds the embedded database; reach it through its loopback socket instead of opening it twice.
+      const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+      return { ...config, databaseUrl: url, databaseAdminUrl: url, dbPoolSize: 1 };
+    }
+  }
+  return config;
+}
+
+async function run(argv: string[]): Promise<number> {
+  const [cmd, sub, ...rest] = argv;
+  if (cmd === 'config' && sub === 'docs') {
+    console.log('| Variable | Default | Meaning |\n|---|---|---|');
+    for (const k of CONFIG_KEYS) console.log(`| \`${k.env}\` | \`${k.default}\` | ${k.doc} |`);
+    return 0;
+  }
+  if (!cmd || cmd === 'help' || cmd === '--help') {
+    console.log(USAGE);
+    return cmd ? 0 : 2;
+  }
+  const config = effectiveConfig();
+  const deps = await buildDeps({ ...config, logLevel: process.env.LOG_LEVEL ?? 'warn' }, createLogger(process.env.LOG_LEVEL ?? 'warn'));
+  try {
+    if (cmd === 'migrate') {
+      console.log('migrations up to date');
+      return 0;
+    }
+    if (cmd === 'tenant' && sub === 'create') {
+      const { values, positionals } = parseArgs({ args: rest, options: { name: { type: 'string' } }, allowPositionals: true });
+      const slug = positionals[0];
+      if (!slug || !values.name) {
+        console.error('usage: tenant create <slug> --name "<name>"');
+        return 2;
+      }
+      const { baseUrl } = await createTenant(deps, slug, values.name);
+      console.log(`created tenant ${slug}: FHIR base ${baseUrl}`);
+      return 0;
+    }
+    if (cmd === 'tenant' && sub === 'list') {
+      for (const t of await listTenants(deps.db)) console.log(`${t.id}\t${t.status}\t${t.name}`);
+      return 0;
+    }
+    if (cmd === 'tenant' && sub === 'set') {
+      const { values, positionals } = parseArgs({ args: rest, options: { 'referential-integrity': { type: 'string' } }, allowPositionals: true });
+      const v = values['referential-integrity'];
+      if (!positionals[0] || (v !== 'true' && v !== 'false')) {
+        console.error('usage: tenant set <slug> --referential-integrity true|false');
+        return 2;
+      }
+      await updateTenantSettings(deps.db, positionals[0], { referentialIntegrity: v === 'true' });
+      console.log(`tenant ${positionals[0]}: referentialIntegrity=${v} (servers pick it up within 5 s)`);
+      return 0;
+    }
+    console.error(USAGE);
+    return 2;
+  } finally {
+    await deps.db.close();
+  }
+}
+
+run(process.argv.slice(2))
+  .then((code) => process.exit(code))
+  .catch((err) => {
+    console.error(`error: ${err instanceof FhirError ? err.message : (err as Error).message}`);
+    process.exit(1);
+  });

@@ -1,0 +1,43 @@
+// Builds the Deps object from configuration: database (migrated), logger, search registry, clock and ids.
+import { randomUUID } from 'node:crypto';
+import type { Config } from './config/index.js';
+import type { Deps } from './fhir/context.js';
+import { openDb } from './platform/db.js';
+import { createLogger, type Logger } from './platform/log.js';
+import { SearchParamRegistry } from './search/registry.js';
+import { migrate } from './store/migrate.js';
+
+export async function buildDeps(config: Config, log: Logger = createLogger(config.logLevel)): Promise<Deps> {
+  const db = await openDb({
+    databaseUrl: config.databaseUrl,
+    databaseAdminUrl: config.databaseAdminUrl,
+    dataDir: config.dataDir,
+    poolSize: config.dbPoolSize,
+    log,
+  });
+  try {
+    const applied = await migrate(db);
+    if (applied.length) log.info({ applied }, 'migrations applied');
+    await checkAppRole(db, log);
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+  return { config, db, log, registry: new SearchParamRegistry(), clock: () => new Date(), newId: randomUUID };
+}
+
+/** Refuses to run when the RLS wall would not hold; warns when the login role could lift it. */
+async function checkAppRole(db: Deps['db'], log: Logger): Promise<void> {
+  const r = await db.withTenant('0', (q) =>
+    q.query<{ current_user: string; session_user: string; bypass: boolean }>(
+      `SELECT current_user, session_user, (SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = session_user) AS bypass`,
+    ),
+  ).catch(() => undefined);
+  const row = r?.rows[0];
+  if (!row || row.current_user !== 'fhir_app') {
+    throw new Error(`the application connection must act as role fhir_app (GRANT fhir_app TO ${row?.session_user ?? '<your role>'}); got ${row?.current_user ?? 'no connection'}`);
+  }
+  if (row.bypass && db.kind === 'postgres') {
+    log.warn({ role: row.session_user }, 'DATABASE_URL logs in as a superuser/BYPASSRLS role; use a dedicated login role that is only granted fhir_app');
+  }
+}

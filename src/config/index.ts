@@ -1,0 +1,97 @@
+// Configuration: read from the environment once, validated, typed. Every key is documented beside its
+// default; `npm run cli -- config docs` prints this table for the README.
+
+export interface Config {
+  port: number;
+  host: string;
+  publicBaseUrl: string;
+  databaseUrl: string | undefined;
+  databaseAdminUrl: string | undefined;
+  dataDir: string;
+  redisUrl: string | undefined;
+  logLevel: string;
+  maxBodyBytes: number;
+  maxBundleEntries: number;
+  dbPoolSize: number;
+  demoTenant: boolean;
+  shutdownGraceMs: number;
+}
+
+interface KeySpec {
+  env: string;
+  default: string;
+  doc: string;
+}
+
+/** The documented configuration keys (the README's table is generated from this list). */
+export const CONFIG_KEYS: KeySpec[] = [
+  { env: 'PORT', default: '8080', doc: 'HTTP port the server listens on.' },
+  { env: 'HOST', default: '0.0.0.0', doc: 'Interface to bind.' },
+  {
+    env: 'PUBLIC_BASE_URL',
+    default: 'http://localhost:$PORT',
+    doc: 'Externally visible origin used for absolute URLs (fullUrl, Location, links); tenant bases are `$PUBLIC_BASE_URL/fhir/{tenant}`.',
+  },
+  {
+    env: 'DATABASE_URL',
+    default: '(unset: embedded PGlite)',
+    doc: 'PostgreSQL connection the application uses. Should be a role that does not own the tables and has no BYPASSRLS (see README, Tenancy).',
+  },
+  {
+    env: 'DATABASE_ADMIN_URL',
+    default: '$DATABASE_URL',
+    doc: 'Connection used for migrations (table owner). Defaults to DATABASE_URL.',
+  },
+  { env: 'DATA_DIR', default: './data', doc: 'Where the embedded PGlite database lives (only when DATABASE_URL is unset).' },
+  { env: 'REDIS_URL', default: '(unset)', doc: 'Redis for the job queue (used by later features; not required today).' },
+  { env: 'LOG_LEVEL', default: 'info', doc: 'pino log level (fatal, error, warn, info, debug, trace, silent).' },
+  { env: 'MAX_BODY_BYTES', default: '16777216', doc: 'Largest accepted request body (bytes); larger -> 413.' },
+  { env: 'MAX_BUNDLE_ENTRIES', default: '1000', doc: 'Most entries accepted in one batch/transaction Bundle; more -> 413.' },
+  { env: 'DB_POOL_SIZE', default: '10', doc: 'PostgreSQL pool size (embedded mode always uses 1).' },
+  { env: 'DEMO_TENANT', default: 'true', doc: 'Create a `demo` tenant on first start if it does not exist.' },
+  { env: 'SHUTDOWN_GRACE_MS', default: '10000', doc: 'How long SIGTERM waits for in-flight requests before closing anyway.' },
+];
+
+function int(env: NodeJS.ProcessEnv, key: string, fallback: number, min = 0): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new Error(`config: ${key} must be an integer >= ${min}, got "${raw}"`);
+  return n;
+}
+
+function bool(env: NodeJS.ProcessEnv, key: string, fallback: boolean): boolean {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return fallback;
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new Error(`config: ${key} must be true or false, got "${raw}"`);
+}
+
+/** Reads and validates the configuration; a bad value throws (the process stops at boot). */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const port = int(env, 'PORT', 8080);
+  const publicBaseUrl = (env.PUBLIC_BASE_URL || `http://localhost:${port}`).replace(/\/+$/, '');
+  try {
+    const u = new URL(publicBaseUrl);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error();
+  } catch {
+    throw new Error(`config: PUBLIC_BASE_URL must be an absolute http(s) URL, got "${publicBaseUrl}"`);
+  }
+  const databaseUrl = env.DATABASE_URL || undefined;
+  return {
+    port,
+    host: env.HOST || '0.0.0.0',
+    publicBaseUrl,
+    databaseUrl,
+    databaseAdminUrl: env.DATABASE_ADMIN_URL || databaseUrl,
+    dataDir: env.DATA_DIR || './data',
+    redisUrl: env.REDIS_URL || undefined,
+    logLevel: env.LOG_LEVEL || 'info',
+    maxBodyBytes: int(env, 'MAX_BODY_BYTES', 16 * 1024 * 1024, 1024),
+    maxBundleEntries: int(env, 'MAX_BUNDLE_ENTRIES', 1000, 1),
+    dbPoolSize: int(env, 'DB_POOL_SIZE', 10, 1),
+    demoTenant: bool(env, 'DEMO_TENANT', true),
+    shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10000),
+  };
+}

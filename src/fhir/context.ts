@@ -1,0 +1,54 @@
+// The values every FHIR interaction receives: dependencies, the tenant, and the request's identity.
+import type { Config } from '../config/index.js';
+import type { Db } from '../platform/db.js';
+import type { Logger } from '../platform/log.js';
+import type { SearchParamRegistry } from '../search/registry.js';
+
+export interface TenantSettings {
+  /** Reject references to resources that do not exist in the tenant (default true). */
+  referentialIntegrity?: boolean;
+}
+
+export interface Tenant {
+  id: string;
+  name: string;
+  status: string;
+  settings: TenantSettings;
+}
+
+/** Everything main.ts builds once and passes down (no module-level singletons). */
+export interface Deps {
+  config: Config;
+  db: Db;
+  log: Logger;
+  registry: SearchParamRegistry;
+  clock: () => Date;
+  newId: () => string;
+}
+
+export interface FhirContext {
+  deps: Deps;
+  tenant: Tenant;
+  /** Absolute FHIR base of the tenant, e.g. https://fhir.example.org/fhir/acme */
+  baseUrl: string;
+  requestId: string;
+  log: Logger;
+}
+
+export type PreferReturn = 'minimal' | 'representation' | 'OperationOutcome';
+
+export interface RequestHeaders {
+  ifMatch?: string;
+  ifNoneMatch?: string;
+  ifModifiedSince?: string;
+  ifNoneExist?: string;
+  preferReturn?: PreferReturn;
+  preferStrict?: boolean;
+}
+
+/** A successful FHIR answer; http/ turns it into a response. `body` may be pre-serialized JSON. */
+export interface FhirResult {
+  status: number;
+  body?: Record<string, unknown> | string;
+  headers?: Record<string, string>;
+}

@@ -1,0 +1,75 @@
+// history (http.html#history): instance, type and whole-tenant, with _since, _at, _count and keyset paging.
+import { readHistory, type HistoryQuery } from '../../store/resources.js';
+import { dateRange } from '../../search/date-range.js';
+import { RawJsonBuilder } from '../bundle-json.js';
+import type { FhirContext, FhirResult } from '../context.js';
+import { FhirError } from '../errors.js';
+import { etag } from '../etag.js';
+import { assertId } from '../ids.js';
+
+const STATUS: Record<string, string> = { POST: '201 Created', PUT: '200 OK', DELETE: '204 No Content' };
+
+function encodeCursor(c: NonNullable<HistoryQuery['after']>): string {
+  return Buffer.from(JSON.stringify([c.lastUpdated, c.type, c.id, c.versionId])).toString('base64url');
+}
+
+function decodeCursor(s: string): HistoryQuery['after'] {
+  try {
+    const [lastUpdated, type, id, versionId] = JSON.parse(Buffer.from(s, 'base64url').toString('utf8')) as [string, string, string, number];
+    if (typeof lastUpdated === 'string' && typeof type === 'string' && typeof id === 'string' && Number.isInteger(versionId)) return { lastUpdated, type, id, versionId };
+  } catch {
+    // fall through
+  }
+  throw new FhirError('invalid', 'Invalid _cursor paging token', { code: 'CURSOR_INVALID' });
+}
+
+function instantParam(name: string, value: string, low: boolean): string {
+  const r = dateRange(value);
+  if (!r) throw new FhirError('invalid', `${name} must be a FHIR instant or date, got ${JSON.stringify(value.slice(0, 64))}`, { code: 'HISTORY_PARAM_INVALID', issueType: 'invalid' });
+  return low ? r.low : r.high;
+}
+
+export async function history(ctx: FhirContext, params: [string, string][], type?: string, id?: string): Promise<FhirResult> {
+  if (id !== undefined) assertId(id, 'URL');
+  const h: HistoryQuery = { type, id, count: 20 };
+  const seen = new Set<string>();
+  for (const [name, value] of params) {
+    if (['_since', '_at', '_count'].includes(name)) {
+      if (seen.has(name)) throw new FhirError('invalid', `${name} may appear only once`, { code: 'HISTORY_PARAM_REPEATED' });
+      seen.add(name);
+    }
+    if (name === '_count') {
+      const n = Number(value);
+      if (!Number.isInteger(n) || n < 0) throw new FhirError('invalid', `_count must be a non-negative integer`, { code: 'HISTORY_PARAM_INVALID' });
+      h.count = Math.min(n, 1000);
+    } else if (name === '_since') h.since = instantParam(name, value, true);
+    else if (name === '_at') h.at = instantParam(name, value, false);
+    else if (name === '_cursor') h.after = decodeCursor(value);
+  }
+  const rows = await ctx.deps.db.withTenant(ctx.tenant.id, (q) => readHistory(q, ctx.tenant.id, h));
+  const page = rows.slice(0, h.count);
+  const b = new RawJsonBuilder();
+  const path = [type, id].filter(Boolean).join('/');
+  const self = new URL(`${ctx.baseUrl}/${path ? path + '/' : ''}_history`);
+  for (const [name, value] of params) if (name !== '_format' && name !== '_pretty') self.searchParams.append(name, value);
+  const links = [{ relation: 'self', url: self.toString() }];
+  if (rows.length > h.count && page.length) {
+    const last = page[page.length - 1];
+    const next = new URL(self);
+    next.searchParams.set('_cursor', encodeCursor({ lastUpdated: last.lastUpdated.toISOString(), type: last.resourceType, id: last.id, versionId: last.versionId }));
+    if (!next.searchParams.has('_count')) next.searchParams.set('_count', String(h.count));
+    links.push({ relation: 'next', url: next.toString() });
+  }
+  const bundle = {
+    resourceType: 'Bundle',
+    type: 'history',
+    link: links,
+    entry: page.map((r) => ({
+      fullUrl: `${ctx.baseUrl}/${r.resourceType}/${r.id}`,
+      ...(r.json !== null ? { resource: b.raw(r.json) } : {}),
+      request: { method: r.method, url: r.method === 'POST' ? r.resourceType : `${r.resourceType}/${r.id}` },
+      response: { status: STATUS[r.method] ?? '200 OK', etag: etag(r.versionId), lastModified: r.lastUpdated.toISOString() },
+    })),
+  };
+  return { status: 200, body: b.stringify(bundle) };
+}

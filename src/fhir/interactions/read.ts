@@ -1,0 +1,49 @@
+// read and vread (http.html#read, #vread), with conditional read (If-None-Match, If-Modified-Since).
+import type { Queryable } from '../../platform/db.js';
+import { readCurrent, readVersion } from '../../store/resources.js';
+import type { FhirContext, FhirResult, RequestHeaders } from '../context.js';
+import { FhirError } from '../errors.js';
+import { etag, parseETag } from '../etag.js';
+import { assertId } from '../ids.js';
+
+function headersFor(versionId: number, lastUpdated: Date): Record<string, string> {
+  return { ETag: etag(versionId), 'Last-Modified': lastUpdated.toUTCString() };
+}
+
+function notModified(h: RequestHeaders, versionId: number, lastUpdated: Date): boolean {
+  if (h.ifNoneMatch !== undefined) {
+    return h.ifNoneMatch.split(',').some((v) => v.trim() === '*' || (/\d/.test(v) && parseETag(v) === versionId));
+  }
+  if (h.ifModifiedSince !== undefined) {
+    const since = Date.parse(h.ifModifiedSince);
+    // HTTP dates have second precision
+    if (!Number.isNaN(since)) return Math.floor(lastUpdated.getTime() / 1000) * 1000 <= since;
+  }
+  return false;
+}
+
+/** Runs on the given transaction connection (bundles) or on a fresh tenant-bound one. */
+export function onConnection<T>(ctx: FhirContext, q: Queryable | undefined, fn: (q: Queryable) => Promise<T>): Promise<T> {
+  return q ? fn(q) : ctx.deps.db.withTenant(ctx.tenant.id, fn);
+}
+
+export async function readResource(ctx: FhirContext, type: string, id: string, h: RequestHeaders, q?: Queryable): Promise<FhirResult> {
+  assertId(id, 'URL');
+  const row = await onConnection(ctx, q, (c) => readCurrent(c, ctx.tenant.id, type, id));
+  if (!row) throw new FhirError('not-found', `${type}/${id} is not known`, { code: 'RESOURCE_NOT_FOUND' });
+  if (row.deleted) {
+    throw new FhirError('gone', `${type}/${id} was deleted`, { code: 'RESOURCE_DELETED' });
+  }
+  const headers = headersFor(row.versionId, row.lastUpdated);
+  if (notModified(h, row.versionId, row.lastUpdated)) return { status: 304, headers };
+  return { status: 200, body: row.json!, headers };
+}
+
+export async function vreadResource(ctx: FhirContext, type: string, id: string, vid: string, q?: Queryable): Promise<FhirResult> {
+  assertId(id, 'URL');
+  if (!/^\d{1,9}$/.test(vid)) throw new FhirError('not-found', `${type}/${id} has no version '${vid.slice(0, 64)}'`, { code: 'VERSION_NOT_FOUND' });
+  const row = await onConnection(ctx, q, (c) => readVersion(c, ctx.tenant.id, type, id, Number(vid)));
+  if (!row) throw new FhirError('not-found', `${type}/${id} has no version ${vid}`, { code: 'VERSION_NOT_FOUND' });
+  if (row.deleted) throw new FhirError('gone', `Version ${vid} of ${type}/${id} is a deletion`, { code: 'RESOURCE_DELETED' });
+  return { status: 200, body: row.json!, headers: headersFor(row.versionId, row.lastUpdated) };
+}

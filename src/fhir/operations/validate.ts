@@ -1,0 +1,48 @@
+// $validate (resource-operation-validate): type and instance level, modes create / update / delete,
+// using the same checks as writes; answers 200 with an OperationOutcome either way.
+import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
+import { readCurrent } from '../../store/resources.js';
+import type { FhirContext, FhirResult } from '../context.js';
+import { FhirError, issue } from '../errors.js';
+import { checkBodyAgainstUrl, referenceIssues, structuralIssues } from '../validation/index.js';
+
+/** Accepts either the resource itself or a Parameters with `resource` and `mode`. */
+function unwrap(body: unknown): { resource: unknown; mode?: string } {
+  const b = body as { resourceType?: string; parameter?: { name?: string; resource?: unknown; valueCode?: string; valueString?: string }[] };
+  if (b && b.resourceType === 'Parameters' && Array.isArray(b.parameter)) {
+    const resource = b.parameter.find((p) => p.name === 'resource')?.resource;
+    const modeParam = b.parameter.find((p) => p.name === 'mode');
+    return { resource, mode: modeParam?.valueCode ?? modeParam?.valueString };
+  }
+  return { resource: body };
+}
+
+export async function validateOperation(ctx: FhirContext, type: string, id: string | undefined, body: unknown, queryMode: string | undefined): Promise<FhirResult> {
+  const { resource, mode: bodyMode } = unwrap(body);
+  const mode = bodyMode ?? queryMode;
+  if (mode !== undefined && !['create', 'update', 'delete'].includes(mode)) {
+    throw new FhirError('invalid', `$validate mode must be create, update or delete, not ${JSON.stringify(mode)}`, { code: 'VALIDATE_MODE_INVALID' });
+  }
+  const issues: OperationOutcomeIssue[] = [];
+  if (mode === 'delete') {
+    if (id === undefined) throw new FhirError('invalid', '$validate mode=delete needs an instance URL ([type]/[id]/$validate)', { code: 'VALIDATE_MODE_INVALID' });
+    const current = await ctx.deps.db.withTenant(ctx.tenant.id, (q) => readCurrent(q, ctx.tenant.id, type, id));
+    if (!current || current.deleted) issues.push(issue('error', 'not-found', `${type}/${id} does not exist, so it cannot be deleted`));
+  } else {
+    if (resource === undefined) throw new FhirError('invalid', '$validate needs a resource in the body', { code: 'VALIDATE_NO_RESOURCE' });
+    try {
+      checkBodyAgainstUrl(resource, type, mode === 'update' ? id : undefined, mode === 'update');
+    } catch (err) {
+      if (!(err instanceof FhirError)) throw err;
+      issues.push(...err.toOutcome().issue);
+    }
+    if (issues.length === 0) {
+      const r = resource as Record<string, unknown>;
+      issues.push(...structuralIssues(r));
+      issues.push(...(await ctx.deps.db.withTenant(ctx.tenant.id, (q) => referenceIssues(ctx, q, [{ resource: r }]))));
+      if (mode === 'update' && id === undefined && r.id === undefined) issues.push(issue('error', 'required', 'mode=update needs a resource id', { expression: [`${type}.id`] }));
+    }
+  }
+  if (issues.length === 0) issues.push(issue('information', 'informational', 'Validation successful: no issues found'));
+  return { status: 200, body: { resourceType: 'OperationOutcome', issue: issues } };
+}

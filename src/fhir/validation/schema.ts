@@ -1,0 +1,134 @@
+// Structural validation with the official R4 JSON Schema, compiled with ajv once per resource type (lazily).
+// Nested resources (contained, Bundle.entry.resource, Parameters.parameter.resource) are validated
+// against their own type's schema, so compiling one type never compiles all 145.
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
+import { fhirSchema, isResourceType } from '../definitions.js';
+import { issue } from '../errors.js';
+
+const NESTED_RESOURCE = { type: 'object', required: ['resourceType'], properties: { resourceType: { type: 'string' } } };
+
+let ajv: Ajv | undefined;
+const compiled = new Map<string, ValidateFunction>();
+
+function createAjv(): Ajv {
+  const doc = structuredClone(fhirSchema()) as unknown as { definitions: Record<string, unknown> };
+  // Every $ref to ResourceList (a oneOf over all resource types) becomes a shallow check;
+  // the nested resource is validated separately with its own compiled schema.
+  doc.definitions.ResourceList = NESTED_RESOURCE;
+  const a = new Ajv({ strict: false, allErrors: true, unicodeRegExp: false, validateSchema: false, code: { optimize: 1 } });
+  a.addSchema({ $id: 'fhir', definitions: doc.definitions }, 'fhir');
+  return a;
+}
+
+function validatorFor(type: string): ValidateFunction {
+  let fn = compiled.get(type);
+  if (!fn) {
+    ajv ??= createAjv();
+    fn = ajv.getSchema(`fhir#/definitions/${type}`);
+    if (!fn) throw new Error(`no schema for ${type}`);
+    compiled.set(type, fn);
+  }
+  return fn;
+}
+
+/** "/name/0/family" -> "Patient.name[0].family" */
+function toFhirPath(root: string, instancePath: string): string {
+  let out = root;
+  for (const part of instancePath.split('/').slice(1)) {
+    const key = part.replace(/~1/g, '/').replace(/~0/g, '~');
+    out += /^\d+$/.test(key) ? `[${key}]` : `.${key}`;
+  }
+  return out;
+}
+
+function describe(e: ErrorObject): { path: string; message: string } {
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const prop = (e.params as { additionalProperty: string }).additionalProperty;
+      return { path: `${e.instancePath}/${prop}`, message: `Unknown element '${prop}'` };
+    }
+    case 'required': {
+      const prop = (e.params as { missingProperty: string }).missingProperty;
+      return { path: `${e.instancePath}/${prop}`, message: `Missing required element '${prop}'` };
+    }
+    case 'pattern':
+      return { path: e.instancePath, message: `Invalid value format (does not match ${(e.params as { pattern: string }).pattern})` };
+    case 'const':
+      return { path: e.instancePath, message: `Value must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}` };
+    case 'enum':
+      return {
+        path: e.instancePath,
+        message: `Value must be one of: ${((e.params as { allowedValues: unknown[] }).allowedValues ?? []).join(', ')}`,
+      };
+    case 'type':
+      return { path: e.instancePath, message: `Value must be of type ${(e.params as { type: string }).type}` };
+    default:
+      return { path: e.instancePath, message: e.message ?? e.keyword };
+  }
+}
+
+/**
+ * Validates `resource` structurally. Returns every issue found (empty when valid), each with the
+ * FHIRPath of the failing element in `expression`.
+ */
+export function validateSchema(resource: Record<string, unknown>, pathPrefix?: string): OperationOutcomeIssue[] {
+  const type = resource.resourceType;
+  const root = pathPrefix ?? String(type);
+  if (typeof type !== 'string' || !isResourceType(type)) {
+    return [issue('error', 'structure', `Unknown resourceType ${JSON.stringify(type)}`, { expression: [`${root}.resourceType`], code: 'UNKNOWN_RESOURCE_TYPE' })];
+  }
+  const fn = validatorFor(type);
+  const issues: OperationOutcomeIssue[] = [];
+  if (!fn(resource)) {
+    const seen = new Set<string>();
+    for (const e of fn.errors ?? []) {
+      // oneOf/anyOf wrappers repeat the inner failures; keep the concrete ones.
+      if (e.keyword === 'oneOf' || e.keyword === 'anyOf' || e.keyword === 'if') continue;
+      const d = describe(e);
+      const expression = toFhirPath(root, d.path);
+      const key = `${expression}|${d.message}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      issues.push(issue('error', e.keyword === 'required' ? 'required' : 'structure', `${d.message} at ${expression}`, {
+        expression: [expression],
+        code: 'SCHEMA_VIOLATION',
+      }));
+      if (issues.length >= 50) break;
+    }
+  }
+  for (const [path, nested] of nestedResources(resource)) {
+    issues.push(...validateSchema(nested, `${root}${path}`));
+  }
+  return issues;
+}
+
+/** Resources nested in a resource, with their FHIRPath-ish location relative to the parent. */
+function* nestedResources(resource: Record<string, unknown>): Generator<[string, Record<string, unknown>]> {
+  const contained = resource.contained;
+  if (Array.isArray(contained)) {
+    for (let i = 0; i < contained.length; i++) if (isObject(contained[i])) yield [`.contained[${i}]`, contained[i]];
+  }
+  if (resource.resourceType === 'Bundle' && Array.isArray(resource.entry)) {
+    for (let i = 0; i < resource.entry.length; i++) {
+      const e = resource.entry[i];
+      if (isObject(e) && isObject(e.resource)) yield [`.entry[${i}].resource`, e.resource];
+    }
+  }
+  if (resource.resourceType === 'Parameters' && Array.isArray(resource.parameter)) {
+    yield* nestedParameters(resource.parameter, '.parameter');
+  }
+}
+
+function* nestedParameters(params: unknown[], path: string): Generator<[string, Record<string, unknown>]> {
+  for (let i = 0; i < params.length; i++) {
+    const p = params[i];
+    if (!isObject(p)) continue;
+    if (isObject(p.resource)) yield [`${path}[${i}].resource`, p.resource];
+    if (Array.isArray(p.part)) yield* nestedParameters(p.part, `${path}[${i}].part`);
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

@@ -1,0 +1,191 @@
+// The write pipeline shared by single interactions and bundles (http.html#create, #update, #delete, #patch):
+// check the URL/body rules -> validate -> resolve conditions -> stamp id/meta -> index -> store, all on the
+// caller's transaction. Each step is a small named function; `q` is always the one transaction's connection.
+import { createHash } from 'node:crypto';
+import type { Queryable } from '../platform/db.js';
+import { extractIndexRows } from '../search/extract.js';
+import { planSearch } from '../search/plan.js';
+import { readCurrent, writeVersions, type ResourceWrite, type StoredVersion } from '../store/resources.js';
+import { searchIds } from '../store/search-sql.js';
+import type { FhirContext } from './context.js';
+import { FhirError } from './errors.js';
+import { parseETag } from './etag.js';
+import { assertId } from './ids.js';
+import { applyJsonPatch } from './json-patch.js';
+import { checkBodyAgainstUrl, referenceIssues, structuralIssues, throwIfErrors } from './validation/index.js';
+
+/** What a successful write produced (enough for headers, bundle responses and Prefer). */
+export interface WriteOutcome {
+  status: 200 | 201 | 204;
+  resourceType: string;
+  id: string;
+  versionId: number;
+  lastUpdated: string;
+  /** Serialized new version; null for deletes and for "nothing happened" answers. */
+  json: string | null;
+  resource?: Record<string, unknown>;
+}
+
+export interface WriteOptions {
+  ifMatch?: string;
+  /** "Type/id" keys created or updated earlier in the same transaction (count as existing references). */
+  pending?: Set<string>;
+  /** Skip reference existence checks (the bundle checks them once for all entries). */
+  skipReferenceCheck?: boolean;
+}
+
+/** A write that has been checked and stamped but not stored yet (bundles store many at once). */
+export interface PreparedWrite {
+  outcome: WriteOutcome;
+  row: ResourceWrite;
+}
+
+function stamp(resource: Record<string, unknown>, id: string, versionId: number, lastUpdated: string): Record<string, unknown> {
+  const { resourceType, id: _ignored, meta, ...rest } = resource;
+  const m = { ...((meta as Record<string, unknown>) ?? {}) };
+  delete m.versionId;
+  delete m.lastUpdated;
+  return { resourceType, id, meta: { ...m, versionId: String(versionId), lastUpdated }, ...rest };
+}
+
+function stored(ctx: FhirContext, method: ResourceWrite['method'], resource: Record<string, unknown>, versionId: number, replaces: boolean, status: 200 | 201): PreparedWrite {
+  const id = resource.id as string;
+  const type = resource.resourceType as string;
+  const lastUpdated = (resource.meta as { lastUpdated: string }).lastUpdated;
+  const json = JSON.stringify(resource);
+  return {
+    outcome: { status, resourceType: type, id, versionId, lastUpdated, json, resource },
+    row: { resourceType: type, id, versionId, lastUpdated, method, json, index: extractIndexRows(ctx.deps.registry, resource), replaces },
+  };
+}
+
+function now(ctx: FhirContext): string {
+  return ctx.deps.clock().toISOString();
+}
+
+async function validateForWrite(ctx: FhirContext, q: Queryable, resource: Record<string, unknown>, opts: WriteOptions): Promise<void> {
+  const issues = structuralIssues(resource);
+  throwIfErrors(issues);
+  if (!opts.skipReferenceCheck) throwIfErrors(await referenceIssues(ctx, q, [{ resource }], opts.pending));
+}
+
+function checkIfMatch(current: StoredVersion | undefined, ifMatch: string | undefined, key: string): void {
+  if (ifMatch === undefined) return;
+  const wanted = parseETag(ifMatch);
+  if (!current || current.versionId !== wanted) {
+    throw new FhirError('precondition-failed', `If-Match ${ifMatch} does not match the current version of ${key}${current ? ` (W/"${current.versionId}")` : ' (it does not exist)'}`, {
+      code: 'VERSION_CONFLICT',
+    });
+  }
+}
+
+/** Serialises conditional writes on the same condition (no duplicate conditional creates under concurrency). */
+async function lockCondition(ctx: FhirContext, q: Queryable, type: string, query: string): Promise<void> {
+  const h = createHash('sha256').update(`${ctx.tenant.id}\0${type}\0${query}`).digest();
+  await q.query('SELECT pg_advisory_xact_lock($1)', [h.readBigInt64BE(0).toString()]);
+}
+
+/** Ids matching a conditional URL's query (at most `limit`). Malformed criteria -> 400; none at all -> 400. */
+export async function matchCondition(ctx: FhirContext, q: Queryable, type: string, query: string, limit = 2): Promise<string[]> {
+  const params = [...new URLSearchParams(query)] as [string, string][];
+  if (params.length === 0) throw new FhirError('invalid', `A conditional request on ${type} needs search criteria`, { code: 'CONDITION_EMPTY' });
+  const plan = planSearch(ctx.deps.registry, type, { strict: true, params });
+  if (plan.criteria.length === 0) throw new FhirError('invalid', `The condition '${query}' has no search criteria`, { code: 'CONDITION_EMPTY' });
+  await lockCondition(ctx, q, type, query);
+  return searchIds(q, ctx.tenant.id, ctx.baseUrl, plan, limit);
+}
+
+/** create (http.html#create), with If-None-Exist (conditional create). */
+export async function prepareCreate(ctx: FhirContext, q: Queryable, type: string, body: unknown, opts: WriteOptions & { ifNoneExist?: string; id?: string } = {}): Promise<PreparedWrite> {
+  const resource = checkBodyAgainstUrl(body, type, undefined, false);
+  if (opts.ifNoneExist !== undefined) {
+    const ids = await matchCondition(ctx, q, type, opts.ifNoneExist.replace(/^[^?]*\?/, ''));
+    if (ids.length > 1) throw new FhirError('precondition-failed', `If-None-Exist matched ${ids.length}+ ${type} resources`, { code: 'CONDITION_MULTIPLE_MATCHES', issueType: 'multiple-matches' });
+    if (ids.length === 1) {
+      const current = (await readCurrent(q, ctx.tenant.id, type, ids[0]))!;
+      return {
+        outcome: { status: 200, resourceType: type, id: current.id, versionId: current.versionId, lastUpdated: current.lastUpdated.toISOString(), json: current.json },
+        row: null as unknown as ResourceWrite,
+      };
+    }
+  }
+  // "If an id is provided, the server SHALL ignore it" — validate the body as it will be stored.
+  const stampedRes = stamp(resource, opts.id ?? ctx.deps.newId(), 1, now(ctx));
+  await validateForWrite(ctx, q, stampedRes, opts);
+  return stored(ctx, 'POST', stampedRes, 1, false, 201);
+}
+
+/** update (http.html#update), including update-as-create with a client id. */
+export async function prepareUpdate(ctx: FhirContext, q: Queryable, type: string, id: string, body: unknown, opts: WriteOptions = {}): Promise<PreparedWrite> {
+  assertId(id, 'URL');
+  const resource = checkBodyAgainstUrl(body, type, id, true);
+  const current = await readCurrent(q, ctx.tenant.id, type, id, true);
+  checkIfMatch(current, opts.ifMatch, `${type}/${id}`);
+  const versionId = (current?.versionId ?? 0) + 1;
+  const stampedRes = stamp(resource, id, versionId, now(ctx));
+  await validateForWrite(ctx, q, stampedRes, opts);
+  const created = !current || current.deleted;
+  return stored(ctx, 'PUT', stampedRes, versionId, current !== undefined, created ? 201 : 200);
+}
+
+/** Conditional update (http.html#cond-update): PUT [type]?[search]. */
+export async function prepareConditionalUpdate(ctx: FhirContext, q: Queryable, type: string, query: string, body: unknown, opts: WriteOptions = {}): Promise<PreparedWrite> {
+  const resource = checkBodyAgainstUrl(body, type, undefined, false);
+  const ids = await matchCondition(ctx, q, type, query);
+  if (ids.length > 1) throw new FhirError('precondition-failed', `The condition matched more than one ${type}`, { code: 'CONDITION_MULTIPLE_MATCHES', issueType: 'multiple-matches' });
+  const bodyId = typeof resource.id === 'string' ? resource.id : undefined;
+  if (ids.length === 1) {
+    if (bodyId !== undefined && bodyId !== ids[0]) {
+      throw new FhirError('invalid', `Body id '${bodyId}' differs from the matched ${type}/${ids[0]}`, { code: 'RESOURCE_ID_MISMATCH', expression: [`${type}.id`] });
+    }
+    return prepareUpdate(ctx, q, type, ids[0], { ...resource, id: ids[0] }, opts);
+  }
+  if (bodyId !== undefined) return prepareUpdate(ctx, q, type, bodyId, resource, opts);
+  return prepareCreate(ctx, q, type, resource, opts);
+}
+
+/** patch (http.html#patch) with JSON Patch; the result is validated and stored as an update. */
+export async function preparePatch(ctx: FhirContext, q: Queryable, type: string, id: string, patch: unknown, opts: WriteOptions = {}): Promise<PreparedWrite> {
+  assertId(id, 'URL');
+  const current = await readCurrent(q, ctx.tenant.id, type, id, true);
+  if (!current || current.deleted || current.json === null) {
+    throw new FhirError(current?.deleted ? 'gone' : 'not-found', `${type}/${id} ${current?.deleted ? 'is deleted' : 'is not known'}`, { code: current?.deleted ? 'RESOURCE_DELETED' : 'RESOURCE_NOT_FOUND' });
+  }
+  checkIfMatch(current, opts.ifMatch, `${type}/${id}`);
+  const patched = applyJsonPatch(JSON.parse(current.json) as Record<string, unknown>, patch);
+  if (patched.resourceType !== type || patched.id !== id) {
+    throw new FhirError('invalid', 'A patch may not change resourceType or id', { code: 'PATCH_CHANGES_IDENTITY', expression: ['resourceType', 'id'] });
+  }
+  const versionId = current.versionId + 1;
+  const stampedRes = stamp(patched, id, versionId, now(ctx));
+  await validateForWrite(ctx, q, stampedRes, opts);
+  return stored(ctx, 'PUT', stampedRes, versionId, true, 200);
+}
+
+/** delete (http.html#delete): a deletion version; deleting a missing or deleted resource has no effect. */
+export async function prepareDelete(ctx: FhirContext, q: Queryable, type: string, id: string, opts: WriteOptions = {}): Promise<PreparedWrite | WriteOutcome> {
+  assertId(id, 'URL');
+  const current = await readCurrent(q, ctx.tenant.id, type, id, true);
+  checkIfMatch(current, opts.ifMatch, `${type}/${id}`);
+  if (!current || current.deleted) {
+    return { status: 204, resourceType: type, id, versionId: current?.versionId ?? 0, lastUpdated: current?.lastUpdated.toISOString() ?? now(ctx), json: null };
+  }
+  const versionId = current.versionId + 1;
+  const lastUpdated = now(ctx);
+  return {
+    outcome: { status: 204, resourceType: type, id, versionId, lastUpdated, json: null },
+    row: { resourceType: type, id, versionId, lastUpdated, method: 'DELETE', json: null, index: null, replaces: true },
+  };
+}
+
+/** Stores prepared writes (one statement per table for all of them) and returns their outcomes. */
+export async function commitWrites(ctx: FhirContext, q: Queryable, prepared: (PreparedWrite | WriteOutcome)[]): Promise<WriteOutcome[]> {
+  const rows = prepared.flatMap((p) => ('row' in p && p.row ? [p.row] : []));
+  await writeVersions(q, ctx.tenant.id, rows);
+  return prepared.map((p) => ('outcome' in p ? p.outcome : p));
+}
+
+/** Runs one prepared write on its own transaction. */
+export async function writeOne(ctx: FhirContext, prepare: (q: Queryable) => Promise<PreparedWrite | WriteOutcome>): Promise<WriteOutcome> {
+  return ctx.deps.db.tx(ctx.tenant.id, async (q) => (await commitWrites(ctx, q, [await prepare(q)]))[0]);
+}

@@ -1,0 +1,224 @@
+// /fhir/{tenant}/...: resolves the tenant, then dispatches by path shape and method to the FHIR interactions.
+// This is the one file that translates Express requests into FHIR calls.
+import type { NextFunction, Request, Response } from 'express';
+import { processBundle } from '../fhir/bundle/process.js';
+import { capabilityStatement } from '../fhir/capability.js';
+import type { Deps, FhirContext, FhirResult, RequestHeaders } from '../fhir/context.js';
+import { FhirError } from '../fhir/errors.js';
+import { assertResourceType } from '../fhir/ids.js';
+import { history } from '../fhir/interactions/history.js';
+import { readResource, vreadResource } from '../fhir/interactions/read.js';
+import { searchType } from '../fhir/interactions/search.js';
+import { validateOperation } from '../fhir/operations/validate.js';
+import { subsetResource } from '../fhir/subset.js';
+import { prepareConditionalUpdate, prepareCreate, prepareDelete, preparePatch, prepareUpdate, writeOne, matchCondition } from '../fhir/write.js';
+import type { TenantCache } from '../store/tenants.js';
+import { bodyKind, parseJsonBody, readBody } from './body.js';
+import { requestHeaders } from './request-headers.js';
+import { checkFormat, send, writeResult } from './respond.js';
+
+export interface RouterOptions {
+  deps: Deps;
+  tenants: TenantCache;
+  software: { name: string; version: string };
+  startedAt: string;
+}
+
+interface Call {
+  ctx: FhirContext;
+  req: Request;
+  method: string;
+  segments: string[];
+  params: [string, string][];
+  h: RequestHeaders;
+}
+
+function queryParams(req: Request): [string, string][] {
+  const q = req.originalUrl.indexOf('?');
+  return q < 0 ? [] : ([...new URLSearchParams(req.originalUrl.slice(q + 1))] as [string, string][]);
+}
+
+function notAllowed(method: string, what: string): FhirError {
+  return new FhirError('not-allowed', `${method} is not allowed on ${what}`, { code: 'METHOD_NOT_ALLOWED' });
+}
+
+async function jsonBody(call: Call, kinds: ('fhir-json' | 'json-patch')[] = ['fhir-json']): Promise<{ body: unknown; kind: string }> {
+  const kind = bodyKind(call.req.headers['content-type'], kinds);
+  const text = await readBody(call.req, call.ctx.deps.config.maxBodyBytes);
+  return { body: parseJsonBody(text), kind };
+}
+
+/** Applies _summary/_elements to a single-resource read. */
+function shaped(result: FhirResult, params: [string, string][]): FhirResult {
+  const summary = params.find(([k]) => k === '_summary')?.[1];
+  const elements = params.find(([k]) => k === '_elements')?.[1];
+  if ((!summary || summary === 'false') && !elements) return result;
+  if (typeof result.body !== 'string') return result;
+  if (summary === 'count') throw new FhirError('invalid', '_summary=count applies to searches only', { code: 'SUMMARY_INVALID' });
+  const resource = subsetResource(JSON.parse(result.body), summary, elements?.split(',').map((s) => s.trim()).filter(Boolean));
+  return { ...result, body: resource };
+}
+
+function conditionalQuery(params: [string, string][]): string {
+  const keep = params.filter(([k]) => !['_format', '_pretty'].includes(k));
+  return new URLSearchParams(keep).toString();
+}
+
+async function dispatch(call: Call, opts: RouterOptions): Promise<FhirResult> {
+  const { ctx, method, segments: s, params, h } = call;
+  const strict = h.preferStrict === true;
+  // [base]
+  if (s.length === 0) {
+    if (method === 'POST') return processBundle(ctx, (await jsonBody(call)).body, h.preferReturn);
+    throw notAllowed(method, 'the tenant base (POST a batch or transaction Bundle)');
+  }
+  if (s.length === 1 && s[0] === 'metadata') {
+    if (method !== 'GET') throw notAllowed(method, 'metadata');
+    return { status: 200, body: capabilityStatement(ctx, opts.software, opts.startedAt) };
+  }
+  if (s.length === 1 && s[0] === '_history') {
+    if (method !== 'GET') throw notAllowed(method, '_history');
+    return history(ctx, params);
+  }
+  const type = s[0];
+  if (type.startsWith('$') || type.startsWith('_')) {
+    throw new FhirError('not-found', `Unknown system-level path '${type.slice(0, 64)}'`, { code: 'PATH_UNKNOWN' });
+  }
+  assertResourceType(type);
+  if (s.length === 1) {
+    switch (method) {
+      case 'GET':
+        return searchType(ctx, type, params, strict);
+      case 'POST': {
+        const { body } = await jsonBody(call);
+        const w = await writeOne(ctx, (q) => prepareCreate(ctx, q, type, body, { ifNoneExist: h.ifNoneExist }));
+        return writeResult(ctx, w, h.preferReturn);
+      }
+      case 'PUT': {
+        const { body } = await jsonBody(call);
+        const query = conditionalQuery(params);
+        if (!query) throw new FhirError('invalid', `PUT on ${type} needs an id (${type}/[id]) or search criteria`, { code: 'CONDITION_EMPTY' });
+        const w = await writeOne(ctx, (q) => prepareConditionalUpdate(ctx, q, type, query, body, { ifMatch: h.ifMatch }));
+        return writeResult(ctx, w, h.preferReturn);
+      }
+      case 'DELETE': {
+        const query = conditionalQuery(params);
+        if (!query) throw new FhirError('invalid', `DELETE on ${type} needs an id or search criteria`, { code: 'CONDITION_EMPTY' });
+        const w = await writeOne(ctx, async (q) => {
+          const ids = await matchCondition(ctx, q, type, query);
+          if (ids.length > 1) throw new FhirError('precondition-failed', `The condition matched more than one ${type}; conditional delete removes one at a time`, { code: 'CONDITION_MULTIPLE_MATCHES', issueType: 'multiple-matches' });
+          if (ids.length === 0) return { status: 204, resourceType: type, id: '', versionId: 0, lastUpdated: '', json: null };
+          return prepareDelete(ctx, q, type, ids[0], { ifMatch: h.ifMatch });
+        });
+        return writeResult(ctx, w, h.preferReturn);
+      }
+      case 'PATCH': {
+        const { body } = await jsonBody(call, ['json-patch']);
+        const query = conditionalQuery(params);
+        if (!query) throw new FhirError('invalid', `PATCH on ${type} needs an id or search criteria`, { code: 'CONDITION_EMPTY' });
+        const w = await writeOne(ctx, async (q) => {
+          const ids = await matchCondition(ctx, q, type, query);
+          if (ids.length === 0) throw new FhirError('not-found', `No ${type} matches the condition`, { code: 'CONDITION_NO_MATCH' });
+          if (ids.length > 1) throw new FhirError('precondition-failed', `The condition matched more than one ${type}`, { code: 'CONDITION_MULTIPLE_MATCHES', issueType: 'multiple-matches' });
+          return preparePatch(ctx, q, type, ids[0], body, { ifMatch: h.ifMatch });
+        });
+        return writeResult(ctx, w, h.preferReturn);
+      }
+      default:
+        throw notAllowed(method, type);
+    }
+  }
+  const second = s[1];
+  if (s.length === 2 && second === '_search') {
+    if (method !== 'POST') throw notAllowed(method, `${type}/_search`);
+    bodyKind(call.req.headers['content-type'], ['form']);
+    const text = await readBody(call.req, ctx.deps.config.maxBodyBytes);
+    return searchType(ctx, type, [...params, ...([...new URLSearchParams(text)] as [string, string][])], strict);
+  }
+  if (s.length === 2 && second === '_history') {
+    if (method !== 'GET') throw notAllowed(method, `${type}/_history`);
+    return history(ctx, params, type);
+  }
+  if (s.length === 2 && second === '$validate') {
+    if (method !== 'POST') throw notAllowed(method, `${type}/$validate`);
+    return validateOperation(ctx, type, undefined, (await jsonBody(call)).body, params.find(([k]) => k === 'mode')?.[1]);
+  }
+  if (second.startsWith('$')) throw new FhirError('not-found', `Unknown operation '${second.slice(0, 64)}' on ${type}`, { code: 'OPERATION_UNKNOWN', issueType: 'not-supported' });
+  const id = second;
+  if (s.length === 2) {
+    switch (method) {
+      case 'GET':
+        return shaped(await readResource(ctx, type, id, h), params);
+      case 'PUT': {
+        const { body } = await jsonBody(call);
+        const w = await writeOne(ctx, (q) => prepareUpdate(ctx, q, type, id, body, { ifMatch: h.ifMatch }));
+        return writeResult(ctx, w, h.preferReturn);
+      }
+      case 'PATCH': {
+        const { body } = await jsonBody(call, ['json-patch', 'fhir-json']);
+        if ((body as { resourceType?: string })?.resourceType === 'Parameters') {
+          throw new FhirError('unsupported-media', 'FHIRPath Patch is not supported; send application/json-patch+json', { code: 'PATCH_FORMAT_UNSUPPORTED' });
+        }
+        if (!Array.isArray(body)) throw new FhirError('unsupported-media', 'PATCH expects a JSON Patch document (application/json-patch+json)', { code: 'PATCH_FORMAT_UNSUPPORTED' });
+        const w = await writeOne(ctx, (q) => preparePatch(ctx, q, type, id, body, { ifMatch: h.ifMatch }));
+        return writeResult(ctx, w, h.preferReturn);
+      }
+      case 'DELETE': {
+        const w = await writeOne(ctx, (q) => prepareDelete(ctx, q, type, id, { ifMatch: h.ifMatch }));
+        return writeResult(ctx, w, h.preferReturn);
+      }
+      default:
+        throw notAllowed(method, `${type}/${id}`);
+    }
+  }
+  const third = s[2];
+  if (s.length === 3 && third === '_history') {
+    if (method !== 'GET') throw notAllowed(method, `${type}/${id}/_history`);
+    return history(ctx, params, type, id);
+  }
+  if (s.length === 3 && third === '$validate') {
+    if (method !== 'POST') throw notAllowed(method, `${type}/${id}/$validate`);
+    return validateOperation(ctx, type, id, (await jsonBody(call)).body, params.find(([k]) => k === 'mode')?.[1]);
+  }
+  if (s.length === 4 && third === '_history') {
+    if (method !== 'GET') throw notAllowed(method, `${type}/${id}/_history/${s[3]}`);
+    return shaped(await vreadResource(ctx, type, id, s[3]), params);
+  }
+  throw new FhirError('not-found', `Unknown path /${s.join('/').slice(0, 200)}`, { code: 'PATH_UNKNOWN' });
+}
+
+/** Express handler for everything under /fhir. */
+export function fhirRouter(opts: RouterOptions) {
+  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    try {
+      const raw = req.path.split('/').filter(Boolean);
+      let segments: string[];
+      try {
+        segments = raw.map((p) => decodeURIComponent(p));
+      } catch {
+        throw new FhirError('invalid', 'Malformed percent-encoding in the URL', { code: 'URL_MALFORMED' });
+      }
+      const [slug, ...rest] = segments;
+      if (!slug) throw new FhirError('not-found', 'Use /fhir/{tenant} as the FHIR base', { code: 'TENANT_UNKNOWN' });
+      const tenant = await opts.tenants.get(slug);
+      if (!tenant || tenant.status !== 'active') {
+        throw new FhirError('not-found', `Unknown tenant '${slug.slice(0, 64)}'`, { code: 'TENANT_UNKNOWN' });
+      }
+      const log = (res.locals.log = res.locals.log.child({ tenantId: tenant.id }));
+      const ctx: FhirContext = {
+        deps: opts.deps,
+        tenant,
+        baseUrl: `${opts.deps.config.publicBaseUrl}/fhir/${tenant.id}`,
+        requestId: res.locals.requestId,
+        log,
+      };
+      const params = queryParams(req);
+      checkFormat(req, params);
+      const method = req.method === 'HEAD' ? 'GET' : req.method;
+      const result = await dispatch({ ctx, req, method, segments: rest, params, h: requestHeaders(req) }, opts);
+      send(res, params, result);
+    } catch (err) {
+      next(err);
+    }
+  };
+}

@@ -1,0 +1,83 @@
+// Writing FHIR results: media type, _format/_pretty, Prefer on writes, and every error as an OperationOutcome.
+import type { NextFunction, Request, Response } from 'express';
+import type { FhirContext, FhirResult, PreferReturn } from '../fhir/context.js';
+import { FhirError, okOutcome, toFhirError } from '../fhir/errors.js';
+import { etag } from '../fhir/etag.js';
+import type { WriteOutcome } from '../fhir/write.js';
+import type { Logger } from '../platform/log.js';
+
+const FHIR_JSON = 'application/fhir+json; charset=utf-8';
+
+/** Checks _format and Accept; throws 406 for formats this server does not produce (XML, Turtle). */
+export function checkFormat(req: Request, params: [string, string][]): void {
+  const fmt = params.find(([k]) => k === '_format')?.[1];
+  if (fmt !== undefined) {
+    if (!['json', 'application/json', 'application/fhir+json', 'application/json+fhir', 'text/json'].includes(fmt.split(';')[0].trim())) {
+      throw new FhirError('not-acceptable', `_format=${fmt} is not supported; this server speaks JSON only`, { code: 'FORMAT_UNSUPPORTED' });
+    }
+    return;
+  }
+  const accept = req.headers.accept;
+  if (!accept) return;
+  const types = accept.split(',').map((t) => t.split(';')[0].trim().toLowerCase());
+  const ok = types.some((t) => t === '*/*' || t === 'application/*' || t.includes('json'));
+  if (!ok) throw new FhirError('not-acceptable', `Accept ${JSON.stringify(accept)} cannot be met; this server produces application/fhir+json`, { code: 'FORMAT_UNSUPPORTED' });
+}
+
+function pretty(params: [string, string][]): boolean {
+  return params.some(([k, v]) => k === '_pretty' && v === 'true');
+}
+
+export function send(res: Response, params: [string, string][], result: FhirResult): void {
+  for (const [k, v] of Object.entries(result.headers ?? {})) res.setHeader(k, v);
+  res.status(result.status);
+  if (result.body === undefined || result.status === 304 || result.status === 204) {
+    res.end();
+    return;
+  }
+  res.setHeader('Content-Type', FHIR_JSON);
+  let text = typeof result.body === 'string' ? result.body : JSON.stringify(result.body);
+  if (pretty(params)) text = JSON.stringify(JSON.parse(text), null, 2);
+  res.send(text);
+}
+
+/** The answer to a create/update/patch/delete, honouring Prefer: return=... (http.html#return). */
+export function writeResult(ctx: FhirContext, w: WriteOutcome, prefer: PreferReturn | undefined): FhirResult {
+  const headers: Record<string, string> = {};
+  if (w.versionId > 0) {
+    headers.ETag = etag(w.versionId);
+    headers['Last-Modified'] = new Date(w.lastUpdated).toUTCString();
+  }
+  if (w.json !== null && (w.status === 201 || w.status === 200)) {
+    headers.Location = `${ctx.baseUrl}/${w.resourceType}/${w.id}/_history/${w.versionId}`;
+  }
+  if (w.json === null) {
+    return { status: w.status === 204 ? 204 : w.status, headers };
+  }
+  if (prefer === 'minimal') return { status: w.status, headers };
+  if (prefer === 'OperationOutcome') {
+    return { status: w.status, headers, body: okOutcome(`${w.status === 201 ? 'Created' : 'Updated'} ${w.resourceType}/${w.id} version ${w.versionId}`) as unknown as Record<string, unknown> };
+  }
+  return { status: w.status, headers, body: w.json };
+}
+
+/** The one error middleware: FhirError -> its status; anything else -> 500, logged with its stack. */
+export function errorHandler(rootLog: Logger) {
+  return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
+    // Express/body errors that are not ours (e.g. malformed URI) are treated as bad requests.
+    let f: FhirError;
+    const status = (err as { status?: number; statusCode?: number })?.status ?? (err as { statusCode?: number })?.statusCode;
+    if (!(err instanceof FhirError) && status && status >= 400 && status < 500) {
+      f = new FhirError('invalid', 'The request could not be understood', { code: 'BAD_REQUEST', cause: err });
+    } else f = toFhirError(err);
+    const log = (res.locals.log as Logger | undefined) ?? rootLog;
+    if (f.kind === 'internal') log.error({ err, requestId: res.locals.requestId }, 'request failed');
+    else log.debug({ code: f.code, status: f.status }, 'request rejected');
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    if (f.kind === 'unauthenticated') res.setHeader('WWW-Authenticate', 'Bearer');
+    res.status(f.status).setHeader('Content-Type', FHIR_JSON).send(JSON.stringify(f.toOutcome()));
+  };
+}

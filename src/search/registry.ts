@@ -1,0 +1,108 @@
+// SearchParameter registry: the official R4 definitions, with each parameter's FHIRPath expression cut down
+// to the branches for one resource type and compiled once (search.html "Search Parameters").
+import { parseFhirPath, toTypedValue, type FhirPathAtom } from '@medplum/core';
+import type { SearchParameter } from '@medplum/fhirtypes';
+import { r4ResourceTypes, r4SearchParameters } from '../fhir/definitions.js';
+import { compileBranch, type Extractor } from './fast-path.js';
+
+export type ParamType = 'token' | 'string' | 'reference' | 'date' | 'number' | 'quantity' | 'uri' | 'composite' | 'special';
+
+export interface SearchParamDef {
+  code: string;
+  type: ParamType;
+  /** The canonical URL of the SearchParameter definition. */
+  url: string;
+  /** The branch(es) of the expression that apply to this resource type. */
+  expression: string;
+  /** Evaluates the expression on a resource; plain paths run without the FHIRPath engine. */
+  extract: Extractor | undefined;
+  target: string[];
+}
+
+/** Splits a FHIRPath union at top level: "A.x | (A.y as T) | B.z" -> ["A.x", "(A.y as T)", "B.z"]. */
+export function splitUnion(expression: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let quote = false;
+  let start = 0;
+  for (let i = 0; i < expression.length; i++) {
+    const c = expression[i];
+    if (c === "'") quote = !quote;
+    else if (quote) continue;
+    else if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (c === '|' && depth === 0) {
+      parts.push(expression.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  parts.push(expression.slice(start).trim());
+  return parts.filter(Boolean);
+}
+
+function branchType(branch: string): string | undefined {
+  const m = /^\(*\s*([A-Z][A-Za-z]+)/.exec(branch);
+  return m?.[1];
+}
+
+function compileExtractor(branches: string[], type: string): Extractor | undefined {
+  const fast = branches.map((b) => compileBranch(b, type));
+  if (fast.every((f) => f !== undefined)) {
+    const fns = fast as Extractor[];
+    return fns.length === 1 ? fns[0] : (r) => fns.flatMap((f) => f(r));
+  }
+  let atom: FhirPathAtom;
+  try {
+    atom = parseFhirPath(branches.join(' | '));
+  } catch {
+    return undefined;
+  }
+  return (r) => atom.eval({ variables: {} }, [toTypedValue(r)]).map((v) => v.value);
+}
+
+export class SearchParamRegistry {
+  private readonly byType = new Map<string, Map<string, SearchParamDef>>();
+
+  constructor(params: SearchParameter[] = r4SearchParameters(), types: Iterable<string> = r4ResourceTypes()) {
+    for (const type of types) this.byType.set(type, new Map());
+    for (const sp of params) this.add(sp);
+  }
+
+  private add(sp: SearchParameter): void {
+    if (!sp.code || !sp.type || !sp.base) return;
+    const bases = (sp.base as string[]).flatMap((b) => (b === 'Resource' || b === 'DomainResource' ? [...this.byType.keys()] : [b]));
+    for (const type of bases) {
+      const params = this.byType.get(type);
+      if (!params) continue;
+      const branches = sp.expression
+        ? splitUnion(sp.expression)
+            .filter((b) => {
+              const t = branchType(b);
+              return t === type || t === 'Resource' || t === 'DomainResource';
+            })
+            // "Resource.meta.tag" is evaluated on the concrete type.
+            .map((b) => b.replace(/^(\(*)(Resource|DomainResource)\./, `$1${type}.`))
+        : [];
+      const expression = branches.join(' | ');
+      let extract: Extractor | undefined;
+      if (branches.length && sp.type !== 'composite' && sp.type !== 'special') extract = compileExtractor(branches, type);
+      params.set(sp.code, {
+        code: sp.code,
+        type: sp.type as ParamType,
+        url: sp.url ?? '',
+        expression,
+        extract,
+        target: (sp.target ?? []) as string[],
+      });
+    }
+  }
+
+  /** The parameters defined for a resource type (including the Resource-level ones). */
+  paramsFor(type: string): Map<string, SearchParamDef> {
+    return this.byType.get(type) ?? new Map();
+  }
+
+  get(type: string, code: string): SearchParamDef | undefined {
+    return this.byType.get(type)?.get(code);
+  }
+}

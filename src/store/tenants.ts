@@ -1,0 +1,52 @@
+// Tenant records (outside FHIR): one row per tenant; the application reads only its bound tenant's row.
+import type { Db } from '../platform/db.js';
+import type { Tenant } from '../fhir/context.js';
+
+export const TENANT_SLUG = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+type Row = { id: string; name: string; status: string; settings: Tenant['settings'] };
+
+/** Looks up a tenant through the RLS-bound connection (unknown -> undefined). */
+export async function findTenant(db: Db, slug: string): Promise<Tenant | undefined> {
+  if (!TENANT_SLUG.test(slug)) return undefined;
+  const r = await db.withTenant(slug, (q) => q.query<Row>('SELECT id, name, status, settings FROM tenant WHERE id = $1', [slug]));
+  return r.rows[0];
+}
+
+/** Inserts the tenant row (admin connection). Returns false when the slug is taken. */
+export async function insertTenant(db: Db, slug: string, name: string): Promise<boolean> {
+  const r = await db.admin().query('INSERT INTO tenant (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING', [slug, name]);
+  return (r.rowCount ?? 0) > 0;
+}
+
+export async function listTenants(db: Db): Promise<Row[]> {
+  return (await db.admin().query<Row>('SELECT id, name, status, settings FROM tenant ORDER BY id')).rows;
+}
+
+export async function updateTenantSettings(db: Db, slug: string, settings: Tenant['settings']): Promise<void> {
+  await db.admin().query('UPDATE tenant SET settings = settings || $2::jsonb WHERE id = $1', [slug, JSON.stringify(settings)]);
+}
+
+/** A small in-process cache: tenant lookups happen on every request. */
+export class TenantCache {
+  private readonly entries = new Map<string, { tenant: Tenant | undefined; expires: number }>();
+  constructor(
+    private readonly db: Db,
+    private readonly ttlMs = 5000,
+  ) {}
+
+  async get(slug: string): Promise<Tenant | undefined> {
+    const hit = this.entries.get(slug);
+    const now = Date.now();
+    if (hit && hit.expires > now) return hit.tenant;
+    const tenant = await findTenant(this.db, slug);
+    if (this.entries.size > 10_000) this.entries.clear();
+    this.entries.set(slug, { tenant, expires: now + (tenant ? this.ttlMs : 1000) });
+    return tenant;
+  }
+
+  invalidate(slug?: string): void {
+    if (slug) this.entries.delete(slug);
+    else this.entries.clear();
+  }
+}
