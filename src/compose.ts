@@ -7,8 +7,9 @@ import { createLogger, type Logger } from './platform/log.js';
 import { SearchParamRegistry } from './search/registry.js';
 import { migrate } from './store/migrate.js';
 
-export async function buildDeps(config: Config, log: Logger = createLogger(config.logLevel)): Promise<Deps> {
+export async function buildDeps(config: Config, log: Logger = createLogger(config.logLevel), pgliteSocketUrl?: string): Promise<Deps> {
   const db = await openDb({
+    pgliteSocketUrl,
     databaseUrl: config.databaseUrl,
     databaseAdminUrl: config.databaseAdminUrl,
     dataDir: config.dataDir,

@@ -16,17 +16,11 @@ const USAGE = `usage: npm run cli -- <command>
   tenant set <slug> --referential-integrity true|false
   config docs                               print the configuration table (markdown)`;
 
-function effectiveConfig(): Config {
-  const config = loadConfig();
-  if (!config.databaseUrl) {
-    const port = runningEmbeddedPort(config.dataDir);
-    if (port !== undefined) {
-      // The server holds the embedded database; reach it through its loopback socket instead of opening it twice.
-      const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
-      return { ...config, databaseUrl: url, databaseAdminUrl: url, dbPoolSize: 1 };
-    }
-  }
-  return config;
+/** When a running server holds the embedded database, the CLI reaches it through the server's loopback socket. */
+function runningServerSocket(config: Config): string | undefined {
+  if (config.databaseUrl) return undefined;
+  const port = runningEmbeddedPort(config.dataDir);
+  return port === undefined ? undefined : `postgres://postgres@127.0.0.1:${port}/postgres`;
 }
 
 async function run(argv: string[]): Promise<number> {
@@ -40,8 +34,9 @@ async function run(argv: string[]): Promise<number> {
     console.log(USAGE);
     return cmd ? 0 : 2;
   }
-  const config = effectiveConfig();
-  const deps = await buildDeps({ ...config, logLevel: process.env.LOG_LEVEL ?? 'warn' }, createLogger(process.env.LOG_LEVEL ?? 'warn'));
+  const config = loadConfig();
+  const level = process.env.LOG_LEVEL ?? 'warn';
+  const deps = await buildDeps({ ...config, logLevel: level }, createLogger(level), runningServerSocket(config));
   try {
     if (cmd === 'migrate') {
       console.log('migrations up to date');

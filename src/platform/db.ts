@@ -159,6 +159,8 @@ function isConnectionError(err: Error): boolean {
 }
 
 export interface OpenDbOptions {
+  /** An embedded database already served on loopback by another process (the running server, or tests). */
+  pgliteSocketUrl?: string;
   databaseUrl?: string;
   databaseAdminUrl?: string;
   dataDir: string;
@@ -168,6 +170,11 @@ export interface OpenDbOptions {
 
 /** Opens PostgreSQL when a URL is given, otherwise the embedded PGlite database under `dataDir`. */
 export async function openDb(opts: OpenDbOptions): Promise<Db> {
+  if (opts.pgliteSocketUrl) {
+    const appPool = new pg.Pool({ connectionString: opts.pgliteSocketUrl, max: 2 });
+    const adminPool = new pg.Pool({ connectionString: opts.pgliteSocketUrl, max: 1 });
+    return createPoolDb('pglite', appPool, adminPool, opts.log, async () => {});
+  }
   if (opts.databaseUrl) {
     const appPool = new pg.Pool({ connectionString: opts.databaseUrl, max: opts.poolSize });
     const adminPool = new pg.Pool({ connectionString: opts.databaseAdminUrl ?? opts.databaseUrl, max: 2 });
@@ -227,11 +234,6 @@ async function openEmbedded(dataDir: string, log: Logger): Promise<Embedded> {
       rmSync(lock, { force: true });
     },
   };
-}
-
-/** Opens a pg pool onto a database that another process serves (the CLI, while the server runs). */
-export function poolForUrl(url: string, max = 1): pg.Pool {
-  return new pg.Pool({ connectionString: url, max });
 }
 
 export { pg };

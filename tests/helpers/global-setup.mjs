@@ -1,0 +1,38 @@
+// Jest globalSetup: one migrated database per run. DATABASE_URL (real PostgreSQL) when set; otherwise an
+// in-memory PGlite served on a loopback socket that every test worker connects to.
+// Plain ESM: jest loads global setup outside its transform pipeline, so the TypeScript sources are
+// loaded through the same swc hooks `npm start` uses.
+import { register } from 'node:module';
+
+register('../../scripts/ts-hooks.mjs', import.meta.url);
+
+export default async function globalSetup() {
+  const { buildDeps } = await import('../../src/compose.js');
+  const { loadConfig } = await import('../../src/config/index.js');
+  const { createLogger } = await import('../../src/platform/log.js');
+  const log = createLogger('error');
+  if (process.env.DATABASE_URL) {
+    const admin = process.env.DATABASE_ADMIN_URL ?? process.env.DATABASE_URL;
+    const deps = await buildDeps({ ...loadConfig(), databaseUrl: admin, databaseAdminUrl: admin }, log);
+    // Migrated as the owner; the application's login role only acts as fhir_app.
+    const appUser = new URL(process.env.DATABASE_URL).username;
+    if (appUser) await deps.db.admin().query(`GRANT fhir_app TO "${appUser.replace(/"/g, '')}"`);
+    await deps.db.close();
+    return;
+  }
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
+  const db = await PGlite.create();
+  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 64 });
+  await server.start();
+  const port = Number(server.getServerConn().split(':').pop());
+  process.env.TENFHIR_PGLITE_SOCKET = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  const deps = await buildDeps(loadConfig(), log, process.env.TENFHIR_PGLITE_SOCKET);
+  await deps.db.close();
+  globalThis.__TENFHIR_PGLITE__ = {
+    async close() {
+      await server.stop();
+      await db.close();
+    },
+  };
+}
