@@ -842,7 +842,7 @@ async function rawCeiling(
       for (let r = 0; r < rows; r++) values.push(`($${r * 3 + 1}::uuid, $${r * 3 + 2}, 1, now(), $${r * 3 + 3}::jsonb)`);
       return `INSERT INTO ${table} (id, resource_type, version_id, last_updated, content) VALUES ${values.join(', ')}`;
     };
-    let t0 = performance.now();
+    const t0 = performance.now();
     await Promise.all(
       clients.map(async (c) => {
         for (;;) {
@@ -902,7 +902,6 @@ async function rawCeiling(
     let updated = 0;
     let conflicts = 0;
     let missing = 0;
-    t0 = performance.now();
     seconds = await timed(
       o.concurrency,
       o.seconds,

@@ -54,7 +54,7 @@ CREATE TABLE sp_token (
   value         text
 );
 CREATE INDEX sp_token_value_idx ON sp_token (tenant_id, resource_type, code, value, system);
-CREATE INDEX sp_token_resource_idx ON sp_token (tenant_id, resource_type, resource_id);
+CREATE INDEX sp_token_resource_idx ON sp_token (tenant_id, resource_id);
 
 CREATE TABLE sp_string (
   tenant_id     text NOT NULL,
@@ -65,7 +65,7 @@ CREATE TABLE sp_string (
   value         text NOT NULL
 );
 CREATE INDEX sp_string_norm_idx ON sp_string (tenant_id, resource_type, code, norm text_pattern_ops);
-CREATE INDEX sp_string_resource_idx ON sp_string (tenant_id, resource_type, resource_id);
+CREATE INDEX sp_string_resource_idx ON sp_string (tenant_id, resource_id);
 
 CREATE TABLE sp_reference (
   tenant_id     text NOT NULL,
@@ -77,7 +77,7 @@ CREATE TABLE sp_reference (
   url           text
 );
 CREATE INDEX sp_reference_target_idx ON sp_reference (tenant_id, target_type, target_id, code);
-CREATE INDEX sp_reference_resource_idx ON sp_reference (tenant_id, resource_type, resource_id);
+CREATE INDEX sp_reference_resource_idx ON sp_reference (tenant_id, resource_id);
 
 CREATE TABLE sp_date (
   tenant_id     text NOT NULL,
@@ -88,7 +88,7 @@ CREATE TABLE sp_date (
   high          timestamptz
 );
 CREATE INDEX sp_date_idx ON sp_date (tenant_id, resource_type, code, low, high);
-CREATE INDEX sp_date_resource_idx ON sp_date (tenant_id, resource_type, resource_id);
+CREATE INDEX sp_date_resource_idx ON sp_date (tenant_id, resource_id);
 
 CREATE TABLE sp_number (
   tenant_id     text NOT NULL,
@@ -100,7 +100,7 @@ CREATE TABLE sp_number (
   unit          text
 );
 CREATE INDEX sp_number_idx ON sp_number (tenant_id, resource_type, code, value);
-CREATE INDEX sp_number_resource_idx ON sp_number (tenant_id, resource_type, resource_id);
+CREATE INDEX sp_number_resource_idx ON sp_number (tenant_id, resource_id);
 
 CREATE TABLE sp_uri (
   tenant_id     text NOT NULL,
@@ -110,7 +110,7 @@ CREATE TABLE sp_uri (
   value         text NOT NULL
 );
 CREATE INDEX sp_uri_idx ON sp_uri (tenant_id, resource_type, code, value);
-CREATE INDEX sp_uri_resource_idx ON sp_uri (tenant_id, resource_type, resource_id);
+CREATE INDEX sp_uri_resource_idx ON sp_uri (tenant_id, resource_id);
 
 -- Second wall: every row is visible and writable only when app.tenant_id names its tenant.
 DO $$

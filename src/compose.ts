@@ -19,12 +19,27 @@ export async function buildDeps(config: Config, log: Logger = createLogger(confi
   try {
     const applied = await migrate(db);
     if (applied.length) log.info({ applied }, 'migrations applied');
+    await grantAppRole(db, config, log);
     await checkAppRole(db, log);
   } catch (err) {
     await db.close();
     throw err;
   }
   return { config, db, log, registry: new SearchParamRegistry(), clock: () => new Date(), newId: randomUUID };
+}
+
+/**
+ * When the application logs in with its own role (DATABASE_URL) and migrations run as the owner
+ * (DATABASE_ADMIN_URL), let that login role act as fhir_app — and nothing more.
+ */
+async function grantAppRole(db: Deps['db'], config: Config, log: Logger): Promise<void> {
+  if (!config.databaseUrl || !config.databaseAdminUrl || config.databaseAdminUrl === config.databaseUrl) return;
+  const user = decodeURIComponent(new URL(config.databaseUrl).username);
+  if (!user || !/^[A-Za-z_][A-Za-z0-9_$-]{0,62}$/.test(user)) return;
+  await db
+    .admin()
+    .query(`GRANT fhir_app TO "${user}"`)
+    .catch((err) => log.warn({ err, role: user }, 'could not GRANT fhir_app to the application role'));
 }
 
 /** Refuses to run when the RLS wall would not hold; warns when the login role could lift it. */

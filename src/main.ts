@@ -24,8 +24,12 @@ async function main(): Promise<void> {
   server.keepAliveTimeout = 65_000;
   const mode = deps.db.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : 'PostgreSQL';
   console.log(`tenfhir listening on ${config.publicBaseUrl} (${mode})`);
-  console.log(`FHIR base of the demo tenant: ${config.publicBaseUrl}/fhir/demo`);
-  console.log(`try: curl ${config.publicBaseUrl}/fhir/demo/metadata`);
+  if (await findTenant(deps.db, 'demo')) {
+    console.log(`FHIR base of the demo tenant: ${config.publicBaseUrl}/fhir/demo`);
+    console.log(`try: curl ${config.publicBaseUrl}/fhir/demo/metadata`);
+  } else {
+    console.log('create a tenant with: npm run cli -- tenant create <slug> --name "<name>"');
+  }
 
   let stopping = false;
   const stop = async (signal: string) => {

@@ -40,7 +40,7 @@ export const CONFIG_KEYS: KeySpec[] = [
   {
     env: 'DATABASE_ADMIN_URL',
     default: '$DATABASE_URL',
-    doc: 'Connection used for migrations (table owner). Defaults to DATABASE_URL.',
+    doc: 'Connection used for migrations (the table owner); when it differs from DATABASE_URL the server grants `fhir_app` to DATABASE_URL\'s login role.',
   },
   { env: 'DATA_DIR', default: './data', doc: 'Where the embedded PGlite database lives (only when DATABASE_URL is unset).' },
   { env: 'REDIS_URL', default: '(unset)', doc: 'Redis for the job queue (used by later features; not required today).' },

@@ -1,6 +1,6 @@
 // References inside resources (references.html): finding them, classifying them, checking them against the
 // tenant, and rewriting placeholders (urn:uuid, conditional references) in bundles.
-import { isResourceType } from './definitions.js';
+import { fhirSchema, isResourceType } from './definitions.js';
 import { ID_PATTERN } from './ids.js';
 
 export type RefClass =
@@ -75,28 +75,65 @@ export function findReferences(resource: Record<string, unknown>): FoundReferenc
   return out;
 }
 
+/** Primitive types whose values are rewritten when they hold a placeholder (bundle.html#references). */
+const URI_TYPES = new Set(['uri', 'url', 'oid', 'uuid']);
+/** Choice-typed primitives are inlined in the JSON Schema without a $ref; their name carries the type. */
+const URI_CHOICE = /(Uri|Url|Oid|Uuid)$/;
+
+type SchemaProp = { $ref?: string; items?: { $ref?: string } };
+type SchemaDefs = Record<string, { properties?: Record<string, SchemaProp> }>;
+
+/** The datatype (JSON Schema definition name) of `key` in `def`, or undefined when unknown. */
+function elementType(defs: SchemaDefs, def: string, key: string): string | undefined {
+  const prop = defs[def]?.properties?.[key];
+  if (!prop) return undefined;
+  const ref = prop.$ref ?? prop.items?.$ref;
+  if (ref) return ref.slice(ref.lastIndexOf('/') + 1);
+  return URI_CHOICE.test(key) ? 'uri' : key.endsWith('Canonical') ? 'canonical' : 'primitive';
+}
+
+function rewriteReference(ref: string, map: Map<string, string>): string | undefined {
+  const direct = map.get(ref);
+  if (direct !== undefined) return direct;
+  // A version-specific reference to a placeholder's absolute fullUrl stays version-specific.
+  const h = ref.indexOf('/_history/');
+  if (h > 0 && map.has(ref.slice(0, h))) return map.get(ref.slice(0, h)) + ref.slice(h);
+  return undefined;
+}
+
 /**
- * Rewrites placeholder references (and uri-typed values equal to a placeholder) everywhere in `node`,
- * using `map` (placeholder -> "Type/id"). Canonicals are not rewritten (bundle.html#references).
+ * Rewrites placeholders (urn:uuid / urn:oid / absolute fullUrls, `map`: placeholder -> "Type/id") in a resource:
+ * in Reference.reference, in uri/url/oid/uuid elements and in narrative href/src, walking the R4 JSON Schema so
+ * canonical and string elements (e.g. Identifier.value) keep their value (bundle.html#references).
  */
-export function rewritePlaceholders(node: unknown, map: Map<string, string>): void {
-  if (node === null || typeof node !== 'object') return;
-  if (Array.isArray(node)) {
-    for (let i = 0; i < node.length; i++) {
-      const v = node[i];
-      if (typeof v === 'string' && map.has(v)) node[i] = map.get(v);
-      else rewritePlaceholders(v, map);
-    }
-    return;
-  }
-  const obj = node as Record<string, unknown>;
+export function rewritePlaceholders(resource: Record<string, unknown>, map: Map<string, string>, defs: SchemaDefs = fhirSchema().definitions as SchemaDefs): void {
+  if (typeof resource.resourceType === 'string') rewriteIn(resource, resource.resourceType, map, defs, 0);
+}
+
+function rewriteIn(obj: Record<string, unknown>, def: string, map: Map<string, string>, defs: SchemaDefs, depth: number): void {
+  if (depth > 64) return;
   for (const key of Object.keys(obj)) {
     const v = obj[key];
-    if (typeof v === 'string') {
-      if (map.has(v) && key !== 'fullUrl') obj[key] = map.get(v);
-      else if (key === 'div' && v.includes('urn:')) obj[key] = rewriteNarrative(v, map);
-    } else rewritePlaceholders(v, map);
+    const type = elementType(defs, def, key);
+    if (type === undefined) continue; // unknown element: validation rejects it anyway
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) v[i] = rewriteValue(v[i], def, key, type, map, defs, depth);
+    } else obj[key] = rewriteValue(v, def, key, type, map, defs, depth);
   }
+}
+
+function rewriteValue(v: unknown, def: string, key: string, type: string, map: Map<string, string>, defs: SchemaDefs, depth: number): unknown {
+  if (typeof v === 'string') {
+    if (def === 'Reference' && key === 'reference') return rewriteReference(v, map) ?? v;
+    if (URI_TYPES.has(type)) return map.get(v) ?? v;
+    if (type === 'xhtml' && v.includes('urn:')) return rewriteNarrative(v, map);
+    return v;
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+  const o = v as Record<string, unknown>;
+  const nested = type === 'ResourceList' ? o.resourceType : type;
+  if (typeof nested === 'string' && defs[nested]) rewriteIn(o, nested, map, defs, depth + 1);
+  return v;
 }
 
 function rewriteNarrative(div: string, map: Map<string, string>): string {

@@ -86,109 +86,71 @@ export async function readVersion(q: Queryable, tenantId: string, type: string, 
 
 const INDEX_TABLES = ['sp_token', 'sp_string', 'sp_reference', 'sp_date', 'sp_number', 'sp_uri'] as const;
 
-/** Writes versions: current rows (upsert), history rows, and replaces index rows. Call inside a transaction. */
+/** Column layout of each index table after (tenant_id, resource_type, resource_id, code), with SQL array types. */
+const INDEX_COLUMNS: Record<keyof IndexRows, { table: string; cols: [string, string][] }> = {
+  token: { table: 'sp_token', cols: [['system', 'text'], ['value', 'text']] },
+  string: { table: 'sp_string', cols: [['norm', 'text'], ['value', 'text']] },
+  reference: { table: 'sp_reference', cols: [['target_type', 'text'], ['target_id', 'text'], ['url', 'text']] },
+  date: { table: 'sp_date', cols: [['low', 'timestamptz'], ['high', 'timestamptz']] },
+  number: { table: 'sp_number', cols: [['value', 'numeric'], ['system', 'text'], ['unit', 'text']] },
+  uri: { table: 'sp_uri', cols: [['value', 'text']] },
+};
+
+/**
+ * Writes versions in ONE statement (data-modifying CTEs): current rows (upsert), history rows, removal of the
+ * replaced versions' index rows and insertion of the new ones. All parts see the same snapshot, so the DELETEs
+ * never touch the rows the INSERTs add. Call inside a transaction.
+ */
 export async function writeVersions(q: Queryable, tenantId: string, writes: ResourceWrite[]): Promise<void> {
   if (writes.length === 0) return;
-  const types = writes.map((w) => w.resourceType);
-  const ids = writes.map((w) => w.id);
-  const versions = writes.map((w) => w.versionId);
-  const times = writes.map((w) => w.lastUpdated);
-  const deleted = writes.map((w) => w.json === null);
-  const contents = writes.map((w) => w.json);
-  await q.query(
-    `INSERT INTO resource (tenant_id, resource_type, id, version_id, last_updated, deleted, content)
-     SELECT $1, t, i, v, l, d, c::jsonb FROM unnest($2::text[], $3::text[], $4::int[], $5::timestamptz[], $6::bool[], $7::text[]) AS u(t, i, v, l, d, c)
+  const params: unknown[] = [tenantId];
+  const p = (v: unknown, type: string) => {
+    params.push(v);
+    return `$${params.length}::${type}[]`;
+  };
+  const parts: string[] = [];
+  const types = p(writes.map((w) => w.resourceType), 'text');
+  const ids = p(writes.map((w) => w.id), 'text');
+  const versions = p(writes.map((w) => w.versionId), 'int');
+  const times = p(writes.map((w) => w.lastUpdated), 'timestamptz');
+  const deleted = p(writes.map((w) => w.json === null), 'bool');
+  const contents = p(writes.map((w) => w.json), 'text');
+  const methods = p(writes.map((w) => w.method), 'text');
+  parts.push(`cur AS (INSERT INTO resource (tenant_id, resource_type, id, version_id, last_updated, deleted, content)
+     SELECT $1, t, i, v, l, d, c::jsonb FROM unnest(${types}, ${ids}, ${versions}, ${times}, ${deleted}, ${contents}) AS u(t, i, v, l, d, c)
      ON CONFLICT (tenant_id, resource_type, id) DO UPDATE
-       SET version_id = EXCLUDED.version_id, last_updated = EXCLUDED.last_updated, deleted = EXCLUDED.deleted, content = EXCLUDED.content`,
-    [tenantId, types, ids, versions, times, deleted, contents],
-  );
-  await q.query(
-    `INSERT INTO resource_history (tenant_id, resource_type, id, version_id, last_updated, deleted, method, content)
-     SELECT $1, t, i, v, l, d, m, c::jsonb FROM unnest($2::text[], $3::text[], $4::int[], $5::timestamptz[], $6::bool[], $7::text[], $8::text[]) AS u(t, i, v, l, d, m, c)`,
-    [tenantId, types, ids, versions, times, deleted, writes.map((w) => w.method), contents],
-  );
+       SET version_id = EXCLUDED.version_id, last_updated = EXCLUDED.last_updated, deleted = EXCLUDED.deleted, content = EXCLUDED.content)`);
+  parts.push(`hist AS (INSERT INTO resource_history (tenant_id, resource_type, id, version_id, last_updated, deleted, method, content)
+     SELECT $1, t, i, v, l, d, m, c::jsonb FROM unnest(${types}, ${ids}, ${versions}, ${times}, ${deleted}, ${methods}, ${contents}) AS u(t, i, v, l, d, m, c))`);
   const replaced = writes.filter((w) => w.replaces);
   if (replaced.length) {
-    const rt = replaced.map((w) => w.resourceType);
-    const ri = replaced.map((w) => w.id);
-    for (const table of INDEX_TABLES) {
-      await q.query(
-        `DELETE FROM ${table} WHERE tenant_id = $1 AND (resource_type, resource_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))`,
-        [tenantId, rt, ri],
-      );
+    const rt = p(replaced.map((w) => w.resourceType), 'text');
+    const ri = p(replaced.map((w) => w.id), 'text');
+    INDEX_TABLES.forEach((table, n) => {
+      parts.push(`d${n} AS (DELETE FROM ${table} x USING unnest(${rt}, ${ri}) AS u(t, i)
+         WHERE x.tenant_id = $1 AND x.resource_id = u.i AND x.resource_type = u.t)`);
+    });
+  }
+  for (const [key, spec] of Object.entries(INDEX_COLUMNS) as [keyof IndexRows, (typeof INDEX_COLUMNS)[keyof IndexRows]][]) {
+    const rt: string[] = [];
+    const ri: string[] = [];
+    const code: string[] = [];
+    const cols: unknown[][] = spec.cols.map(() => []);
+    for (const w of writes) {
+      if (!w.index || w.json === null) continue;
+      for (const row of w.index[key] as unknown[][]) {
+        rt.push(w.resourceType);
+        ri.push(w.id);
+        code.push(row[0] as string);
+        for (let c = 0; c < cols.length; c++) cols[c].push(row[c + 1]);
+      }
     }
+    if (rt.length === 0) continue;
+    const arrays = [p(rt, 'text'), p(ri, 'text'), p(code, 'text'), ...spec.cols.map(([, type], c) => p(cols[c], type))];
+    parts.push(`i_${key} AS (INSERT INTO ${spec.table} (tenant_id, resource_type, resource_id, code, ${spec.cols.map(([n]) => n).join(', ')})
+       SELECT $1, * FROM unnest(${arrays.join(', ')}))`);
   }
-  await insertIndexRows(q, tenantId, writes);
-}
-
-async function insertIndexRows(q: Queryable, tenantId: string, writes: ResourceWrite[]): Promise<void> {
-  const cols = {
-    token: { t: [] as string[], i: [] as string[], c: [] as string[], a: [] as (string | null)[], b: [] as (string | null)[] },
-    string: { t: [] as string[], i: [] as string[], c: [] as string[], a: [] as string[], b: [] as string[] },
-    reference: { t: [] as string[], i: [] as string[], c: [] as string[], a: [] as (string | null)[], b: [] as (string | null)[], d: [] as (string | null)[] },
-    date: { t: [] as string[], i: [] as string[], c: [] as string[], a: [] as (string | null)[], b: [] as (string | null)[] },
-    number: { t: [] as string[], i: [] as string[], c: [] as string[], a: [] as number[], b: [] as (string | null)[], d: [] as (string | null)[] },
-    uri: { t: [] as string[], i: [] as string[], c: [] as string[], a: [] as string[] },
-  };
-  for (const w of writes) {
-    if (!w.index || w.json === null) continue;
-    const x = w.index;
-    for (const [c, a, b] of x.token) push(cols.token, w, c, { a, b });
-    for (const [c, a, b] of x.string) push(cols.string, w, c, { a, b });
-    for (const [c, a, b, d] of x.reference) push(cols.reference, w, c, { a, b, d });
-    for (const [c, a, b] of x.date) push(cols.date, w, c, { a, b });
-    for (const [c, a, b, d] of x.number) push(cols.number, w, c, { a, b, d });
-    for (const [c, a] of x.uri) push(cols.uri, w, c, { a });
-  }
-  const k = cols;
-  if (k.token.t.length)
-    await q.query(
-      `INSERT INTO sp_token (tenant_id, resource_type, resource_id, code, system, value)
-       SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[])`,
-      [tenantId, k.token.t, k.token.i, k.token.c, k.token.a, k.token.b],
-    );
-  if (k.string.t.length)
-    await q.query(
-      `INSERT INTO sp_string (tenant_id, resource_type, resource_id, code, norm, value)
-       SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[])`,
-      [tenantId, k.string.t, k.string.i, k.string.c, k.string.a, k.string.b],
-    );
-  if (k.reference.t.length)
-    await q.query(
-      `INSERT INTO sp_reference (tenant_id, resource_type, resource_id, code, target_type, target_id, url)
-       SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])`,
-      [tenantId, k.reference.t, k.reference.i, k.reference.c, k.reference.a, k.reference.b, k.reference.d],
-    );
-  if (k.date.t.length)
-    await q.query(
-      `INSERT INTO sp_date (tenant_id, resource_type, resource_id, code, low, high)
-       SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[])`,
-      [tenantId, k.date.t, k.date.i, k.date.c, k.date.a, k.date.b],
-    );
-  if (k.number.t.length)
-    await q.query(
-      `INSERT INTO sp_number (tenant_id, resource_type, resource_id, code, value, system, unit)
-       SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::numeric[], $6::text[], $7::text[])`,
-      [tenantId, k.number.t, k.number.i, k.number.c, k.number.a, k.number.b, k.number.d],
-    );
-  if (k.uri.t.length)
-    await q.query(
-      `INSERT INTO sp_uri (tenant_id, resource_type, resource_id, code, value)
-       SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])`,
-      [tenantId, k.uri.t, k.uri.i, k.uri.c, k.uri.a],
-    );
-}
-
-function push(
-  target: { t: string[]; i: string[]; c: string[]; [col: string]: unknown[] },
-  w: ResourceWrite,
-  code: string,
-  values: Record<string, unknown>,
-): void {
-  target.t.push(w.resourceType);
-  target.i.push(w.id);
-  target.c.push(code);
-  for (const [col, v] of Object.entries(values)) (target[col] as unknown[]).push(v);
+  await q.query(`WITH ${parts.join(',\n')} SELECT 1`, params);
 }
 
 export interface HistoryQuery {

@@ -13,10 +13,8 @@ export default async function globalSetup() {
   const log = createLogger('error');
   if (process.env.DATABASE_URL) {
     const admin = process.env.DATABASE_ADMIN_URL ?? process.env.DATABASE_URL;
-    const deps = await buildDeps({ ...loadConfig(), databaseUrl: admin, databaseAdminUrl: admin }, log);
-    // Migrated as the owner; the application's login role only acts as fhir_app.
-    const appUser = new URL(process.env.DATABASE_URL).username;
-    if (appUser) await deps.db.admin().query(`GRANT fhir_app TO "${appUser.replace(/"/g, '')}"`);
+    // Migrates as the owner and grants fhir_app to the application's login role (see src/compose.ts).
+    const deps = await buildDeps({ ...loadConfig(), databaseUrl: process.env.DATABASE_URL, databaseAdminUrl: admin }, log);
     await deps.db.close();
     return;
   }
