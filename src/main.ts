@@ -38,10 +38,13 @@ async function main(): Promise<void> {
     log.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
     const force = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs);
     force.unref();
+    // Keep-alive sockets become idle as in-flight requests finish; close them as they do.
+    const sweep = setInterval(() => server.closeIdleConnections(), 50);
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeIdleConnections();
     });
+    clearInterval(sweep);
     await deps.db.close();
     log.info('stopped');
     process.exit(0);

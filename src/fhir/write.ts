@@ -99,7 +99,8 @@ export async function matchCondition(ctx: FhirContext, q: Queryable, type: strin
 export async function prepareCreate(ctx: FhirContext, q: Queryable, type: string, body: unknown, opts: WriteOptions & { ifNoneExist?: string; id?: string } = {}): Promise<PreparedWrite> {
   const resource = checkBodyAgainstUrl(body, type, undefined, false);
   if (opts.ifNoneExist !== undefined) {
-    const ids = await matchCondition(ctx, q, type, opts.ifNoneExist.replace(/^[^?]*\?/, ''));
+    // If-None-Exist is "[search parameters]"; tolerate a leading "Type?" or "?", but not a '?' inside a value.
+    const ids = await matchCondition(ctx, q, type, opts.ifNoneExist.replace(/^[^?=&]*\?/, ''));
     if (ids.length > 1) throw new FhirError('precondition-failed', `If-None-Exist matched ${ids.length}+ ${type} resources`, { code: 'CONDITION_MULTIPLE_MATCHES', issueType: 'multiple-matches' });
     if (ids.length === 1) {
       const current = (await readCurrent(q, ctx.tenant.id, type, ids[0]))!;

@@ -76,6 +76,11 @@ export function parseEntry(ctx: FhirContext, raw: unknown, index: number): Parse
   for (const k of ['ifMatch', 'ifNoneExist', 'ifNoneMatch', 'ifModifiedSince'] as const) {
     if (typeof req[k] === 'string') out[k] = req[k] as string;
   }
+  // ifNoneExist is the query part of a search URL; tolerate clients that send "Patient?identifier=..." or "?...".
+  if (out.ifNoneExist !== undefined) out.ifNoneExist = stripSearchPrefix(out.ifNoneExist, type);
+  if (out.vid !== undefined && method !== 'GET' && method !== 'HEAD') {
+    throw entryError(index, `${method} entries cannot target a version (${JSON.stringify(url.slice(0, 200))})`, 'BUNDLE_ENTRY_URL');
+  }
   if ((method === 'POST' || method === 'PUT' || method === 'PATCH') && !out.resource) {
     throw entryError(index, `${method} entries must contain a resource`, 'BUNDLE_ENTRY_NO_RESOURCE');
   }
@@ -84,6 +89,12 @@ export function parseEntry(ctx: FhirContext, raw: unknown, index: number): Parse
     throw entryError(index, `${method} entries need Type/id or a conditional Type?criteria URL`, 'BUNDLE_ENTRY_URL');
   }
   return out;
+}
+
+function stripSearchPrefix(query: string, type: string): string {
+  if (query.startsWith('?')) return query.slice(1);
+  if (query.startsWith(`${type}?`)) return query.slice(type.length + 1);
+  return query;
 }
 
 /** Extracts the JSON Patch operations of a PATCH entry (a Binary with contentType application/json-patch+json). */

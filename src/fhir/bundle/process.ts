@@ -1,11 +1,11 @@
 // batch and transaction (http.html#transaction). A transaction is ONE database transaction: entries run in the
-// order DELETE, POST, PUT/PATCH, GET; urn:uuid and conditional references are rewritten first; any failure rolls
-// everything back and the OperationOutcome names the entry. Batch entries succeed or fail one by one.
+// order DELETE, POST, PUT/PATCH, GET; urn:uuid and conditional references are rewritten first; any failing write
+// rolls everything back and the OperationOutcome names the entry. Batch entries succeed or fail one by one.
 import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
 import type { Queryable } from '../../platform/db.js';
 import { RawJsonBuilder } from '../bundle-json.js';
 import type { FhirContext, FhirResult, PreferReturn } from '../context.js';
-import { FhirError, toFhirError } from '../errors.js';
+import { FhirError, okOutcome, toFhirError } from '../errors.js';
 import { etag } from '../etag.js';
 import { readResource, vreadResource } from '../interactions/read.js';
 import { searchType } from '../interactions/search.js';
@@ -24,7 +24,25 @@ import {
 } from '../write.js';
 import { checkBundle, entryError, parseEntry, patchOperations, type ParsedEntry } from './entries.js';
 
-const STATUS_TEXT: Record<number, string> = { 200: '200 OK', 201: '201 Created', 204: '204 No Content', 304: '304 Not Modified' };
+const STATUS_TEXT: Record<number, string> = {
+  200: '200 OK',
+  201: '201 Created',
+  204: '204 No Content',
+  304: '304 Not Modified',
+  400: '400 Bad Request',
+  403: '403 Forbidden',
+  404: '404 Not Found',
+  405: '405 Method Not Allowed',
+  409: '409 Conflict',
+  410: '410 Gone',
+  412: '412 Precondition Failed',
+  413: '413 Payload Too Large',
+  415: '415 Unsupported Media Type',
+  422: '422 Unprocessable Entity',
+  500: '500 Internal Server Error',
+  501: '501 Not Implemented',
+  503: '503 Service Unavailable',
+};
 const ORDER: Record<string, number> = { DELETE: 0, POST: 1, PUT: 2, PATCH: 2, GET: 3, HEAD: 3 };
 
 interface EntryResult {
@@ -37,30 +55,56 @@ interface EntryResult {
   outcome?: Record<string, unknown>;
 }
 
-function writeResult(ctx: FhirContext, w: WriteOutcome, prefer: PreferReturn | undefined): EntryResult {
+function writeResult(w: WriteOutcome, prefer: PreferReturn | undefined): EntryResult {
   const res: EntryResult = { status: w.status };
   if (w.versionId > 0) {
     res.etag = etag(w.versionId);
     res.lastModified = w.lastUpdated;
   }
-  if (w.status === 201 || (w.status === 200 && w.json)) res.location = `${w.resourceType}/${w.id}/_history/${w.versionId}`;
+  if (w.json && (w.status === 201 || w.status === 200)) res.location = `${w.resourceType}/${w.id}/_history/${w.versionId}`;
   if (prefer === 'representation' && w.json) res.json = w.json;
+  if (prefer === 'OperationOutcome' && w.json) {
+    res.outcome = okOutcome(`${w.status === 201 ? 'Created' : 'Updated'} ${w.resourceType}/${w.id} version ${w.versionId}`) as unknown as Record<string, unknown>;
+  }
   return res;
 }
 
-/** Re-roots an error's expressions onto the entry and prefixes its message with the entry. */
+function errorResult(f: FhirError): EntryResult {
+  return { status: f.status, outcome: f.toOutcome() as unknown as Record<string, unknown> };
+}
+
+/**
+ * Re-roots an error onto the entry: every issue's expression moves under `Bundle.entry[i].resource` (or names the
+ * entry when it had none) and every diagnostics and the message start with `Bundle.entry[i]`.
+ */
 function inEntry(err: unknown, e: ParsedEntry): FhirError {
   const f = toFhirError(err);
   if (f.kind === 'internal') return f;
   const prefix = `Bundle.entry[${e.index}]`;
-  if (f.message.startsWith(prefix)) return f;
-  const reroot = (x: string) => (x.startsWith('Bundle.') ? x : `${prefix}.resource.${x.replace(/^[A-Z][A-Za-z]+\./, '')}`);
+  const named = (text: string) => (text.startsWith(prefix) ? text : `${prefix} (${e.method} ${e.url.slice(0, 200)}): ${text}`);
+  const reroot = (x: string): string => {
+    if (x.startsWith('Bundle.entry[')) return x;
+    if (x.startsWith('[')) return `${prefix}.resource.data`; // a JSON Patch operation: the Binary carries the patch
+    if (x === e.type) return `${prefix}.resource`;
+    return `${prefix}.resource.${x.replace(/^[A-Z][A-Za-z]+\./, '')}`;
+  };
   const issues: OperationOutcomeIssue[] = (f.issues ?? f.toOutcome().issue).map((i) => ({
     ...i,
-    diagnostics: `${prefix} (${e.method} ${e.url.slice(0, 200)}): ${i.diagnostics ?? ''}`,
-    expression: i.expression?.map(reroot) ?? [prefix],
+    diagnostics: named(i.diagnostics ?? f.message),
+    expression: i.expression?.length ? i.expression.map(reroot) : [prefix],
   }));
-  return new FhirError(f.kind, `${prefix} (${e.method} ${e.url.slice(0, 200)}): ${f.message}`, { code: f.code, issues, cause: f });
+  return new FhirError(f.kind, named(f.message), { code: f.code, issues, issueType: f.issueType, cause: f });
+}
+
+/** Runs `fn` for one entry, re-rooting whatever it throws onto that entry. */
+async function forEntry<T>(e: ParsedEntry, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    // Driver errors pass through untouched so the database layer can retry on their SQLSTATE.
+    if (!(err instanceof FhirError)) throw err;
+    throw inEntry(err, e);
+  }
 }
 
 /** Rewrites conditional references ("Patient?identifier=x|y") in every resource to the single match. */
@@ -68,18 +112,13 @@ async function resolveConditionalReferences(ctx: FhirContext, q: Queryable, entr
   const rc = refContext(ctx);
   const cache = new Map<string, string>();
   for (const e of entries) {
-    if (!e.resource) continue;
+    if (!e.resource || e.method === 'PATCH') continue;
     for (const ref of findReferences(e.resource)) {
       const c = classifyReference(ref.reference, rc);
       if (c.kind !== 'conditional') continue;
       let target = cache.get(ref.reference);
       if (!target) {
-        let ids: string[];
-        try {
-          ids = await matchCondition(ctx, q, c.type, c.query);
-        } catch (err) {
-          throw inEntry(err, e);
-        }
+        const ids = await forEntry(e, () => matchCondition(ctx, q, c.type, c.query));
         const where = `Bundle.entry[${e.index}].resource${ref.path.slice(String(e.resource.resourceType).length)}.reference`;
         if (ids.length === 0) {
           throw new FhirError('invalid', `Bundle.entry[${e.index}]: conditional reference ${ref.reference} matches no resource`, { code: 'REFERENCE_CONDITIONAL_NO_MATCH', expression: [where], issueType: 'not-found' });
@@ -95,152 +134,172 @@ async function resolveConditionalReferences(ctx: FhirContext, q: Queryable, entr
   }
 }
 
-/** Assigns ids to POST entries and maps fullUrls to them; detects duplicate identities. */
-async function planIdentities(ctx: FhirContext, q: Queryable, entries: ParsedEntry[]): Promise<{ placeholders: Map<string, string>; ids: Map<number, string>; existingCreates: Set<number> }> {
-  const placeholders = new Map<string, string>();
-  const ids = new Map<number, string>();
-  const existingCreates = new Set<number>();
-  const fullUrls = new Set<string>();
+interface Identities {
+  /** fullUrl (and, for POSTs with an absolute fullUrl, its relative form) -> "Type/id" */
+  placeholders: Map<string, string>;
+  /** entry index -> the id it writes */
+  ids: Map<number, string>;
+  /** POSTs whose ifNoneExist matched an existing resource (nothing is created) */
+  existingCreates: Set<number>;
+}
+
+/** Assigns ids to POST entries (before anything is written, so circular references resolve) and detects overlaps. */
+async function planIdentities(ctx: FhirContext, q: Queryable, entries: ParsedEntry[]): Promise<Identities> {
+  const out: Identities = { placeholders: new Map(), ids: new Map(), existingCreates: new Set() };
+  const fullUrls = new Map<string, number>();
   const conditions = new Map<string, number>();
   const identities = new Map<string, number>();
-  const claim = (key: string, e: ParsedEntry) => {
+  for (const e of entries) {
+    if (e.fullUrl) {
+      const prev = fullUrls.get(e.fullUrl);
+      if (prev !== undefined) throw entryError(e.index, `fullUrl ${e.fullUrl} is also the fullUrl of Bundle.entry[${prev}]`, 'BUNDLE_DUPLICATE_FULLURL');
+      fullUrls.set(e.fullUrl, e.index);
+    }
+    if (e.method === 'GET' || e.method === 'HEAD') continue;
+    const condition = e.method === 'POST' ? e.ifNoneExist : e.id === undefined ? e.query : undefined;
+    if (condition !== undefined) {
+      // Two entries on the same condition would both see "no match" and create twice (or touch one resource twice).
+      const key = `${e.type}?${condition}`;
+      const prev = conditions.get(key);
+      if (prev !== undefined) throw entryError(e.index, `uses the same condition (${key}) as Bundle.entry[${prev}]`, 'BUNDLE_DUPLICATE_CONDITIONAL');
+      conditions.set(key, e.index);
+    }
+    const id = await forEntry(e, () => entryIdentity(ctx, q, e, condition, out));
+    if (id === undefined) continue;
+    const key = `${e.type}/${id}`;
     const prev = identities.get(key);
     if (prev !== undefined) {
       throw entryError(e.index, `${key} is also the target of Bundle.entry[${prev}]; a resource may appear only once in a transaction`, 'BUNDLE_DUPLICATE_RESOURCE');
     }
     identities.set(key, e.index);
-  };
-  for (const e of entries) {
-    if (e.fullUrl) {
-      if (fullUrls.has(e.fullUrl)) throw entryError(e.index, `fullUrl ${e.fullUrl} appears more than once`, 'BUNDLE_DUPLICATE_FULLURL');
-      fullUrls.add(e.fullUrl);
-    }
-    if (e.method === 'GET' || e.method === 'HEAD') continue;
-    let id: string | undefined = e.id;
-    if (e.method === 'POST') {
-      if (e.ifNoneExist !== undefined) {
-        const key = `${e.type}?${e.ifNoneExist}`;
-        const prev = conditions.get(key);
-        if (prev !== undefined) throw entryError(e.index, `creates the same conditional resource (${key}) as Bundle.entry[${prev}]`, 'BUNDLE_DUPLICATE_CONDITIONAL');
-        conditions.set(key, e.index);
-        const found = await matchCondition(ctx, q, e.type, e.ifNoneExist).catch((err) => {
-          throw inEntry(err, e);
-        });
-        if (found.length > 1) throw new FhirError('precondition-failed', `Bundle.entry[${e.index}]: ifNoneExist matched more than one ${e.type}`, { code: 'CONDITION_MULTIPLE_MATCHES', issueType: 'multiple-matches' });
-        if (found.length === 1) {
-          id = found[0];
-          existingCreates.add(e.index);
-        }
-      }
-      id ??= ctx.deps.newId();
-    } else if (id === undefined && e.query !== undefined) {
-      const key = `${e.type}?${e.query}`;
-      const prev = conditions.get(key);
-      if (prev !== undefined) throw entryError(e.index, `uses the same condition (${key}) as Bundle.entry[${prev}]`, 'BUNDLE_DUPLICATE_CONDITIONAL');
-      conditions.set(key, e.index);
-      const found = await matchCondition(ctx, q, e.type, e.query).catch((err) => {
-        throw inEntry(err, e);
-      });
-      if (found.length > 1) throw new FhirError('precondition-failed', `Bundle.entry[${e.index}]: condition ${key} matched more than one resource`, { code: 'CONDITION_MULTIPLE_MATCHES', issueType: 'multiple-matches' });
-      if (found.length === 1) id = found[0];
-      else if (e.method === 'PUT') id = typeof e.resource?.id === 'string' ? e.resource.id : ctx.deps.newId();
-      else if (e.method === 'PATCH') throw new FhirError('not-found', `Bundle.entry[${e.index}]: conditional patch ${key} matched nothing`, { code: 'CONDITION_NO_MATCH' });
-    }
-    if (id !== undefined) {
-      ids.set(e.index, id);
-      claim(`${e.type}/${id}`, e);
-      if (e.fullUrl) placeholders.set(e.fullUrl, `${e.type}/${id}`);
+    out.ids.set(e.index, id);
+    if (e.fullUrl) out.placeholders.set(e.fullUrl, key);
+    if (e.method === 'POST' && e.fullUrl?.startsWith(ctx.baseUrl + '/')) {
+      // "Patient/abc" inside the bundle means the same resource as the POSTed fullUrl [base]/Patient/abc.
+      out.placeholders.set(e.fullUrl.slice(ctx.baseUrl.length + 1), key);
     }
   }
-  return { placeholders, ids, existingCreates };
+  return out;
 }
 
-async function runTransaction(ctx: FhirContext, q: Queryable, entries: ParsedEntry[], prefer: PreferReturn | undefined): Promise<EntryResult[]> {
+/** The id one write entry targets: assigned, matched by its condition, or from its URL (undefined: no effect). */
+async function entryIdentity(ctx: FhirContext, q: Queryable, e: ParsedEntry, condition: string | undefined, out: Identities): Promise<string | undefined> {
+  if (condition === undefined) return e.method === 'POST' ? ctx.deps.newId() : e.id;
+  const found = await matchCondition(ctx, q, e.type, condition);
+  if (found.length > 1) {
+    throw new FhirError('precondition-failed', `the condition ${e.type}?${condition} matched more than one resource`, { code: 'CONDITION_MULTIPLE_MATCHES', issueType: 'multiple-matches' });
+  }
+  const bodyId = typeof e.resource?.id === 'string' ? e.resource.id : undefined;
+  if (e.method === 'POST') {
+    if (found.length === 0) return ctx.deps.newId();
+    out.existingCreates.add(e.index);
+    return found[0];
+  }
+  if (e.method === 'PUT' && bodyId !== undefined && found.length === 1 && bodyId !== found[0]) {
+    throw new FhirError('invalid', `body id '${bodyId}' differs from the matched ${e.type}/${found[0]}`, { code: 'RESOURCE_ID_MISMATCH', expression: [`${e.type}.id`] });
+  }
+  if (found.length === 1) return found[0];
+  if (e.method === 'PUT') return bodyId ?? ctx.deps.newId(); // conditional update with no match creates
+  if (e.method === 'PATCH') throw new FhirError('not-found', `conditional patch ${e.type}?${condition} matched nothing`, { code: 'CONDITION_NO_MATCH' });
+  return undefined; // a conditional delete that matched nothing has no effect
+}
+
+/** References are checked once, after every write, against the transaction's own view of the tenant. */
+async function checkReferences(ctx: FhirContext, q: Queryable, written: { e: ParsedEntry; resource: Record<string, unknown> }[]): Promise<void> {
+  const issues = await referenceIssues(
+    ctx,
+    q,
+    written.map(({ e, resource }) => ({ resource, pathPrefix: `Bundle.entry[${e.index}].resource` })),
+  );
+  if (!issues.length) return;
+  const first = issues[0];
+  const code = first.details?.coding?.[0]?.code ?? 'REFERENCE_NOT_FOUND';
+  throw new FhirError('invalid', String(first.diagnostics), { issues, code });
+}
+
+async function runTransaction(ctx: FhirContext, q: Queryable, parsed: ParsedEntry[], prefer: PreferReturn | undefined): Promise<EntryResult[]> {
+  // Work on copies: the database may retry this function after a serialization failure, and the placeholders
+  // rewritten on one attempt must not leak into the next (which assigns new ids).
+  const entries = parsed.map((e) => (e.resource ? { ...e, resource: structuredClone(e.resource) } : e));
   const { placeholders, ids, existingCreates } = await planIdentities(ctx, q, entries);
-  // Only urn: placeholders and absolute fullUrls of this tenant are rewritten; "Type/id" already means itself.
-  const map = new Map([...placeholders].filter(([k]) => k.startsWith('urn:') || k.startsWith(ctx.baseUrl + '/')));
-  for (const e of entries) if (e.resource && map.size) rewritePlaceholders(e.resource, map);
+  // Only placeholders are rewritten: urn:uuid / urn:oid, absolute fullUrls of this tenant and, for POSTs, their
+  // relative form; a PUT's "Type/id" already means itself.
+  const isPlaceholder = (k: string) => k.startsWith('urn:') || k.startsWith(ctx.baseUrl + '/') || !/^[a-z][a-z0-9+.-]*:/i.test(k);
+  const map = new Map([...placeholders].filter(([k, v]) => k !== v && isPlaceholder(k)));
+  for (const e of entries) if (e.resource && e.method !== 'PATCH' && map.size) rewritePlaceholders(e.resource, map);
   await resolveConditionalReferences(ctx, q, entries);
 
   const results: EntryResult[] = new Array(entries.length);
   const order = [...entries].sort((a, b) => ORDER[a.method] - ORDER[b.method] || a.index - b.index);
-  const written: Record<string, unknown>[] = [];
-  const pendingCreates: { e: ParsedEntry; p: PreparedWrite | WriteOutcome }[] = [];
-  const flushCreates = async () => {
-    const outs = await commitWrites(ctx, q, pendingCreates.map((x) => x.p));
-    pendingCreates.forEach((x, i) => (results[x.e.index] = writeResult(ctx, outs[i], prefer)));
-    pendingCreates.length = 0;
-  };
+  const written: { e: ParsedEntry; resource: Record<string, unknown> }[] = [];
+  const pendingCreates: { e: ParsedEntry; p: PreparedWrite }[] = [];
+  let referencesChecked = false;
   for (const e of order) {
-    try {
-      if (e.method !== 'POST' && pendingCreates.length) await flushCreates();
-      const opts = { ifMatch: e.ifMatch, skipReferenceCheck: true };
-      const id = ids.get(e.index);
-      switch (e.method) {
-        case 'DELETE': {
-          if (id === undefined) {
-            results[e.index] = { status: 204 }; // a conditional delete that matched nothing has no effect
-            break;
-          }
-          const [out] = await commitWrites(ctx, q, [await prepareDelete(ctx, q, e.type, id, opts)]);
-          results[e.index] = writeResult(ctx, out, prefer);
+    if (e.method !== 'POST' && pendingCreates.length) {
+      // Creates are stored together (one statement per table) before anything that might read them.
+      const outs = await commitWrites(ctx, q, pendingCreates.map((x) => x.p));
+      pendingCreates.forEach((x, i) => (results[x.e.index] = writeResult(outs[i], prefer)));
+      pendingCreates.length = 0;
+    }
+    if ((e.method === 'GET' || e.method === 'HEAD') && !referencesChecked) {
+      await checkReferences(ctx, q, written);
+      referencesChecked = true;
+    }
+    const opts = { ifMatch: e.ifMatch, skipReferenceCheck: true };
+    const id = ids.get(e.index);
+    switch (e.method) {
+      case 'DELETE': {
+        if (id === undefined) {
+          results[e.index] = { status: 204 }; // a conditional delete that matched nothing has no effect
           break;
         }
-        case 'POST': {
-          if (existingCreates.has(e.index)) {
-            const p = await prepareCreate(ctx, q, e.type, e.resource, { ...opts, ifNoneExist: e.ifNoneExist });
-            pendingCreates.push({ e, p });
-          } else {
-            const p = await prepareCreate(ctx, q, e.type, e.resource, { ...opts, id });
-            pendingCreates.push({ e, p });
-            if ('row' in p) written.push(p.outcome.resource!);
-          }
-          break;
-        }
-        case 'PUT': {
-          const body = e.query !== undefined && e.id === undefined ? { ...e.resource, id } : e.resource;
-          const p = await prepareUpdate(ctx, q, e.type, id!, body, opts);
-          const [out] = await commitWrites(ctx, q, [p]);
-          written.push(p.outcome.resource!);
-          results[e.index] = writeResult(ctx, out, prefer);
-          break;
-        }
-        case 'PATCH': {
-          const p = await preparePatch(ctx, q, e.type, id!, patchOperations(e), opts);
-          const [out] = await commitWrites(ctx, q, [p]);
-          written.push(p.outcome.resource!);
-          results[e.index] = writeResult(ctx, out, prefer);
-          break;
-        }
-        default:
-          results[e.index] = await runGet(ctx, q, e);
+        const [out] = await forEntry(e, async () => commitWrites(ctx, q, [await prepareDelete(ctx, q, e.type, id, opts)]));
+        results[e.index] = writeResult(out, prefer);
+        break;
       }
-    } catch (err) {
-      throw inEntry(err, e);
+      case 'POST': {
+        // An ifNoneExist that matched answers with the existing resource (re-matched under the condition's lock).
+        const ifNoneExist = existingCreates.has(e.index) ? e.ifNoneExist : undefined;
+        const p = await forEntry(e, () => prepareCreate(ctx, q, e.type, e.resource, { ...opts, id, ifNoneExist }));
+        pendingCreates.push({ e, p });
+        if (p.outcome.resource) written.push({ e, resource: p.outcome.resource });
+        break;
+      }
+      case 'PUT':
+      case 'PATCH': {
+        const p = await forEntry(e, () =>
+          e.method === 'PATCH'
+            ? preparePatch(ctx, q, e.type, id!, patchOperations(e), opts)
+            : prepareUpdate(ctx, q, e.type, id!, e.id === undefined ? { ...e.resource, id } : e.resource, opts),
+        );
+        const [out] = await forEntry(e, () => commitWrites(ctx, q, [p]));
+        written.push({ e, resource: p.outcome.resource! });
+        results[e.index] = writeResult(out, prefer);
+        break;
+      }
+      default:
+        results[e.index] = await readInTransaction(ctx, q, e);
     }
   }
-  if (pendingCreates.length) await flushCreates();
-  // References are checked once, after every write, against the transaction's own view of the tenant.
-  const issues = await referenceIssues(
-    ctx,
-    q,
-    written.map((r) => ({ resource: r })),
-  );
-  if (issues.length) {
-    // Map issues back to entries by matching the written resource's identity.
-    const entryOf = new Map<string, ParsedEntry>();
-    for (const e of entries) if (ids.has(e.index)) entryOf.set(`${e.type}/${ids.get(e.index)}`, e);
-    const rewritten = issues.map((i) => {
-      const expr = i.expression?.[0] ?? '';
-      const owner = written.find((r) => expr.startsWith(String(r.resourceType)));
-      const e = owner ? entryOf.get(`${owner.resourceType}/${owner.id}`) : undefined;
-      if (!e) return i;
-      const prefix = `Bundle.entry[${e.index}]`;
-      return { ...i, diagnostics: `${prefix}: ${i.diagnostics}`, expression: i.expression?.map((x) => `${prefix}.resource.${x.replace(/^[A-Z][A-Za-z]+\./, '')}`) };
-    });
-    throw new FhirError('invalid', String(rewritten[0].diagnostics), { issues: rewritten, code: 'REFERENCE_NOT_FOUND' });
+  if (pendingCreates.length) {
+    const outs = await commitWrites(ctx, q, pendingCreates.map((x) => x.p));
+    pendingCreates.forEach((x, i) => (results[x.e.index] = writeResult(outs[i], prefer)));
   }
+  if (!referencesChecked) await checkReferences(ctx, q, written);
   return results;
+}
+
+/**
+ * A GET/HEAD inside a transaction changes nothing, so a failed read (404, 410, a bad search) is that entry's
+ * answer rather than a reason to roll the writes back. Database failures still abort the transaction.
+ */
+async function readInTransaction(ctx: FhirContext, q: Queryable, e: ParsedEntry): Promise<EntryResult> {
+  try {
+    return await runGet(ctx, q, e);
+  } catch (err) {
+    if (!(err instanceof FhirError) || err.kind === 'internal' || (err.cause as { code?: unknown } | undefined)?.code) throw err;
+    return errorResult(inEntry(err, e));
+  }
 }
 
 async function runGet(ctx: FhirContext, q: Queryable | undefined, e: ParsedEntry): Promise<EntryResult> {
@@ -248,33 +307,47 @@ async function runGet(ctx: FhirContext, q: Queryable | undefined, e: ParsedEntry
   if (e.id !== undefined && e.vid !== undefined) r = await vreadResource(ctx, e.type, e.id, e.vid, q);
   else if (e.id !== undefined) r = await readResource(ctx, e.type, e.id, { ifNoneMatch: e.ifNoneMatch, ifModifiedSince: e.ifModifiedSince }, q);
   else r = await searchType(ctx, e.type, [...new URLSearchParams(e.query ?? '')] as [string, string][], false, q);
-  return { status: r.status, etag: r.headers?.ETag, json: typeof r.body === 'string' ? r.body : r.body ? JSON.stringify(r.body) : undefined };
+  const res: EntryResult = { status: r.status, etag: r.headers?.ETag };
+  const modified = r.headers?.['Last-Modified'];
+  if (modified) res.lastModified = new Date(modified).toISOString();
+  if (e.method === 'GET' && r.body !== undefined) res.json = typeof r.body === 'string' ? r.body : JSON.stringify(r.body);
+  return res;
+}
+
+/** Ids matching a conditional delete/patch inside a batch entry: at most one. */
+async function matchOne(ctx: FhirContext, q: Queryable, e: ParsedEntry): Promise<string | undefined> {
+  const ids = await matchCondition(ctx, q, e.type, e.query!);
+  if (ids.length > 1) throw new FhirError('precondition-failed', `The condition matched more than one ${e.type}`, { code: 'CONDITION_MULTIPLE_MATCHES', issueType: 'multiple-matches' });
+  return ids[0];
 }
 
 async function runBatchEntry(ctx: FhirContext, e: ParsedEntry, prefer: PreferReturn | undefined): Promise<EntryResult> {
   if (e.method === 'GET' || e.method === 'HEAD') return runGet(ctx, undefined, e);
-  return ctx.deps.db.tx(ctx.tenant.id, async (q) => {
+  const out = await ctx.deps.db.tx(ctx.tenant.id, async (q) => {
     const opts = { ifMatch: e.ifMatch };
     let p: PreparedWrite | WriteOutcome;
     if (e.method === 'POST') p = await prepareCreate(ctx, q, e.type, e.resource, { ...opts, ifNoneExist: e.ifNoneExist });
-    else if (e.method === 'DELETE') {
-      if (e.id === undefined) throw entryError(e.index, 'conditional delete is not supported inside a batch', 'BUNDLE_ENTRY_URL');
-      p = await prepareDelete(ctx, q, e.type, e.id, opts);
-    } else if (e.method === 'PUT') p = e.id !== undefined ? await prepareUpdate(ctx, q, e.type, e.id, e.resource, opts) : await prepareConditionalUpdate(ctx, q, e.type, e.query!, e.resource, opts);
+    else if (e.method === 'PUT') p = e.id !== undefined ? await prepareUpdate(ctx, q, e.type, e.id, e.resource, opts) : await prepareConditionalUpdate(ctx, q, e.type, e.query!, e.resource, opts);
     else {
-      if (e.id === undefined) throw entryError(e.index, 'conditional patch is not supported inside a batch', 'BUNDLE_ENTRY_URL');
-      p = await preparePatch(ctx, q, e.type, e.id, patchOperations(e), opts);
+      const id = e.id ?? (await matchOne(ctx, q, e));
+      if (e.method === 'DELETE') {
+        if (id === undefined) return { status: 204, resourceType: e.type, id: '', versionId: 0, lastUpdated: '', json: null } as WriteOutcome;
+        p = await prepareDelete(ctx, q, e.type, id, opts);
+      } else {
+        if (id === undefined) throw new FhirError('not-found', `No ${e.type} matches the condition`, { code: 'CONDITION_NO_MATCH' });
+        p = await preparePatch(ctx, q, e.type, id, patchOperations(e), opts);
+      }
     }
-    const [out] = await commitWrites(ctx, q, [p]);
-    return writeResult(ctx, out, prefer);
+    return (await commitWrites(ctx, q, [p]))[0];
   });
+  return writeResult(out, prefer);
 }
 
 function responseEntry(b: RawJsonBuilder, ctx: FhirContext, r: EntryResult): Record<string, unknown> {
   const entry: Record<string, unknown> = {};
   if (r.json) {
-    entry.resource = b.raw(r.json);
     if (r.location) entry.fullUrl = `${ctx.baseUrl}/${r.location.replace(/\/_history\/.*$/, '')}`;
+    entry.resource = b.raw(r.json);
   }
   entry.response = {
     status: STATUS_TEXT[r.status] ?? String(r.status),
@@ -297,13 +370,14 @@ export async function processBundle(ctx: FhirContext, body: unknown, prefer: Pre
   } else {
     results = [];
     for (let i = 0; i < raw.length; i++) {
+      let e: ParsedEntry | undefined;
       try {
-        const e = parseEntry(ctx, raw[i], i);
+        e = parseEntry(ctx, raw[i], i);
         results.push(await runBatchEntry(ctx, e, prefer));
       } catch (err) {
-        const f = toFhirError(err);
+        const f = e ? inEntry(err, e) : toFhirError(err);
         if (f.kind === 'internal') ctx.log.error({ err, entry: i }, 'batch entry failed');
-        results.push({ status: f.status, outcome: f.toOutcome() as unknown as Record<string, unknown> });
+        results.push(errorResult(f));
       }
     }
   }

@@ -85,7 +85,7 @@ describe('CLI beside a running server', () => {
 
 describe('graceful shutdown (SIGTERM)', () => {
   it('finishes an in-flight transaction, then exits 0', async () => {
-    const entries = Array.from({ length: 300 }, (_, i) => ({
+    const entries = Array.from({ length: 1000 }, (_, i) => ({
       fullUrl: `urn:uuid:00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
       resource: { resourceType: 'Patient', name: [{ family: `Shutdown${i}` }] },
       request: { method: 'POST', url: 'Patient' },
@@ -95,13 +95,13 @@ describe('graceful shutdown (SIGTERM)', () => {
       headers: { 'content-type': 'application/fhir+json' },
       body: JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: entries }),
     });
-    await new Promise((r) => setTimeout(r, 30));
+    await new Promise((r) => setTimeout(r, 250));
     const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
     proc.kill('SIGTERM');
     const res = await inflight;
     expect(res.status).toBe(200);
     const body = (await res.json()) as { entry: unknown[] };
-    expect(body.entry).toHaveLength(300);
+    expect(body.entry).toHaveLength(1000);
     expect(await exited).toBe(0);
     await expect(fetch(`${ORIGIN}/healthz`)).rejects.toThrow();
   }, 60_000);
