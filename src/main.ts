@@ -3,7 +3,7 @@ import type { Server } from 'node:http';
 import { loadConfig } from './config/index.js';
 import { buildDeps } from './compose.js';
 import { createApp } from './http/app.js';
-import { createLogger } from './platform/log.js';
+import { createLogger, flushLogs } from './platform/log.js';
 import { findTenant } from './store/tenants.js';
 import { createTenant } from './tenancy/create-tenant.js';
 
@@ -47,6 +47,7 @@ async function main(): Promise<void> {
     clearInterval(sweep);
     await deps.db.close();
     log.info('stopped');
+    flushLogs();
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
@@ -54,6 +55,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
+  flushLogs();
   console.error(`tenfhir failed to start: ${(err as Error).message}`);
   process.exit(1);
 });

@@ -5,7 +5,7 @@ import { CONFIG_KEYS, loadConfig, type Config } from '../config/index.js';
 import { buildDeps } from '../compose.js';
 import { FhirError } from '../fhir/errors.js';
 import { runningEmbeddedPort } from '../platform/db.js';
-import { createLogger } from '../platform/log.js';
+import { createLogger, flushLogs } from '../platform/log.js';
 import { listTenants, updateTenantSettings } from '../store/tenants.js';
 import { createTenant } from '../tenancy/create-tenant.js';
 
@@ -76,8 +76,12 @@ async function run(argv: string[]): Promise<number> {
 }
 
 run(process.argv.slice(2))
-  .then((code) => process.exit(code))
+  .then((code) => {
+    flushLogs();
+    process.exit(code);
+  })
   .catch((err) => {
+    flushLogs();
     console.error(`error: ${err instanceof FhirError ? err.message : (err as Error).message}`);
     process.exit(1);
   });

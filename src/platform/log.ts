@@ -3,7 +3,13 @@ import { pino, type Logger } from 'pino';
 
 export type { Logger };
 
+/**
+ * Logs go to stdout through a buffered asynchronous writer (one write per ~4 KB instead of one per line);
+ * `flushLogs` is called on shutdown.
+ */
 export function createLogger(level: string): Logger {
+  const dest = pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  destinations.add(dest);
   return pino({
     level,
     base: undefined,
@@ -11,5 +17,18 @@ export function createLogger(level: string): Logger {
       paths: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]', '*.password', '*.token'],
       censor: '[redacted]',
     },
-  });
+  }, dest);
+}
+
+const destinations = new Set<ReturnType<typeof pino.destination>>();
+
+/** Writes out buffered log lines (call before exiting). */
+export function flushLogs(): void {
+  for (const d of destinations) {
+    try {
+      d.flushSync();
+    } catch {
+      // nothing buffered or already closed
+    }
+  }
 }

@@ -124,11 +124,13 @@ export async function writeVersions(q: Queryable, tenantId: string, writes: Reso
      SELECT $1, t, i, v, l, d, m, c::jsonb FROM unnest(${types}, ${ids}, ${versions}, ${times}, ${deleted}, ${methods}, ${contents}) AS u(t, i, v, l, d, m, c))`);
   const replaced = writes.filter((w) => w.replaces);
   if (replaced.length) {
-    const rt = p(replaced.map((w) => w.resourceType), 'text');
+    // Keyed on resource_id alone (plus a type check) so the planner always takes the (tenant_id, resource_id)
+    // index: with an equality on resource_type it may pick the value index and filter a whole type's rows.
     const ri = p(replaced.map((w) => w.id), 'text');
+    const keys = p(replaced.map((w) => `${w.resourceType}/${w.id}`), 'text');
     INDEX_TABLES.forEach((table, n) => {
-      parts.push(`d${n} AS (DELETE FROM ${table} x USING unnest(${rt}, ${ri}) AS u(t, i)
-         WHERE x.tenant_id = $1 AND x.resource_id = u.i AND x.resource_type = u.t)`);
+      parts.push(`d${n} AS (DELETE FROM ${table} x
+         WHERE x.tenant_id = $1 AND x.resource_id = ANY(${ri}) AND (x.resource_type || '/' || x.resource_id) = ANY(${keys}))`);
     });
   }
   for (const [key, spec] of Object.entries(INDEX_COLUMNS) as [keyof IndexRows, (typeof INDEX_COLUMNS)[keyof IndexRows]][]) {

@@ -4,7 +4,9 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
 import { fhirSchema, isResourceType } from '../definitions.js';
+import { dateRange } from '../../search/date-range.js';
 import { issue } from '../errors.js';
+import { requiredIssues } from './required.js';
 
 const NESTED_RESOURCE = { type: 'object', required: ['resourceType'], properties: { resourceType: { type: 'string' } } };
 
@@ -16,7 +18,18 @@ function createAjv(): Ajv {
   // Every $ref to ResourceList (a oneOf over all resource types) becomes a shallow check;
   // the nested resource is validated separately with its own compiled schema.
   doc.definitions.ResourceList = NESTED_RESOURCE;
+  // "Dates SHALL be valid dates": the schema's patterns accept 2024-02-30; a format checks the calendar.
+  // Choice-type properties (effectiveDateTime, ...) repeat the pattern inline instead of a $ref, so match on it.
+  const datePatterns = new Set(['date', 'dateTime', 'instant'].map((t) => (doc.definitions[t] as { pattern: string }).pattern));
+  const markDates = (node: unknown): void => {
+    if (!node || typeof node !== 'object') return;
+    const n = node as Record<string, unknown>;
+    if (typeof n.pattern === 'string' && datePatterns.has(n.pattern)) n.format = 'fhir-date';
+    for (const v of Object.values(n)) if (v && typeof v === 'object') markDates(v);
+  };
+  markDates(doc.definitions);
   const a = new Ajv({ strict: false, allErrors: true, unicodeRegExp: false, validateSchema: false, code: { optimize: 1 } });
+  a.addFormat('fhir-date', (v: string) => dateRange(v) !== undefined);
   a.addSchema({ $id: 'fhir', definitions: doc.definitions }, 'fhir');
   return a;
 }
@@ -63,6 +76,8 @@ function describe(e: ErrorObject): { path: string; message: string } {
       };
     case 'type':
       return { path: e.instancePath, message: `Value must be of type ${(e.params as { type: string }).type}` };
+    case 'format':
+      return { path: e.instancePath, message: 'Invalid date: not a real calendar date or time' };
     default:
       return { path: e.instancePath, message: e.message ?? e.keyword };
   }
@@ -97,6 +112,7 @@ export function validateSchema(resource: Record<string, unknown>, pathPrefix?: s
       if (issues.length >= 50) break;
     }
   }
+  issues.push(...requiredIssues(resource, root));
   for (const [path, nested] of nestedResources(resource)) {
     issues.push(...validateSchema(nested, `${root}${path}`));
   }
