@@ -48,6 +48,8 @@ export interface FhirErrorOptions {
   /** Several issues at once (validation gathers all, then throws once). */
   issues?: OperationOutcomeIssue[];
   issueType?: OperationOutcomeIssue['code'];
+  /** Response headers the failure needs (e.g. `Allow` on 405, RFC 9110 §15.5.6). */
+  headers?: Record<string, string>;
   cause?: unknown;
 }
 
@@ -59,6 +61,7 @@ export class FhirError extends Error {
   readonly expression: string[] | undefined;
   readonly issues: OperationOutcomeIssue[] | undefined;
   readonly issueType: OperationOutcomeIssue['code'];
+  readonly headers: Record<string, string> | undefined;
 
   constructor(kind: ErrorKind, message: string, opts: FhirErrorOptions = {}) {
     super(message, { cause: opts.cause });
@@ -68,6 +71,7 @@ export class FhirError extends Error {
     this.expression = opts.expression;
     this.issues = opts.issues;
     this.issueType = opts.issueType ?? ERROR_KINDS[kind].issueType;
+    this.headers = opts.headers;
   }
 
   get status(): number {

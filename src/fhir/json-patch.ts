@@ -15,18 +15,26 @@ function invalid(msg: string, index: number): FhirError {
 function parsePointer(pointer: string, index: number): string[] {
   if (pointer === '') return [];
   if (!pointer.startsWith('/')) throw invalid(`path ${JSON.stringify(pointer)} must start with '/'`, index);
-  return pointer
+  const parts = pointer
     .slice(1)
     .split('/')
     .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  // No FHIR element is called __proto__; assigning it would swap the object's prototype.
+  if (parts.includes('__proto__')) throw invalid(`path ${JSON.stringify(pointer)} names no element`, index);
+  return parts;
+}
+
+/** Own properties only: walking into inherited ones (constructor, prototype) would let a patch write to Object.prototype. */
+function child(node: unknown, key: string): unknown {
+  if (Array.isArray(node)) return /^(0|[1-9]\d*)$/.test(key) ? node[Number(key)] : undefined;
+  if (node && typeof node === 'object') return Object.prototype.hasOwnProperty.call(node, key) ? (node as Record<string, unknown>)[key] : undefined;
+  return undefined;
 }
 
 function parentOf(doc: unknown, parts: string[], index: number): { parent: Record<string, unknown> | unknown[]; key: string } {
   let node: unknown = doc;
   for (const p of parts.slice(0, -1)) {
-    if (Array.isArray(node)) node = node[Number(p)];
-    else if (node && typeof node === 'object') node = (node as Record<string, unknown>)[p];
-    else node = undefined;
+    node = child(node, p);
     if (node === undefined || node === null || typeof node !== 'object') throw invalid(`path /${parts.join('/')} does not exist`, index);
   }
   return { parent: node as Record<string, unknown> | unknown[], key: parts[parts.length - 1] };
@@ -35,9 +43,7 @@ function parentOf(doc: unknown, parts: string[], index: number): { parent: Recor
 function get(doc: unknown, parts: string[], index: number): unknown {
   let node: unknown = doc;
   for (const p of parts) {
-    if (Array.isArray(node)) node = /^\d+$/.test(p) ? node[Number(p)] : undefined;
-    else if (node && typeof node === 'object') node = Object.prototype.hasOwnProperty.call(node, p) ? (node as Record<string, unknown>)[p] : undefined;
-    else node = undefined;
+    node = child(node, p);
     if (node === undefined) throw invalid(`path /${parts.join('/')} does not exist`, index);
   }
   return node;
@@ -105,6 +111,10 @@ export function applyJsonPatch(doc: Record<string, unknown>, patch: unknown): Re
         break;
       case 'replace':
         if (!('value' in op)) throw invalid("missing 'value'", i);
+        if (parts.length === 0) {
+          out = structuredClone(op.value); // replacing the whole document (RFC 6902 §4.3 with path "")
+          break;
+        }
         out = remove(out, parts, i);
         out = add(out, parts, structuredClone(op.value), i);
         break;
@@ -118,11 +128,19 @@ export function applyJsonPatch(doc: Record<string, unknown>, patch: unknown): Re
         out = add(out, parts, value, i);
         break;
       }
-      case 'test':
-        if (!deepEqual(get(out, parts, i), op.value)) {
+      case 'test': {
+        // A test against a missing location fails like a test against a different value (RFC 6902 §4.6).
+        let actual: unknown;
+        try {
+          actual = get(out, parts, i);
+        } catch {
+          actual = undefined;
+        }
+        if (actual === undefined || !deepEqual(actual, op.value)) {
           throw new FhirError('unprocessable', `JSON Patch operation ${i}: test failed at ${op.path}`, { code: 'PATCH_TEST_FAILED', expression: [`[${i}]`] });
         }
         break;
+      }
       default:
         throw invalid(`unknown op ${JSON.stringify(op.op)}`, i);
     }

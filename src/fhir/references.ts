@@ -21,15 +21,39 @@ export interface RefContext {
 
 const LOCAL = /^([A-Za-z]+)\/([^/?#]+)(?:\/_history\/([^/?#]+))?$/;
 
+/**
+ * An absolute http(s) reference on this server, relative to the tenant base ("Patient/1"); null when it names
+ * another tenant (or the server's FHIR root); undefined when it is not on this server. URLs are compared after
+ * normalisation (scheme/host case, default port, dot segments), so spelling cannot slip past the tenant check.
+ */
+function onThisServer(ref: string, ctx: RefContext): string | null | undefined {
+  let u: URL;
+  let root: URL;
+  let base: URL;
+  try {
+    u = new URL(ref);
+    root = new URL(ctx.serverFhirRoot);
+    base = new URL(ctx.tenantBase);
+  } catch {
+    return undefined;
+  }
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.origin !== root.origin) return undefined;
+  const path = u.pathname.replace(/\/{2,}/g, '/');
+  if (path.startsWith(base.pathname + '/')) return path.slice(base.pathname.length + 1) + u.search;
+  if (path === root.pathname || path.startsWith(root.pathname + '/')) return null;
+  return undefined;
+}
+
 /** Classifies one Reference.reference value. */
 export function classifyReference(ref: string, ctx: RefContext): RefClass {
   if (ref.startsWith('#')) return { kind: 'contained' };
   if (ref.startsWith('urn:uuid:') || ref.startsWith('urn:oid:')) return { kind: 'placeholder', value: ref };
   let rel = ref;
   if (/^[a-z][a-z0-9+.-]*:/i.test(ref)) {
-    if (ref.startsWith(ctx.tenantBase + '/')) rel = ref.slice(ctx.tenantBase.length + 1);
-    else if (ref.startsWith(ctx.serverFhirRoot + '/')) return { kind: 'other-tenant' };
-    else return { kind: 'external', url: ref };
+    const local = onThisServer(ref, ctx);
+    if (local === null) return { kind: 'other-tenant' };
+    if (local === undefined) return { kind: 'external', url: ref };
+    rel = local;
   }
   const q = rel.indexOf('?');
   if (q > 0) {
@@ -54,7 +78,10 @@ export interface FoundReference {
   path: string;
 }
 
-/** Every Reference.reference string in a resource, contained resources excluded. */
+/**
+ * Every Reference.reference string in a resource and its contained resources. Other nested resources
+ * (Bundle.entry.resource, Parameters.parameter.resource) are skipped: their references resolve inside them.
+ */
 export function findReferences(resource: Record<string, unknown>): FoundReference[] {
   const out: FoundReference[] = [];
   const walk = (node: unknown, path: string, depth: number) => {
@@ -66,9 +93,15 @@ export function findReferences(resource: Record<string, unknown>): FoundReferenc
     const obj = node as Record<string, unknown>;
     if (typeof obj.reference === 'string') out.push({ holder: obj, reference: obj.reference, path });
     for (const key of Object.keys(obj)) {
-      if (key === 'contained' && depth === 0) continue;
       const v = obj[key];
-      if (v !== null && typeof v === 'object') walk(v, `${path}.${key}`, depth + 1);
+      if (v === null || typeof v !== 'object') continue;
+      if (key === 'contained' && obj === resource && Array.isArray(v)) {
+        v.forEach((c, i) => walk(c, `${path}.contained[${i}]`, depth + 2));
+        continue;
+      }
+      if (!Array.isArray(v) && typeof (v as { resourceType?: unknown }).resourceType === 'string') continue;
+      if (Array.isArray(v) && v.some((x) => typeof (x as { resourceType?: unknown } | null)?.resourceType === 'string')) continue;
+      walk(v, `${path}.${key}`, depth + 1);
     }
   };
   walk(resource, String(resource.resourceType), 0);

@@ -79,9 +79,13 @@ function checkIfMatch(current: StoredVersion | undefined, ifMatch: string | unde
   }
 }
 
-/** Serialises conditional writes on the same condition (no duplicate conditional creates under concurrency). */
-async function lockCondition(ctx: FhirContext, q: Queryable, type: string, query: string): Promise<void> {
-  const h = createHash('sha256').update(`${ctx.tenant.id}\0${type}\0${query}`).digest();
+/**
+ * Serialises conditional writes on the same condition (no duplicate conditional creates under concurrency). The key
+ * is the decoded, sorted parameter list, so "a=x|1" and "a=x%7C1" (If-None-Exist vs a re-encoded URL) share a lock.
+ */
+async function lockCondition(ctx: FhirContext, q: Queryable, type: string, params: [string, string][]): Promise<void> {
+  const canonical = JSON.stringify([...params].sort(([a, x], [b, y]) => (a < b ? -1 : a > b ? 1 : x < y ? -1 : x > y ? 1 : 0)));
+  const h = createHash('sha256').update(`${ctx.tenant.id}\0${type}\0${canonical}`).digest();
   await q.query('SELECT pg_advisory_xact_lock($1)', [h.readBigInt64BE(0).toString()]);
 }
 
@@ -91,7 +95,7 @@ export async function matchCondition(ctx: FhirContext, q: Queryable, type: strin
   if (params.length === 0) throw new FhirError('invalid', `A conditional request on ${type} needs search criteria`, { code: 'CONDITION_EMPTY' });
   const plan = planSearch(ctx.deps.registry, type, { strict: true, params });
   if (plan.criteria.length === 0) throw new FhirError('invalid', `The condition '${query}' has no search criteria`, { code: 'CONDITION_EMPTY' });
-  await lockCondition(ctx, q, type, query);
+  await lockCondition(ctx, q, type, params);
   return searchIds(q, ctx.tenant.id, ctx.baseUrl, plan, limit);
 }
 
@@ -129,19 +133,39 @@ export async function prepareUpdate(ctx: FhirContext, q: Queryable, type: string
   return stored(ctx, 'PUT', stampedRes, versionId, current !== undefined, created ? 201 : 200);
 }
 
-/** Conditional update (http.html#cond-update): PUT [type]?[search]. */
-export async function prepareConditionalUpdate(ctx: FhirContext, q: Queryable, type: string, query: string, body: unknown, opts: WriteOptions = {}): Promise<PreparedWrite> {
-  const resource = checkBodyAgainstUrl(body, type, undefined, false);
+/**
+ * The id a conditional update (http.html#cond-update) writes: the single match, else the body's id (update as
+ * create), else undefined (create with a new id). 1 match with another body id -> 400; several -> 412; no match
+ * but the body id names a live resource that does not match -> 409, as R5 settles it: the condition said
+ * "not this one", so it is not silently overwritten.
+ */
+export async function conditionalUpdateTarget(ctx: FhirContext, q: Queryable, type: string, query: string, bodyId: string | undefined): Promise<string | undefined> {
   const ids = await matchCondition(ctx, q, type, query);
   if (ids.length > 1) throw new FhirError('precondition-failed', `The condition matched more than one ${type}`, { code: 'CONDITION_MULTIPLE_MATCHES', issueType: 'multiple-matches' });
-  const bodyId = typeof resource.id === 'string' ? resource.id : undefined;
   if (ids.length === 1) {
     if (bodyId !== undefined && bodyId !== ids[0]) {
       throw new FhirError('invalid', `Body id '${bodyId}' differs from the matched ${type}/${ids[0]}`, { code: 'RESOURCE_ID_MISMATCH', expression: [`${type}.id`] });
     }
-    return prepareUpdate(ctx, q, type, ids[0], { ...resource, id: ids[0] }, opts);
+    return ids[0];
   }
-  if (bodyId !== undefined) return prepareUpdate(ctx, q, type, bodyId, resource, opts);
+  if (bodyId === undefined) return undefined;
+  assertId(bodyId);
+  const current = await readCurrent(q, ctx.tenant.id, type, bodyId);
+  if (current && !current.deleted) {
+    throw new FhirError('conflict', `No ${type} matches the condition, but ${type}/${bodyId} exists; a conditional update does not overwrite a resource outside its condition`, {
+      code: 'CONDITION_ID_CONFLICT',
+      expression: [`${type}.id`],
+    });
+  }
+  return bodyId;
+}
+
+/** Conditional update (http.html#cond-update): PUT [type]?[search]. */
+export async function prepareConditionalUpdate(ctx: FhirContext, q: Queryable, type: string, query: string, body: unknown, opts: WriteOptions = {}): Promise<PreparedWrite> {
+  const resource = checkBodyAgainstUrl(body, type, undefined, false);
+  const bodyId = typeof resource.id === 'string' ? resource.id : undefined;
+  const id = await conditionalUpdateTarget(ctx, q, type, query, bodyId);
+  if (id !== undefined) return prepareUpdate(ctx, q, type, id, { ...resource, id }, opts);
   return prepareCreate(ctx, q, type, resource, opts);
 }
 

@@ -12,7 +12,11 @@ const FHIR_JSON = new Set(['application/fhir+json', 'application/json', 'applica
 
 /** Classifies the Content-Type header; throws 415 for anything we do not read. */
 export function bodyKind(contentType: string | undefined, allowed: BodyKind[]): BodyKind {
-  const mime = (contentType ?? '').split(';')[0].trim().toLowerCase();
+  const [mime, ...params] = (contentType ?? '').split(';').map((p) => p.trim().toLowerCase());
+  const version = params.find((p) => p.startsWith('fhirversion='))?.slice('fhirversion='.length).replace(/^"|"$/g, '');
+  if (version !== undefined && version !== '4.0' && !version.startsWith('4.0.')) {
+    throw new FhirError('unsupported-media', `fhirVersion=${version.slice(0, 20)} is not supported; this server speaks FHIR R4 (fhirVersion=4.0)`, { code: 'CONTENT_TYPE_UNSUPPORTED' });
+  }
   let kind: BodyKind | undefined;
   if (FHIR_JSON.has(mime)) kind = 'fhir-json';
   else if (mime === 'application/json-patch+json') kind = 'json-patch';
@@ -24,33 +28,44 @@ export function bodyKind(contentType: string | undefined, allowed: BodyKind[]): 
   return kind;
 }
 
+function tooLarge(message: string): FhirError {
+  // The rest of an oversized body is not read: close the connection rather than drain it.
+  return new FhirError('too-large', message, { code: 'BODY_TOO_LARGE', headers: { Connection: 'close' } });
+}
+
 /** Reads the raw body, enforcing the byte limit while streaming. */
 export function readBody(req: Request, limit: number): Promise<string> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
-    return Promise.reject(new FhirError('too-large', `Request body of ${declared} bytes exceeds the limit of ${limit} bytes`, { code: 'BODY_TOO_LARGE' }));
+    return Promise.reject(tooLarge(`Request body of ${declared} bytes exceeds the limit of ${limit} bytes`));
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    let failed = false;
+    let settled = false;
+    const fail = (err: FhirError) => {
+      if (settled) return;
+      settled = true;
+      chunks.length = 0;
+      reject(err);
+    };
     req.on('data', (chunk: Buffer) => {
-      if (failed) return;
+      if (settled) return;
       size += chunk.length;
       if (size > limit) {
-        failed = true;
-        chunks.length = 0;
-        reject(new FhirError('too-large', `Request body exceeds the limit of ${limit} bytes`, { code: 'BODY_TOO_LARGE' }));
+        fail(tooLarge(`Request body exceeds the limit of ${limit} bytes`));
         return;
       }
       chunks.push(chunk);
     });
     req.on('end', () => {
-      if (!failed) resolve(Buffer.concat(chunks).toString('utf8'));
+      if (settled) return;
+      settled = true;
+      resolve(Buffer.concat(chunks).toString('utf8'));
     });
-    req.on('error', (err) => {
-      if (!failed) reject(new FhirError('invalid', 'The request body could not be read', { code: 'BODY_READ_FAILED', cause: err }));
-    });
+    req.on('error', (err) => fail(new FhirError('invalid', 'The request body could not be read', { code: 'BODY_READ_FAILED', cause: err })));
+    // A client that goes away mid-body must not leave this promise (and its chunks) pending forever.
+    req.on('close', () => fail(new FhirError('invalid', 'The request body ended early', { code: 'BODY_READ_FAILED' })));
   });
 }
 
@@ -98,7 +113,9 @@ export function guardJson(text: string): void {
 }
 
 /** Parses a JSON body after the guard; malformed JSON -> 400 with the parser's position. */
-export function parseJsonBody(text: string): unknown {
+export function parseJsonBody(raw: string): unknown {
+  // A UTF-8 byte order mark is legal before JSON text (RFC 8259 §8.1: parsers MAY ignore it); some clients send one.
+  const text = raw.charCodeAt(0) === 0xfeff ? raw.slice(1) : raw;
   if (text.trim() === '') throw new FhirError('invalid', 'The request body is empty', { code: 'BODY_EMPTY' });
   guardJson(text);
   try {

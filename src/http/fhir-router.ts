@@ -8,7 +8,8 @@ import { FhirError } from '../fhir/errors.js';
 import { assertResourceType } from '../fhir/ids.js';
 import { history } from '../fhir/interactions/history.js';
 import { readResource, vreadResource } from '../fhir/interactions/read.js';
-import { searchType } from '../fhir/interactions/search.js';
+import { searchCompartment, searchSystem, searchType } from '../fhir/interactions/search.js';
+import { patientEverything } from '../fhir/operations/everything.js';
 import { validateOperation } from '../fhir/operations/validate.js';
 import { subsetResource } from '../fhir/subset.js';
 import { prepareConditionalUpdate, prepareCreate, prepareDelete, preparePatch, prepareUpdate, writeOne, matchCondition } from '../fhir/write.js';
@@ -38,8 +39,14 @@ function queryParams(req: Request): [string, string][] {
   return q < 0 ? [] : ([...new URLSearchParams(req.originalUrl.slice(q + 1))] as [string, string][]);
 }
 
-function notAllowed(method: string, what: string): FhirError {
-  return new FhirError('not-allowed', `${method} is not allowed on ${what}`, { code: 'METHOD_NOT_ALLOWED' });
+const READ_ONLY = 'GET, HEAD';
+const POST_ONLY = 'POST';
+const TYPE_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE';
+const INSTANCE_METHODS = 'GET, HEAD, PUT, PATCH, DELETE';
+
+/** 405, with the Allow header RFC 9110 §15.5.6 requires. */
+function notAllowed(method: string, what: string, allow: string): FhirError {
+  return new FhirError('not-allowed', `${method} is not allowed on ${what}; use ${allow}`, { code: 'METHOD_NOT_ALLOWED', headers: { Allow: allow } });
 }
 
 async function jsonBody(call: Call, kinds: ('fhir-json' | 'json-patch')[] = ['fhir-json']): Promise<{ body: unknown; kind: string }> {
@@ -59,9 +66,21 @@ function shaped(result: FhirResult, params: [string, string][]): FhirResult {
   return { ...result, body: resource };
 }
 
+/**
+ * The search criteria of a conditional request in one canonical spelling (decoded, re-encoded, sorted), so that
+ * `identifier=s|v`, `identifier=s%7Cv` and the same criteria in another order from If-None-Exist or a conditional
+ * URL are the same condition: write.ts serialises conditional writes by the condition's text.
+ */
 function conditionalQuery(params: [string, string][]): string {
   const keep = params.filter(([k]) => !['_format', '_pretty'].includes(k));
+  keep.sort(([ak, av], [bk, bv]) => (ak < bk ? -1 : ak > bk ? 1 : av < bv ? -1 : av > bv ? 1 : 0));
   return new URLSearchParams(keep).toString();
+}
+
+/** If-None-Exist carries "[search]" or "[type]?[search]" (http.html#ccreate); canonicalised like a conditional URL. */
+function ifNoneExistQuery(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  return conditionalQuery([...new URLSearchParams(header.replace(/^[^?=&]*\?/, ''))] as [string, string][]);
 }
 
 async function dispatch(call: Call, opts: RouterOptions): Promise<FhirResult> {
@@ -70,14 +89,15 @@ async function dispatch(call: Call, opts: RouterOptions): Promise<FhirResult> {
   // [base]
   if (s.length === 0) {
     if (method === 'POST') return processBundle(ctx, (await jsonBody(call)).body, h.preferReturn);
-    throw notAllowed(method, 'the tenant base (POST a batch or transaction Bundle)');
+    if (method === 'GET') return searchSystem(ctx, params, strict);
+    throw notAllowed(method, 'the tenant base (GET searches all types, POST takes a batch or transaction Bundle)', 'GET, HEAD, POST');
   }
   if (s.length === 1 && s[0] === 'metadata') {
-    if (method !== 'GET') throw notAllowed(method, 'metadata');
+    if (method !== 'GET') throw notAllowed(method, 'metadata', READ_ONLY);
     return { status: 200, body: capabilityStatement(ctx, opts.software, opts.startedAt) };
   }
   if (s.length === 1 && s[0] === '_history') {
-    if (method !== 'GET') throw notAllowed(method, '_history');
+    if (method !== 'GET') throw notAllowed(method, '_history', READ_ONLY);
     return history(ctx, params);
   }
   const type = s[0];
@@ -91,7 +111,7 @@ async function dispatch(call: Call, opts: RouterOptions): Promise<FhirResult> {
         return searchType(ctx, type, params, strict);
       case 'POST': {
         const { body } = await jsonBody(call);
-        const w = await writeOne(ctx, (q) => prepareCreate(ctx, q, type, body, { ifNoneExist: h.ifNoneExist }));
+        const w = await writeOne(ctx, (q) => prepareCreate(ctx, q, type, body, { ifNoneExist: ifNoneExistQuery(h.ifNoneExist) }));
         return writeResult(ctx, w, h.preferReturn);
       }
       case 'PUT': {
@@ -125,22 +145,22 @@ async function dispatch(call: Call, opts: RouterOptions): Promise<FhirResult> {
         return writeResult(ctx, w, h.preferReturn);
       }
       default:
-        throw notAllowed(method, type);
+        throw notAllowed(method, type, TYPE_METHODS);
     }
   }
   const second = s[1];
   if (s.length === 2 && second === '_search') {
-    if (method !== 'POST') throw notAllowed(method, `${type}/_search`);
+    if (method !== 'POST') throw notAllowed(method, `${type}/_search`, POST_ONLY);
     bodyKind(call.req.headers['content-type'], ['form']);
     const text = await readBody(call.req, ctx.deps.config.maxBodyBytes);
     return searchType(ctx, type, [...params, ...([...new URLSearchParams(text)] as [string, string][])], strict);
   }
   if (s.length === 2 && second === '_history') {
-    if (method !== 'GET') throw notAllowed(method, `${type}/_history`);
+    if (method !== 'GET') throw notAllowed(method, `${type}/_history`, READ_ONLY);
     return history(ctx, params, type);
   }
   if (s.length === 2 && second === '$validate') {
-    if (method !== 'POST') throw notAllowed(method, `${type}/$validate`);
+    if (method !== 'POST') throw notAllowed(method, `${type}/$validate`, POST_ONLY);
     return validateOperation(ctx, type, undefined, (await jsonBody(call)).body, params.find(([k]) => k === 'mode')?.[1]);
   }
   if (second.startsWith('$')) throw new FhirError('not-found', `Unknown operation '${second.slice(0, 64)}' on ${type}`, { code: 'OPERATION_UNKNOWN', issueType: 'not-supported' });
@@ -155,11 +175,14 @@ async function dispatch(call: Call, opts: RouterOptions): Promise<FhirResult> {
         return writeResult(ctx, w, h.preferReturn);
       }
       case 'PATCH': {
-        const { body } = await jsonBody(call, ['json-patch', 'fhir-json']);
-        if ((body as { resourceType?: string })?.resourceType === 'Parameters') {
+        const { body, kind } = await jsonBody(call, ['json-patch', 'fhir-json']);
+        // A FHIR media type carries FHIRPath Patch (a Parameters resource), which this server does not apply; a JSON
+        // array under application/json is taken as JSON Patch. Under application/json-patch+json, a malformed
+        // document is a 400 from the patch engine, not a media-type problem.
+        if (kind === 'fhir-json' && (body as { resourceType?: string })?.resourceType === 'Parameters') {
           throw new FhirError('unsupported-media', 'FHIRPath Patch is not supported; send application/json-patch+json', { code: 'PATCH_FORMAT_UNSUPPORTED' });
         }
-        if (!Array.isArray(body)) throw new FhirError('unsupported-media', 'PATCH expects a JSON Patch document (application/json-patch+json)', { code: 'PATCH_FORMAT_UNSUPPORTED' });
+        if (kind === 'fhir-json' && !Array.isArray(body)) throw new FhirError('unsupported-media', 'PATCH expects a JSON Patch document (application/json-patch+json)', { code: 'PATCH_FORMAT_UNSUPPORTED' });
         const w = await writeOne(ctx, (q) => preparePatch(ctx, q, type, id, body, { ifMatch: h.ifMatch }));
         return writeResult(ctx, w, h.preferReturn);
       }
@@ -168,21 +191,30 @@ async function dispatch(call: Call, opts: RouterOptions): Promise<FhirResult> {
         return writeResult(ctx, w, h.preferReturn);
       }
       default:
-        throw notAllowed(method, `${type}/${id}`);
+        throw notAllowed(method, `${type}/${id}`, INSTANCE_METHODS);
     }
   }
   const third = s[2];
   if (s.length === 3 && third === '_history') {
-    if (method !== 'GET') throw notAllowed(method, `${type}/${id}/_history`);
+    if (method !== 'GET') throw notAllowed(method, `${type}/${id}/_history`, READ_ONLY);
     return history(ctx, params, type, id);
   }
   if (s.length === 3 && third === '$validate') {
-    if (method !== 'POST') throw notAllowed(method, `${type}/${id}/$validate`);
+    if (method !== 'POST') throw notAllowed(method, `${type}/${id}/$validate`, POST_ONLY);
     return validateOperation(ctx, type, id, (await jsonBody(call)).body, params.find(([k]) => k === 'mode')?.[1]);
   }
   if (s.length === 4 && third === '_history') {
-    if (method !== 'GET') throw notAllowed(method, `${type}/${id}/_history/${s[3]}`);
+    if (method !== 'GET') throw notAllowed(method, `${type}/${id}/_history/${s[3]}`, READ_ONLY);
     return shaped(await vreadResource(ctx, type, id, s[3]), params);
+  }
+  if (type === 'Patient' && s.length === 3 && third === '$everything') {
+    if (method !== 'GET' && method !== 'POST') throw notAllowed(method, `Patient/${id}/$everything`, READ_ONLY);
+    return patientEverything(ctx, id, params);
+  }
+  if (type === 'Patient' && s.length === 3 && !third.startsWith('$') && !third.startsWith('_')) {
+    // compartment search: Patient/[id]/[type] or Patient/[id]/*
+    if (method !== 'GET') throw notAllowed(method, `Patient/${id}/${third}`, READ_ONLY);
+    return searchCompartment(ctx, id, third, params, strict);
   }
   throw new FhirError('not-found', `Unknown path /${s.join('/').slice(0, 200)}`, { code: 'PATH_UNKNOWN' });
 }

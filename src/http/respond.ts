@@ -12,16 +12,29 @@ const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 export function checkFormat(req: Request, params: [string, string][]): void {
   const fmt = params.find(([k]) => k === '_format')?.[1];
   if (fmt !== undefined) {
-    if (!['json', 'application/json', 'application/fhir+json', 'application/json+fhir', 'text/json'].includes(fmt.split(';')[0].trim())) {
-      throw new FhirError('not-acceptable', `_format=${fmt} is not supported; this server speaks JSON only`, { code: 'FORMAT_UNSUPPORTED' });
+    if (!['json', 'application/json', 'application/fhir+json', 'application/json+fhir', 'text/json'].includes(fmt.split(';')[0].trim().toLowerCase())) {
+      throw new FhirError('not-acceptable', `_format=${fmt.slice(0, 100)} is not supported; this server speaks JSON only`, { code: 'FORMAT_UNSUPPORTED' });
     }
     return;
   }
   const accept = req.headers.accept;
   if (!accept) return;
-  const types = accept.split(',').map((t) => t.split(';')[0].trim().toLowerCase());
-  const ok = types.some((t) => t === '*/*' || t === 'application/*' || t.includes('json'));
-  if (!ok) throw new FhirError('not-acceptable', `Accept ${JSON.stringify(accept)} cannot be met; this server produces application/fhir+json`, { code: 'FORMAT_UNSUPPORTED' });
+  if (!accept.split(',').some(acceptableRange)) {
+    throw new FhirError('not-acceptable', `Accept ${JSON.stringify(accept.slice(0, 200))} cannot be met; this server produces application/fhir+json; fhirVersion=4.0`, { code: 'FORMAT_UNSUPPORTED' });
+  }
+}
+
+/** One Accept media range we can answer: JSON or a wildcard, not refused with q=0, and R4 if a fhirVersion is named. */
+function acceptableRange(range: string): boolean {
+  const [type, ...params] = range.split(';').map((p) => p.trim().toLowerCase());
+  if (!(type === '*/*' || type === 'application/*' || type.includes('json'))) return false;
+  for (const p of params) {
+    const [k, v = ''] = p.split('=').map((x) => x.trim().replace(/^"|"$/g, ''));
+    if (k === 'q' && Number(v) === 0) return false;
+    // http.html#version-parameter: R4 is fhirVersion=4.0 (4.0.1 is accepted as the same version).
+    if (k === 'fhirversion' && v !== '4.0' && !v.startsWith('4.0.')) return false;
+  }
+  return true;
 }
 
 function pretty(params: [string, string][]): boolean {
@@ -29,16 +42,17 @@ function pretty(params: [string, string][]): boolean {
 }
 
 export function send(res: Response, params: [string, string][], result: FhirResult): void {
-  for (const [k, v] of Object.entries(result.headers ?? {})) res.setHeader(k, v);
-  res.status(result.status);
+  const headers: Record<string, string | number> = { ...result.headers };
   if (result.body === undefined || result.status === 304 || result.status === 204) {
-    res.end();
+    res.writeHead(result.status, headers).end();
     return;
   }
-  res.setHeader('Content-Type', FHIR_JSON);
   let text = typeof result.body === 'string' ? result.body : JSON.stringify(result.body);
   if (pretty(params)) text = JSON.stringify(JSON.parse(text), null, 2);
-  res.send(text);
+  headers['Content-Type'] = FHIR_JSON;
+  headers['Content-Length'] = Buffer.byteLength(text);
+  // HEAD gets the headers only
+  res.writeHead(result.status, headers).end(res.req.method === 'HEAD' ? undefined : text);
 }
 
 /** The answer to a create/update/patch/delete, honouring Prefer: return=... (http.html#return). */
@@ -78,6 +92,7 @@ export function errorHandler(rootLog: Logger) {
       return;
     }
     if (f.kind === 'unauthenticated') res.setHeader('WWW-Authenticate', 'Bearer');
+    for (const [k, v] of Object.entries(f.headers ?? {})) res.setHeader(k, v);
     res.status(f.status).setHeader('Content-Type', FHIR_JSON).send(JSON.stringify(f.toOutcome()));
   };
 }

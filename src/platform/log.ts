@@ -10,6 +10,14 @@ export type { Logger };
 export function createLogger(level: string): Logger {
   const dest = pino.destination({ dest: 1, sync: false, minLength: 4096 });
   destinations.add(dest);
+  // Nothing waits in the buffer for more than a second.
+  setInterval(() => {
+    try {
+      dest.flush();
+    } catch {
+      // not ready yet / closed
+    }
+  }, 1000).unref();
   return pino({
     level,
     base: undefined,

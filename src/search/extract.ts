@@ -1,6 +1,6 @@
 // Index-value extraction: evaluates each SearchParameter of the resource's type and turns the values into
 // rows for the typed index tables (token, string, reference, date, number/quantity, uri).
-import type { SearchParamRegistry } from './registry.js';
+import type { SearchParamDef, SearchParamRegistry } from './registry.js';
 import { dateRange } from './date-range.js';
 
 export interface IndexRows {
@@ -10,10 +10,13 @@ export interface IndexRows {
   date: [code: string, low: string | null, high: string | null][];
   number: [code: string, value: number, system: string | null, unit: string | null][];
   uri: [code: string, value: string][];
+  composite: [code: string, system1: string | null, value1: string | null, system2: string | null, value2: string | null, num2: number | null, low2: string | null, high2: string | null][];
+  /** [narrative text, all string content] for _text / _content */
+  fulltext: [narrative: string, content: string][];
 }
 
 export function emptyRows(): IndexRows {
-  return { token: [], string: [], reference: [], date: [], number: [], uri: [] };
+  return { token: [], string: [], reference: [], date: [], number: [], uri: [], composite: [], fulltext: [] };
 }
 
 /** Case- and accent-insensitive form used by string search (search.html#string). */
@@ -25,7 +28,23 @@ type Json = Record<string, unknown>;
 const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 const MAX_STRING = 2048;
 
+function addTokenText(rows: IndexRows, code: string, text: unknown): void {
+  if (typeof text === 'string' && text) rows.string.push([`${code}:text`, normalizeString(text.slice(0, MAX_STRING)), text.slice(0, MAX_STRING)]);
+}
+
 function addToken(rows: IndexRows, code: string, v: unknown, isTelecom: boolean): void {
+  if (isObj(v)) {
+    // :text matches CodeableConcept.text, Coding.display and Identifier.type.text (search.html#token)
+    addTokenText(rows, code, v.text);
+    addTokenText(rows, code, v.display);
+    if (Array.isArray(v.coding)) for (const c of v.coding) if (isObj(c)) addTokenText(rows, code, c.display);
+    if (isObj(v.type) && typeof v.value === 'string') {
+      addTokenText(rows, code, v.type.text);
+      // :of-type (Identifier): type-system|type-code|value
+      const codings = Array.isArray(v.type.coding) ? v.type.coding : [];
+      for (const c of codings) if (isObj(c) && typeof c.code === 'string') rows.token.push([`${code}:of-type`, str(c.system), `${c.code}|${v.value}`]);
+    }
+  }
   if (typeof v === 'string') rows.token.push([code, null, v]);
   else if (typeof v === 'boolean') rows.token.push([code, null, String(v)]);
   else if (isObj(v)) {
@@ -68,6 +87,10 @@ function addString(rows: IndexRows, code: string, v: unknown): void {
 const LOCAL_REF = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(\/_history\/[A-Za-z0-9\-.]{1,64})?$/;
 
 function addReference(rows: IndexRows, code: string, v: unknown): void {
+  // :identifier matches Reference.identifier (search.html#reference)
+  if (isObj(v) && isObj(v.identifier) && (typeof v.identifier.value === 'string' || typeof v.identifier.system === 'string')) {
+    rows.token.push([`${code}:identifier`, str(v.identifier.system), str(v.identifier.value)]);
+  }
   const ref = isObj(v) ? v.reference : v;
   if (typeof ref !== 'string') return;
   const m = LOCAL_REF.exec(ref);
@@ -104,6 +127,10 @@ export function extractIndexRows(registry: SearchParamRegistry, resource: Json):
   const rows = emptyRows();
   for (const def of registry.paramsFor(resource.resourceType as string).values()) {
     if (!def.extract || def.code === '_id' || def.code === '_lastUpdated') continue;
+    if (def.type === 'composite') {
+      addComposite(rows, def, resource);
+      continue;
+    }
     let values: unknown[];
     try {
       values = def.extract(resource);
@@ -112,32 +139,88 @@ export function extractIndexRows(registry: SearchParamRegistry, resource: Json):
     }
     if (values.length === 0) continue;
     const telecom = def.expression.includes('telecom');
-    for (const value of values) {
-      switch (def.type) {
-        case 'token':
-          addToken(rows, def.code, value, telecom);
-          break;
-        case 'string':
-          addString(rows, def.code, value);
-          break;
-        case 'reference':
-          addReference(rows, def.code, value);
-          break;
-        case 'date':
-          addDate(rows, def.code, value);
-          break;
-        case 'number':
-        case 'quantity':
-          addNumber(rows, def.code, value);
-          break;
-        case 'uri':
-          addUri(rows, def.code, value);
-          break;
-      }
-    }
+    for (const value of values) addValue(rows, def.type, def.code, value, telecom);
   }
+  rows.fulltext.push(fullText(resource));
   dedupe(rows);
   return rows;
+}
+
+/** One row per combination of component values on each base node (search.html#composite). */
+function addComposite(rows: IndexRows, def: SearchParamDef, resource: Json): void {
+  const comps = def.components;
+  if (!comps || comps.length !== 2 || comps[0].type !== 'token') return;
+  let nodes: unknown[];
+  try {
+    nodes = def.extract!(resource);
+  } catch {
+    return;
+  }
+  for (const node of nodes) {
+    if (!isObj(node)) continue;
+    const first = emptyRows();
+    const second = emptyRows();
+    try {
+      for (const v of comps[0].extract(node)) addToken(first, 'c', v, false);
+      for (const v of comps[1].extract(node)) addValue(second, comps[1].type, 'c', v, false);
+    } catch {
+      continue;
+    }
+    for (const [, s1, v1] of first.token) {
+      for (const [, s2, v2] of second.token) rows.composite.push([def.code, s1, v1, s2, v2, null, null, null]);
+      for (const [, , v2] of second.string) rows.composite.push([def.code, s1, v1, null, v2, null, null, null]);
+      for (const [, v2] of second.uri) rows.composite.push([def.code, s1, v1, null, v2, null, null, null]);
+      for (const [, t2, id2, url2] of second.reference) rows.composite.push([def.code, s1, v1, null, t2 && id2 ? `${t2}/${id2}` : url2, null, null, null]);
+      for (const [, n2, s2, u2] of second.number) rows.composite.push([def.code, s1, v1, s2, u2, n2, null, null]);
+      for (const [, lo, hi] of second.date) rows.composite.push([def.code, s1, v1, null, null, null, lo, hi]);
+    }
+  }
+}
+
+function addValue(rows: IndexRows, type: string, code: string, value: unknown, telecom: boolean): void {
+  switch (type) {
+    case 'token':
+      addToken(rows, code, value, telecom);
+      break;
+    case 'string':
+      addString(rows, code, value);
+      break;
+    case 'reference':
+      addReference(rows, code, value);
+      break;
+    case 'date':
+      addDate(rows, code, value);
+      break;
+    case 'number':
+    case 'quantity':
+      addNumber(rows, code, value);
+      break;
+    case 'uri':
+      addUri(rows, code, value);
+      break;
+  }
+}
+
+const MAX_FULLTEXT = 100_000;
+
+/** The narrative's text (tags stripped) and every string value of the resource, for _text and _content. */
+function fullText(resource: Json): [string, string] {
+  const text = resource.text as { div?: unknown } | undefined;
+  const narrative = typeof text?.div === 'string' ? text.div.replace(/<[^>]*>/g, ' ').replace(/&[a-z]+;/g, ' ') : '';
+  const parts: string[] = [];
+  let size = 0;
+  const walk = (v: unknown, key: string, depth: number) => {
+    if (size > MAX_FULLTEXT || depth > 32) return;
+    if (typeof v === 'string') {
+      if (key === 'div' || key === 'reference' || key === 'system' || key === 'url' || key === 'id' || key === 'data') return;
+      parts.push(v);
+      size += v.length;
+    } else if (Array.isArray(v)) v.forEach((x) => walk(x, key, depth + 1));
+    else if (isObj(v)) for (const [k, x] of Object.entries(v)) if (k !== 'meta' && k !== 'resourceType') walk(x, k, depth + 1);
+  };
+  walk(resource, '', 0);
+  // accent- and case-folded, like string search ("jurgen" finds "Jürgen")
+  return [normalizeString(narrative.slice(0, MAX_FULLTEXT)), normalizeString(parts.join(' ').slice(0, MAX_FULLTEXT))];
 }
 
 function dedupe(rows: IndexRows): void {

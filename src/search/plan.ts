@@ -19,19 +19,33 @@ export interface ParsedValue {
   high?: string;
   /** quantity unit code */
   unit?: string;
+  /** composite: the parsed components */
+  parts?: ParsedValue[];
   /** number/quantity: implied-precision bounds */
   num?: number;
   numLow?: number;
   numHigh?: number;
 }
 
-export interface Criterion {
+export type ParamDef = SearchParamDef | { code: '_id' | '_lastUpdated'; type: ParamType };
+
+export interface ParamCriterion {
+  kind: 'param';
   name: string;
   modifier?: string;
-  def: SearchParamDef | { code: '_id' | '_lastUpdated'; type: ParamType };
-  /** OR-ed values */
+  def: ParamDef;
   values: ParsedValue[];
 }
+
+/** One search criterion (AND-ed with the others); its values are OR-ed. */
+export type Criterion =
+  | ParamCriterion
+  /** subject:Patient.name=x — the reference must point at a resource (of one of targetTypes) matching `next` */
+  | { kind: 'chain'; name: string; def: SearchParamDef; targetTypes: string[]; next: Criterion }
+  /** _has:Observation:patient:code=x — some Observation whose `patient` points here matches `next` */
+  | { kind: 'has'; name: string; sourceType: string; refCode: string; next: Criterion }
+  /** _text / _content: PostgreSQL full-text search over the narrative / the whole resource */
+  | { kind: 'fulltext'; name: '_text' | '_content'; values: string[] };
 
 export interface SortKey {
   code: string;
@@ -39,25 +53,56 @@ export interface SortKey {
   descending: boolean;
 }
 
+export interface IncludeSpec {
+  /** _include (false) or _revinclude (true) */
+  reverse: boolean;
+  iterate: boolean;
+  /** the resource type holding the reference; '*' = any */
+  sourceType: string;
+  /** the reference parameter code; '*' = every reference parameter */
+  code: string;
+  targetType?: string;
+}
+
+export interface Compartment {
+  type: 'Patient';
+  id: string;
+  /** "ResourceType:paramCode" pairs that put a resource in the compartment */
+  params: string[];
+  /** the compartment's own resource (Patient/id) matches too ($everything) */
+  includeSelf?: boolean;
+}
+
 export interface SearchPlan {
-  resourceType: string;
+  /** One type for type-level search; several (or all) for system-level search */
+  resourceTypes: string[];
   criteria: Criterion[];
   sort: SortKey[];
   count: number;
   offset: number;
+  /** keyset position: the sort values and id of the row to continue after (or, backwards, to end before) */
+  cursor?: unknown[];
+  backwards?: boolean;
   total: 'none' | 'estimate' | 'accurate';
   summary?: string;
   elements?: string[];
+  include: IncludeSpec[];
+  compartment?: Compartment;
   /** Parameters ignored (lenient handling). */
   ignored: string[];
   /** The parameters actually applied, for the self link. */
   applied: [string, string][];
 }
 
+/** The single type of a type-level plan. */
+export function planType(plan: SearchPlan): string {
+  return plan.resourceTypes[0];
+}
+
 export const DEFAULT_COUNT = 20;
 export const MAX_COUNT = 1000;
 
-const RESULT_PARAMS = new Set(['_count', '_offset', '_sort', '_total', '_summary', '_elements', '_format', '_pretty']);
+const RESULT_PARAMS = new Set(['_count', '_offset', '_cursor', '_sort', '_total', '_summary', '_elements', '_format', '_pretty', '_include', '_revinclude', '_type']);
 
 /** Splits an OR-list on unescaped commas and unescapes \, \$ \| \\. */
 export function splitOr(value: string): string[] {
@@ -113,8 +158,16 @@ function parseNumber(name: string, raw: string, text: string): Pick<ParsedValue,
   return { num, numLow: num - half, numHigh: num + half };
 }
 
-function parseValue(name: string, type: ParamType, modifier: string | undefined, raw: string): ParsedValue {
+function parseValue(name: string, def: { type: ParamType } & Partial<SearchParamDef>, modifier: string | undefined, raw: string, registry: SearchParamRegistry): ParsedValue {
+  const type = def.type;
   switch (type) {
+    case 'composite': {
+      // components joined with $, each parsed as its own type (search.html#composite)
+      const parts = raw.split('$');
+      const comps = def.components ?? [];
+      if (parts.length !== comps.length) throw bad(name, raw, `expected ${comps.length} components joined with '$'`);
+      return { raw, value: raw, parts: parts.map((p, i) => parseValue(name, { type: comps[i].type }, undefined, p, registry)) };
+    }
     case 'date': {
       const { prefix, rest } = takePrefix(name, raw, type);
       const r = dateRange(rest);
@@ -140,11 +193,19 @@ function parseValue(name: string, type: ParamType, modifier: string | undefined,
     }
     case 'token': {
       if (modifier === 'text') return { raw, value: unescape(raw) };
+      if (modifier === 'of-type') {
+        // type-system|type-code|value (search.html#token, Identifier)
+        const parts = raw.split('|');
+        if (parts.length !== 3 || !parts[1] || !parts[2]) throw bad(name, raw, ':of-type expects type-system|type-code|value');
+        return { raw, system: unescape(parts[0]), value: `${unescape(parts[1])}|${unescape(parts[2])}` };
+      }
       const pipe = splitPipe(raw);
       if (pipe.length === 2) return { raw, system: unescape(pipe[0]) === '' ? null : unescape(pipe[0]), value: unescape(pipe[1]) };
       return { raw, system: undefined, value: unescape(raw) };
     }
     case 'reference':
+      if (modifier === 'identifier') return parseValue(name, { type: 'token' }, undefined, raw, registry);
+      return { raw, value: unescape(raw) };
     case 'string':
     case 'uri':
     default:
@@ -154,8 +215,9 @@ function parseValue(name: string, type: ParamType, modifier: string | undefined,
 
 const MODIFIERS: Record<string, Set<string>> = {
   string: new Set(['exact', 'contains', 'missing']),
-  token: new Set(['not', 'missing', 'text']),
-  reference: new Set(['missing']),
+  token: new Set(['not', 'missing', 'text', 'of-type']),
+  reference: new Set(['missing', 'identifier']),
+  composite: new Set(['missing']),
   date: new Set(['missing']),
   number: new Set(['missing']),
   quantity: new Set(['missing']),
@@ -166,51 +228,125 @@ export interface PlanOptions {
   strict: boolean;
   /** Search parameters as [name, value] pairs (repeats = AND). */
   params: [string, string][];
+  compartment?: Compartment;
 }
 
-/** Builds the SearchPlan for a type-level search. Throws FhirError(invalid) for malformed values. */
-export function planSearch(registry: SearchParamRegistry, resourceType: string, opts: PlanOptions): SearchPlan {
-  const plan: SearchPlan = { resourceType, criteria: [], sort: [], count: DEFAULT_COUNT, offset: 0, total: 'none', ignored: [], applied: [] };
+function unknownParam(fullName: string, where: string): FhirError {
+  return new FhirError('invalid', `Unknown or unsupported search parameter '${fullName}' for ${where}`, {
+    code: 'SEARCH_PARAM_UNKNOWN',
+    issueType: 'not-supported',
+  });
+}
+
+/** The definition of `code` shared by every one of `types` (system search needs a common parameter). */
+function commonDef(registry: SearchParamRegistry, types: string[], code: string): ParamDef | undefined {
+  if (code === '_id') return { code: '_id', type: 'token' };
+  if (code === '_lastUpdated') return { code: '_lastUpdated', type: 'date' };
+  let def: SearchParamDef | undefined;
+  for (const t of types) {
+    const d = registry.get(t, code);
+    if (!d || (def && d.type !== def.type)) return undefined;
+    def ??= d;
+  }
+  return def;
+}
+
+const MAX_CHAIN_DEPTH = 4;
+
+/**
+ * Parses one parameter name (with modifiers, chains and _has) for `types` into a Criterion, or returns a string
+ * saying why it is unsupported. Malformed values throw 400.
+ */
+function parseCriterion(registry: SearchParamRegistry, types: string[], fullName: string, rawValue: string, depth = 0): Criterion | string {
+  if (depth > MAX_CHAIN_DEPTH) throw new FhirError('invalid', `Search parameter '${fullName}' chains deeper than ${MAX_CHAIN_DEPTH} levels`, { code: 'SEARCH_CHAIN_TOO_DEEP' });
+  if (fullName.startsWith('_has:')) {
+    // _has:Type:refParam:rest
+    const m = /^_has:([A-Za-z]+):([a-zA-Z0-9_-]+):(.+)$/.exec(fullName);
+    if (!m) throw new FhirError('invalid', `Malformed _has parameter '${fullName}': expected _has:Type:reference-param:param`, { code: 'SEARCH_HAS_INVALID' });
+    const [, sourceType, refCode, rest] = m;
+    if (!registry.paramsFor(sourceType).size) throw new FhirError('invalid', `Unknown resource type '${sourceType}' in '${fullName}'`, { code: 'SEARCH_HAS_INVALID' });
+    const ref = registry.get(sourceType, refCode);
+    if (!ref || ref.type !== 'reference') throw new FhirError('invalid', `'${refCode}' is not a reference parameter of ${sourceType} (in '${fullName}')`, { code: 'SEARCH_HAS_INVALID' });
+    const next = parseCriterion(registry, [sourceType], rest, rawValue, depth + 1);
+    if (typeof next === 'string') return next;
+    return { kind: 'has', name: fullName, sourceType, refCode, next };
+  }
+  if (fullName === '_text' || fullName === '_content') {
+    return { kind: 'fulltext', name: fullName, values: splitOr(rawValue).map(unescape).filter(Boolean) };
+  }
+  const dot = fullName.indexOf('.');
+  if (dot > 0) {
+    // chain: param[:Type].rest
+    const head = fullName.slice(0, dot);
+    const rest = fullName.slice(dot + 1);
+    const [code, typeMod, ...extra] = head.split(':');
+    const def = commonDef(registry, types, code);
+    if (!def || extra.length) return `unknown parameter '${code}'`;
+    if (def.type !== 'reference') {
+      throw new FhirError('invalid', `Cannot chain on '${code}': it is a ${def.type} parameter, not a reference`, { code: 'SEARCH_CHAIN_INVALID' });
+    }
+    const refDef = def as SearchParamDef;
+    let targets = typeMod ? [typeMod] : refDef.target;
+    if (typeMod && refDef.target.length && !refDef.target.includes(typeMod)) {
+      throw new FhirError('invalid', `'${code}' cannot reference ${typeMod} (in '${fullName}')`, { code: 'SEARCH_CHAIN_INVALID' });
+    }
+    // Without a type modifier, use the targets where the chained parameter exists.
+    const nextCode = rest.split(/[.:]/)[0];
+    if (!typeMod) targets = targets.filter((t) => nextCode.startsWith('_') || registry.get(t, nextCode));
+    if (!targets.length) return `no target of '${code}' has a parameter '${nextCode}'`;
+    const nexts = targets.map((t) => parseCriterion(registry, [t], rest, rawValue, depth + 1));
+    const bad = nexts.find((n) => typeof n === 'string');
+    if (bad !== undefined) return bad as string;
+    // One criterion per target type; they share a shape, so keep the first and remember all targets.
+    return { kind: 'chain', name: fullName, def: refDef, targetTypes: targets, next: nexts[0] as Criterion };
+  }
+  const [name, modifier, ...more] = fullName.split(':');
+  const def = commonDef(registry, types, name);
+  const supported = def && def.type in MODIFIERS && (def.code.startsWith('_') || ('extract' in def && def.extract) || def.type === 'composite');
+  if (!def || !supported || more.length > 0) return `unknown parameter '${fullName}'`;
+  if (
+    modifier !== undefined &&
+    !MODIFIERS[def.type]?.has(modifier) &&
+    !(def.type === 'reference' && /^[A-Z][A-Za-z]+$/.test(modifier))
+  ) {
+    throw new FhirError('invalid', `Unknown modifier ':${modifier}' on ${def.type} parameter '${name}'`, {
+      code: 'SEARCH_MODIFIER_INVALID',
+      issueType: 'invalid',
+    });
+  }
+  if (modifier === 'missing') {
+    if (rawValue !== 'true' && rawValue !== 'false') throw bad(fullName, rawValue, ':missing takes true or false');
+    return { kind: 'param', name, modifier, def, values: [{ raw: rawValue, value: rawValue }] };
+  }
+  const values = splitOr(rawValue).map((v) => parseValue(fullName, def, modifier, v, registry));
+  return { kind: 'param', name, modifier, def, values };
+}
+
+/** Builds the SearchPlan for a type-level (one type) or system-level (several types) search. */
+export function planSearch(registry: SearchParamRegistry, resourceTypes: string | string[], opts: PlanOptions): SearchPlan {
+  const types = Array.isArray(resourceTypes) ? resourceTypes : [resourceTypes];
+  const plan: SearchPlan = { resourceTypes: types, criteria: [], sort: [], count: DEFAULT_COUNT, offset: 0, total: 'none', include: [], ignored: [], applied: [], compartment: opts.compartment };
+  const where = types.length === 1 ? types[0] : `the types ${types.join(', ')}`;
   for (const [fullName, rawValue] of opts.params) {
-    const [name, modifier, ...more] = fullName.split(':');
-    if (RESULT_PARAMS.has(name)) {
-      applyResultParam(plan, registry, name, rawValue, opts.strict);
+    const base = fullName.split(':')[0];
+    if (RESULT_PARAMS.has(base)) {
+      applyResultParam(plan, registry, fullName, rawValue, opts.strict);
       continue;
     }
-    let def: Criterion['def'] | undefined;
-    if (name === '_id') def = { code: '_id', type: 'token' };
-    else if (name === '_lastUpdated') def = { code: '_lastUpdated', type: 'date' };
-    else def = registry.get(resourceType, name);
-    const supported = def && def.type in MODIFIERS && (def.code.startsWith('_') || ('extract' in def && def.extract));
-    if (!def || !supported || more.length > 0 || name.includes('.')) {
-      if (opts.strict) {
-        throw new FhirError('invalid', `Unknown or unsupported search parameter '${fullName}' for ${resourceType}`, {
-          code: 'SEARCH_PARAM_UNKNOWN',
-          issueType: 'not-supported',
-        });
-      }
+    const c = parseCriterion(registry, types, fullName, rawValue);
+    if (typeof c === 'string') {
+      if (opts.strict) throw unknownParam(fullName, where);
       plan.ignored.push(fullName);
       continue;
     }
-    if (modifier !== undefined && !MODIFIERS[def.type]?.has(modifier) && !(def.type === 'reference' && /^[A-Z][A-Za-z]+$/.test(modifier))) {
-      throw new FhirError('invalid', `Unknown modifier ':${modifier}' on ${def.type} parameter '${name}'`, {
-        code: 'SEARCH_MODIFIER_INVALID',
-        issueType: 'invalid',
-      });
-    }
-    if (modifier === 'missing') {
-      if (rawValue !== 'true' && rawValue !== 'false') throw bad(fullName, rawValue, ':missing takes true or false');
-      plan.criteria.push({ name, modifier, def, values: [{ raw: rawValue, value: rawValue }] });
-    } else {
-      const values = splitOr(rawValue).map((v) => parseValue(fullName, def.type, modifier, v));
-      plan.criteria.push({ name, modifier, def, values });
-    }
+    plan.criteria.push(c);
     plan.applied.push([fullName, rawValue]);
   }
   return plan;
 }
 
-function applyResultParam(plan: SearchPlan, registry: SearchParamRegistry, name: string, value: string, strict: boolean): void {
+function applyResultParam(plan: SearchPlan, registry: SearchParamRegistry, fullName: string, value: string, strict: boolean): void {
+  const [name, modifier] = fullName.split(':');
   switch (name) {
     case '_count': {
       const n = Number(value);
@@ -221,10 +357,26 @@ function applyResultParam(plan: SearchPlan, registry: SearchParamRegistry, name:
     }
     case '_offset': {
       const n = Number(value);
-      if (!Number.isInteger(n) || n < 0) throw bad(name, value, 'expected a non-negative integer');
+      if (!Number.isInteger(n) || n < 0 || n > 100_000) throw bad(name, value, 'expected an integer between 0 and 100000');
       plan.offset = n;
       return;
     }
+    case '_cursor': {
+      try {
+        // [keys..., id] continues forward; { b: [keys..., id] } pages backwards (the previous link)
+        const c = JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as unknown;
+        if (Array.isArray(c)) plan.cursor = c;
+        else if (c && typeof c === 'object' && Array.isArray((c as { b?: unknown }).b)) {
+          plan.cursor = (c as { b: unknown[] }).b;
+          plan.backwards = true;
+        } else throw new Error();
+      } catch {
+        throw bad(name, value, 'not a paging cursor issued by this server');
+      }
+      return;
+    }
+    case '_type':
+      return; // handled by the caller (system search)
     case '_total':
       if (value !== 'none' && value !== 'estimate' && value !== 'accurate') throw bad(name, value, 'expected none, estimate or accurate');
       plan.total = value;
@@ -239,6 +391,31 @@ function applyResultParam(plan: SearchPlan, registry: SearchParamRegistry, name:
       plan.elements = value.split(',').map((s) => s.trim()).filter(Boolean);
       plan.applied.push([name, value]);
       return;
+    case '_include':
+    case '_revinclude': {
+      if (modifier !== undefined && modifier !== 'iterate' && modifier !== 'recurse') throw bad(fullName, value, `unknown modifier ':${modifier}'`);
+      const reverse = name === '_revinclude';
+      for (const spec of value.split(',')) {
+        const parts = spec.split(':');
+        if (spec === '*') {
+          plan.include.push({ reverse, iterate: modifier !== undefined, sourceType: '*', code: '*' });
+          continue;
+        }
+        const [sourceType, code, targetType] = parts;
+        if (parts.length < 2 || parts.length > 3 || !sourceType || !code) throw bad(fullName, spec, 'expected Type:param or Type:param:TargetType');
+        if (code !== '*') {
+          const def = registry.get(sourceType, code);
+          if (!def || def.type !== 'reference') {
+            if (strict) throw bad(fullName, spec, `'${code}' is not a reference parameter of ${sourceType}`);
+            plan.ignored.push(`${fullName}=${spec}`);
+            continue;
+          }
+        }
+        plan.include.push({ reverse, iterate: modifier !== undefined, sourceType, code, targetType });
+      }
+      plan.applied.push([fullName, value]);
+      return;
+    }
     case '_sort': {
       for (const key of value.split(',').filter(Boolean)) {
         const descending = key.startsWith('-');
@@ -246,7 +423,7 @@ function applyResultParam(plan: SearchPlan, registry: SearchParamRegistry, name:
         if (code === '_id') plan.sort.push({ code, type: 'token', descending });
         else if (code === '_lastUpdated') plan.sort.push({ code, type: 'date', descending });
         else {
-          const def = registry.get(plan.resourceType, code);
+          const def = commonDef(registry, plan.resourceTypes, code);
           if (!def || !['date', 'string', 'token', 'number', 'quantity', 'uri'].includes(def.type)) {
             if (strict) throw bad(name, value, `cannot sort on '${code}'`);
             plan.ignored.push(`_sort=${key}`);

@@ -17,6 +17,8 @@ export interface SearchParamDef {
   /** Evaluates the expression on a resource; plain paths run without the FHIRPath engine. */
   extract: Extractor | undefined;
   target: string[];
+  /** composite parameters: the component types and their extractors, relative to each base node */
+  components?: { type: ParamType; url: string; extract: Extractor }[];
 }
 
 /** Splits a FHIRPath union at top level: "A.x | (A.y as T) | B.z" -> ["A.x", "(A.y as T)", "B.z"]. */
@@ -63,9 +65,28 @@ function compileExtractor(branches: string[], type: string): Extractor | undefin
 export class SearchParamRegistry {
   private readonly byType = new Map<string, Map<string, SearchParamDef>>();
 
+  private readonly byUrl = new Map<string, SearchParameter>();
+
   constructor(params: SearchParameter[] = r4SearchParameters(), types: Iterable<string> = r4ResourceTypes()) {
     for (const type of types) this.byType.set(type, new Map());
+    for (const sp of params) if (sp.url) this.byUrl.set(sp.url, sp);
     for (const sp of params) this.add(sp);
+  }
+
+  private compileComponents(sp: SearchParameter): SearchParamDef['components'] {
+    const out: NonNullable<SearchParamDef['components']> = [];
+    for (const c of sp.component ?? []) {
+      const target = c.definition ? this.byUrl.get(c.definition) : undefined;
+      if (!target?.type || !c.expression) return undefined;
+      let atom: FhirPathAtom;
+      try {
+        atom = parseFhirPath(c.expression);
+      } catch {
+        return undefined;
+      }
+      out.push({ type: target.type as ParamType, url: c.definition!, extract: (node) => atom.eval({ variables: {} }, [toTypedValue(node)]).map((v) => v.value) });
+    }
+    return out;
   }
 
   private add(sp: SearchParameter): void {
@@ -85,7 +106,14 @@ export class SearchParamRegistry {
         : [];
       const expression = branches.join(' | ');
       let extract: Extractor | undefined;
-      if (branches.length && sp.type !== 'composite' && sp.type !== 'special') extract = compileExtractor(branches, type);
+      let components: SearchParamDef['components'];
+      if (branches.length && sp.type !== 'special') extract = compileExtractor(branches, type);
+      if (sp.type === 'composite') {
+        components = this.compileComponents(sp);
+        // a composite whose base is the resource itself ("Observation") extracts the resource
+        if (branches.length === 1 && branches[0] === type) extract = (r) => [r];
+        if (!components) extract = undefined;
+      }
       params.set(sp.code, {
         code: sp.code,
         type: sp.type as ParamType,
@@ -93,6 +121,7 @@ export class SearchParamRegistry {
         expression,
         extract,
         target: (sp.target ?? []) as string[],
+        components,
       });
     }
   }

@@ -84,16 +84,20 @@ export async function readVersion(q: Queryable, tenantId: string, type: string, 
   return r.rows[0] ? toVersion(r.rows[0]) : undefined;
 }
 
-const INDEX_TABLES = ['sp_token', 'sp_string', 'sp_reference', 'sp_date', 'sp_number', 'sp_uri'] as const;
+const INDEX_TABLES = ['sp_token', 'sp_string', 'sp_reference', 'sp_date', 'sp_number', 'sp_uri', 'sp_composite', 'sp_fulltext'] as const;
 
 /** Column layout of each index table after (tenant_id, resource_type, resource_id, code), with SQL array types. */
-const INDEX_COLUMNS: Record<keyof IndexRows, { table: string; cols: [string, string][] }> = {
+const INDEX_COLUMNS: Record<Exclude<keyof IndexRows, 'fulltext'>, { table: string; cols: [string, string][] }> = {
   token: { table: 'sp_token', cols: [['system', 'text'], ['value', 'text']] },
   string: { table: 'sp_string', cols: [['norm', 'text'], ['value', 'text']] },
   reference: { table: 'sp_reference', cols: [['target_type', 'text'], ['target_id', 'text'], ['url', 'text']] },
   date: { table: 'sp_date', cols: [['low', 'timestamptz'], ['high', 'timestamptz']] },
   number: { table: 'sp_number', cols: [['value', 'numeric'], ['system', 'text'], ['unit', 'text']] },
   uri: { table: 'sp_uri', cols: [['value', 'text']] },
+  composite: {
+    table: 'sp_composite',
+    cols: [['system1', 'text'], ['value1', 'text'], ['system2', 'text'], ['value2', 'text'], ['num2', 'numeric'], ['low2', 'timestamptz'], ['high2', 'timestamptz']],
+  },
 };
 
 /**
@@ -133,7 +137,7 @@ export async function writeVersions(q: Queryable, tenantId: string, writes: Reso
          WHERE x.tenant_id = $1 AND x.resource_id = ANY(${ri}) AND (x.resource_type || '/' || x.resource_id) = ANY(${keys}))`);
     });
   }
-  for (const [key, spec] of Object.entries(INDEX_COLUMNS) as [keyof IndexRows, (typeof INDEX_COLUMNS)[keyof IndexRows]][]) {
+  for (const [key, spec] of Object.entries(INDEX_COLUMNS) as [Exclude<keyof IndexRows, 'fulltext'>, (typeof INDEX_COLUMNS)['token']][]) {
     const rt: string[] = [];
     const ri: string[] = [];
     const code: string[] = [];
@@ -151,6 +155,17 @@ export async function writeVersions(q: Queryable, tenantId: string, writes: Reso
     const arrays = [p(rt, 'text'), p(ri, 'text'), p(code, 'text'), ...spec.cols.map(([, type], c) => p(cols[c], type))];
     parts.push(`i_${key} AS (INSERT INTO ${spec.table} (tenant_id, resource_type, resource_id, code, ${spec.cols.map(([n]) => n).join(', ')})
        SELECT $1, * FROM unnest(${arrays.join(', ')}))`);
+  }
+  const ft = writes.filter((w) => w.index && w.json !== null && w.index.fulltext.length);
+  if (ft.length) {
+    const arrays = [
+      p(ft.map((w) => w.resourceType), 'text'),
+      p(ft.map((w) => w.id), 'text'),
+      p(ft.map((w) => w.index!.fulltext[0][0]), 'text'),
+      p(ft.map((w) => w.index!.fulltext[0][1]), 'text'),
+    ];
+    parts.push(`i_fulltext AS (INSERT INTO sp_fulltext (tenant_id, resource_type, resource_id, narrative, content)
+       SELECT $1, t, i, CASE WHEN n = '' THEN NULL ELSE to_tsvector('simple', n) END, to_tsvector('simple', c) FROM unnest(${arrays.join(', ')}) AS u(t, i, n, c))`);
   }
   await q.query(`WITH ${parts.join(',\n')} SELECT 1`, params);
 }

@@ -1,6 +1,8 @@
-// SearchPlan -> SQL with bound parameters only. Table and column names come from fixed lists.
+// SearchPlan -> SQL with bound parameters only; table and column names come from fixed lists.
+// Criteria compile to `id IN (SELECT resource_id FROM <index table> ...)` semi-joins; chains and _has nest
+// the same compiler one level down; paging is keyset (no OFFSET), so deep pages cost what the first does.
 import type { Queryable } from '../platform/db.js';
-import type { Criterion, ParsedValue, SearchPlan } from '../search/plan.js';
+import type { Compartment, Criterion, IncludeSpec, ParamCriterion, ParsedValue, SearchPlan, SortKey } from '../search/plan.js';
 import { normalizeString } from '../search/extract.js';
 import type { StoredVersion } from './resources.js';
 
@@ -12,9 +14,10 @@ const TABLE: Record<string, string> = {
   number: 'sp_number',
   quantity: 'sp_number',
   uri: 'sp_uri',
+  composite: 'sp_composite',
 };
 
-class Params {
+export class Params {
   readonly list: unknown[] = [];
   add(v: unknown): string {
     this.list.push(v);
@@ -26,16 +29,42 @@ function likeEscape(s: string): string {
   return s.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
+/** Where the compiled SQL runs: tenant parameter, the row alias, and its resource type(s). */
+interface Scope {
+  p: Params;
+  tenant: string;
+  baseUrl: string;
+  alias: string;
+  types: string[];
+  depth: number;
+}
+
+/** `alias.id IN (SELECT x.resource_id FROM table x WHERE <tenant/type/code> AND cond)`, type-safe for several types. */
+function semiJoin(s: Scope, table: string, code: string, cond: string | undefined, negate = false): string {
+  const codeCond = `x.code = ${s.p.add(code)}`;
+  const extra = cond ? ` AND (${cond})` : '';
+  if (s.types.length === 1) {
+    const sub = `SELECT x.resource_id FROM ${table} x WHERE x.tenant_id = ${s.tenant} AND x.resource_type = ${s.p.add(s.types[0])} AND ${codeCond}${extra}`;
+    return `${s.alias}.id ${negate ? 'NOT IN' : 'IN'} (${sub})`;
+  }
+  const sub = `SELECT x.resource_type, x.resource_id FROM ${table} x WHERE x.tenant_id = ${s.tenant} AND x.resource_type = ANY(${s.p.add(s.types)}::text[]) AND ${codeCond}${extra}`;
+  return `(${s.alias}.resource_type, ${s.alias}.id) ${negate ? 'NOT IN' : 'IN'} (${sub})`;
+}
+
+function tokenCondition(v: ParsedValue, p: Params, sys = 'x.system', val = 'x.value'): string {
+  if (v.system === undefined) return `${val} = ${p.add(v.value)}`;
+  if (v.system === null) return `${sys} IS NULL AND ${val} = ${p.add(v.value)}`;
+  if (v.value === '') return `${sys} = ${p.add(v.system)}`;
+  return `${sys} = ${p.add(v.system)} AND ${val} = ${p.add(v.value)}`;
+}
+
 /** The SQL condition over an index-table row alias `x` for one searched value. */
-function valueCondition(c: Criterion, v: ParsedValue, p: Params, baseUrl: string): string {
+function valueCondition(c: ParamCriterion, v: ParsedValue, s: Scope): string {
+  const p = s.p;
   switch (c.def.type) {
-    case 'token': {
-      if (c.modifier === 'text') return `x.value ILIKE ${p.add(likeEscape(v.value) + '%')}`;
-      if (v.system === undefined) return `x.value = ${p.add(v.value)}`;
-      if (v.system === null) return `x.system IS NULL AND x.value = ${p.add(v.value)}`;
-      if (v.value === '') return `x.system = ${p.add(v.system)}`;
-      return `x.system = ${p.add(v.system)} AND x.value = ${p.add(v.value)}`;
-    }
+    case 'token':
+      if (c.modifier === 'text') return `x.norm LIKE ${p.add(likeEscape(normalizeString(v.value)) + '%')}`;
+      return tokenCondition(v, p);
     case 'string': {
       if (c.modifier === 'exact') return `x.value = ${p.add(v.value)}`;
       const norm = likeEscape(normalizeString(v.value));
@@ -48,10 +77,11 @@ function valueCondition(c: Criterion, v: ParsedValue, p: Params, baseUrl: string
       return `x.value = ${p.add(v.value)}`;
     }
     case 'reference': {
+      if (c.modifier === 'identifier') return tokenCondition(v, p);
       let ref = v.value;
-      if (ref.startsWith(baseUrl + '/')) ref = ref.slice(baseUrl.length + 1);
+      if (ref.startsWith(s.baseUrl + '/')) ref = ref.slice(s.baseUrl.length + 1);
       const typed = c.modifier && /^[A-Z]/.test(c.modifier) ? c.modifier : undefined;
-      const m = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(ref);
+      const m = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[A-Za-z0-9\-.]+)?$/.exec(ref);
       if (m) return `x.target_type = ${p.add(m[1])} AND x.target_id = ${p.add(m[2])}`;
       if (/^[A-Za-z0-9\-.]{1,64}$/.test(ref)) {
         return typed ? `x.target_type = ${p.add(typed)} AND x.target_id = ${p.add(ref)}` : `x.target_id = ${p.add(ref)}`;
@@ -67,6 +97,31 @@ function valueCondition(c: Criterion, v: ParsedValue, p: Params, baseUrl: string
       if (v.unit) conds.push(`x.unit = ${p.add(v.unit)}`);
       return conds.join(' AND ');
     }
+    case 'composite': {
+      const [a, b] = v.parts ?? [];
+      const comps = 'components' in c.def ? c.def.components ?? [] : [];
+      if (!a || !b || comps.length !== 2) return 'false';
+      const second = (() => {
+        switch (comps[1].type) {
+          case 'token':
+            return tokenCondition(b, p, 'x.system2', 'x.value2');
+          case 'quantity':
+          case 'number': {
+            const conds = [numberCondition(b, p, 'x.num2')];
+            if (b.system) conds.push(`x.system2 = ${p.add(b.system)}`);
+            if (b.unit) conds.push(`x.value2 = ${p.add(b.unit)}`);
+            return conds.join(' AND ');
+          }
+          case 'date':
+            return dateCondition(b, p, 'x.low2', 'x.high2');
+          case 'string':
+            return `lower(x.value2) LIKE ${p.add(likeEscape(b.value.toLowerCase()) + '%')}`;
+          default:
+            return `x.value2 = ${p.add(b.value)}`;
+        }
+      })();
+      return `${tokenCondition(a, p, 'x.system1', 'x.value1')} AND ${second}`;
+    }
     default:
       return 'false';
   }
@@ -76,24 +131,25 @@ function valueCondition(c: Criterion, v: ParsedValue, p: Params, baseUrl: string
 export function dateCondition(v: ParsedValue, p: Params, loCol: string, hiCol: string): string {
   const lo = `coalesce(${loCol}, '-infinity'::timestamptz)`;
   const hi = `coalesce(${hiCol}, 'infinity'::timestamptz)`;
-  const sl = `${p.add(v.low)}::timestamptz`;
-  const sh = `${p.add(v.high)}::timestamptz`;
-  const eq = `(${lo} >= ${sl} AND ${hi} <= ${sh})`;
+  // Parameters are bound only when used: an unused $n has no type and PostgreSQL rejects the statement.
+  const sl = () => `${p.add(v.low)}::timestamptz`;
+  const sh = () => `${p.add(v.high)}::timestamptz`;
+  const eq = () => `(${lo} >= ${sl()} AND ${hi} <= ${sh()})`;
   switch (v.prefix) {
     case 'ne':
-      return `NOT ${eq}`;
+      return `NOT ${eq()}`;
     case 'gt':
-      return `${hi} > ${sh}`;
+      return `${hi} > ${sh()}`;
     case 'lt':
-      return `${lo} < ${sl}`;
+      return `${lo} < ${sl()}`;
     case 'ge':
-      return `(${hi} > ${sh} OR ${eq})`;
+      return `(${hi} > ${sh()} OR ${eq()})`;
     case 'le':
-      return `(${lo} < ${sl} OR ${eq})`;
+      return `(${lo} < ${sl()} OR ${eq()})`;
     case 'sa':
-      return `${lo} > ${sh}`;
+      return `${lo} > ${sh()}`;
     case 'eb':
-      return `${hi} < ${sl}`;
+      return `${hi} < ${sl()}`;
     case 'ap': {
       // "approximately": within 10% of the distance between now and the searched value, at least a day
       const mid = (Date.parse(v.low!) + Date.parse(v.high!)) / 2;
@@ -103,15 +159,15 @@ export function dateCondition(v: ParsedValue, p: Params, loCol: string, hiCol: s
       return `(${lo} <= ${ah} AND ${hi} >= ${al})`;
     }
     default:
-      return eq;
+      return eq();
   }
 }
 
 function numberCondition(v: ParsedValue, p: Params, col: string): string {
-  const n = () => p.add(v.num);
+  const n = () => `${p.add(v.num)}::numeric`;
   switch (v.prefix) {
     case 'ne':
-      return `NOT (${col} >= ${p.add(v.numLow)} AND ${col} < ${p.add(v.numHigh)})`;
+      return `NOT (${col} >= ${p.add(v.numLow)}::numeric AND ${col} < ${p.add(v.numHigh)}::numeric)`;
     case 'gt':
     case 'sa':
       return `${col} > ${n()}`;
@@ -124,91 +180,246 @@ function numberCondition(v: ParsedValue, p: Params, col: string): string {
       return `${col} <= ${n()}`;
     case 'ap': {
       const d = Math.abs((v.num ?? 0) * 0.1);
-      return `${col} BETWEEN ${p.add((v.num ?? 0) - d)} AND ${p.add((v.num ?? 0) + d)}`;
+      return `${col} BETWEEN ${p.add((v.num ?? 0) - d)}::numeric AND ${p.add((v.num ?? 0) + d)}::numeric`;
     }
     default:
-      return `(${col} >= ${p.add(v.numLow)} AND ${col} < ${p.add(v.numHigh)})`;
+      return `(${col} >= ${p.add(v.numLow)}::numeric AND ${col} < ${p.add(v.numHigh)}::numeric)`;
   }
 }
 
-function criterionCondition(c: Criterion, p: Params, baseUrl: string, tenant: string, type: string): string {
+/** A nested `SELECT id FROM resource` over `types` matching `next`, for chains and _has. */
+function nestedResources(s: Scope, types: string[], next: Criterion): { alias: string; sql: string } {
+  const alias = `r${s.depth + 1}`;
+  const inner: Scope = { ...s, alias, types, depth: s.depth + 1 };
+  const typeCond = types.length === 1 ? `${alias}.resource_type = ${s.p.add(types[0])}` : `${alias}.resource_type = ANY(${s.p.add(types)}::text[])`;
+  const sql = `FROM resource ${alias} WHERE ${alias}.tenant_id = ${s.tenant} AND ${typeCond} AND NOT ${alias}.deleted AND ${criterionCondition(next, inner)}`;
+  return { alias, sql };
+}
+
+function criterionCondition(c: Criterion, s: Scope): string {
+  const p = s.p;
+  if (c.kind === 'fulltext') {
+    const column = c.name === '_text' ? 'narrative' : 'content';
+    const ors = c.values.map((v) => `x.${column} @@ websearch_to_tsquery('simple', ${p.add(normalizeString(v))})`).join(' OR ');
+    if (s.types.length === 1) {
+      return `${s.alias}.id IN (SELECT x.resource_id FROM sp_fulltext x WHERE x.tenant_id = ${s.tenant} AND x.resource_type = ${p.add(s.types[0])} AND (${ors || 'false'}))`;
+    }
+    return `(${s.alias}.resource_type, ${s.alias}.id) IN (SELECT x.resource_type, x.resource_id FROM sp_fulltext x WHERE x.tenant_id = ${s.tenant} AND (${ors || 'false'}))`;
+  }
+  if (c.kind === 'chain') {
+    const n = nestedResources(s, c.targetTypes, c.next);
+    return semiJoin(s, 'sp_reference', c.def.code, `(x.target_type, x.target_id) IN (SELECT ${n.alias}.resource_type, ${n.alias}.id ${n.sql})`);
+  }
+  if (c.kind === 'has') {
+    const n = nestedResources(s, [c.sourceType], c.next);
+    const targetTypes = s.types.length === 1 ? `x.target_type = ${p.add(s.types[0])}` : `x.target_type = ANY(${p.add(s.types)}::text[])`;
+    const sub = `SELECT x.target_type, x.target_id FROM sp_reference x WHERE x.tenant_id = ${s.tenant} AND x.resource_type = ${p.add(c.sourceType)}
+                   AND x.code = ${p.add(c.refCode)} AND ${targetTypes} AND x.resource_id IN (SELECT ${n.alias}.id ${n.sql})`;
+    return `(${s.alias}.resource_type, ${s.alias}.id) IN (${sub})`;
+  }
   if (c.def.code === '_id') {
     const ids = c.values.map((v) => v.value);
     if (c.modifier === 'missing') return c.values[0].value === 'true' ? 'false' : 'true';
-    return c.modifier === 'not' ? `NOT (r.id = ANY(${p.add(ids)}::text[]))` : `r.id = ANY(${p.add(ids)}::text[])`;
+    return c.modifier === 'not' ? `NOT (${s.alias}.id = ANY(${p.add(ids)}::text[]))` : `${s.alias}.id = ANY(${p.add(ids)}::text[])`;
   }
   if (c.def.code === '_lastUpdated') {
     if (c.modifier === 'missing') return c.values[0].value === 'true' ? 'false' : 'true';
-    return '(' + c.values.map((v) => dateCondition(v, p, 'r.last_updated', 'r.last_updated')).join(' OR ') + ')';
+    return '(' + c.values.map((v) => dateCondition(v, p, `${s.alias}.last_updated`, `${s.alias}.last_updated`)).join(' OR ') + ')';
   }
-  const table = TABLE[c.def.type];
-  const head = `SELECT x.resource_id FROM ${table} x WHERE x.tenant_id = ${tenant} AND x.resource_type = ${type} AND x.code = ${p.add(c.def.code)}`;
-  if (c.modifier === 'missing') {
-    return c.values[0].value === 'true' ? `r.id NOT IN (${head})` : `r.id IN (${head})`;
+  let table = TABLE[c.def.type];
+  let code = c.def.code;
+  if (c.def.type === 'token' && c.modifier === 'text') {
+    table = 'sp_string';
+    code = `${code}:text`;
+  } else if (c.def.type === 'token' && c.modifier === 'of-type') code = `${code}:of-type`;
+  else if (c.def.type === 'reference' && c.modifier === 'identifier') {
+    table = 'sp_token';
+    code = `${code}:identifier`;
   }
-  const ors = c.values.map((v) => `(${valueCondition(c, v, p, baseUrl)})`).join(' OR ');
+  if (c.modifier === 'missing') return semiJoin(s, table, code, undefined, c.values[0].value === 'true');
+  const ors = c.values.map((v) => `(${valueCondition(c, v, s)})`).join(' OR ');
   // :not matches resources with no value at all, too (search.html#token)
-  if (c.modifier === 'not') return `r.id NOT IN (${head} AND (${ors}))`;
-  return `r.id IN (${head} AND (${ors}))`;
+  return semiJoin(s, table, code, ors, c.modifier === 'not');
 }
 
-function sortExpression(key: SearchPlan['sort'][number], p: Params, tenant: string, type: string): string {
-  if (key.code === '_id') return `r.id ${key.descending ? 'DESC' : 'ASC'}`;
-  if (key.code === '_lastUpdated') return `r.last_updated ${key.descending ? 'DESC' : 'ASC'}`;
-  const table = TABLE[key.type];
-  const col = key.type === 'date' ? (key.descending ? 'max(x.high)' : 'min(x.low)') : key.type === 'string' ? (key.descending ? 'max(x.norm)' : 'min(x.norm)') : key.descending ? 'max(x.value)' : 'min(x.value)';
-  return `(SELECT ${col} FROM ${table} x WHERE x.tenant_id = ${tenant} AND x.resource_type = ${type} AND x.resource_id = r.id AND x.code = ${p.add(key.code)}) ${key.descending ? 'DESC NULLS LAST' : 'ASC NULLS LAST'}`;
+function compartmentCondition(comp: Compartment, s: Scope): string {
+  const p = s.p;
+  const type = p.add(comp.type);
+  const id = p.add(comp.id);
+  const members = `(${s.alias}.resource_type, ${s.alias}.id) IN (SELECT x.resource_type, x.resource_id FROM sp_reference x
+            WHERE x.tenant_id = ${s.tenant} AND x.target_type = ${type} AND x.target_id = ${id}
+              AND (x.resource_type || ':' || x.code) = ANY(${p.add(comp.params)}::text[]))`;
+  return comp.includeSelf ? `(${members} OR (${s.alias}.resource_type = ${type} AND ${s.alias}.id = ${id}))` : members;
 }
 
-function whereClause(plan: SearchPlan, tenantId: string, baseUrl: string, p: Params): string {
+/** The sort keys, each a NULL-free expression (sentinels put missing values last in either direction). */
+function sortExpressions(plan: SearchPlan, s: Scope): { expr: string; desc: boolean; cast: string }[] {
+  const keys: SortKey[] = plan.sort.length ? plan.sort : [{ code: '_lastUpdated', type: 'date', descending: true }];
+  return keys.map((k) => {
+    if (k.code === '_id') return { expr: `${s.alias}.id`, desc: k.descending, cast: 'text' };
+    if (k.code === '_lastUpdated') return { expr: `${s.alias}.last_updated`, desc: k.descending, cast: 'timestamptz' };
+    const table = TABLE[k.type];
+    // `|| ''` keeps the planner off the value index for this per-row lookup (it must use (tenant_id, resource_id)).
+    const where = `x.tenant_id = ${s.tenant} AND x.resource_id = ${s.alias}.id AND x.resource_type || '' = ${s.alias}.resource_type AND x.code = ${s.p.add(k.code)}`;
+    if (k.type === 'date') {
+      const agg = k.descending ? `max(coalesce(x.high, x.low))` : `min(coalesce(x.low, x.high))`;
+      const sentinel = k.descending ? `'-infinity'::timestamptz` : `'infinity'::timestamptz`;
+      return { expr: `coalesce((SELECT ${agg} FROM ${table} x WHERE ${where}), ${sentinel})`, desc: k.descending, cast: 'timestamptz' };
+    }
+    if (k.type === 'number' || k.type === 'quantity') {
+      const sentinel = k.descending ? `'-Infinity'::numeric` : `'Infinity'::numeric`;
+      return { expr: `coalesce((SELECT ${k.descending ? 'max' : 'min'}(x.value) FROM ${table} x WHERE ${where}), ${sentinel})`, desc: k.descending, cast: 'numeric' };
+    }
+    const col = k.type === 'string' ? 'x.norm' : 'x.value';
+    const sentinel = k.descending ? `''` : `chr(1114111)`;
+    return { expr: `coalesce((SELECT ${k.descending ? 'max' : 'min'}(${col}) FROM ${table} x WHERE ${where}), ${sentinel})`, desc: k.descending, cast: 'text' };
+  });
+}
+
+function baseWhere(plan: SearchPlan, tenantId: string, baseUrl: string, p: Params): { where: string; scope: Scope } {
   const tenant = p.add(tenantId);
-  const type = p.add(plan.resourceType);
-  const where = [`r.tenant_id = ${tenant}`, `r.resource_type = ${type}`, 'NOT r.deleted'];
-  for (const c of plan.criteria) where.push(criterionCondition(c, p, baseUrl, tenant, type));
-  return where.join(' AND ');
+  const s: Scope = { p, tenant, baseUrl, alias: 'r', types: plan.resourceTypes, depth: 0 };
+  const typeCond = plan.resourceTypes.length === 1 ? `r.resource_type = ${p.add(plan.resourceTypes[0])}` : `r.resource_type = ANY(${p.add(plan.resourceTypes)}::text[])`;
+  const where = [`r.tenant_id = ${tenant}`, typeCond, 'NOT r.deleted'];
+  if (plan.compartment) where.push(compartmentCondition(plan.compartment, s));
+  for (const c of plan.criteria) where.push(criterionCondition(c, s));
+  return { where: where.join(' AND '), scope: s };
+}
+
+export interface SearchRow extends StoredVersion {
+  /** sort key values (then id), for the paging cursors */
+  keys: unknown[];
 }
 
 export interface SearchPage {
-  rows: StoredVersion[];
-  /** True when more results follow this page. */
+  rows: SearchRow[];
+  /** True when more results follow this page (in the paging direction). */
   more: boolean;
 }
 
-/** Runs the plan and returns one page (count + 1 rows are fetched to know whether more follow). */
-export async function searchPage(q: Queryable, tenantId: string, baseUrl: string, plan: SearchPlan): Promise<SearchPage> {
+/**
+ * Runs the plan and returns one page. `cursor` = { values of the row to continue after, backwards? }:
+ * forward pages continue after the last row; backward pages (previous link) end before the first.
+ */
+export async function searchPage(q: Queryable, tenantId: string, baseUrl: string, plan: SearchPlan, backwards = false): Promise<SearchPage> {
   const p = new Params();
-  const where = whereClause(plan, tenantId, baseUrl, p);
-  const tenantParam = '$1';
-  const typeParam = '$2';
-  const order = plan.sort.map((k) => sortExpression(k, p, tenantParam, typeParam));
-  order.push('r.id ASC');
-  if (!plan.sort.length) order.unshift('r.last_updated DESC');
-  const sql = `SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.content::text AS content
-                 FROM resource r WHERE ${where} ORDER BY ${order.join(', ')} LIMIT ${p.add(plan.count + 1)} OFFSET ${p.add(plan.offset)}`;
-  const r = await q.query<{ resource_type: string; id: string; version_id: number; last_updated: Date; deleted: boolean; content: string }>(sql, p.list);
-  const rows = r.rows.slice(0, plan.count).map((row) => ({
-    resourceType: row.resource_type,
-    id: row.id,
-    versionId: row.version_id,
-    lastUpdated: row.last_updated,
-    deleted: row.deleted,
-    json: row.content,
+  const { where, scope } = baseWhere(plan, tenantId, baseUrl, p);
+  const keys = sortExpressions(plan, scope);
+  const conds = [where];
+  if (plan.cursor) {
+    // Lexicographic "after the cursor row" over (keys..., id) with each key's direction (flipped when going back).
+    const vals = plan.cursor;
+    if (vals.length !== keys.length + 1) throw new Error('cursor does not fit this search');
+    const all = [...keys, { expr: 'r.id', desc: false, cast: 'text' }];
+    const ors: string[] = [];
+    for (let i = 0; i < all.length; i++) {
+      const eqs = all.slice(0, i).map((k, j) => `${k.expr} = ${p.add(vals[j])}::${k.cast}`);
+      const forwardGreater = !all[i].desc !== backwards;
+      eqs.push(`${all[i].expr} ${forwardGreater ? '>' : '<'} ${p.add(vals[i])}::${all[i].cast}`);
+      ors.push(`(${eqs.join(' AND ')})`);
+    }
+    conds.push(`(${ors.join(' OR ')})`);
+  }
+  const order = [...keys.map((k, i) => `s${i} ${k.desc !== backwards ? 'DESC' : 'ASC'}`), `r.id ${backwards ? 'DESC' : 'ASC'}`];
+  const select = keys.map((k, i) => `${k.expr} AS s${i}`).join(', ');
+  const offset = plan.cursor ? 0 : plan.offset;
+  const sql = `SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.content::text AS content, ${select}
+                 FROM resource r WHERE ${conds.join(' AND ')} ORDER BY ${order.join(', ')} LIMIT ${p.add(plan.count + 1)}${offset ? ` OFFSET ${p.add(offset)}` : ''}`;
+  const r = await q.query<Record<string, unknown>>(sql, p.list);
+  let rows = r.rows.slice(0, plan.count).map((row) => ({
+    resourceType: row.resource_type as string,
+    id: row.id as string,
+    versionId: row.version_id as number,
+    lastUpdated: row.last_updated as Date,
+    deleted: row.deleted as boolean,
+    json: row.content as string,
+    keys: [...keys.map((_, i) => keyValue(row[`s${i}`])), row.id],
   }));
+  if (backwards) rows = rows.reverse();
   return { rows, more: r.rows.length > plan.count };
+}
+
+function keyValue(v: unknown): unknown {
+  return v instanceof Date ? v.toISOString() : v;
+}
+
+function whereOnly(plan: SearchPlan, tenantId: string, baseUrl: string): { where: string; p: Params } {
+  const p = new Params();
+  return { where: baseWhere(plan, tenantId, baseUrl, p).where, p };
 }
 
 /** Counts all matches (for _total=accurate and _summary=count). */
 export async function searchCount(q: Queryable, tenantId: string, baseUrl: string, plan: SearchPlan): Promise<number> {
-  const p = new Params();
-  const where = whereClause(plan, tenantId, baseUrl, p);
+  const { where, p } = whereOnly(plan, tenantId, baseUrl);
   const r = await q.query<{ n: string }>(`SELECT count(*)::text AS n FROM resource r WHERE ${where}`, p.list);
   return Number(r.rows[0].n);
 }
 
+/** The planner's row estimate (for _total=estimate). */
+export async function searchEstimate(q: Queryable, tenantId: string, baseUrl: string, plan: SearchPlan): Promise<number> {
+  const { where, p } = whereOnly(plan, tenantId, baseUrl);
+  const r = await q.query<{ 'QUERY PLAN': [{ Plan: { 'Plan Rows': number } }] }>(`EXPLAIN (FORMAT JSON) SELECT 1 FROM resource r WHERE ${where}`, p.list);
+  return Math.round(r.rows[0]['QUERY PLAN'][0].Plan['Plan Rows']);
+}
+
 /** Ids of up to `limit` matches: conditional create/update/delete and conditional references. */
 export async function searchIds(q: Queryable, tenantId: string, baseUrl: string, plan: SearchPlan, limit: number): Promise<string[]> {
-  const p = new Params();
-  const where = whereClause(plan, tenantId, baseUrl, p);
+  const { where, p } = whereOnly(plan, tenantId, baseUrl);
   const r = await q.query<{ id: string }>(`SELECT r.id FROM resource r WHERE ${where} ORDER BY r.id LIMIT ${p.add(limit)}`, p.list);
   return r.rows.map((x) => x.id);
+}
+
+const MAX_INCLUDES = 1000;
+
+/**
+ * _include / _revinclude (with :iterate) for a page: returns the included resources (not deleted, deduplicated,
+ * never the page's own matches).
+ */
+export async function loadIncludes(q: Queryable, tenantId: string, specs: IncludeSpec[], page: StoredVersion[]): Promise<StoredVersion[]> {
+  const seen = new Set(page.map((r) => `${r.resourceType}/${r.id}`));
+  const out: StoredVersion[] = [];
+  let frontier = page;
+  for (let round = 0; round < 5 && frontier.length && out.length < MAX_INCLUDES; round++) {
+    const active = specs.filter((s) => round === 0 || s.iterate);
+    if (!active.length) break;
+    const found = new Map<string, { type: string; id: string }>();
+    for (const spec of active) {
+      for (const ref of await includeTargets(q, tenantId, spec, frontier)) {
+        const key = `${ref.type}/${ref.id}`;
+        if (!seen.has(key)) found.set(key, ref);
+      }
+    }
+    if (!found.size) break;
+    const refs = [...found.values()].slice(0, MAX_INCLUDES - out.length);
+    const r = await q.query<{ resource_type: string; id: string; version_id: number; last_updated: Date; deleted: boolean; content: string }>(
+      `SELECT resource_type, id, version_id, last_updated, deleted, content::text AS content FROM resource
+        WHERE tenant_id = $1 AND NOT deleted AND (resource_type, id) IN (SELECT * FROM unnest($2::text[], $3::text[]))`,
+      [tenantId, refs.map((x) => x.type), refs.map((x) => x.id)],
+    );
+    frontier = r.rows.map((row) => ({ resourceType: row.resource_type, id: row.id, versionId: row.version_id, lastUpdated: row.last_updated, deleted: row.deleted, json: row.content }));
+    for (const v of frontier) seen.add(`${v.resourceType}/${v.id}`);
+    out.push(...frontier);
+  }
+  return out;
+}
+
+async function includeTargets(q: Queryable, tenantId: string, spec: IncludeSpec, from: StoredVersion[]): Promise<{ type: string; id: string }[]> {
+  if (spec.reverse) {
+    const r = await q.query<{ t: string; i: string }>(
+      `SELECT DISTINCT x.resource_type AS t, x.resource_id AS i FROM sp_reference x
+        WHERE x.tenant_id = $1 AND (x.target_type, x.target_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+          AND ($4 = '*' OR x.resource_type = $4) AND ($5 = '*' OR x.code = $5) LIMIT ${MAX_INCLUDES}`,
+      [tenantId, from.map((v) => v.resourceType), from.map((v) => v.id), spec.sourceType, spec.code],
+    );
+    return r.rows.map((x) => ({ type: x.t, id: x.i }));
+  }
+  const sources = from.filter((v) => spec.sourceType === '*' || v.resourceType === spec.sourceType);
+  if (!sources.length) return [];
+  const r = await q.query<{ t: string; i: string }>(
+    `SELECT DISTINCT x.target_type AS t, x.target_id AS i FROM sp_reference x
+      WHERE x.tenant_id = $1 AND x.resource_id = ANY($2::text[]) AND (x.resource_type || '/' || x.resource_id) = ANY($3::text[])
+        AND ($4 = '*' OR x.code = $4) AND x.target_type IS NOT NULL AND ($5::text IS NULL OR x.target_type = $5) LIMIT ${MAX_INCLUDES}`,
+    [tenantId, sources.map((v) => v.id), sources.map((v) => `${v.resourceType}/${v.id}`), spec.code, spec.targetType ?? null],
+  );
+  return r.rows.map((x) => ({ type: x.t, id: x.i }));
 }

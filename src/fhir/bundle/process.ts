@@ -1,6 +1,7 @@
 // batch and transaction (http.html#transaction). A transaction is ONE database transaction: entries run in the
 // order DELETE, POST, PUT/PATCH, GET; urn:uuid and conditional references are rewritten first; any failing write
-// rolls everything back and the OperationOutcome names the entry. Batch entries succeed or fail one by one.
+// rolls everything back and the OperationOutcome names the entry (a failed GET is only that entry's answer).
+// Batch entries succeed or fail one by one, each on its own database transaction.
 import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
 import type { Queryable } from '../../platform/db.js';
 import { RawJsonBuilder } from '../bundle-json.js';
@@ -13,6 +14,7 @@ import { classifyReference, findReferences, rewritePlaceholders } from '../refer
 import { referenceIssues, refContext } from '../validation/index.js';
 import {
   commitWrites,
+  conditionalUpdateTarget,
   matchCondition,
   prepareConditionalUpdate,
   prepareCreate,
@@ -107,16 +109,21 @@ async function forEntry<T>(e: ParsedEntry, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Rewrites conditional references ("Patient?identifier=x|y") in every resource to the single match. */
-async function resolveConditionalReferences(ctx: FhirContext, q: Queryable, entries: ParsedEntry[]): Promise<void> {
+/**
+ * Rewrites conditional references ("Patient?identifier=x|y") in every resource to the single match. A reference
+ * spelled exactly like another entry's condition (ifNoneExist, or a conditional update URL) means that entry's
+ * resource, which may not exist before this transaction.
+ */
+async function resolveConditionalReferences(ctx: FhirContext, q: Queryable, entries: ParsedEntry[], conditionTargets: Map<string, string>): Promise<void> {
   const rc = refContext(ctx);
-  const cache = new Map<string, string>();
+  const cache = new Map(conditionTargets);
   for (const e of entries) {
     if (!e.resource || e.method === 'PATCH') continue;
     for (const ref of findReferences(e.resource)) {
       const c = classifyReference(ref.reference, rc);
       if (c.kind !== 'conditional') continue;
-      let target = cache.get(ref.reference);
+      const key = conditionKey(c.type, c.query);
+      let target = cache.get(key);
       if (!target) {
         const ids = await forEntry(e, () => matchCondition(ctx, q, c.type, c.query));
         const where = `Bundle.entry[${e.index}].resource${ref.path.slice(String(e.resource.resourceType).length)}.reference`;
@@ -127,7 +134,7 @@ async function resolveConditionalReferences(ctx: FhirContext, q: Queryable, entr
           throw new FhirError('precondition-failed', `Bundle.entry[${e.index}]: conditional reference ${ref.reference} matches more than one resource`, { code: 'REFERENCE_CONDITIONAL_MULTIPLE', expression: [where], issueType: 'multiple-matches' });
         }
         target = `${c.type}/${ids[0]}`;
-        cache.set(ref.reference, target);
+        cache.set(key, target);
       }
       ref.holder.reference = target;
     }
@@ -141,11 +148,19 @@ interface Identities {
   ids: Map<number, string>;
   /** POSTs whose ifNoneExist matched an existing resource (nothing is created) */
   existingCreates: Set<number>;
+  /** "Type?condition" of conditional creates and updates -> the "Type/id" they write */
+  conditionTargets: Map<string, string>;
+}
+
+/** One spelling per condition: decoded, sorted parameters ("a=x%7C1&b=2" and "b=2&a=x|1" are the same). */
+function conditionKey(type: string, query: string): string {
+  const params = [...new URLSearchParams(query)].sort(([a, x], [b, y]) => (a < b ? -1 : a > b ? 1 : x < y ? -1 : x > y ? 1 : 0));
+  return `${type}?${new URLSearchParams(params).toString()}`;
 }
 
 /** Assigns ids to POST entries (before anything is written, so circular references resolve) and detects overlaps. */
 async function planIdentities(ctx: FhirContext, q: Queryable, entries: ParsedEntry[]): Promise<Identities> {
-  const out: Identities = { placeholders: new Map(), ids: new Map(), existingCreates: new Set() };
+  const out: Identities = { placeholders: new Map(), ids: new Map(), existingCreates: new Set(), conditionTargets: new Map() };
   const fullUrls = new Map<string, number>();
   const conditions = new Map<string, number>();
   const identities = new Map<string, number>();
@@ -159,9 +174,9 @@ async function planIdentities(ctx: FhirContext, q: Queryable, entries: ParsedEnt
     const condition = e.method === 'POST' ? e.ifNoneExist : e.id === undefined ? e.query : undefined;
     if (condition !== undefined) {
       // Two entries on the same condition would both see "no match" and create twice (or touch one resource twice).
-      const key = `${e.type}?${condition}`;
+      const key = conditionKey(e.type, condition);
       const prev = conditions.get(key);
-      if (prev !== undefined) throw entryError(e.index, `uses the same condition (${key}) as Bundle.entry[${prev}]`, 'BUNDLE_DUPLICATE_CONDITIONAL');
+      if (prev !== undefined) throw entryError(e.index, `uses the same condition (${e.type}?${condition}) as Bundle.entry[${prev}]`, 'BUNDLE_DUPLICATE_CONDITIONAL');
       conditions.set(key, e.index);
     }
     const id = await forEntry(e, () => entryIdentity(ctx, q, e, condition, out));
@@ -173,6 +188,7 @@ async function planIdentities(ctx: FhirContext, q: Queryable, entries: ParsedEnt
     }
     identities.set(key, e.index);
     out.ids.set(e.index, id);
+    if (condition !== undefined && e.method !== 'DELETE') out.conditionTargets.set(conditionKey(e.type, condition), key);
     if (e.fullUrl) out.placeholders.set(e.fullUrl, key);
     if (e.method === 'POST' && e.fullUrl?.startsWith(ctx.baseUrl + '/')) {
       // "Patient/abc" inside the bundle means the same resource as the POSTed fullUrl [base]/Patient/abc.
@@ -185,21 +201,20 @@ async function planIdentities(ctx: FhirContext, q: Queryable, entries: ParsedEnt
 /** The id one write entry targets: assigned, matched by its condition, or from its URL (undefined: no effect). */
 async function entryIdentity(ctx: FhirContext, q: Queryable, e: ParsedEntry, condition: string | undefined, out: Identities): Promise<string | undefined> {
   if (condition === undefined) return e.method === 'POST' ? ctx.deps.newId() : e.id;
+  if (e.method === 'PUT') {
+    const bodyId = typeof e.resource?.id === 'string' ? e.resource.id : undefined;
+    return (await conditionalUpdateTarget(ctx, q, e.type, condition, bodyId)) ?? ctx.deps.newId();
+  }
   const found = await matchCondition(ctx, q, e.type, condition);
   if (found.length > 1) {
     throw new FhirError('precondition-failed', `the condition ${e.type}?${condition} matched more than one resource`, { code: 'CONDITION_MULTIPLE_MATCHES', issueType: 'multiple-matches' });
   }
-  const bodyId = typeof e.resource?.id === 'string' ? e.resource.id : undefined;
   if (e.method === 'POST') {
     if (found.length === 0) return ctx.deps.newId();
     out.existingCreates.add(e.index);
     return found[0];
   }
-  if (e.method === 'PUT' && bodyId !== undefined && found.length === 1 && bodyId !== found[0]) {
-    throw new FhirError('invalid', `body id '${bodyId}' differs from the matched ${e.type}/${found[0]}`, { code: 'RESOURCE_ID_MISMATCH', expression: [`${e.type}.id`] });
-  }
   if (found.length === 1) return found[0];
-  if (e.method === 'PUT') return bodyId ?? ctx.deps.newId(); // conditional update with no match creates
   if (e.method === 'PATCH') throw new FhirError('not-found', `conditional patch ${e.type}?${condition} matched nothing`, { code: 'CONDITION_NO_MATCH' });
   return undefined; // a conditional delete that matched nothing has no effect
 }
@@ -221,26 +236,27 @@ async function runTransaction(ctx: FhirContext, q: Queryable, parsed: ParsedEntr
   // Work on copies: the database may retry this function after a serialization failure, and the placeholders
   // rewritten on one attempt must not leak into the next (which assigns new ids).
   const entries = parsed.map((e) => (e.resource ? { ...e, resource: structuredClone(e.resource) } : e));
-  const { placeholders, ids, existingCreates } = await planIdentities(ctx, q, entries);
+  const { placeholders, ids, existingCreates, conditionTargets } = await planIdentities(ctx, q, entries);
   // Only placeholders are rewritten: urn:uuid / urn:oid, absolute fullUrls of this tenant and, for POSTs, their
   // relative form; a PUT's "Type/id" already means itself.
   const isPlaceholder = (k: string) => k.startsWith('urn:') || k.startsWith(ctx.baseUrl + '/') || !/^[a-z][a-z0-9+.-]*:/i.test(k);
   const map = new Map([...placeholders].filter(([k, v]) => k !== v && isPlaceholder(k)));
   for (const e of entries) if (e.resource && e.method !== 'PATCH' && map.size) rewritePlaceholders(e.resource, map);
-  await resolveConditionalReferences(ctx, q, entries);
+  await resolveConditionalReferences(ctx, q, entries, conditionTargets);
 
   const results: EntryResult[] = new Array(entries.length);
   const order = [...entries].sort((a, b) => ORDER[a.method] - ORDER[b.method] || a.index - b.index);
   const written: { e: ParsedEntry; resource: Record<string, unknown> }[] = [];
   const pendingCreates: { e: ParsedEntry; p: PreparedWrite }[] = [];
   let referencesChecked = false;
+  // Creates are stored together (one statement per table) before anything that might read them.
+  const flushCreates = async () => {
+    const outs = await commitWrites(ctx, q, pendingCreates.map((x) => x.p));
+    pendingCreates.forEach((x, i) => (results[x.e.index] = writeResult(outs[i], prefer)));
+    pendingCreates.length = 0;
+  };
   for (const e of order) {
-    if (e.method !== 'POST' && pendingCreates.length) {
-      // Creates are stored together (one statement per table) before anything that might read them.
-      const outs = await commitWrites(ctx, q, pendingCreates.map((x) => x.p));
-      pendingCreates.forEach((x, i) => (results[x.e.index] = writeResult(outs[i], prefer)));
-      pendingCreates.length = 0;
-    }
+    if (e.method !== 'POST' && pendingCreates.length) await flushCreates();
     if ((e.method === 'GET' || e.method === 'HEAD') && !referencesChecked) {
       await checkReferences(ctx, q, written);
       referencesChecked = true;
@@ -281,10 +297,7 @@ async function runTransaction(ctx: FhirContext, q: Queryable, parsed: ParsedEntr
         results[e.index] = await readInTransaction(ctx, q, e);
     }
   }
-  if (pendingCreates.length) {
-    const outs = await commitWrites(ctx, q, pendingCreates.map((x) => x.p));
-    pendingCreates.forEach((x, i) => (results[x.e.index] = writeResult(outs[i], prefer)));
-  }
+  if (pendingCreates.length) await flushCreates();
   if (!referencesChecked) await checkReferences(ctx, q, written);
   return results;
 }
@@ -384,7 +397,8 @@ export async function processBundle(ctx: FhirContext, body: unknown, prefer: Pre
   const bundle = {
     resourceType: 'Bundle',
     type: `${type}-response`,
-    entry: results.map((r) => responseEntry(b, ctx, r)),
+    // FHIR JSON has no empty arrays: an empty Bundle gets a response without entries.
+    ...(results.length ? { entry: results.map((r) => responseEntry(b, ctx, r)) } : {}),
   };
   return { status: 200, body: b.stringify(bundle) };
 }

@@ -1,22 +1,42 @@
 // history (http.html#history): instance, type and whole-tenant, with _since, _at, _count and keyset paging.
-import { readHistory, type HistoryQuery } from '../../store/resources.js';
+import { readCurrent, readHistory, type HistoryQuery } from '../../store/resources.js';
 import { dateRange } from '../../search/date-range.js';
 import { RawJsonBuilder } from '../bundle-json.js';
 import type { FhirContext, FhirResult } from '../context.js';
 import { FhirError } from '../errors.js';
 import { etag } from '../etag.js';
-import { assertId } from '../ids.js';
+import { assertId, ID_PATTERN } from '../ids.js';
 
+// What the interaction answered; a PUT that wrote version 1 was an update-as-create.
 const STATUS: Record<string, string> = { POST: '201 Created', PUT: '200 OK', DELETE: '204 No Content' };
 
 function encodeCursor(c: NonNullable<HistoryQuery['after']>): string {
   return Buffer.from(JSON.stringify([c.lastUpdated, c.type, c.id, c.versionId])).toString('base64url');
 }
 
+const CURSOR_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/;
+
+/** The token is client-controlled: every part is checked here, so a forged one is a 400, never a SQL cast error. */
 function decodeCursor(s: string): HistoryQuery['after'] {
   try {
-    const [lastUpdated, type, id, versionId] = JSON.parse(Buffer.from(s, 'base64url').toString('utf8')) as [string, string, string, number];
-    if (typeof lastUpdated === 'string' && typeof type === 'string' && typeof id === 'string' && Number.isInteger(versionId)) return { lastUpdated, type, id, versionId };
+    const parsed: unknown = JSON.parse(Buffer.from(s, 'base64url').toString('utf8'));
+    if (Array.isArray(parsed) && parsed.length === 4) {
+      const [lastUpdated, type, id, versionId] = parsed as unknown[];
+      if (
+        typeof lastUpdated === 'string' &&
+        CURSOR_TIME.test(lastUpdated) &&
+        !Number.isNaN(Date.parse(lastUpdated)) &&
+        typeof type === 'string' &&
+        /^[A-Z][A-Za-z]{0,63}$/.test(type) &&
+        typeof id === 'string' &&
+        ID_PATTERN.test(id) &&
+        Number.isInteger(versionId) &&
+        (versionId as number) > 0 &&
+        (versionId as number) < 2 ** 31
+      ) {
+        return { lastUpdated, type, id, versionId: versionId as number };
+      }
+    }
   } catch {
     // fall through
   }
@@ -39,14 +59,20 @@ export async function history(ctx: FhirContext, params: [string, string][], type
       seen.add(name);
     }
     if (name === '_count') {
-      const n = Number(value);
+      const n = /^\d{1,9}$/.test(value) ? Number(value) : NaN;
       if (!Number.isInteger(n) || n < 0) throw new FhirError('invalid', `_count must be a non-negative integer`, { code: 'HISTORY_PARAM_INVALID' });
       h.count = Math.min(n, 1000);
     } else if (name === '_since') h.since = instantParam(name, value, true);
     else if (name === '_at') h.at = instantParam(name, value, false);
     else if (name === '_cursor') h.after = decodeCursor(value);
   }
-  const rows = await ctx.deps.db.withTenant(ctx.tenant.id, (q) => readHistory(q, ctx.tenant.id, h));
+  const rows = await ctx.deps.db.withTenant(ctx.tenant.id, async (q) => {
+    // Instance history of a resource the tenant never held is 404, as read is (another tenant's id included).
+    if (type !== undefined && id !== undefined && !(await readCurrent(q, ctx.tenant.id, type, id))) {
+      throw new FhirError('not-found', `${type}/${id} is not known`, { code: 'RESOURCE_NOT_FOUND' });
+    }
+    return readHistory(q, ctx.tenant.id, h);
+  });
   const page = rows.slice(0, h.count);
   const b = new RawJsonBuilder();
   const path = [type, id].filter(Boolean).join('/');
@@ -60,16 +86,13 @@ export async function history(ctx: FhirContext, params: [string, string][], type
     if (!next.searchParams.has('_count')) next.searchParams.set('_count', String(h.count));
     links.push({ relation: 'next', url: next.toString() });
   }
-  const bundle = {
-    resourceType: 'Bundle',
-    type: 'history',
-    link: links,
-    entry: page.map((r) => ({
-      fullUrl: `${ctx.baseUrl}/${r.resourceType}/${r.id}`,
-      ...(r.json !== null ? { resource: b.raw(r.json) } : {}),
-      request: { method: r.method, url: r.method === 'POST' ? r.resourceType : `${r.resourceType}/${r.id}` },
-      response: { status: STATUS[r.method] ?? '200 OK', etag: etag(r.versionId), lastModified: r.lastUpdated.toISOString() },
-    })),
-  };
+  const entry = page.map((r) => ({
+    fullUrl: `${ctx.baseUrl}/${r.resourceType}/${r.id}`,
+    ...(r.json !== null ? { resource: b.raw(r.json) } : {}),
+    request: { method: r.method, url: r.method === 'POST' ? r.resourceType : `${r.resourceType}/${r.id}` },
+    response: { status: r.method === 'PUT' && r.versionId === 1 ? '201 Created' : (STATUS[r.method] ?? '200 OK'), etag: etag(r.versionId), lastModified: r.lastUpdated.toISOString() },
+  }));
+  // FHIR JSON has no empty arrays (json.html): an empty page carries no `entry`.
+  const bundle = { resourceType: 'Bundle', type: 'history', link: links, ...(entry.length ? { entry } : {}) };
   return { status: 200, body: b.stringify(bundle) };
 }

@@ -12,7 +12,8 @@ function headersFor(versionId: number, lastUpdated: Date): Record<string, string
 
 function notModified(h: RequestHeaders, versionId: number, lastUpdated: Date): boolean {
   if (h.ifNoneMatch !== undefined) {
-    return h.ifNoneMatch.split(',').some((v) => v.trim() === '*' || (/\d/.test(v) && parseETag(v) === versionId));
+    // An entity tag we cannot parse matches nothing (RFC 9110 §13.1.2): serve the resource rather than fail.
+    return h.ifNoneMatch.split(',').some((v) => v.trim() === '*' || (/^\s*(?:W\/)?"?\d+"?\s*$/.test(v) && parseETag(v) === versionId));
   }
   if (h.ifModifiedSince !== undefined) {
     const since = Date.parse(h.ifModifiedSince);

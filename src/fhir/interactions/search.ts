@@ -1,50 +1,104 @@
-// search-type (http.html#search, search.html): GET [type]?... and POST [type]/_search.
+// search (http.html#search, search.html): type-level GET [type]?... and POST [type]/_search, system-level
+// GET [base]?_type=..., Patient compartment search GET Patient/[id]/[type]?..., with _include/_revinclude,
+// keyset paging (self/next/previous/first links), _total, _summary and _elements.
 import type { Queryable } from '../../platform/db.js';
-import { planSearch, type SearchPlan } from '../../search/plan.js';
-import { searchCount, searchPage } from '../../store/search-sql.js';
+import { planSearch, type Compartment, type SearchPlan } from '../../search/plan.js';
+import { loadIncludes, searchCount, searchEstimate, searchPage, type SearchRow } from '../../store/search-sql.js';
 import { RawJsonBuilder } from '../bundle-json.js';
+import { isInPatientCompartment, patientCompartment } from '../compartment.js';
 import type { FhirContext, FhirResult } from '../context.js';
-import { issue } from '../errors.js';
+import { r4ResourceTypes } from '../definitions.js';
+import { FhirError, issue } from '../errors.js';
+import { assertId, assertResourceType } from '../ids.js';
 import { subsetResource } from '../subset.js';
 import { onConnection } from './read.js';
 
-function link(ctx: FhirContext, plan: SearchPlan, offset: number): string {
-  const u = new URL(`${ctx.baseUrl}/${plan.resourceType}`);
+export interface SearchTarget {
+  /** URL path of the search below the tenant base, for links: "Observation", "", "Patient/1/Observation" */
+  path: string;
+  types: string[];
+  compartment?: Compartment;
+  /** system-level search: the _type value applied */
+  typeParam?: string;
+}
+
+function cursorToken(keys: unknown[], backwards: boolean): string {
+  return Buffer.from(JSON.stringify(backwards ? { b: keys } : keys)).toString('base64url');
+}
+
+function link(ctx: FhirContext, target: SearchTarget, plan: SearchPlan, extra: [string, string][] = []): string {
+  const u = new URL(`${ctx.baseUrl}${target.path ? '/' + target.path : ''}`);
+  if (target.typeParam) u.searchParams.append('_type', target.typeParam);
   for (const [k, v] of plan.applied) u.searchParams.append(k, v);
   if (!u.searchParams.has('_count')) u.searchParams.set('_count', String(plan.count));
-  if (offset > 0) u.searchParams.set('_offset', String(offset));
+  for (const [k, v] of extra) u.searchParams.set(k, v);
   return u.toString();
 }
 
-export async function searchType(ctx: FhirContext, type: string, params: [string, string][], strict: boolean, conn?: Queryable): Promise<FhirResult> {
-  const plan = planSearch(ctx.deps.registry, type, { strict, params });
-  const countOnly = plan.summary === 'count';
-  const { page, total } = await onConnection(ctx, conn, async (q) => {
-    const page = countOnly ? { rows: [], more: false } : await searchPage(q, ctx.tenant.id, ctx.baseUrl, plan);
+/** Runs a search and renders the searchset Bundle. */
+export async function runSearch(ctx: FhirContext, target: SearchTarget, params: [string, string][], strict: boolean, conn?: Queryable): Promise<FhirResult> {
+  const plan = planSearch(ctx.deps.registry, target.types, { strict, params, compartment: target.compartment });
+  const backwards = plan.backwards === true;
+  // _count=0 asks for no entries (search.html#count): answer like _summary=count, so no `next` link can loop forever.
+  const countOnly = plan.summary === 'count' || plan.count === 0;
+  const { page, total, included } = await onConnection(ctx, conn, async (q) => {
+    const page = countOnly ? { rows: [] as SearchRow[], more: false } : await searchPage(q, ctx.tenant.id, ctx.baseUrl, plan, backwards);
     let total: number | undefined;
-    if (countOnly || plan.total === 'accurate' || plan.total === 'estimate') total = await searchCount(q, ctx.tenant.id, ctx.baseUrl, plan);
-    else if (!page.more) total = plan.offset + page.rows.length;
-    return { page, total };
+    if (countOnly || plan.total === 'accurate') total = await searchCount(q, ctx.tenant.id, ctx.baseUrl, plan);
+    else if (plan.total === 'estimate') total = await searchEstimate(q, ctx.tenant.id, ctx.baseUrl, plan);
+    else if (!page.more && !plan.cursor && plan.total !== 'none') total = plan.offset + page.rows.length;
+    else if (!page.more && !plan.cursor && !plan.offset) total = page.rows.length;
+    const included = plan.include.length && page.rows.length ? await loadIncludes(q, ctx.tenant.id, plan.include, page.rows) : [];
+    return { page, total, included };
   });
   const b = new RawJsonBuilder();
-  const links = [{ relation: 'self', url: link(ctx, plan, plan.offset) }];
-  if (page.more) links.push({ relation: 'next', url: link(ctx, plan, plan.offset + plan.count) });
-  if (plan.offset > 0) links.push({ relation: 'previous', url: link(ctx, plan, Math.max(0, plan.offset - plan.count)) });
+  const links = [{ relation: 'self', url: link(ctx, target, plan, plan.cursor ? [['_cursor', params.find(([k]) => k === '_cursor')![1]]] : []) }];
+  const first = page.rows[0];
+  const last = page.rows[page.rows.length - 1];
+  const hasNext = backwards ? !!plan.cursor : page.more;
+  const hasPrev = backwards ? page.more : !!plan.cursor || plan.offset > 0;
+  if (plan.cursor || plan.offset) links.push({ relation: 'first', url: link(ctx, target, plan) });
+  if (hasNext && last) links.push({ relation: 'next', url: link(ctx, target, plan, [['_cursor', cursorToken(last.keys, false)]]) });
+  if (hasPrev && first) links.push({ relation: 'previous', url: link(ctx, target, plan, [['_cursor', cursorToken(first.keys, true)]]) });
   const subsetting = (plan.summary && plan.summary !== 'false') || plan.elements?.length;
-  const entries: unknown[] = page.rows.map((r) => ({
-    fullUrl: `${ctx.baseUrl}/${r.resourceType}/${r.id}`,
-    resource: subsetting ? subsetResource(JSON.parse(r.json!), plan.summary, plan.elements) : b.raw(r.json!),
-    search: { mode: 'match' },
-  }));
+  const render = (json: string) => (subsetting ? subsetResource(JSON.parse(json), plan.summary, plan.elements) : b.raw(json));
+  const entries: unknown[] = page.rows.map((r) => ({ fullUrl: `${ctx.baseUrl}/${r.resourceType}/${r.id}`, resource: render(r.json!), search: { mode: 'match' } }));
+  for (const r of included) entries.push({ fullUrl: `${ctx.baseUrl}/${r.resourceType}/${r.id}`, resource: render(r.json!), search: { mode: 'include' } });
   if (plan.ignored.length) {
     entries.push({
       resource: {
         resourceType: 'OperationOutcome',
-        issue: plan.ignored.map((p) => issue('warning', 'not-supported', `Search parameter '${p}' is not supported for ${type} and was ignored`)),
+        issue: plan.ignored.map((p) => issue('warning', 'not-supported', `Search parameter '${p}' is not supported here and was ignored`)),
       },
       search: { mode: 'outcome' },
     });
   }
   const bundle = { resourceType: 'Bundle', type: 'searchset', ...(total !== undefined ? { total } : {}), link: links, ...(entries.length ? { entry: entries } : {}) };
   return { status: 200, body: b.stringify(bundle) };
+}
+
+/** GET [base]/[type]?... */
+export function searchType(ctx: FhirContext, type: string, params: [string, string][], strict: boolean, conn?: Queryable): Promise<FhirResult> {
+  return runSearch(ctx, { path: type, types: [type] }, params, strict, conn);
+}
+
+/** GET [base]?_type=A,B&... — only parameters common to every listed type (all types when _type is absent). */
+export function searchSystem(ctx: FhirContext, params: [string, string][], strict: boolean): Promise<FhirResult> {
+  const typeParam = params.filter(([k]) => k === '_type').map(([, v]) => v).join(',');
+  const types = typeParam ? [...new Set(typeParam.split(',').map((t) => t.trim()).filter(Boolean))] : [...r4ResourceTypes()];
+  for (const t of types) assertResourceType(t);
+  return runSearch(ctx, { path: '', types, typeParam: typeParam || undefined }, params, strict);
+}
+
+/** GET [base]/Patient/[id]/[type]?... (or /* for every type in the compartment). */
+export function searchCompartment(ctx: FhirContext, patientId: string, type: string, params: [string, string][], strict: boolean): Promise<FhirResult> {
+  assertId(patientId, 'URL');
+  let types: string[];
+  if (type === '*') types = [...r4ResourceTypes()].filter(isInPatientCompartment);
+  else {
+    assertResourceType(type);
+    if (!isInPatientCompartment(type)) throw new FhirError('not-found', `${type} is not in the Patient compartment`, { code: 'COMPARTMENT_TYPE_INVALID' });
+    types = [type];
+  }
+  return runSearch(ctx, { path: `Patient/${patientId}/${type}`, types, compartment: patientCompartment(patientId, types) }, params, strict);
 }

@@ -4,6 +4,7 @@ import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
 import { readCurrent } from '../../store/resources.js';
 import type { FhirContext, FhirResult } from '../context.js';
 import { FhirError, issue } from '../errors.js';
+import { assertId } from '../ids.js';
 import { checkBodyAgainstUrl, referenceIssues, structuralIssues } from '../validation/index.js';
 
 /** Accepts either the resource itself or a Parameters with `resource` and `mode`. */
@@ -18,6 +19,7 @@ function unwrap(body: unknown): { resource: unknown; mode?: string } {
 }
 
 export async function validateOperation(ctx: FhirContext, type: string, id: string | undefined, body: unknown, queryMode: string | undefined): Promise<FhirResult> {
+  if (id !== undefined) assertId(id, 'URL');
   const { resource, mode: bodyMode } = unwrap(body);
   const mode = bodyMode ?? queryMode;
   if (mode !== undefined && !['create', 'update', 'delete'].includes(mode)) {
@@ -27,7 +29,7 @@ export async function validateOperation(ctx: FhirContext, type: string, id: stri
   if (mode === 'delete') {
     if (id === undefined) throw new FhirError('invalid', '$validate mode=delete needs an instance URL ([type]/[id]/$validate)', { code: 'VALIDATE_MODE_INVALID' });
     const current = await ctx.deps.db.withTenant(ctx.tenant.id, (q) => readCurrent(q, ctx.tenant.id, type, id));
-    if (!current || current.deleted) issues.push(issue('error', 'not-found', `${type}/${id} does not exist, so it cannot be deleted`));
+    if (!current || current.deleted) issues.push(issue('error', 'not-found', `${type}/${id} does not exist, so it cannot be deleted`, { code: 'RESOURCE_NOT_FOUND', expression: [type] }));
   } else {
     if (resource === undefined) throw new FhirError('invalid', '$validate needs a resource in the body', { code: 'VALIDATE_NO_RESOURCE' });
     try {
@@ -40,7 +42,7 @@ export async function validateOperation(ctx: FhirContext, type: string, id: stri
       const r = resource as Record<string, unknown>;
       issues.push(...structuralIssues(r));
       issues.push(...(await ctx.deps.db.withTenant(ctx.tenant.id, (q) => referenceIssues(ctx, q, [{ resource: r }]))));
-      if (mode === 'update' && id === undefined && r.id === undefined) issues.push(issue('error', 'required', 'mode=update needs a resource id', { expression: [`${type}.id`] }));
+      if (mode === 'update' && id === undefined && r.id === undefined) issues.push(issue('error', 'required', 'mode=update needs a resource id', { code: 'RESOURCE_ID_MISSING', expression: [`${type}.id`] }));
     }
   }
   if (issues.length === 0) issues.push(issue('information', 'informational', 'Validation successful: no issues found'));
