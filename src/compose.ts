@@ -5,6 +5,7 @@ import type { Deps } from './fhir/context.js';
 import { openDb } from './platform/db.js';
 import { createLogger, type Logger } from './platform/log.js';
 import { SearchParamRegistry } from './search/registry.js';
+import { TenantSearchParams } from './search/tenant-registry.js';
 import { migrate } from './store/migrate.js';
 
 export async function buildDeps(config: Config, log: Logger = createLogger(config.logLevel), pgliteSocketUrl?: string): Promise<Deps> {
@@ -25,7 +26,8 @@ export async function buildDeps(config: Config, log: Logger = createLogger(confi
     await db.close();
     throw err;
   }
-  return { config, db, log, registry: new SearchParamRegistry(), clock: () => new Date(), newId: randomUUID };
+  const registry = new SearchParamRegistry();
+  return { config, db, log, registry, searchParams: new TenantSearchParams(registry, db), clock: () => new Date(), newId: randomUUID };
 }
 
 /**

@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import { loadConfig } from './config/index.js';
 import { buildDeps } from './compose.js';
 import { createApp } from './http/app.js';
+import { resumeStaleJobs } from './jobs/reindex.js';
 import { createLogger, flushLogs } from './platform/log.js';
 import { findTenant } from './store/tenants.js';
 import { createTenant } from './tenancy/create-tenant.js';
@@ -15,6 +16,8 @@ async function main(): Promise<void> {
     await createTenant(deps, 'demo', 'Demo Clinic');
     log.info({ tenantId: 'demo' }, 'created the demo tenant');
   }
+  const resumed = await resumeStaleJobs(deps);
+  if (resumed) log.info({ resumed }, 'resumed background jobs');
   const { app } = createApp(deps);
   const server: Server = app.listen(config.port, config.host);
   await new Promise<void>((resolve, reject) => {

@@ -6,14 +6,16 @@ import { buildDeps } from '../compose.js';
 import { FhirError } from '../fhir/errors.js';
 import { runningEmbeddedPort } from '../platform/db.js';
 import { createLogger, flushLogs } from '../platform/log.js';
-import { listTenants, updateTenantSettings } from '../store/tenants.js';
+import { findTenant, listTenants, updateTenantSettings } from '../store/tenants.js';
 import { createTenant } from '../tenancy/create-tenant.js';
+import { jobStatus, startReindex, waitForJob } from '../jobs/reindex.js';
 
 const USAGE = `usage: npm run cli -- <command>
   migrate                                   apply pending migrations
   tenant create <slug> --name "<name>"      create a tenant and its root Organization
   tenant list                               list tenants
   tenant set <slug> --referential-integrity true|false
+  reindex <slug> [--type Observation,Patient]  recompute search index rows (after adding a SearchParameter)
   config docs                               print the configuration table (markdown)`;
 
 /** When a running server holds the embedded database, the CLI reaches it through the server's loopback socket. */
@@ -67,6 +69,24 @@ async function run(argv: string[]): Promise<number> {
       await updateTenantSettings(deps.db, positionals[0], { referentialIntegrity: v === 'true' });
       console.log(`tenant ${positionals[0]}: referentialIntegrity=${v} (servers pick it up within 5 s)`);
       return 0;
+    }
+    if (cmd === 'reindex') {
+      const { values, positionals } = parseArgs({ args: [sub, ...rest].filter((x) => x !== undefined), options: { type: { type: 'string' } }, allowPositionals: true });
+      const slug = positionals[0];
+      if (!slug) {
+        console.error('usage: reindex <slug> [--type Observation,Patient]');
+        return 2;
+      }
+      if (!(await findTenant(deps.db, slug))) {
+        console.error(`error: unknown tenant '${slug}'`);
+        return 1;
+      }
+      const job = await startReindex(deps, slug, values.type ? values.type.split(',') : undefined);
+      console.log(`reindex job ${job.id}: ${job.total} resources`);
+      await waitForJob(slug, job.id);
+      const done = await jobStatus(deps, slug, job.id);
+      console.log(`reindex job ${job.id}: ${done?.status}, ${done?.done}/${done?.total} resources`);
+      return done?.status === 'completed' ? 0 : 1;
     }
     console.error(USAGE);
     return 2;

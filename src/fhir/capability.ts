@@ -2,14 +2,26 @@
 import type { FhirContext } from './context.js';
 import { r4ResourceTypes } from './definitions.js';
 
-/** Search parameter types the search engine evaluates (composite and special are not yet supported). */
-const SEARCHABLE = new Set(['token', 'string', 'reference', 'date', 'number', 'quantity', 'uri']);
+/** Search parameter types the search engine evaluates ('special' ones such as Location near are not supported). */
+const SEARCHABLE = new Set(['token', 'string', 'reference', 'date', 'number', 'quantity', 'uri', 'composite']);
+
+const COMMON_PARAMS = [
+  { name: '_id', definition: 'http://hl7.org/fhir/SearchParameter/Resource-id', type: 'token' },
+  { name: '_lastUpdated', definition: 'http://hl7.org/fhir/SearchParameter/Resource-lastUpdated', type: 'date' },
+  { name: '_tag', definition: 'http://hl7.org/fhir/SearchParameter/Resource-tag', type: 'token' },
+  { name: '_profile', definition: 'http://hl7.org/fhir/SearchParameter/Resource-profile', type: 'uri' },
+  { name: '_security', definition: 'http://hl7.org/fhir/SearchParameter/Resource-security', type: 'token' },
+  { name: '_source', definition: 'http://hl7.org/fhir/SearchParameter/Resource-source', type: 'uri' },
+  { name: '_text', definition: 'http://hl7.org/fhir/SearchParameter/DomainResource-text', type: 'string' },
+  { name: '_content', definition: 'http://hl7.org/fhir/SearchParameter/Resource-content', type: 'string' },
+];
 
 export function capabilityStatement(ctx: FhirContext, software: { name: string; version: string }, startedAt: string): Record<string, unknown> {
   const resource = [...r4ResourceTypes()].sort().map((type) => {
-    const params = [...ctx.deps.registry.paramsFor(type).values()]
+    const params = [...ctx.registry.paramsFor(type).values()]
       .filter((p) => SEARCHABLE.has(p.type) && p.extract && !p.code.startsWith('_'))
       .map((p) => ({ name: p.code, definition: p.url, type: p.type }));
+    const refParams = params.filter((p) => p.type === 'reference').map((p) => `${type}:${p.name}`);
     return {
       type,
       profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
@@ -22,12 +34,13 @@ export function capabilityStatement(ctx: FhirContext, software: { name: string; 
       conditionalUpdate: true,
       conditionalDelete: 'single',
       referencePolicy: ['literal', 'local', ...(ctx.tenant.settings.referentialIntegrity === false ? [] : ['enforced'])],
-      searchParam: [
-        { name: '_id', definition: 'http://hl7.org/fhir/SearchParameter/Resource-id', type: 'token' },
-        { name: '_lastUpdated', definition: 'http://hl7.org/fhir/SearchParameter/Resource-lastUpdated', type: 'date' },
-        ...params,
+      searchInclude: ['*', ...refParams],
+      searchRevInclude: ['*'],
+      searchParam: [...COMMON_PARAMS, ...params],
+      operation: [
+        { name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' },
+        ...(type === 'Patient' ? [{ name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' }] : []),
       ],
-      operation: [{ name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' }],
     };
   });
   return {
@@ -45,7 +58,10 @@ export function capabilityStatement(ctx: FhirContext, software: { name: string; 
         mode: 'server',
         documentation: 'Tenant-scoped FHIR R4 REST API. Authorization is not enabled yet: the API is open.',
         resource,
-        interaction: [{ code: 'transaction' }, { code: 'batch' }, { code: 'history-system' }],
+        interaction: [{ code: 'transaction' }, { code: 'batch' }, { code: 'search-system' }, { code: 'history-system' }],
+        searchParam: COMMON_PARAMS,
+        compartment: ['http://hl7.org/fhir/CompartmentDefinition/patient'],
+        operation: [{ name: 'reindex', definition: 'urn:tenfhir:OperationDefinition/reindex' }],
       },
     ],
   };

@@ -3,6 +3,7 @@ import type { Config } from '../config/index.js';
 import type { Db } from '../platform/db.js';
 import type { Logger } from '../platform/log.js';
 import type { SearchParamRegistry } from '../search/registry.js';
+import type { TenantSearchParams } from '../search/tenant-registry.js';
 
 export interface TenantSettings {
   /** Reject references to resources that do not exist in the tenant (default true). */
@@ -21,7 +22,10 @@ export interface Deps {
   config: Config;
   db: Db;
   log: Logger;
+  /** The official R4 search parameters. */
   registry: SearchParamRegistry;
+  /** Per-tenant registries (official + the tenant's SearchParameter resources). */
+  searchParams: TenantSearchParams;
   clock: () => Date;
   newId: () => string;
 }
@@ -31,6 +35,8 @@ export interface FhirContext {
   tenant: Tenant;
   /** Absolute FHIR base of the tenant, e.g. https://fhir.example.org/fhir/acme */
   baseUrl: string;
+  /** This tenant's search parameters (official + custom). */
+  registry: SearchParamRegistry;
   requestId: string;
   log: Logger;
 }

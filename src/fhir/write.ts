@@ -8,6 +8,8 @@ import { planSearch } from '../search/plan.js';
 import { readCurrent, writeVersions, type ResourceWrite, type StoredVersion } from '../store/resources.js';
 import { searchIds } from '../store/search-sql.js';
 import type { FhirContext } from './context.js';
+import type { SearchParameter } from '@medplum/fhirtypes';
+import { customIssues } from '../search/tenant-registry.js';
 import { FhirError } from './errors.js';
 import { parseETag } from './etag.js';
 import { assertId } from './ids.js';
@@ -55,7 +57,7 @@ function stored(ctx: FhirContext, method: ResourceWrite['method'], resource: Rec
   const json = JSON.stringify(resource);
   return {
     outcome: { status, resourceType: type, id, versionId, lastUpdated, json, resource },
-    row: { resourceType: type, id, versionId, lastUpdated, method, json, index: extractIndexRows(ctx.deps.registry, resource), replaces },
+    row: { resourceType: type, id, versionId, lastUpdated, method, json, index: extractIndexRows(ctx.registry, resource), replaces },
   };
 }
 
@@ -66,6 +68,8 @@ function now(ctx: FhirContext): string {
 async function validateForWrite(ctx: FhirContext, q: Queryable, resource: Record<string, unknown>, opts: WriteOptions): Promise<void> {
   const issues = structuralIssues(resource);
   throwIfErrors(issues);
+  // A tenant's own SearchParameter must be usable before it is stored (search.html#custom).
+  if (resource.resourceType === 'SearchParameter' && resource.status !== 'retired') throwIfErrors(customIssues(ctx.deps.registry, resource as unknown as SearchParameter));
   if (!opts.skipReferenceCheck) throwIfErrors(await referenceIssues(ctx, q, [{ resource }], opts.pending));
 }
 
@@ -93,7 +97,7 @@ async function lockCondition(ctx: FhirContext, q: Queryable, type: string, param
 export async function matchCondition(ctx: FhirContext, q: Queryable, type: string, query: string, limit = 2): Promise<string[]> {
   const params = [...new URLSearchParams(query)] as [string, string][];
   if (params.length === 0) throw new FhirError('invalid', `A conditional request on ${type} needs search criteria`, { code: 'CONDITION_EMPTY' });
-  const plan = planSearch(ctx.deps.registry, type, { strict: true, params });
+  const plan = planSearch(ctx.registry, type, { strict: true, params });
   if (plan.criteria.length === 0) throw new FhirError('invalid', `The condition '${query}' has no search criteria`, { code: 'CONDITION_EMPTY' });
   await lockCondition(ctx, q, type, params);
   return searchIds(q, ctx.tenant.id, ctx.baseUrl, plan, limit);
@@ -206,11 +210,15 @@ export async function prepareDelete(ctx: FhirContext, q: Queryable, type: string
 /** Stores prepared writes (one statement per table for all of them) and returns their outcomes. */
 export async function commitWrites(ctx: FhirContext, q: Queryable, prepared: (PreparedWrite | WriteOutcome)[]): Promise<WriteOutcome[]> {
   const rows = prepared.flatMap((p) => ('row' in p && p.row ? [p.row] : []));
+  if (rows.some((r) => r.resourceType === 'SearchParameter')) ctx.deps.searchParams.invalidate(ctx.tenant.id);
   await writeVersions(q, ctx.tenant.id, rows);
   return prepared.map((p) => ('outcome' in p ? p.outcome : p));
 }
 
 /** Runs one prepared write on its own transaction. */
 export async function writeOne(ctx: FhirContext, prepare: (q: Queryable) => Promise<PreparedWrite | WriteOutcome>): Promise<WriteOutcome> {
-  return ctx.deps.db.tx(ctx.tenant.id, async (q) => (await commitWrites(ctx, q, [await prepare(q)]))[0]);
+  const out = await ctx.deps.db.tx(ctx.tenant.id, async (q) => (await commitWrites(ctx, q, [await prepare(q)]))[0]);
+  // again after COMMIT, so no request reloads the registry from the pre-commit state and keeps it
+  if (out.resourceType === 'SearchParameter') ctx.deps.searchParams.invalidate(ctx.tenant.id);
+  return out;
 }

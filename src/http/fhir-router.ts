@@ -10,6 +10,7 @@ import { history } from '../fhir/interactions/history.js';
 import { readResource, vreadResource } from '../fhir/interactions/read.js';
 import { searchCompartment, searchSystem, searchType } from '../fhir/interactions/search.js';
 import { patientEverything } from '../fhir/operations/everything.js';
+import { reindexStart, reindexStatus } from '../fhir/operations/reindex.js';
 import { validateOperation } from '../fhir/operations/validate.js';
 import { subsetResource } from '../fhir/subset.js';
 import { prepareConditionalUpdate, prepareCreate, prepareDelete, preparePatch, prepareUpdate, writeOne, matchCondition } from '../fhir/write.js';
@@ -101,6 +102,11 @@ async function dispatch(call: Call, opts: RouterOptions): Promise<FhirResult> {
     return history(ctx, params);
   }
   const type = s[0];
+  if (s.length === 1 && type === '$reindex') {
+    if (method === 'POST') return reindexStart(ctx, undefined, params);
+    if (method === 'GET') return reindexStatus(ctx, params);
+    throw notAllowed(method, '$reindex', 'GET, HEAD, POST');
+  }
   if (type.startsWith('$') || type.startsWith('_')) {
     throw new FhirError('not-found', `Unknown system-level path '${type.slice(0, 64)}'`, { code: 'PATH_UNKNOWN' });
   }
@@ -163,6 +169,10 @@ async function dispatch(call: Call, opts: RouterOptions): Promise<FhirResult> {
     if (method !== 'POST') throw notAllowed(method, `${type}/$validate`, POST_ONLY);
     return validateOperation(ctx, type, undefined, (await jsonBody(call)).body, params.find(([k]) => k === 'mode')?.[1]);
   }
+  if (s.length === 2 && second === '$reindex') {
+    if (method !== 'POST') throw notAllowed(method, `${type}/$reindex`, POST_ONLY);
+    return reindexStart(ctx, type, params);
+  }
   if (second.startsWith('$')) throw new FhirError('not-found', `Unknown operation '${second.slice(0, 64)}' on ${type}`, { code: 'OPERATION_UNKNOWN', issueType: 'not-supported' });
   const id = second;
   if (s.length === 2) {
@@ -208,7 +218,7 @@ async function dispatch(call: Call, opts: RouterOptions): Promise<FhirResult> {
     return shaped(await vreadResource(ctx, type, id, s[3]), params);
   }
   if (type === 'Patient' && s.length === 3 && third === '$everything') {
-    if (method !== 'GET' && method !== 'POST') throw notAllowed(method, `Patient/${id}/$everything`, READ_ONLY);
+    if (method !== 'GET' && method !== 'POST') throw notAllowed(method, `Patient/${id}/$everything`, 'GET, HEAD, POST');
     return patientEverything(ctx, id, params);
   }
   if (type === 'Patient' && s.length === 3 && !third.startsWith('$') && !third.startsWith('_')) {
@@ -241,6 +251,7 @@ export function fhirRouter(opts: RouterOptions) {
         deps: opts.deps,
         tenant,
         baseUrl: `${opts.deps.config.publicBaseUrl}/fhir/${tenant.id}`,
+        registry: await opts.deps.searchParams.forTenant(tenant.id),
         requestId: res.locals.requestId,
         log,
       };

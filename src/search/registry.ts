@@ -63,14 +63,34 @@ function compileExtractor(branches: string[], type: string): Extractor | undefin
 }
 
 export class SearchParamRegistry {
-  private readonly byType = new Map<string, Map<string, SearchParamDef>>();
+  protected readonly byType = new Map<string, Map<string, SearchParamDef>>();
 
-  private readonly byUrl = new Map<string, SearchParameter>();
+  protected readonly byUrl = new Map<string, SearchParameter>();
 
   constructor(params: SearchParameter[] = r4SearchParameters(), types: Iterable<string> = r4ResourceTypes()) {
     for (const type of types) this.byType.set(type, new Map());
     for (const sp of params) if (sp.url) this.byUrl.set(sp.url, sp);
     for (const sp of params) this.add(sp);
+  }
+
+  /**
+   * A registry with a tenant's own SearchParameter resources added on top of this one (the base is shared,
+   * only the types the custom parameters touch are copied).
+   */
+  withCustom(custom: SearchParameter[]): SearchParamRegistry {
+    const derived = Object.create(SearchParamRegistry.prototype) as SearchParamRegistry;
+    const self = derived as unknown as { byType: Map<string, Map<string, SearchParamDef>>; byUrl: Map<string, SearchParameter> };
+    self.byType = new Map(this.byType);
+    self.byUrl = new Map(this.byUrl);
+    for (const sp of custom) {
+      if (sp.url) self.byUrl.set(sp.url, sp);
+      for (const b of (sp.base ?? []) as string[]) {
+        const types = b === 'Resource' || b === 'DomainResource' ? [...self.byType.keys()] : [b];
+        for (const t of types) if (self.byType.has(t)) self.byType.set(t, new Map(self.byType.get(t)));
+      }
+    }
+    for (const sp of custom) derived.add(sp);
+    return derived;
   }
 
   private compileComponents(sp: SearchParameter): SearchParamDef['components'] {
@@ -89,7 +109,7 @@ export class SearchParamRegistry {
     return out;
   }
 
-  private add(sp: SearchParameter): void {
+  protected add(sp: SearchParameter): void {
     if (!sp.code || !sp.type || !sp.base) return;
     const bases = (sp.base as string[]).flatMap((b) => (b === 'Resource' || b === 'DomainResource' ? [...this.byType.keys()] : [b]));
     for (const type of bases) {

@@ -105,7 +105,7 @@ const INDEX_COLUMNS: Record<Exclude<keyof IndexRows, 'fulltext'>, { table: strin
  * replaced versions' index rows and insertion of the new ones. All parts see the same snapshot, so the DELETEs
  * never touch the rows the INSERTs add. Call inside a transaction.
  */
-export async function writeVersions(q: Queryable, tenantId: string, writes: ResourceWrite[]): Promise<void> {
+export async function writeVersions(q: Queryable, tenantId: string, writes: ResourceWrite[], opts: { indexOnly?: boolean } = {}): Promise<void> {
   if (writes.length === 0) return;
   const params: unknown[] = [tenantId];
   const p = (v: unknown, type: string) => {
@@ -113,20 +113,22 @@ export async function writeVersions(q: Queryable, tenantId: string, writes: Reso
     return `$${params.length}::${type}[]`;
   };
   const parts: string[] = [];
-  const types = p(writes.map((w) => w.resourceType), 'text');
-  const ids = p(writes.map((w) => w.id), 'text');
-  const versions = p(writes.map((w) => w.versionId), 'int');
-  const times = p(writes.map((w) => w.lastUpdated), 'timestamptz');
-  const deleted = p(writes.map((w) => w.json === null), 'bool');
-  const contents = p(writes.map((w) => w.json), 'text');
-  const methods = p(writes.map((w) => w.method), 'text');
-  parts.push(`cur AS (INSERT INTO resource (tenant_id, resource_type, id, version_id, last_updated, deleted, content)
+  if (!opts.indexOnly) {
+    const types = p(writes.map((w) => w.resourceType), 'text');
+    const ids = p(writes.map((w) => w.id), 'text');
+    const versions = p(writes.map((w) => w.versionId), 'int');
+    const times = p(writes.map((w) => w.lastUpdated), 'timestamptz');
+    const deleted = p(writes.map((w) => w.json === null), 'bool');
+    const contents = p(writes.map((w) => w.json), 'text');
+    const methods = p(writes.map((w) => w.method), 'text');
+    parts.push(`cur AS (INSERT INTO resource (tenant_id, resource_type, id, version_id, last_updated, deleted, content)
      SELECT $1, t, i, v, l, d, c::jsonb FROM unnest(${types}, ${ids}, ${versions}, ${times}, ${deleted}, ${contents}) AS u(t, i, v, l, d, c)
      ON CONFLICT (tenant_id, resource_type, id) DO UPDATE
        SET version_id = EXCLUDED.version_id, last_updated = EXCLUDED.last_updated, deleted = EXCLUDED.deleted, content = EXCLUDED.content)`);
-  parts.push(`hist AS (INSERT INTO resource_history (tenant_id, resource_type, id, version_id, last_updated, deleted, method, content)
+    parts.push(`hist AS (INSERT INTO resource_history (tenant_id, resource_type, id, version_id, last_updated, deleted, method, content)
      SELECT $1, t, i, v, l, d, m, c::jsonb FROM unnest(${types}, ${ids}, ${versions}, ${times}, ${deleted}, ${methods}, ${contents}) AS u(t, i, v, l, d, m, c))`);
-  const replaced = writes.filter((w) => w.replaces);
+  }
+  const replaced = opts.indexOnly ? writes : writes.filter((w) => w.replaces);
   if (replaced.length) {
     // Keyed on resource_id alone (plus a type check) so the planner always takes the (tenant_id, resource_id)
     // index: with an equality on resource_type it may pick the value index and filter a whole type's rows.

@@ -17,6 +17,7 @@ export async function createTenant(deps: Deps, slug: string, name: string): Prom
     deps,
     tenant: { id: slug, name, status: 'active', settings: {} },
     baseUrl,
+    registry: deps.registry,
     requestId: 'tenant-create',
     log: deps.log,
   };

@@ -37,7 +37,7 @@ function link(ctx: FhirContext, target: SearchTarget, plan: SearchPlan, extra: [
 
 /** Runs a search and renders the searchset Bundle. */
 export async function runSearch(ctx: FhirContext, target: SearchTarget, params: [string, string][], strict: boolean, conn?: Queryable): Promise<FhirResult> {
-  const plan = planSearch(ctx.deps.registry, target.types, { strict, params, compartment: target.compartment });
+  const plan = planSearch(ctx.registry, target.types, { strict, params, compartment: target.compartment });
   const backwards = plan.backwards === true;
   // _count=0 asks for no entries (search.html#count): answer like _summary=count, so no `next` link can loop forever.
   const countOnly = plan.summary === 'count' || plan.count === 0;
