@@ -97,7 +97,10 @@ export function validateSchema(resource: Record<string, unknown>, pathPrefix?: s
   const issues: OperationOutcomeIssue[] = [];
   if (!fn(resource)) {
     const seen = new Set<string>();
+    // a value that already fails its pattern needs no second "not a real date" issue
+    const patternFailed = new Set((fn.errors ?? []).filter((e) => e.keyword === 'pattern').map((e) => e.instancePath));
     for (const e of fn.errors ?? []) {
+      if (e.keyword === 'format' && patternFailed.has(e.instancePath)) continue;
       // oneOf/anyOf wrappers repeat the inner failures; keep the concrete ones.
       if (e.keyword === 'oneOf' || e.keyword === 'anyOf' || e.keyword === 'if') continue;
       const d = describe(e);

@@ -23,7 +23,7 @@ function startProcess(): Promise<void> {
   proc.stderr!.on('data', (d) => (stdout += d));
   return new Promise((resolve, reject) => {
     const timer = setInterval(() => {
-      if (stdout.includes('listening on')) {
+      if (stdout.includes('try: curl') || stdout.includes('create a tenant with')) {
         clearInterval(timer);
         resolve();
       }
