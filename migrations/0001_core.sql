@@ -25,7 +25,8 @@ CREATE TABLE resource (
   last_updated  timestamptz NOT NULL,
   deleted       boolean NOT NULL DEFAULT false,
   content       jsonb,
-  PRIMARY KEY (tenant_id, resource_type, id)
+  -- covering: search pages are chosen from the key alone (index-only), bodies are read for the page rows only
+  PRIMARY KEY (tenant_id, resource_type, id) INCLUDE (version_id, last_updated, deleted)
 );
 CREATE INDEX resource_updated_idx ON resource (tenant_id, resource_type, last_updated);
 

@@ -4,6 +4,7 @@ import { loadConfig } from './config/index.js';
 import { buildDeps } from './compose.js';
 import { createApp } from './http/app.js';
 import { resumeStaleJobs } from './jobs/reindex.js';
+import { startStatsKeeper } from './store/maintenance.js';
 import { createLogger, flushLogs } from './platform/log.js';
 import { findTenant } from './store/tenants.js';
 import { createTenant } from './tenancy/create-tenant.js';
@@ -16,6 +17,7 @@ async function main(): Promise<void> {
     await createTenant(deps, 'demo', 'Demo Clinic');
     log.info({ tenantId: 'demo' }, 'created the demo tenant');
   }
+  const stopStats = startStatsKeeper(deps.db, log, config.statsIntervalMs);
   const resumed = await resumeStaleJobs(deps);
   if (resumed) log.info({ resumed }, 'resumed background jobs');
   const { app } = createApp(deps);
@@ -48,6 +50,7 @@ async function main(): Promise<void> {
       server.closeIdleConnections();
     });
     clearInterval(sweep);
+    stopStats();
     await deps.db.close();
     log.info('stopped');
     flushLogs();

@@ -15,6 +15,7 @@ export interface Config {
   dbPoolSize: number;
   demoTenant: boolean;
   shutdownGraceMs: number;
+  statsIntervalMs: number;
 }
 
 interface KeySpec {
@@ -50,6 +51,11 @@ export const CONFIG_KEYS: KeySpec[] = [
   { env: 'DB_POOL_SIZE', default: '10', doc: 'PostgreSQL pool size (embedded mode always uses 1).' },
   { env: 'DEMO_TENANT', default: 'true', doc: 'Create a `demo` tenant on first start if it does not exist.' },
   { env: 'SHUTDOWN_GRACE_MS', default: '10000', doc: 'How long SIGTERM waits for in-flight requests before closing anyway.' },
+  {
+    env: 'STATS_INTERVAL_MS',
+    default: '15000',
+    doc: 'When PostgreSQL autovacuum is off (or on the embedded database), how often the server runs VACUUM (ANALYZE) on tables that changed by >10% (search plans need fresh statistics).',
+  },
 ];
 
 function int(env: NodeJS.ProcessEnv, key: string, fallback: number, min = 0): number {
@@ -93,5 +99,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbPoolSize: int(env, 'DB_POOL_SIZE', 10, 1),
     demoTenant: bool(env, 'DEMO_TENANT', true),
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10000),
+    statsIntervalMs: int(env, 'STATS_INTERVAL_MS', 15000, 1000),
   };
 }

@@ -19,7 +19,10 @@ export interface Db {
   withTenant<T>(tenantId: string, fn: (q: Queryable) => Promise<T>): Promise<T>;
   /** Runs `fn` inside ONE transaction bound to `tenantId`; retried on serialization failures and deadlocks. */
   tx<T>(tenantId: string, fn: (q: Queryable) => Promise<T>): Promise<T>;
-  /** Runs a statement as the admin (table owner) connection: migrations and platform-level reads only. */
+  /**
+   * Runs a statement as the admin (table owner) connection: migrations and platform-level reads only.
+   * On PGlite, code given a client by withClient must issue parameterised statements inside BEGIN/COMMIT.
+   */
   admin(): Queryable & { withClient<T>(fn: (q: Queryable) => Promise<T>): Promise<T> };
   /** Checks the database answers. */
   ping(): Promise<void>;
@@ -131,7 +134,23 @@ function createPoolDb(
     tx: inTx,
     admin() {
       return {
-        query: (text: string, params?: unknown[]) => adminPool.query(text, params) as never,
+        query: async (text: string, params?: unknown[]) => {
+          if (sessionBinding || !params?.length) return adminPool.query(text, params) as never;
+          // PGlite's socket interleaves the extended-protocol messages (Parse/Bind/Execute) of different
+          // connections unless a transaction holds the session: run parameterised admin statements inside one.
+          const c = await adminPool.connect();
+          try {
+            await c.query('BEGIN');
+            const r = await c.query(text, params);
+            await c.query('COMMIT');
+            return r as never;
+          } catch (err) {
+            await c.query('ROLLBACK').catch(() => undefined);
+            throw err;
+          } finally {
+            c.release();
+          }
+        },
         async withClient<T>(fn: (q: Queryable) => Promise<T>) {
           const c = await adminPool.connect();
           try {

@@ -24,31 +24,41 @@ async function ensureTable(q: Queryable): Promise<void> {
     version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
 }
 
-/** Applies pending migrations; returns the names applied. */
+/**
+ * Applies pending migrations; returns the names applied. Every statement runs inside a transaction that holds
+ * the migration advisory lock, so concurrent starters wait and re-check (and PGlite's shared session is safe).
+ */
 export async function migrate(db: Db): Promise<string[]> {
   return db.admin().withClient(async (q) => {
-    await q.query('SELECT pg_advisory_lock($1)', [LOCK_KEY]);
-    try {
-      await ensureTable(q);
-      const done = new Set((await q.query<{ version: number }>('SELECT version FROM schema_migration')).rows.map((r) => r.version));
-      const applied: string[] = [];
-      for (const m of listMigrations()) {
-        if (done.has(m.version)) continue;
-        await q.query('BEGIN');
+    const inTx = async <T>(fn: () => Promise<T>): Promise<T> => {
+      await q.query('BEGIN');
+      try {
+        await q.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
+        const out = await fn();
+        await q.query('COMMIT');
+        return out;
+      } catch (err) {
+        await q.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    };
+    await inTx(() => ensureTable(q));
+    const applied: string[] = [];
+    for (const m of listMigrations()) {
+      const ran = await inTx(async () => {
+        const done = await q.query('SELECT 1 FROM schema_migration WHERE version = $1', [m.version]);
+        if (done.rowCount) return false;
         try {
           await q.query(m.sql);
-          await q.query('INSERT INTO schema_migration (version, name) VALUES ($1, $2)', [m.version, m.name]);
-          await q.query('COMMIT');
         } catch (err) {
-          await q.query('ROLLBACK');
           throw new Error(`migration ${m.name} failed: ${(err as Error).message}`, { cause: err });
         }
-        applied.push(m.name);
-      }
-      return applied;
-    } finally {
-      await q.query('SELECT pg_advisory_unlock($1)', [LOCK_KEY]);
+        await q.query('INSERT INTO schema_migration (version, name) VALUES ($1, $2)', [m.version, m.name]);
+        return true;
+      });
+      if (ran) applied.push(m.name);
     }
+    return applied;
   });
 }
 

@@ -84,7 +84,10 @@ function valueCondition(c: ParamCriterion, v: ParsedValue, s: Scope): string {
       const m = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[A-Za-z0-9\-.]+)?$/.exec(ref);
       if (m) return `x.target_type = ${p.add(m[1])} AND x.target_id = ${p.add(m[2])}`;
       if (/^[A-Za-z0-9\-.]{1,64}$/.test(ref)) {
-        return typed ? `x.target_type = ${p.add(typed)} AND x.target_id = ${p.add(ref)}` : `x.target_id = ${p.add(ref)}`;
+        if (typed) return `x.target_type = ${p.add(typed)} AND x.target_id = ${p.add(ref)}`;
+        // A bare id: any of the parameter's target types. Naming them lets the (tenant, target_type, target_id) index serve.
+        const targets = 'target' in c.def && c.def.target.length ? c.def.target : undefined;
+        return targets ? `x.target_type = ANY(${p.add(targets)}::text[]) AND x.target_id = ${p.add(ref)}` : `x.target_id = ${p.add(ref)}`;
       }
       return `x.url = ${p.add(v.value)}`;
     }
@@ -320,11 +323,14 @@ export async function searchPage(q: Queryable, tenantId: string, baseUrl: string
     }
     conds.push(`(${ors.join(' OR ')})`);
   }
-  const order = [...keys.map((k, i) => `s${i} ${k.desc !== backwards ? 'DESC' : 'ASC'}`), `r.id ${backwards ? 'DESC' : 'ASC'}`];
+  const order = [...keys.map((k, i) => `s${i} ${k.desc !== backwards ? 'DESC' : 'ASC'}`), `id ${backwards ? 'DESC' : 'ASC'}`];
   const select = keys.map((k, i) => `${k.expr} AS s${i}`).join(', ');
   const offset = plan.cursor ? 0 : plan.offset;
-  const sql = `SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.content::text AS content, ${select}
-                 FROM resource r WHERE ${conds.join(' AND ')} ORDER BY ${order.join(', ')} LIMIT ${p.add(plan.count + 1)}${offset ? ` OFFSET ${p.add(offset)}` : ''}`;
+  // The page is chosen first and the bodies read after, so only the returned rows pay for jsonb -> text.
+  const sql = `SELECT pg.*, (SELECT c.content::text FROM resource c WHERE c.tenant_id = $1 AND c.resource_type = pg.resource_type AND c.id = pg.id) AS content
+                 FROM (SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, ${select}
+                         FROM resource r WHERE ${conds.join(' AND ')} ORDER BY ${order.join(', ')} LIMIT ${p.add(plan.count + 1)}${offset ? ` OFFSET ${p.add(offset)}` : ''}) pg
+                ORDER BY ${order.join(', ')}`;
   const r = await q.query<Record<string, unknown>>(sql, p.list);
   let rows = r.rows.slice(0, plan.count).map((row) => ({
     resourceType: row.resource_type as string,
