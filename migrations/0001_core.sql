@@ -77,7 +77,7 @@ CREATE TABLE sp_reference (
   target_id     text,
   url           text
 );
-CREATE INDEX sp_reference_target_idx ON sp_reference (tenant_id, target_type, target_id, code);
+CREATE INDEX sp_reference_target_idx ON sp_reference (tenant_id, target_type, target_id, code, resource_type);
 CREATE INDEX sp_reference_resource_idx ON sp_reference (tenant_id, resource_id);
 
 CREATE TABLE sp_date (

@@ -112,6 +112,9 @@ export function okOutcome(diagnostics: string): OperationOutcome {
 export function toFhirError(err: unknown): FhirError {
   if (err instanceof FhirError) return err;
   const code = (err as { code?: string })?.code;
+  if (code === '22P05' || code === '22021') {
+    return new FhirError('invalid', 'The request contains text PostgreSQL cannot store (a NUL character or invalid UTF-8)', { cause: err, code: 'TEXT_UNSUPPORTED' });
+  }
   if (code === '57014') return new FhirError('unavailable', 'The database cancelled the statement (timeout).', { cause: err });
   if (code === '40001' || code === '40P01')
     return new FhirError('conflict', 'A concurrent change conflicted with this request; retry it.', { cause: err, code: 'TX_CONFLICT' });

@@ -57,7 +57,7 @@ function stored(ctx: FhirContext, method: ResourceWrite['method'], resource: Rec
   const json = JSON.stringify(resource);
   return {
     outcome: { status, resourceType: type, id, versionId, lastUpdated, json, resource },
-    row: { resourceType: type, id, versionId, lastUpdated, method, json, index: extractIndexRows(ctx.registry, resource), replaces },
+    row: { resourceType: type, id, versionId, lastUpdated, method, json, index: extractIndexRows(ctx.registry, resource, ctx.baseUrl), replaces },
   };
 }
 

@@ -37,7 +37,18 @@ interface Call {
 
 function queryParams(req: Request): [string, string][] {
   const q = req.originalUrl.indexOf('?');
-  return q < 0 ? [] : ([...new URLSearchParams(req.originalUrl.slice(q + 1))] as [string, string][]);
+  return q < 0 ? [] : checkedParams(req.originalUrl.slice(q + 1));
+}
+
+/** Query or form parameters; a NUL character cannot be stored or compared by PostgreSQL, so it is a 400. */
+function checkedParams(text: string): [string, string][] {
+  const params = [...new URLSearchParams(text)] as [string, string][];
+  for (const [k, v] of params) {
+    if (k.includes('\u0000') || v.includes('\u0000')) {
+      throw new FhirError('invalid', `Parameter '${k.replace(/\u0000/g, '\\0').slice(0, 64)}' contains a NUL character`, { code: 'PARAM_NUL_CHARACTER' });
+    }
+  }
+  return params;
 }
 
 const READ_ONLY = 'GET, HEAD';
@@ -159,7 +170,7 @@ async function dispatch(call: Call, opts: RouterOptions): Promise<FhirResult> {
     if (method !== 'POST') throw notAllowed(method, `${type}/_search`, POST_ONLY);
     bodyKind(call.req.headers['content-type'], ['form']);
     const text = await readBody(call.req, ctx.deps.config.maxBodyBytes);
-    return searchType(ctx, type, [...params, ...([...new URLSearchParams(text)] as [string, string][])], strict);
+    return searchType(ctx, type, [...params, ...checkedParams(text)], strict);
   }
   if (s.length === 2 && second === '_history') {
     if (method !== 'GET') throw notAllowed(method, `${type}/_history`, READ_ONLY);

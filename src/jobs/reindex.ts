@@ -93,7 +93,7 @@ export async function runReindex(deps: Deps, tenantId: string, id: string): Prom
         lastUpdated: r.last_updated.toISOString(),
         method: 'PUT',
         json: '',
-        index: extractIndexRows(registry, r.content),
+        index: extractIndexRows(registry, r.content, `${deps.config.publicBaseUrl}/fhir/${tenantId}`),
         replaces: true,
       }));
       await writeVersions(q, tenantId, writes, { indexOnly: true });

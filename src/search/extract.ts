@@ -28,6 +28,19 @@ type Json = Record<string, unknown>;
 const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 const MAX_STRING = 2048;
 
+/** Longest indexed value in UTF-8 bytes: btree index entries must stay under ~2.7 kB (two values per entry). */
+export const MAX_INDEX_BYTES = 800;
+
+/** Cuts a value to MAX_INDEX_BYTES (never inside a character). Searches clip their values the same way. */
+export function clipIndexValue<T extends string | null>(v: T): T {
+  if (v === null || v.length * 3 <= MAX_INDEX_BYTES || Buffer.byteLength(v) <= MAX_INDEX_BYTES) return v;
+  let out = v.slice(0, MAX_INDEX_BYTES);
+  while (Buffer.byteLength(out) > MAX_INDEX_BYTES) out = out.slice(0, -1);
+  const last = out.charCodeAt(out.length - 1);
+  if (last >= 0xd800 && last <= 0xdbff) out = out.slice(0, -1);
+  return out as T;
+}
+
 function addTokenText(rows: IndexRows, code: string, text: unknown): void {
   if (typeof text === 'string' && text) rows.string.push([`${code}:text`, normalizeString(text.slice(0, MAX_STRING)), text.slice(0, MAX_STRING)]);
 }
@@ -86,13 +99,21 @@ function addString(rows: IndexRows, code: string, v: unknown): void {
 
 const LOCAL_REF = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(\/_history\/[A-Za-z0-9\-.]{1,64})?$/;
 
-function addReference(rows: IndexRows, code: string, v: unknown): void {
+function addReference(rows: IndexRows, code: string, v: unknown, localBase?: string): void {
   // :identifier matches Reference.identifier (search.html#reference)
-  if (isObj(v) && isObj(v.identifier) && (typeof v.identifier.value === 'string' || typeof v.identifier.system === 'string')) {
-    rows.token.push([`${code}:identifier`, str(v.identifier.system), str(v.identifier.value)]);
+  const hasIdentifier = isObj(v) && isObj(v.identifier) && (typeof v.identifier.value === 'string' || typeof v.identifier.system === 'string');
+  if (hasIdentifier) {
+    const ident = (v as { identifier: Json }).identifier;
+    rows.token.push([`${code}:identifier`, str(ident.system), str(ident.value)]);
   }
-  const ref = isObj(v) ? v.reference : v;
-  if (typeof ref !== 'string') return;
+  const raw = isObj(v) ? v.reference : v;
+  if (typeof raw !== 'string') {
+    // a Reference with only an identifier still *has* a value (for :missing)
+    if (hasIdentifier) rows.reference.push([code, null, null, null]);
+    return;
+  }
+  // an absolute URL on this tenant's own base is a local reference
+  const ref = localBase && raw.startsWith(localBase + '/') ? raw.slice(localBase.length + 1) : raw;
   const m = LOCAL_REF.exec(ref);
   if (m) rows.reference.push([code, m[1], m[2], null]);
   else rows.reference.push([code, null, null, ref]);
@@ -115,7 +136,11 @@ function addDate(rows: IndexRows, code: string, v: unknown): void {
 
 function addNumber(rows: IndexRows, code: string, v: unknown): void {
   if (typeof v === 'number') rows.number.push([code, v, null, null]);
-  else if (isObj(v) && typeof v.value === 'number') rows.number.push([code, v.value, str(v.system), str(v.code) ?? str(v.unit)]);
+  else if (isObj(v) && typeof v.value === 'number') {
+    rows.number.push([code, v.value, str(v.system), str(v.code) ?? str(v.unit)]);
+    // `value||unit` may name the human unit too (search.html#quantity)
+    if (typeof v.unit === 'string' && typeof v.code === 'string' && v.unit !== v.code) rows.number.push([code, v.value, str(v.system), v.unit]);
+  }
 }
 
 function addUri(rows: IndexRows, code: string, v: unknown): void {
@@ -123,7 +148,11 @@ function addUri(rows: IndexRows, code: string, v: unknown): void {
 }
 
 /** Extracts every index row of `resource` (which must already carry its final id and meta). */
-export function extractIndexRows(registry: SearchParamRegistry, resource: Json): IndexRows {
+/**
+ * Extracts every index row of `resource` (which must already carry its final id and meta). `localBase` is the
+ * tenant's FHIR base: absolute references to it are indexed as local ones.
+ */
+export function extractIndexRows(registry: SearchParamRegistry, resource: Json, localBase?: string): IndexRows {
   const rows = emptyRows();
   for (const def of registry.paramsFor(resource.resourceType as string).values()) {
     if (!def.extract || def.code === '_id' || def.code === '_lastUpdated') continue;
@@ -139,11 +168,21 @@ export function extractIndexRows(registry: SearchParamRegistry, resource: Json):
     }
     if (values.length === 0) continue;
     const telecom = def.expression.includes('telecom');
-    for (const value of values) addValue(rows, def.type, def.code, value, telecom);
+    for (const value of values) addValue(rows, def.type, def.code, value, telecom, localBase);
   }
   rows.fulltext.push(fullText(resource));
+  clipRows(rows);
   dedupe(rows);
   return rows;
+}
+
+function clipRows(rows: IndexRows): void {
+  const c = clipIndexValue;
+  rows.token = rows.token.map(([k, a, b]) => [k, c(a), c(b)]);
+  rows.string = rows.string.map(([k, a, b]) => [k, c(a), c(b)]);
+  rows.uri = rows.uri.map(([k, a]) => [k, c(a)]);
+  rows.reference = rows.reference.map(([k, t, i, u]) => [k, t, i, c(u)]);
+  rows.composite = rows.composite.map(([k, s1, v1, s2, v2, n, lo, hi]) => [k, c(s1), c(v1), c(s2), c(v2), n, lo, hi]);
 }
 
 /** One row per combination of component values on each base node (search.html#composite). */
@@ -177,7 +216,7 @@ function addComposite(rows: IndexRows, def: SearchParamDef, resource: Json): voi
   }
 }
 
-function addValue(rows: IndexRows, type: string, code: string, value: unknown, telecom: boolean): void {
+function addValue(rows: IndexRows, type: string, code: string, value: unknown, telecom: boolean, localBase?: string): void {
   switch (type) {
     case 'token':
       addToken(rows, code, value, telecom);
@@ -186,7 +225,7 @@ function addValue(rows: IndexRows, type: string, code: string, value: unknown, t
       addString(rows, code, value);
       break;
     case 'reference':
-      addReference(rows, code, value);
+      addReference(rows, code, value, localBase);
       break;
     case 'date':
       addDate(rows, code, value);

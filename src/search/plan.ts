@@ -121,6 +121,21 @@ export function splitOr(value: string): string[] {
   return out;
 }
 
+/** Splits on every unescaped `ch`, keeping the escapes in the parts (they are removed per part later). */
+function splitEscaped(value: string, ch: string): string[] {
+  const out: string[] = [];
+  let start = 0;
+  for (let i = 0; i < value.length; i++) {
+    if (value[i] === '\\') i++;
+    else if (value[i] === ch) {
+      out.push(value.slice(start, i));
+      start = i + 1;
+    }
+  }
+  out.push(value.slice(start));
+  return out;
+}
+
 /** Splits on the first unescaped `|`, returning [before, after] or [value] when absent. */
 function splitPipe(value: string): [string, string] | [string] {
   for (let i = 0; i < value.length; i++) {
@@ -154,7 +169,8 @@ function parseNumber(name: string, raw: string, text: string): Pick<ParsedValue,
   // Implied precision (search.html#number): "100" = [99.5, 100.5), "1e2" = [95, 105), "100.00" = [99.995, 100.005)
   const [mantissa, exp] = text.toLowerCase().split('e');
   const decimals = mantissa.includes('.') ? mantissa.split('.')[1].length : 0;
-  const half = 0.5 * Math.pow(10, -decimals + (exp ? Number(exp) : 0));
+  // with an exponent the precision is one digit below the last significant one: 1e2 -> +-5, 1.5e2 -> +-0.5
+  const half = exp === undefined ? 0.5 * Math.pow(10, -decimals) : 0.5 * Math.pow(10, Number(exp) - decimals - 1);
   return { num, numLow: num - half, numHigh: num + half };
 }
 
@@ -163,7 +179,7 @@ function parseValue(name: string, def: { type: ParamType } & Partial<SearchParam
   switch (type) {
     case 'composite': {
       // components joined with $, each parsed as its own type (search.html#composite)
-      const parts = raw.split('$');
+      const parts = splitEscaped(raw, '$');
       const comps = def.components ?? [];
       if (parts.length !== comps.length) throw bad(name, raw, `expected ${comps.length} components joined with '$'`);
       return { raw, value: raw, parts: parts.map((p, i) => parseValue(name, { type: comps[i].type }, undefined, p, registry)) };
@@ -180,22 +196,22 @@ function parseValue(name: string, def: { type: ParamType } & Partial<SearchParam
     }
     case 'quantity': {
       const { prefix, rest } = takePrefix(name, raw, type);
-      const parts = rest.split('|');
+      const parts = splitEscaped(rest, '|');
       if (parts.length !== 1 && parts.length !== 3) throw bad(name, raw, 'expected number or number|system|code');
       return {
         raw,
         prefix: prefix ?? 'eq',
         value: parts[0],
         ...parseNumber(name, raw, parts[0]),
-        system: parts.length === 3 && parts[1] ? parts[1] : undefined,
-        unit: parts.length === 3 && parts[2] ? parts[2] : undefined,
+        system: parts.length === 3 && parts[1] ? unescape(parts[1]) : undefined,
+        unit: parts.length === 3 && parts[2] ? unescape(parts[2]) : undefined,
       };
     }
     case 'token': {
       if (modifier === 'text') return { raw, value: unescape(raw) };
       if (modifier === 'of-type') {
         // type-system|type-code|value (search.html#token, Identifier)
-        const parts = raw.split('|');
+        const parts = splitEscaped(raw, '|');
         if (parts.length !== 3 || !parts[1] || !parts[2]) throw bad(name, raw, ':of-type expects type-system|type-code|value');
         return { raw, system: unescape(parts[0]), value: `${unescape(parts[1])}|${unescape(parts[2])}` };
       }
@@ -302,7 +318,7 @@ function parseCriterion(registry: SearchParamRegistry, types: string[], fullName
   }
   const [name, modifier, ...more] = fullName.split(':');
   const def = commonDef(registry, types, name);
-  const supported = def && def.type in MODIFIERS && (def.code.startsWith('_') || ('extract' in def && def.extract) || def.type === 'composite');
+  const supported = def && def.type in MODIFIERS && (def.code === '_id' || def.code === '_lastUpdated' || ('extract' in def && def.extract !== undefined));
   if (!def || !supported || more.length > 0) return `unknown parameter '${fullName}'`;
   if (
     modifier !== undefined &&
@@ -395,10 +411,12 @@ function applyResultParam(plan: SearchPlan, registry: SearchParamRegistry, fullN
     case '_revinclude': {
       if (modifier !== undefined && modifier !== 'iterate' && modifier !== 'recurse') throw bad(fullName, value, `unknown modifier ':${modifier}'`);
       const reverse = name === '_revinclude';
+      const kept: string[] = [];
       for (const spec of value.split(',')) {
         const parts = spec.split(':');
         if (spec === '*') {
           plan.include.push({ reverse, iterate: modifier !== undefined, sourceType: '*', code: '*' });
+          kept.push(spec);
           continue;
         }
         const [sourceType, code, targetType] = parts;
@@ -412,8 +430,10 @@ function applyResultParam(plan: SearchPlan, registry: SearchParamRegistry, fullN
           }
         }
         plan.include.push({ reverse, iterate: modifier !== undefined, sourceType, code, targetType });
+        kept.push(spec);
       }
-      plan.applied.push([fullName, value]);
+      // the self link lists only what was applied (search.html)
+      if (kept.length) plan.applied.push([fullName, kept.join(',')]);
       return;
     }
     case '_sort': {

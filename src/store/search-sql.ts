@@ -3,7 +3,8 @@
 // the same compiler one level down; paging is keyset (no OFFSET), so deep pages cost what the first does.
 import type { Queryable } from '../platform/db.js';
 import type { Compartment, Criterion, IncludeSpec, ParamCriterion, ParsedValue, SearchPlan, SortKey } from '../search/plan.js';
-import { normalizeString } from '../search/extract.js';
+import { clipIndexValue as clip, normalizeString } from '../search/extract.js';
+import { FhirError } from '../fhir/errors.js';
 import type { StoredVersion } from './resources.js';
 
 const TABLE: Record<string, string> = {
@@ -29,6 +30,17 @@ function likeEscape(s: string): string {
   return s.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
+/**
+ * `col LIKE 'prefix%'` plus the equivalent byte-wise range. Under row-level security only leakproof operators may
+ * use an index before the policy check; LIKE is not one, the text_pattern_ops comparisons are, so the range is what
+ * lets the (..., norm text_pattern_ops) index serve a prefix search.
+ */
+function prefixCondition(p: Params, col: string, prefix: string): string {
+  if (!prefix) return 'true';
+  const v = p.add(prefix);
+  return `${col} ~>=~ ${v} AND ${col} ~<~ (${v} || chr(1114111)) AND ${col} LIKE ${p.add(likeEscape(prefix) + '%')}`;
+}
+
 /** Where the compiled SQL runs: tenant parameter, the row alias, and its resource type(s). */
 interface Scope {
   p: Params;
@@ -52,10 +64,11 @@ function semiJoin(s: Scope, table: string, code: string, cond: string | undefine
 }
 
 function tokenCondition(v: ParsedValue, p: Params, sys = 'x.system', val = 'x.value'): string {
-  if (v.system === undefined) return `${val} = ${p.add(v.value)}`;
-  if (v.system === null) return `${sys} IS NULL AND ${val} = ${p.add(v.value)}`;
-  if (v.value === '') return `${sys} = ${p.add(v.system)}`;
-  return `${sys} = ${p.add(v.system)} AND ${val} = ${p.add(v.value)}`;
+  // searched values are clipped exactly as indexed values are (very long values)
+  if (v.system === undefined) return `${val} = ${p.add(clip(v.value))}`;
+  if (v.system === null) return `${sys} IS NULL AND ${val} = ${p.add(clip(v.value))}`;
+  if (v.value === '') return `${sys} = ${p.add(clip(v.system))}`;
+  return `${sys} = ${p.add(clip(v.system))} AND ${val} = ${p.add(clip(v.value))}`;
 }
 
 /** The SQL condition over an index-table row alias `x` for one searched value. */
@@ -63,18 +76,18 @@ function valueCondition(c: ParamCriterion, v: ParsedValue, s: Scope): string {
   const p = s.p;
   switch (c.def.type) {
     case 'token':
-      if (c.modifier === 'text') return `x.norm LIKE ${p.add(likeEscape(normalizeString(v.value)) + '%')}`;
+      if (c.modifier === 'text') return prefixCondition(p, 'x.norm', normalizeString(v.value));
       return tokenCondition(v, p);
     case 'string': {
-      if (c.modifier === 'exact') return `x.value = ${p.add(v.value)}`;
-      const norm = likeEscape(normalizeString(v.value));
-      if (c.modifier === 'contains') return `x.norm LIKE ${p.add('%' + norm + '%')}`;
-      return `x.norm LIKE ${p.add(norm + '%')}`;
+      if (c.modifier === 'exact') return `x.value = ${p.add(clip(v.value))}`;
+      const norm = clip(normalizeString(v.value));
+      if (c.modifier === 'contains') return `x.norm LIKE ${p.add('%' + likeEscape(norm) + '%')}`;
+      return prefixCondition(p, 'x.norm', norm);
     }
     case 'uri': {
-      if (c.modifier === 'below') return `x.value LIKE ${p.add(likeEscape(v.value) + '%')}`;
+      if (c.modifier === 'below') return `x.value LIKE ${p.add(likeEscape(clip(v.value)) + '%')}`;
       if (c.modifier === 'above') return `${p.add(v.value)} LIKE replace(replace(replace(x.value, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%'`;
-      return `x.value = ${p.add(v.value)}`;
+      return `x.value = ${p.add(clip(v.value))}`;
     }
     case 'reference': {
       if (c.modifier === 'identifier') return tokenCondition(v, p);
@@ -89,7 +102,7 @@ function valueCondition(c: ParamCriterion, v: ParsedValue, s: Scope): string {
         const targets = 'target' in c.def && c.def.target.length ? c.def.target : undefined;
         return targets ? `x.target_type = ANY(${p.add(targets)}::text[]) AND x.target_id = ${p.add(ref)}` : `x.target_id = ${p.add(ref)}`;
       }
-      return `x.url = ${p.add(v.value)}`;
+      return `x.url = ${p.add(clip(v.value))}`;
     }
     case 'date':
       return dateCondition(v, p, 'x.low', 'x.high');
@@ -130,36 +143,38 @@ function valueCondition(c: ParamCriterion, v: ParsedValue, s: Scope): string {
   }
 }
 
-/** Date prefixes over ranges (search.html#prefix): target [lo, hi] against searched [sl, sh]. */
+/**
+ * Date prefixes over ranges (search.html#prefix): target [lo, hi] against searched [sl, sh]; a NULL bound is open
+ * (-infinity / +infinity). Written without coalesce() where NULL already gives the right answer, so the
+ * (..., low, high) index can serve range scans.
+ */
 export function dateCondition(v: ParsedValue, p: Params, loCol: string, hiCol: string): string {
-  const lo = `coalesce(${loCol}, '-infinity'::timestamptz)`;
-  const hi = `coalesce(${hiCol}, 'infinity'::timestamptz)`;
   // Parameters are bound only when used: an unused $n has no type and PostgreSQL rejects the statement.
   const sl = () => `${p.add(v.low)}::timestamptz`;
   const sh = () => `${p.add(v.high)}::timestamptz`;
-  const eq = () => `(${lo} >= ${sl()} AND ${hi} <= ${sh()})`;
+  const eq = () => `(${loCol} >= ${sl()} AND ${hiCol} <= ${sh()})`;
   switch (v.prefix) {
     case 'ne':
-      return `NOT ${eq()}`;
+      return `NOT coalesce(${eq()}, false)`;
     case 'gt':
-      return `${hi} > ${sh()}`;
+      return `(${hiCol} > ${sh()} OR ${hiCol} IS NULL)`;
     case 'lt':
-      return `${lo} < ${sl()}`;
+      return `(${loCol} < ${sl()} OR ${loCol} IS NULL)`;
     case 'ge':
-      return `(${hi} > ${sh()} OR ${eq()})`;
+      return `(${hiCol} > ${sh()} OR ${hiCol} IS NULL OR ${eq()})`;
     case 'le':
-      return `(${lo} < ${sl()} OR ${eq()})`;
+      return `(${loCol} < ${sl()} OR ${loCol} IS NULL OR ${eq()})`;
     case 'sa':
-      return `${lo} > ${sh()}`;
+      return `${loCol} > ${sh()}`;
     case 'eb':
-      return `${hi} < ${sl()}`;
+      return `${hiCol} < ${sl()}`;
     case 'ap': {
       // "approximately": within 10% of the distance between now and the searched value, at least a day
       const mid = (Date.parse(v.low!) + Date.parse(v.high!)) / 2;
       const delta = Math.max(0.1 * Math.abs(Date.now() - mid), 86_400_000);
       const al = `${p.add(new Date(Date.parse(v.low!) - delta).toISOString())}::timestamptz`;
       const ah = `${p.add(new Date(Date.parse(v.high!) + delta).toISOString())}::timestamptz`;
-      return `(${lo} <= ${ah} AND ${hi} >= ${al})`;
+      return `((${loCol} <= ${ah} OR ${loCol} IS NULL) AND (${hiCol} >= ${al} OR ${hiCol} IS NULL))`;
     }
     default:
       return eq();
@@ -203,7 +218,7 @@ function criterionCondition(c: Criterion, s: Scope): string {
   const p = s.p;
   if (c.kind === 'fulltext') {
     const column = c.name === '_text' ? 'narrative' : 'content';
-    const ors = c.values.map((v) => `x.${column} @@ websearch_to_tsquery('simple', ${p.add(normalizeString(v))})`).join(' OR ');
+    const ors = c.values.map((v) => `x.${column} @@ plainto_tsquery('simple', ${p.add(normalizeString(v))})`).join(' OR ');
     if (s.types.length === 1) {
       return `${s.alias}.id IN (SELECT x.resource_id FROM sp_fulltext x WHERE x.tenant_id = ${s.tenant} AND x.resource_type = ${p.add(s.types[0])} AND (${ors || 'false'}))`;
     }
@@ -309,11 +324,10 @@ export async function searchPage(q: Queryable, tenantId: string, baseUrl: string
   const { where, scope } = baseWhere(plan, tenantId, baseUrl, p);
   const keys = sortExpressions(plan, scope);
   const conds = [where];
+  const all = [...keys, { expr: 'r.resource_type', desc: false, cast: 'text' }, { expr: 'r.id', desc: false, cast: 'text' }];
   if (plan.cursor) {
-    // Lexicographic "after the cursor row" over (keys..., id) with each key's direction (flipped when going back).
-    const vals = plan.cursor;
-    if (vals.length !== keys.length + 1) throw new Error('cursor does not fit this search');
-    const all = [...keys, { expr: 'r.id', desc: false, cast: 'text' }];
+    // Lexicographic "after the cursor row" over (keys..., type, id) with each key's direction (flipped when going back).
+    const vals = checkCursor(plan.cursor, all.map((k) => k.cast));
     const ors: string[] = [];
     for (let i = 0; i < all.length; i++) {
       const eqs = all.slice(0, i).map((k, j) => `${k.expr} = ${p.add(vals[j])}::${k.cast}`);
@@ -323,7 +337,8 @@ export async function searchPage(q: Queryable, tenantId: string, baseUrl: string
     }
     conds.push(`(${ors.join(' OR ')})`);
   }
-  const order = [...keys.map((k, i) => `s${i} ${k.desc !== backwards ? 'DESC' : 'ASC'}`), `id ${backwards ? 'DESC' : 'ASC'}`];
+  const dir = (desc: boolean) => (desc !== backwards ? 'DESC' : 'ASC');
+  const order = [...keys.map((k, i) => `s${i} ${dir(k.desc)}`), `resource_type ${dir(false)}`, `id ${dir(false)}`];
   const select = keys.map((k, i) => `${k.expr} AS s${i}`).join(', ');
   const offset = plan.cursor ? 0 : plan.offset;
   // The page is chosen first and the bodies read after, so only the returned rows pay for jsonb -> text.
@@ -339,14 +354,33 @@ export async function searchPage(q: Queryable, tenantId: string, baseUrl: string
     lastUpdated: row.last_updated as Date,
     deleted: row.deleted as boolean,
     json: row.content as string,
-    keys: [...keys.map((_, i) => keyValue(row[`s${i}`])), row.id],
+    keys: [...keys.map((_, i) => keyValue(row[`s${i}`])), row.resource_type, row.id],
   }));
   if (backwards) rows = rows.reverse();
   return { rows, more: r.rows.length > plan.count };
 }
 
 function keyValue(v: unknown): unknown {
-  return v instanceof Date ? v.toISOString() : v;
+  if (v instanceof Date) return v.toISOString();
+  // node-postgres turns timestamptz 'infinity' into the number Infinity, which JSON cannot carry
+  if (v === Infinity) return 'infinity';
+  if (v === -Infinity) return '-infinity';
+  return v;
+}
+
+const INSTANT = /^(-?infinity|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z)$/;
+
+/** A client-supplied cursor must have this search's shape and value types; anything else is a 400. */
+function checkCursor(vals: unknown[], casts: string[]): unknown[] {
+  const ok =
+    vals.length === casts.length &&
+    vals.every((v, i) => {
+      if (casts[i] === 'timestamptz') return typeof v === 'string' && INSTANT.test(v);
+      if (casts[i] === 'numeric') return (typeof v === 'string' && /^(-?Infinity|-?\d+(\.\d+)?(e[-+]?\d+)?)$/i.test(v)) || (typeof v === 'number' && Number.isFinite(v));
+      return typeof v === 'string' && !v.includes('\u0000');
+    });
+  if (!ok) throw new FhirError('invalid', 'Invalid value for _cursor: it does not belong to this search', { code: 'SEARCH_PARAM_INVALID' });
+  return vals;
 }
 
 function whereOnly(plan: SearchPlan, tenantId: string, baseUrl: string): { where: string; p: Params } {

@@ -8,7 +8,8 @@ import { assertId, assertResourceType } from '../ids.js';
 import { readResource } from '../interactions/read.js';
 import { runSearch } from '../interactions/search.js';
 
-const ALLOWED = new Set(['_since', '_type', '_count', '_cursor', '_format', '_pretty', '_elements', '_summary']);
+// _include and _lastUpdated come back in this operation's own paging links
+const ALLOWED = new Set(['_since', '_type', '_count', '_cursor', '_format', '_pretty', '_elements', '_summary', '_include', '_lastUpdated']);
 
 export async function patientEverything(ctx: FhirContext, patientId: string, params: [string, string][]): Promise<FhirResult> {
   assertId(patientId, 'URL');
@@ -27,7 +28,7 @@ export async function patientEverything(ctx: FhirContext, patientId: string, par
   const searchParams: [string, string][] = params.filter(([k]) => k !== '_type' && k !== '_since');
   const since = params.find(([k]) => k === '_since')?.[1];
   if (since !== undefined) searchParams.push(['_lastUpdated', `ge${since}`]);
-  searchParams.push(['_include', '*']);
+  if (!searchParams.some(([k]) => k === '_include')) searchParams.push(['_include', '*']);
   const compartment = { ...patientCompartment(patientId, types), includeSelf: types.includes('Patient') };
   return runSearch(ctx, { path: `Patient/${patientId}/$everything`, types, compartment, typeParam: typeParam || undefined }, searchParams, true);
 }
