@@ -49,15 +49,26 @@ interface Scope {
   alias: string;
   types: string[];
   depth: number;
+  /** another criterion drives the scan (named references): check this one per candidate row instead */
+  correlated?: boolean;
 }
 
 /** `alias.id IN (SELECT x.resource_id FROM table x WHERE <tenant/type/code> AND cond)`, type-safe for several types. */
-function semiJoin(s: Scope, table: string, code: string, cond: string | undefined, negate = false): string {
+function semiJoin(s: Scope, table: string, code: string, cond: string | undefined, negate = false, driving = false): string {
   const codeCond = `x.code = ${s.p.add(code)}`;
   const extra = cond ? ` AND (${cond})` : '';
   if (s.types.length === 1) {
-    const sub = `SELECT x.resource_id FROM ${table} x WHERE x.tenant_id = ${s.tenant} AND x.resource_type = ${s.p.add(s.types[0])} AND ${codeCond}${extra}`;
-    return `${s.alias}.id ${negate ? 'NOT IN' : 'IN'} (${sub})`;
+    // (built lazily: a bound parameter that the final SQL does not use is an error)
+    const sub = () => `SELECT x.resource_id FROM ${table} x WHERE x.tenant_id = ${s.tenant} AND x.resource_type = ${s.p.add(s.types[0])} AND ${codeCond}${extra}`;
+    // A reference to named resources is nearly always the most selective criterion, but the planner cannot know
+    // (it estimates every criterion at one row). As an array it is evaluated first and drives the primary key.
+    if (driving && !negate) return `${s.alias}.id = ANY(ARRAY(${sub()}))`;
+    if (s.correlated) {
+      // `(EXISTS ...) IS TRUE` is not flattened into a join: a per-row probe of (tenant_id, resource_id)
+      const probe = `EXISTS (SELECT 1 FROM ${table} x WHERE x.tenant_id = ${s.tenant} AND x.resource_id = ${s.alias}.id AND x.resource_type || '' = ${s.alias}.resource_type AND ${codeCond}${extra})`;
+      return `(${negate ? 'NOT ' : ''}${probe}) IS TRUE`;
+    }
+    return `${s.alias}.id ${negate ? 'NOT IN' : 'IN'} (${sub()})`;
   }
   const sub = `SELECT x.resource_type, x.resource_id FROM ${table} x WHERE x.tenant_id = ${s.tenant} AND x.resource_type = ANY(${s.p.add(s.types)}::text[]) AND ${codeCond}${extra}`;
   return `(${s.alias}.resource_type, ${s.alias}.id) ${negate ? 'NOT IN' : 'IN'} (${sub})`;
@@ -214,6 +225,16 @@ function nestedResources(s: Scope, types: string[], next: Criterion): { alias: s
   return { alias, sql };
 }
 
+/** A reference criterion naming resources (Patient/1, 1): selective, so it leads the scan. */
+function isDriving(c: Criterion): boolean {
+  return (
+    c.kind === 'param' &&
+    c.def.type === 'reference' &&
+    (c.modifier === undefined || /^[A-Z]/.test(c.modifier)) &&
+    c.values.every((v) => /^([A-Z][A-Za-z]+\/)?[A-Za-z0-9\-.]{1,64}$/.test(v.value))
+  );
+}
+
 function criterionCondition(c: Criterion, s: Scope): string {
   const p = s.p;
   if (c.kind === 'fulltext') {
@@ -257,7 +278,7 @@ function criterionCondition(c: Criterion, s: Scope): string {
   if (c.modifier === 'missing') return semiJoin(s, table, code, undefined, c.values[0].value === 'true');
   const ors = c.values.map((v) => `(${valueCondition(c, v, s)})`).join(' OR ');
   // :not matches resources with no value at all, too (search.html#token)
-  return semiJoin(s, table, code, ors, c.modifier === 'not');
+  return semiJoin(s, table, code, ors, c.modifier === 'not', isDriving(c));
 }
 
 function compartmentCondition(comp: Compartment, s: Scope): string {
@@ -300,7 +321,11 @@ function baseWhere(plan: SearchPlan, tenantId: string, baseUrl: string, p: Param
   const typeCond = plan.resourceTypes.length === 1 ? `r.resource_type = ${p.add(plan.resourceTypes[0])}` : `r.resource_type = ANY(${p.add(plan.resourceTypes)}::text[])`;
   const where = [`r.tenant_id = ${tenant}`, typeCond, 'NOT r.deleted'];
   if (plan.compartment) where.push(compartmentCondition(plan.compartment, s));
-  for (const c of plan.criteria) where.push(criterionCondition(c, s));
+  const driving = plan.criteria.filter(isDriving);
+  const rest = plan.criteria.filter((c) => !isDriving(c));
+  for (const c of driving) where.push(criterionCondition(c, s));
+  const rs = driving.length && plan.resourceTypes.length === 1 ? { ...s, correlated: true } : s;
+  for (const c of rest) where.push(criterionCondition(c, rs));
   return { where: where.join(' AND '), scope: s };
 }
 
