@@ -6,26 +6,44 @@
 //
 // See bench/README.md for what each figure means.
 
-import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
+import {
+  BENCH_DIR,
+  ErrorSamples,
+  HttpClient,
+  ServerProcess,
+  UsageError,
+  Interrupted,
+  describeResponse,
+  errCode,
+  fmtMs,
+  lifecycle,
+  makeLog,
+  numberOpt,
+  portInUse,
+  printTable,
+  redactUrl,
+  round,
+  runCli,
+  runMain,
+  sleep,
+  summarize,
+  tail,
+  timed,
+  type HttpResponse,
+  type LatencySummary,
+} from './common.js';
 import { DEFAULT_SEED, ENTRIES_PER_BUNDLE, Rng, checkBundle, fhirDateTime, patientBundle, resolveBundle, type Resource } from './synth.js';
 
-const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(BENCH_DIR, '..');
-const REGISTER_TS = pathToFileURL(path.join(ROOT, 'scripts', 'register-ts.mjs')).href;
 const TOUCH_EXT = 'urn:bench:touch';
 const COUNTER_EXT = 'urn:bench:counter';
 const HOT_TARGETS = 5;
-const FHIR_JSON = 'application/fhir+json';
 
 // ---------------------------------------------------------------------------------------------------------
 // Options
@@ -54,18 +72,6 @@ const USAGE = `usage: npm run bench -- [options]
 
   DATABASE_URL        PostgreSQL to run against (also enables the raw PostgreSQL ceiling); unset = embedded PGlite
   BENCH_TOKEN         sent as "Authorization: Bearer <token>" when set`;
-
-function numberOpt(name: string, raw: string | undefined, fallback: number, min: number, integer = true): number {
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
-    throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got "${raw}"`);
-  }
-  return n;
-}
-
-class UsageError extends Error {}
-class Interrupted extends Error {}
 
 function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
   let values: Record<string, string | boolean | undefined>;
@@ -110,14 +116,7 @@ function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
 // ---------------------------------------------------------------------------------------------------------
 // Measurement helpers
 
-interface LatencySummary {
-  count: number;
-  mean: number;
-  p50: number;
-  p95: number;
-  p99: number;
-  max: number;
-}
+const log = makeLog('bench');
 
 class Latencies {
   private values: number[] = [];
@@ -131,20 +130,8 @@ class Latencies {
   }
 
   summary(): LatencySummary {
-    const sorted = Float64Array.from(this.values).sort();
-    const n = sorted.length;
-    // nearest-rank percentile over the sorted samples
-    const at = (p: number): number => (n === 0 ? NaN : sorted[Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1))]);
-    let sum = 0;
-    for (const v of sorted) sum += v;
-    return { count: n, mean: n ? round(sum / n, 3) : NaN, p50: round(at(50), 3), p95: round(at(95), 3), p99: round(at(99), 3), max: round(n ? sorted[n - 1] : NaN, 3) };
+    return summarize(this.values);
   }
-}
-
-function round(n: number, digits: number): number {
-  if (!Number.isFinite(n)) return n;
-  const f = 10 ** digits;
-  return Math.round(n * f) / f;
 }
 
 /** Counts of outcomes by key (HTTP status, error code). */
@@ -156,96 +143,8 @@ class Tally {
   }
 }
 
-/** Keeps the first few distinct error descriptions for the report. */
-class ErrorSamples {
-  readonly samples: string[] = [];
-  add(text: string): void {
-    if (this.samples.length < 5 && !this.samples.includes(text)) this.samples.push(text.length > 600 ? text.slice(0, 600) + '…' : text);
-  }
-}
-
-function log(msg: string): void {
-  process.stderr.write(`[bench] ${msg}\n`);
-}
-
-/**
- * Runs `c` workers that each call `op` until `seconds` have passed (an op in flight finishes), and returns the
- * elapsed wall time in seconds. `stop()` ends the phase early (e.g. the server died).
- */
-async function timed(c: number, seconds: number, op: (worker: number) => Promise<void>, stop: () => string | undefined): Promise<number> {
-  const t0 = performance.now();
-  const deadline = t0 + seconds * 1000;
-  await Promise.all(
-    Array.from({ length: c }, async (_, w) => {
-      while (performance.now() < deadline) {
-        const reason = stop();
-        if (reason) throw new Error(reason);
-        await op(w);
-      }
-    }),
-  );
-  return (performance.now() - t0) / 1000;
-}
-
 // ---------------------------------------------------------------------------------------------------------
-// HTTP client (node:http with a keep-alive agent)
-
-interface HttpResponse {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-class FhirClient {
-  readonly agent: http.Agent;
-
-  constructor(
-    readonly port: number,
-    readonly basePath: string,
-    readonly token: string | undefined,
-    sockets: number,
-  ) {
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: sockets, maxFreeSockets: sockets });
-  }
-
-  request(method: string, relPath: string, body?: string, extraHeaders: Record<string, string> = {}, timeoutMs = 60_000): Promise<HttpResponse> {
-    const headers: Record<string, string | number> = { accept: FHIR_JSON, ...extraHeaders };
-    let payload: Buffer | undefined;
-    if (body !== undefined) {
-      payload = Buffer.from(body, 'utf8');
-      headers['content-type'] = FHIR_JSON;
-      headers['content-length'] = payload.length;
-    }
-    if (this.token) headers.authorization = `Bearer ${this.token}`;
-    return new Promise<HttpResponse>((resolve, reject) => {
-      const req = http.request(
-        { host: '127.0.0.1', port: this.port, method, path: this.basePath + relPath, headers, agent: this.agent },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-          res.on('error', reject);
-        },
-      );
-      req.setTimeout(timeoutMs, () => req.destroy(new Error(`timeout after ${timeoutMs} ms: ${method} ${relPath}`)));
-      req.on('error', reject);
-      req.end(payload);
-    });
-  }
-
-  close(): void {
-    this.agent.destroy();
-  }
-}
-
-function describeResponse(method: string, url: string, res: HttpResponse): string {
-  return `${method} ${url} -> ${res.status} ${res.body.replace(/\s+/g, ' ').slice(0, 400)}`;
-}
-
-function errCode(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  return e?.code ?? e?.message ?? String(err);
-}
+// Locations, versions and extensions
 
 /** "Patient/abc/_history/1" or an absolute URL ending that way -> {type, id, version}. */
 function parseLocation(location: string): { type: string; id: string; version?: string } | undefined {
@@ -274,138 +173,6 @@ function setExtInt(resource: Resource, url: string, value: number): void {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Server and CLI processes
-
-function portInUse(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = net.connect({ host: '127.0.0.1', port });
-    sock.once('connect', () => {
-      sock.destroy();
-      resolve(true);
-    });
-    sock.once('error', () => resolve(false));
-  });
-}
-
-function tail(file: string, lines = 40): string {
-  try {
-    return fs.readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-class ServerProcess {
-  exitInfo: string | undefined;
-  private exitPromise: Promise<void>;
-
-  private constructor(
-    readonly child: ChildProcess,
-    readonly logPath: string,
-  ) {
-    this.exitPromise = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
-        this.exitInfo = signal ? `signal ${signal}` : `exit code ${code}`;
-        resolve();
-      });
-      child.once('error', (err) => {
-        this.exitInfo = `spawn error: ${err.message}`;
-        resolve();
-      });
-    });
-  }
-
-  static spawn(env: NodeJS.ProcessEnv, logPath: string, detached: boolean): ServerProcess {
-    const fd = fs.openSync(logPath, 'a');
-    try {
-      const child = spawn(process.execPath, ['--import', REGISTER_TS, 'src/main.ts'], {
-        cwd: ROOT,
-        env,
-        stdio: ['ignore', fd, fd],
-        detached,
-      });
-      return new ServerProcess(child, logPath);
-    } finally {
-      fs.closeSync(fd);
-    }
-  }
-
-  get exited(): boolean {
-    return this.exitInfo !== undefined;
-  }
-
-  /** Resolves once GET /readyz answers 200 (or the log says `listening` while /readyz is missing). */
-  async waitReady(port: number, timeoutMs: number, interrupted: () => string | undefined): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    const probe = new FhirClient(port, '', undefined, 1);
-    try {
-      while (Date.now() < deadline) {
-        const reason = interrupted();
-        if (reason) throw new Error(reason);
-        if (this.exited) throw new Error(`server stopped during startup (${this.exitInfo}); log ${this.logPath}:\n${tail(this.logPath)}`);
-        try {
-          const res = await probe.request('GET', '/readyz', undefined, {}, 2000);
-          if (res.status === 200) return;
-          if (res.status === 404 && /listening/i.test(tail(this.logPath, 200))) return;
-        } catch {
-          // not accepting connections yet
-        }
-        await sleep(200);
-      }
-      throw new Error(`server not ready after ${timeoutMs / 1000} s; log ${this.logPath}:\n${tail(this.logPath)}`);
-    } finally {
-      probe.close();
-    }
-  }
-
-  async stop(graceMs = 20_000): Promise<void> {
-    if (this.exited) return;
-    this.child.kill('SIGTERM');
-    const timer = setTimeout(() => {
-      if (!this.exited) {
-        log(`server did not stop within ${graceMs / 1000} s of SIGTERM; sending SIGKILL`);
-        this.child.kill('SIGKILL');
-      }
-    }, graceMs);
-    await this.exitPromise;
-    clearTimeout(timer);
-  }
-}
-
-function runCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 120_000): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', REGISTER_TS, 'src/cli/index.ts', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-    const timer = setTimeout(() => {
-      output += `\n(killed after ${timeoutMs / 1000} s)`;
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, output });
-    });
-  });
-}
-
-function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparseable URL)';
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------------
 // Server phases
 
 interface Ref {
@@ -426,7 +193,7 @@ interface IngestResult {
   errorSamples: string[];
 }
 
-async function serverIngest(o: Options, client: FhirClient, refs: Ref[], patients: Ref[], stop: () => string | undefined): Promise<IngestResult> {
+async function serverIngest(o: Options, client: HttpClient, refs: Ref[], patients: Ref[], stop: () => string | undefined): Promise<IngestResult> {
   const lat = new Latencies();
   const statuses = new Tally();
   const errors = new ErrorSamples();
@@ -526,7 +293,7 @@ interface ReadResult {
   errorSamples: string[];
 }
 
-async function serverRead(o: Options, client: FhirClient, refs: Ref[], stop: () => string | undefined): Promise<ReadResult> {
+async function serverRead(o: Options, client: HttpClient, refs: Ref[], stop: () => string | undefined): Promise<ReadResult> {
   const rng = new Rng(`read/${o.seed}`);
   const lat = new Latencies();
   const statuses = new Tally();
@@ -585,7 +352,7 @@ interface UpdateResult {
   errorSamples: string[];
 }
 
-async function serverUpdate(o: Options, client: FhirClient, refs: Ref[], stop: () => string | undefined): Promise<UpdateResult> {
+async function serverUpdate(o: Options, client: HttpClient, refs: Ref[], stop: () => string | undefined): Promise<UpdateResult> {
   const rng = new Rng(`update/${o.seed}`);
   const cycle = new Latencies();
   const put = new Latencies();
@@ -678,7 +445,7 @@ interface HotResult {
  * The lost-update check: every client does K read-modify-write increments of a counter extension on the same
  * few resources, retrying on 412; afterwards each counter must have grown by exactly its successful increments.
  */
-async function serverHot(o: Options, client: FhirClient, pool: Ref[], stop: () => string | undefined): Promise<HotResult> {
+async function serverHot(o: Options, client: HttpClient, pool: Ref[], stop: () => string | undefined): Promise<HotResult> {
   const errors = new ErrorSamples();
   const targets = pool.slice(0, HOT_TARGETS);
   const readTarget = async (r: Ref): Promise<{ counter: number; version?: string; resource: Resource; res: HttpResponse }> => {
@@ -965,23 +732,14 @@ function fmtRate(n: number | undefined): string {
   return n >= 100 ? n.toFixed(0) : n.toFixed(1);
 }
 
-function fmtMs(s: LatencySummary | undefined): string {
+function fmtLatency(s: LatencySummary | undefined): string {
   if (!s || s.count === 0) return '-';
-  const f = (v: number): string => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
-  return `${f(s.p50)} / ${f(s.p95)} / ${f(s.p99)}`;
+  return `${fmtMs(s.p50)} / ${fmtMs(s.p95)} / ${fmtMs(s.p99)}`;
 }
 
 function pct(server: number | undefined, raw: number | undefined): string {
   if (server === undefined || raw === undefined || !raw) return '-';
   return `${((server / raw) * 100).toFixed(1)}%`;
-}
-
-function printTable(headers: string[], rows: string[][]): void {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ');
-  console.log(line(headers));
-  console.log(widths.map((w) => '-'.repeat(w)).join('-+-'));
-  for (const r of rows) console.log(line(r));
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -993,35 +751,11 @@ async function main(): Promise<number> {
   if (problems.length) throw new Error(`synthetic data generator is broken: ${problems.join('; ')}`);
 
   const startedAt = new Date();
-  const cleanups: (() => Promise<void>)[] = [];
-  let cleaning: Promise<void> | undefined;
-  const cleanup = (): Promise<void> =>
-    (cleaning ??= (async () => {
-      while (cleanups.length) {
-        const fn = cleanups.pop()!;
-        try {
-          await fn();
-        } catch (err) {
-          log(`cleanup: ${(err as Error).message}`);
-        }
-      }
-    })());
-  let interrupted: string | undefined;
-  const onSignal = (sig: NodeJS.Signals): void => {
-    const forceExit = (): void => void cleanup().then(() => process.exit(130));
-    if (interrupted) {
-      forceExit(); // second signal: do not wait for the phase to notice
-      return;
-    }
-    interrupted = `interrupted by ${sig}`;
-    log(`${sig}: stopping after the requests in flight (again to force)`);
-    setTimeout(forceExit, 15_000).unref();
-  };
+  const { cleanups, cleanup, interrupted } = lifecycle(log);
   const checkpoint = (): void => {
-    if (interrupted) throw new Error(interrupted);
+    const why = interrupted();
+    if (why) throw new Error(why);
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
 
   let keepWorkDir = o.keep;
   try {
@@ -1054,7 +788,7 @@ async function main(): Promise<number> {
 
     // Start the server
     const t0 = performance.now();
-    const server = ServerProcess.spawn(env, logPath, o.keep);
+    const server = ServerProcess.spawn(env, logPath, o.keep, { onKill: log });
     cleanups.push(async () => {
       if (o.keep && !server.exited) {
         log(`--keep: server still running (pid ${server.child.pid}) at http://127.0.0.1:${o.port}/fhir/${slug}; log ${logPath}`);
@@ -1063,7 +797,7 @@ async function main(): Promise<number> {
       }
       await server.stop();
     });
-    await server.waitReady(o.port, 180_000, () => interrupted);
+    await server.waitReady(o.port, 180_000, interrupted);
     const startupMs = Math.round(performance.now() - t0);
     log(`server ready in ${startupMs} ms (pid ${server.child.pid}, log ${logPath})`);
 
@@ -1073,10 +807,10 @@ async function main(): Promise<number> {
     if (cli.code !== 0) throw new Error(`tenant create ${slug} failed (exit ${cli.code}):\n${cli.output.trim()}`);
     log(`tenant ${slug} created`);
 
-    const client = new FhirClient(o.port, `/fhir/${slug}`, o.token, o.concurrency);
+    const client = new HttpClient(o.port, `/fhir/${slug}`, o.token, o.concurrency);
     cleanups.push(async () => client.close());
     const stop = (): string | undefined =>
-      interrupted ?? (server.exited ? `server stopped (${server.exitInfo}); log ${logPath}:\n${tail(logPath)}` : undefined);
+      interrupted() ?? (server.exited ? `server stopped (${server.exitInfo}); log ${logPath}:\n${tail(logPath)}` : undefined);
 
     // Warm-up (untimed): one extra bundle, beyond the measured ones, pays one-time costs such as lazy schema
     // compilation, and fails fast with the server's answer if the interface does not match.
@@ -1126,7 +860,7 @@ async function main(): Promise<number> {
       for (const url of candidates) {
         try {
           checkpoint();
-          raw = await rawCeiling(o, url, table, (fn) => cleanups.push(fn), () => interrupted);
+          raw = await rawCeiling(o, url, table, (fn) => cleanups.push(fn), interrupted);
           rawSkipped = undefined;
           break;
         } catch (err) {
@@ -1147,16 +881,16 @@ async function main(): Promise<number> {
     printTable(
       ['workload', 'server', 'raw ceiling', 'server % of ceiling', 'server p50 / p95 / p99 ms', 'raw p50 / p95 / p99 ms'],
       [
-        ['ingest (resources/s)', fmtRate(ingest.resourcesPerSec), fmtRate(raw?.ingest.resourcesPerSec), pct(ingest.resourcesPerSec, raw?.ingest.resourcesPerSec), fmtMs(ingest.latencyMs), fmtMs(raw?.ingest.latencyMs)],
-        ['read by id (req/s)', fmtRate(read.perSec), fmtRate(raw?.read.perSec), pct(read.perSec, raw?.read.perSec), fmtMs(read.latencyMs), fmtMs(raw?.read.latencyMs)],
-        ['update GET+PUT (updates/s)', fmtRate(update.perSec), fmtRate(raw?.update.perSec), pct(update.perSec, raw?.update.perSec), fmtMs(update.cycleLatencyMs), fmtMs(raw?.update.latencyMs)],
-        ['hot counter (increments/s)', fmtRate(hot.perSec), '-', '-', fmtMs(hot.latencyMs), '-'],
+        ['ingest (resources/s)', fmtRate(ingest.resourcesPerSec), fmtRate(raw?.ingest.resourcesPerSec), pct(ingest.resourcesPerSec, raw?.ingest.resourcesPerSec), fmtLatency(ingest.latencyMs), fmtLatency(raw?.ingest.latencyMs)],
+        ['read by id (req/s)', fmtRate(read.perSec), fmtRate(raw?.read.perSec), pct(read.perSec, raw?.read.perSec), fmtLatency(read.latencyMs), fmtLatency(raw?.read.latencyMs)],
+        ['update GET+PUT (updates/s)', fmtRate(update.perSec), fmtRate(raw?.update.perSec), pct(update.perSec, raw?.update.perSec), fmtLatency(update.cycleLatencyMs), fmtLatency(raw?.update.latencyMs)],
+        ['hot counter (increments/s)', fmtRate(hot.perSec), '-', '-', fmtLatency(hot.latencyMs), '-'],
       ],
     );
     console.log('');
     console.log(`ingest:  ${ingest.bundlesOk}/${ingest.bundles} bundles ok in ${ingest.seconds} s (${ingest.bundlesPerSec} bundles/s); latency is per bundle`);
     console.log(`read:    ${read.ok} ok, ${read.errors} errors`);
-    console.log(`update:  ${update.updated} updated, ${update.conflicts412} x 412 (stale If-Match), ${update.otherErrors} other errors; PUT alone p50/p95/p99 ${fmtMs(update.putLatencyMs)} ms`);
+    console.log(`update:  ${update.updated} updated, ${update.conflicts412} x 412 (stale If-Match), ${update.otherErrors} other errors; PUT alone p50/p95/p99 ${fmtLatency(update.putLatencyMs)} ms`);
     console.log(
       `lost-update check: ${hot.passed ? 'PASS' : 'FAIL'} - ${hot.clients} clients x ${hot.incrementsPerClient} increments on ${hot.targets.length} resources: ` +
         `${hot.successfulIncrements} successful, counters grew by ${hot.successfulIncrements - hot.lostUpdates + hot.extraIncrements}, ` +
@@ -1201,7 +935,8 @@ async function main(): Promise<number> {
     if (problemsSeen) console.log(`server log: ${logPath}`);
     return hot.passed ? 0 : 1;
   } catch (err) {
-    if (interrupted) throw new Interrupted(interrupted);
+    const why = interrupted();
+    if (why) throw new Interrupted(why);
     keepWorkDir = true; // keep the server log for diagnosis
     throw err;
   } finally {
@@ -1209,20 +944,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    if (err instanceof Interrupted) {
-      process.stderr.write(`[bench] ${err.message}\n`);
-      process.exitCode = 130;
-    } else if (err instanceof UsageError) {
-      process.stderr.write(`${err.message}\n\n${USAGE}\n`);
-      process.exitCode = 2;
-    } else {
-      process.stderr.write(`[bench] failed: ${err instanceof Error ? err.message : String(err)}\n`);
-      process.exitCode = 1;
-    }
-  },
-);
+runMain(main, 'bench', USAGE);

@@ -9,17 +9,39 @@
 // PostgreSQL only (DATABASE_URL): the embedded database is not meant for a million resources.
 // See bench/README.md ("Search benchmark") for what each figure means.
 
-import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
+import {
+  BENCH_DIR,
+  ErrorSamples,
+  HttpClient,
+  Interrupted,
+  ROOT,
+  ServerProcess,
+  UsageError,
+  describeResponse,
+  errCode,
+  fmtMs,
+  lifecycle,
+  makeLog,
+  numberOpt,
+  portInUse,
+  printTable,
+  redactUrl,
+  round,
+  runCli,
+  runMain,
+  summarize,
+  tail,
+  timed,
+  type HttpResponse,
+  type LatencySummary,
+} from './common.js';
 import { Rng } from './synth.js';
 import {
   COMMON_LOINC,
@@ -45,13 +67,9 @@ import { planSearch } from '../src/search/plan.js';
 import { SearchParamRegistry } from '../src/search/registry.js';
 import { loadIncludes, searchPage } from '../src/store/search-sql.js';
 
-const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(BENCH_DIR, '..');
-const REGISTER_TS = pathToFileURL(path.join(ROOT, 'scripts', 'register-ts.mjs')).href;
 const RESULTS_DIR = path.join(BENCH_DIR, 'results');
 const DEFAULT_STATE = path.join(RESULTS_DIR, 'search-state.json');
 const EXPLAIN_DOC = path.join(ROOT, 'docs', 'search-explain.md');
-const FHIR_JSON = 'application/fhir+json';
 /** Patients whose ids the state file keeps, in all (query parameters are drawn from them): 50 per tenant at 100 tenants. */
 const SAMPLE_TOTAL = 5000;
 const samplePerTenant = (tenants: number): number => Math.max(20, Math.min(100, Math.ceil(SAMPLE_TOTAL / tenants)));
@@ -104,18 +122,6 @@ const USAGE = `usage: node --import ./scripts/register-ts.mjs bench/search.ts [o
   DATABASE_URL        PostgreSQL to run against (required; use a scratch database)
   DATABASE_ADMIN_URL  owner connection (migrations, VACUUM, sizes, EXPLAIN); default DATABASE_URL
   BENCH_TOKEN         sent as "Authorization: Bearer <token>" when set`;
-
-class UsageError extends Error {}
-class Interrupted extends Error {}
-
-function numberOpt(name: string, raw: string | undefined, fallback: number, min: number, integer = true): number {
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
-    throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got "${raw}"`);
-  }
-  return n;
-}
 
 function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
   let values: Record<string, string | boolean | undefined>;
@@ -186,43 +192,9 @@ function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
 // ---------------------------------------------------------------------------------------------------------
 // Measurement helpers
 
-interface LatencySummary {
-  count: number;
-  mean: number;
-  p50: number;
-  p95: number;
-  p99: number;
-  max: number;
-}
+const log = makeLog('bench:search');
 
-function round(n: number, digits: number): number {
-  if (!Number.isFinite(n)) return n;
-  const f = 10 ** digits;
-  return Math.round(n * f) / f;
-}
-
-function summarize(values: number[]): LatencySummary {
-  const sorted = Float64Array.from(values).sort();
-  const n = sorted.length;
-  // nearest-rank percentile
-  const at = (p: number): number => (n === 0 ? NaN : sorted[Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1))]);
-  let sum = 0;
-  for (const v of sorted) sum += v;
-  return { count: n, mean: n ? round(sum / n, 3) : NaN, p50: round(at(50), 3), p95: round(at(95), 3), p99: round(at(99), 3), max: round(n ? sorted[n - 1] : NaN, 3) };
-}
-
-class ErrorSamples {
-  readonly samples: string[] = [];
-  add(text: string): void {
-    if (this.samples.length < 5 && !this.samples.includes(text)) this.samples.push(text.length > 500 ? text.slice(0, 500) + '…' : text);
-  }
-}
-
-function log(msg: string): void {
-  process.stderr.write(`[bench:search] ${msg}\n`);
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const describe = (method: string, url: string, res: HttpResponse): string => describeResponse(method, url, res, 300);
 
 function fmtDuration(seconds: number): string {
   if (!Number.isFinite(seconds)) return '?';
@@ -238,210 +210,8 @@ function fmtBytes(n: number): string {
   return `${(n / 1024).toFixed(0)} KiB`;
 }
 
-function fmtMs(v: number): string {
-  if (!Number.isFinite(v)) return '-';
-  return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
-}
-
-function printTable(headers: string[], rows: string[][]): void {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ');
-  console.log(line(headers));
-  console.log(widths.map((w) => '-'.repeat(w)).join('-+-'));
-  for (const r of rows) console.log(line(r));
-}
-
-/** `c` workers call `op` until `seconds` have passed (ops in flight finish); returns the elapsed seconds. */
-async function timed(c: number, seconds: number, op: (worker: number) => Promise<void>, stop: () => string | undefined): Promise<number> {
-  const t0 = performance.now();
-  const deadline = t0 + seconds * 1000;
-  await Promise.all(
-    Array.from({ length: c }, async (_, w) => {
-      while (performance.now() < deadline) {
-        const reason = stop();
-        if (reason) throw new Error(reason);
-        await op(w);
-      }
-    }),
-  );
-  return (performance.now() - t0) / 1000;
-}
-
 // ---------------------------------------------------------------------------------------------------------
-// HTTP client
-
-interface HttpResponse {
-  status: number;
-  body: string;
-}
-
-class HttpClient {
-  private readonly agent: http.Agent;
-
-  constructor(
-    readonly port: number,
-    readonly token: string | undefined,
-    sockets: number,
-  ) {
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: sockets, maxFreeSockets: sockets });
-  }
-
-  request(method: string, urlPath: string, body?: string, timeoutMs = 60_000): Promise<HttpResponse> {
-    const headers: Record<string, string | number> = { accept: FHIR_JSON };
-    let payload: Buffer | undefined;
-    if (body !== undefined) {
-      payload = Buffer.from(body, 'utf8');
-      headers['content-type'] = FHIR_JSON;
-      headers['content-length'] = payload.length;
-    }
-    if (this.token) headers.authorization = `Bearer ${this.token}`;
-    return new Promise<HttpResponse>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port: this.port, method, path: urlPath, headers, agent: this.agent }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      });
-      req.setTimeout(timeoutMs, () => req.destroy(new Error(`timeout after ${timeoutMs} ms: ${method} ${urlPath}`)));
-      req.on('error', reject);
-      req.end(payload);
-    });
-  }
-
-  close(): void {
-    this.agent.destroy();
-  }
-}
-
-function describe(method: string, url: string, res: HttpResponse): string {
-  return `${method} ${url} -> ${res.status} ${res.body.replace(/\s+/g, ' ').slice(0, 300)}`;
-}
-
-function errCode(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  return e?.code ?? e?.message ?? String(err);
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Server and CLI processes
-
-function portInUse(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = net.connect({ host: '127.0.0.1', port });
-    sock.once('connect', () => {
-      sock.destroy();
-      resolve(true);
-    });
-    sock.once('error', () => resolve(false));
-  });
-}
-
-function tail(file: string, lines = 30): string {
-  try {
-    return fs.readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
-class ServerProcess {
-  exitInfo: string | undefined;
-  private readonly exitPromise: Promise<void>;
-
-  constructor(
-    readonly child: ChildProcess,
-    readonly logPath: string,
-  ) {
-    this.exitPromise = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
-        this.exitInfo = signal ? `signal ${signal}` : `exit code ${code}`;
-        resolve();
-      });
-      child.once('error', (err) => {
-        this.exitInfo = `spawn error: ${err.message}`;
-        resolve();
-      });
-    });
-  }
-
-  static spawn(env: NodeJS.ProcessEnv, logPath: string, detached: boolean): ServerProcess {
-    const fd = fs.openSync(logPath, 'a');
-    try {
-      const child = spawn(process.execPath, ['--import', REGISTER_TS, 'src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', fd, fd], detached });
-      return new ServerProcess(child, logPath);
-    } finally {
-      fs.closeSync(fd);
-    }
-  }
-
-  get exited(): boolean {
-    return this.exitInfo !== undefined;
-  }
-
-  async waitReady(port: number, timeoutMs: number, interrupted: () => string | undefined): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    const probe = new HttpClient(port, undefined, 1);
-    try {
-      while (Date.now() < deadline) {
-        const reason = interrupted();
-        if (reason) throw new Error(reason);
-        if (this.exited) throw new Error(`server stopped during startup (${this.exitInfo}); log ${this.logPath}:\n${tail(this.logPath)}`);
-        try {
-          const res = await probe.request('GET', '/readyz', undefined, 2000);
-          if (res.status === 200) return;
-          if (res.status === 404 && /listening/i.test(tail(this.logPath, 200))) return;
-        } catch {
-          // not accepting connections yet
-        }
-        await sleep(200);
-      }
-      throw new Error(`server not ready after ${timeoutMs / 1000} s; log ${this.logPath}:\n${tail(this.logPath)}`);
-    } finally {
-      probe.close();
-    }
-  }
-
-  async stop(graceMs = 20_000): Promise<void> {
-    if (this.exited) return;
-    this.child.kill('SIGTERM');
-    const timer = setTimeout(() => {
-      if (!this.exited) this.child.kill('SIGKILL');
-    }, graceMs);
-    await this.exitPromise;
-    clearTimeout(timer);
-  }
-}
-
-function runCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 180_000): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', REGISTER_TS, 'src/cli/index.ts', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-    const timer = setTimeout(() => {
-      output += `\n(killed after ${timeoutMs / 1000} s)`;
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, output });
-    });
-  });
-}
-
-function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparseable URL)';
-  }
-}
+// Database identity
 
 /** host:port/database, to tell whether a state file belongs to this database. */
 function databaseIdentity(url: string): string {
@@ -554,7 +324,7 @@ async function createTenants(o: Options, slugs: { slug: string; name: string }[]
         const reason = stop();
         if (reason) throw new Error(reason);
         const { slug, name } = slugs[k];
-        const r = await runCli(['tenant', 'create', slug, '--name', name], env);
+        const r = await runCli(['tenant', 'create', slug, '--name', name], env, 180_000);
         if (r.code !== 0) throw new Error(`tenant create ${slug} failed (exit ${r.code}):\n${r.output.trim()}`);
         done++;
         if (performance.now() - lastReport > 10_000) {
@@ -591,7 +361,7 @@ async function loadDataset(o: Options, client: HttpClient, env: NodeJS.ProcessEn
   log(`  ${o.tenants} tenants in ${tenantCreateSeconds.toFixed(1)} s`);
 
   // 2. per tenant: the shared Practitioners and the laboratory (one transaction each); the first is the warm-up
-  const errors = new ErrorSamples();
+  const errors = new ErrorSamples(500);
   const lat: number[] = [];
   let nextSetup = 0;
   const tSetup = performance.now();
@@ -604,7 +374,7 @@ async function loadDataset(o: Options, client: HttpClient, env: NodeJS.ProcessEn
         if (reason) throw new Error(reason);
         const ten = tenants[t];
         const bundle = tenantSetupBundle(t, ten.name, o.seed);
-        const res = await client.request('POST', `/fhir/${ten.slug}`, JSON.stringify(bundle), 300_000);
+        const res = await client.request('POST', `/fhir/${ten.slug}`, JSON.stringify(bundle), {}, 300_000);
         let ids: { type: string; id: string }[];
         try {
           ids = transactionIds(res, bundle.entry.length);
@@ -659,7 +429,7 @@ async function loadDataset(o: Options, client: HttpClient, env: NodeJS.ProcessEn
         for (let attempt = 1; attempt <= 2 && !ids; attempt++) {
           const start = performance.now();
           try {
-            const res = await client.request('POST', `/fhir/${ten.slug}`, body, 300_000);
+            const res = await client.request('POST', `/fhir/${ten.slug}`, body, {}, 300_000);
             ids = transactionIds(res, PER_PATIENT);
             lat.push(performance.now() - start);
           } catch (err) {
@@ -1051,7 +821,7 @@ async function measure(
   const rng = new Rng(`${rngLabel}/${q.key}/${o.seed}`);
   const lat: number[] = [];
   const statuses: Record<string, number> = {};
-  const errors = new ErrorSamples();
+  const errors = new ErrorSamples(500);
   let ok = 0;
   let bad = 0;
   let results = 0;
@@ -1270,28 +1040,7 @@ async function main(): Promise<number> {
   if (problems.length) throw new Error(`the data generator is broken: ${problems.join('; ')}`);
 
   const startedAt = new Date();
-  const cleanups: (() => Promise<void>)[] = [];
-  let cleaning: Promise<void> | undefined;
-  const cleanup = (): Promise<void> =>
-    (cleaning ??= (async () => {
-      while (cleanups.length) {
-        try {
-          await cleanups.pop()!();
-        } catch (err) {
-          log(`cleanup: ${(err as Error).message}`);
-        }
-      }
-    })());
-  let interrupted: string | undefined;
-  const onSignal = (sig: NodeJS.Signals): void => {
-    const forceExit = (): void => void cleanup().then(() => process.exit(130));
-    if (interrupted) return forceExit();
-    interrupted = `interrupted by ${sig}`;
-    log(`${sig}: stopping after the requests in flight (again to force)`);
-    setTimeout(forceExit, 15_000).unref();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const { cleanups, cleanup, interrupted } = lifecycle(log);
 
   let keepLog = o.keep;
   try {
@@ -1333,7 +1082,7 @@ async function main(): Promise<number> {
     );
 
     const t0 = performance.now();
-    const server = ServerProcess.spawn(env, logPath, o.keep);
+    const server = ServerProcess.spawn(env, logPath, o.keep, { tailLines: 30 });
     cleanups.push(async () => {
       if (o.keep && !server.exited) {
         log(`--keep: server still running (pid ${server.child.pid}) at http://127.0.0.1:${o.port}/fhir/<tenant>; log ${logPath}`);
@@ -1342,10 +1091,10 @@ async function main(): Promise<number> {
       }
       await server.stop();
     });
-    await server.waitReady(o.port, 180_000, () => interrupted);
+    await server.waitReady(o.port, 180_000, interrupted);
     log(`server ready in ${Math.round(performance.now() - t0)} ms (pid ${server.child.pid}, log ${logPath})`);
-    const stop = (): string | undefined => interrupted ?? (server.exited ? `server stopped (${server.exitInfo}); log ${logPath}:\n${tail(logPath)}` : undefined);
-    const client = new HttpClient(o.port, o.token, o.concurrency + 1);
+    const stop = (): string | undefined => interrupted() ?? (server.exited ? `server stopped (${server.exitInfo}); log ${logPath}:\n${tail(logPath, 30)}` : undefined);
+    const client = new HttpClient(o.port, '', o.token, o.concurrency + 1);
     cleanups.push(async () => client.close());
 
     // Load, or check the recorded dataset is there
@@ -1495,7 +1244,8 @@ async function main(): Promise<number> {
     if (failed) keepLog = true;
     return failed ? 1 : 0;
   } catch (err) {
-    if (interrupted) throw new Interrupted(interrupted);
+    const why = interrupted();
+    if (why) throw new Interrupted(why);
     keepLog = true;
     throw err;
   } finally {
@@ -1503,20 +1253,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    if (err instanceof Interrupted) {
-      process.stderr.write(`[bench:search] ${err.message}\n`);
-      process.exitCode = 130;
-    } else if (err instanceof UsageError) {
-      process.stderr.write(`${err.message}\n\n${USAGE}\n`);
-      process.exitCode = 2;
-    } else {
-      process.stderr.write(`[bench:search] failed: ${err instanceof Error ? err.message : String(err)}\n`);
-      process.exitCode = 1;
-    }
-  },
-);
+runMain(main, 'bench:search', USAGE);

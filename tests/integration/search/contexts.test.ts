@@ -4,24 +4,18 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Response } from 'supertest';
 import { create, FHIR_JSON, newTenant, startServer, type TestServer, type TestTenant } from '../../helpers/server.js';
+import { getOk, keyFor, keys, keysByMode, linkOf } from '../../helpers/search.js';
 
 let server: TestServer;
 let t: TestTenant;
 const ids: Record<string, string> = {};
 
-const keyOf = (id: string) => Object.keys(ids).find((k) => ids[k] === id) ?? `?${id}`;
+const keyOf = (id: string) => keyFor(ids, id);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function get(url: string): Promise<Response> {
-  const res = await t.api.get(url.startsWith('http') ? new URL(url).pathname + new URL(url).search : `${t.path}/${url}`);
-  if (res.status !== 200) throw new Error(`${url} -> ${res.status} ${JSON.stringify(res.body)}`);
-  return res;
-}
-const byMode = (res: Response, mode: string): string[] =>
-  (res.body.entry ?? []).filter((e: any) => e.search?.mode === mode).map((e: any) => keyOf(e.resource.id)).sort();
+const get = (url: string) => getOk(t, url);
+const byMode = (res: Response, mode: string) => keysByMode(ids, res, mode);
 const found = async (query: string) => byMode(await get(query), 'match');
-const keys = (...k: string[]) => [...k].sort();
-const linkOf = (res: Response, rel: string): string | undefined => res.body.link?.find((l: any) => l.relation === rel)?.url;
 
 beforeAll(async () => {
   server = await startServer();

@@ -3,12 +3,13 @@
 // every parameter type. Each is matched literally, nothing answers 500, and the tables are still there afterwards.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { create, FHIR_JSON, newTenant, startServer, type TestServer, type TestTenant } from '../../helpers/server.js';
+import { keyFor, keys } from '../../helpers/search.js';
 
 let server: TestServer;
 let t: TestTenant;
 const ids: Record<string, string> = {};
 
-const keyOf = (id: string) => Object.keys(ids).find((k) => ids[k] === id) ?? `?${id}`;
+const keyOf = (id: string) => keyFor(ids, id);
 const enc = encodeURIComponent;
 /** FHIR search escaping (search.html#escaping): \ , $ | */
 const esc = (v: string) => v.replace(/[\\,$|]/g, (c) => `\\${c}`);
@@ -24,7 +25,6 @@ async function foundByPost(type: string, body: string): Promise<string[]> {
   if (res.status !== 200) throw new Error(`POST ${type} -> ${res.status} ${JSON.stringify(res.body).slice(0, 300)}`);
   return (res.body.entry ?? []).filter((e: any) => e.search?.mode === 'match').map((e: any) => keyOf(e.resource.id)).sort();
 }
-const keys = (...k: string[]) => [...k].sort();
 /** uri values may not contain whitespace */
 const uriOf = (v: string) => `http://x.org/${v.replace(/\s+/g, '~')}`;
 

@@ -3,20 +3,18 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Response } from 'supertest';
 import { create, newTenant, startServer, type TestServer, type TestTenant } from '../../helpers/server.js';
+import { keys, keysByMode } from '../../helpers/search.js';
 
 let server: TestServer;
 let t: TestTenant;
 const ids: Record<string, string> = {};
-
-const keyOf = (id: string) => Object.keys(ids).find((k) => ids[k] === id) ?? `?${id}`;
 
 async function get(query: string, headers: Record<string, string> = {}): Promise<Response> {
   const res = await t.api.get(`${t.path}/${query}`).set(headers);
   if (res.status !== 200) throw new Error(`${query} -> ${res.status} ${JSON.stringify(res.body)}`);
   return res;
 }
-const byMode = (res: Response, mode: string): string[] =>
-  (res.body.entry ?? []).filter((e: any) => e.search?.mode === mode).map((e: any) => keyOf(e.resource.id)).sort();
+const byMode = (res: Response, mode: string) => keysByMode(ids, res, mode);
 /** { match: [...], include: [...] } of a search */
 async function result(query: string): Promise<{ match: string[]; include: string[] }> {
   const res = await get(query);
@@ -24,8 +22,6 @@ async function result(query: string): Promise<{ match: string[]; include: string
   expect(new Set(all).size).toBe(all.length); // every resource appears once
   return { match: byMode(res, 'match'), include: byMode(res, 'include') };
 }
-
-const keys = (...k: string[]) => [...k].sort();
 
 beforeAll(async () => {
   server = await startServer();

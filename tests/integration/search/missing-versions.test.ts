@@ -3,12 +3,13 @@
 // (parameters, chains, _has, _include, _revinclude, _text/_content, compartments).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { create, FHIR_JSON, newTenant, startServer, type TestServer, type TestTenant } from '../../helpers/server.js';
+import { keyFor, keys } from '../../helpers/search.js';
 
 let server: TestServer;
 let t: TestTenant;
 const ids: Record<string, string> = {};
 
-const keyOf = (id: string) => Object.keys(ids).find((k) => ids[k] === id) ?? `?${id}`;
+const keyOf = (id: string) => keyFor(ids, id);
 
 async function entries(query: string): Promise<{ mode: string; key: string }[]> {
   const res = await t.api.get(`${t.path}/${query}`);
@@ -22,7 +23,6 @@ async function included(query: string): Promise<string[]> {
   return (await entries(query)).filter((e) => e.mode === 'include').map((e) => e.key).sort();
 }
 
-const keys = (...k: string[]) => [...k].sort();
 const enc = encodeURIComponent;
 const LOINC = 'http://loinc.org';
 

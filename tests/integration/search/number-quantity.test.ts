@@ -3,20 +3,14 @@
 // (`|system|code`, `||code`, where the unit may be the code or the human unit).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { create, newTenant, startServer, type TestServer, type TestTenant } from '../../helpers/server.js';
+import { keys, searchKeys } from '../../helpers/search.js';
 
 let server: TestServer;
 let t: TestTenant;
 const ids: Record<string, string> = {};
 
-const keyOf = (id: string) => Object.keys(ids).find((k) => ids[k] === id) ?? `?${id}`;
+const found = (query: string) => searchKeys(t, ids, query);
 
-async function found(query: string): Promise<string[]> {
-  const res = await t.api.get(`${t.path}/${query}`);
-  if (res.status !== 200) throw new Error(`${query} -> ${res.status} ${JSON.stringify(res.body)}`);
-  return (res.body.entry ?? []).filter((e: any) => e.search?.mode === 'match').map((e: any) => keyOf(e.resource.id)).sort();
-}
-
-const keys = (...k: string[]) => [...k].sort();
 const enc = encodeURIComponent;
 const UCUM = 'http://unitsofmeasure.org';
 

@@ -2,20 +2,16 @@
 // external URLs, the :[type] modifier, :identifier (Reference.identifier) and :missing.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { create, newTenant, startServer, type TestServer, type TestTenant } from '../../helpers/server.js';
+import { keyFor, keys, searchKeys } from '../../helpers/search.js';
 
 let server: TestServer;
 let t: TestTenant;
 const ids: Record<string, string> = {};
 
-const keyOf = (id: string) => Object.keys(ids).find((k) => ids[k] === id) ?? `?${id}`;
+const keyOf = (id: string) => keyFor(ids, id);
 
-async function found(query: string): Promise<string[]> {
-  const res = await t.api.get(`${t.path}/${query}`);
-  if (res.status !== 200) throw new Error(`${query} -> ${res.status} ${JSON.stringify(res.body)}`);
-  return (res.body.entry ?? []).filter((e: any) => e.search?.mode === 'match').map((e: any) => keyOf(e.resource.id)).sort();
-}
+const found = (query: string) => searchKeys(t, ids, query);
 
-const keys = (...k: string[]) => [...k].sort();
 const enc = encodeURIComponent;
 const EXTERNAL = 'http://other.example.org/fhir/Patient/ext-1';
 

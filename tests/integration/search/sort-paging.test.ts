@@ -4,21 +4,17 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Response } from 'supertest';
 import { create, FHIR_JSON, newTenant, startServer, type TestServer, type TestTenant } from '../../helpers/server.js';
+import { getOk, keyFor, linkOf } from '../../helpers/search.js';
 
 let server: TestServer;
 let t: TestTenant;
 const ids: Record<string, string> = {};
 
-const keyOf = (id: string) => Object.keys(ids).find((k) => ids[k] === id) ?? `?${id}`;
+const keyOf = (id: string) => keyFor(ids, id);
 
-async function get(url: string): Promise<Response> {
-  const res = await t.api.get(url.startsWith('http') ? new URL(url).pathname + new URL(url).search : `${t.path}/${url}`);
-  if (res.status !== 200) throw new Error(`${url} -> ${res.status} ${JSON.stringify(res.body)}`);
-  return res;
-}
+const get = (url: string) => getOk(t, url);
 /** Keys of the matches in Bundle order (not sorted). */
 const ordered = (res: Response): string[] => (res.body.entry ?? []).filter((e: any) => e.search?.mode === 'match').map((e: any) => keyOf(e.resource.id));
-const linkOf = (res: Response, rel: string): string | undefined => res.body.link?.find((l: any) => l.relation === rel)?.url;
 
 describe('_sort', () => {
   beforeAll(async () => {

@@ -5,16 +5,15 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Response } from 'supertest';
 import { create, FHIR_JSON, newTenant, startServer, type TestServer, type TestTenant } from '../../helpers/server.js';
+import { keyFor, keys, linkOf } from '../../helpers/search.js';
 
 let server: TestServer;
 let a: TestTenant;
 let b: TestTenant;
 const ids: Record<string, string> = {};
 
-const keyOf = (id: string) => Object.keys(ids).find((k) => ids[k] === id) ?? `?${id}`;
+const keyOf = (id: string) => keyFor(ids, id);
 const enc = encodeURIComponent;
-const keys = (...k: string[]) => [...k].sort();
-const linkOf = (res: Response, rel: string): string | undefined => res.body.link?.find((l: any) => l.relation === rel)?.url;
 
 /** The entries of a search on tenant A, asserting that each one is tenant A's (meta.source marks the tenant). */
 async function onA(query: string, method: 'GET' | 'POST' = 'GET'): Promise<{ match: string[]; include: string[]; res: Response }> {

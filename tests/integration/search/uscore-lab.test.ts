@@ -5,14 +5,14 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Response } from 'supertest';
 import { create, newTenant, startServer, type TestServer, type TestTenant } from '../../helpers/server.js';
+import { keyFor, keys } from '../../helpers/search.js';
 
 let server: TestServer;
 let t: TestTenant;
 const ids: Record<string, string> = {};
 
-const keyOf = (id: string) => Object.keys(ids).find((k) => ids[k] === id) ?? `?${id}`;
+const keyOf = (id: string) => keyFor(ids, id);
 const enc = encodeURIComponent;
-const keys = (...k: string[]) => [...k].sort();
 
 const V2_0074 = 'http://terminology.hl7.org/CodeSystem/v2-0074';
 const OBS_CAT = 'http://terminology.hl7.org/CodeSystem/observation-category';

@@ -1,0 +1,380 @@
+// Helpers shared by the benchmarks (bench/run.ts and bench/search.ts): option parsing, measurement, the keep-alive
+// HTTP client, the server and CLI processes, the report table, and the run's cleanup and signal handling.
+
+import http from 'node:http';
+import net from 'node:net';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { performance } from 'node:perf_hooks';
+
+export const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
+export const ROOT = path.resolve(BENCH_DIR, '..');
+export const REGISTER_TS = pathToFileURL(path.join(ROOT, 'scripts', 'register-ts.mjs')).href;
+export const FHIR_JSON = 'application/fhir+json';
+
+// ---------------------------------------------------------------------------------------------------------
+// Options and errors
+
+export class UsageError extends Error {}
+export class Interrupted extends Error {}
+
+export function numberOpt(name: string, raw: string | undefined, fallback: number, min: number, integer = true): number {
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
+    throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got "${raw}"`);
+  }
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Measurement helpers
+
+export interface LatencySummary {
+  count: number;
+  mean: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+}
+
+export function round(n: number, digits: number): number {
+  if (!Number.isFinite(n)) return n;
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+export function summarize(values: number[]): LatencySummary {
+  const sorted = Float64Array.from(values).sort();
+  const n = sorted.length;
+  // nearest-rank percentile over the sorted samples
+  const at = (p: number): number => (n === 0 ? NaN : sorted[Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1))]);
+  let sum = 0;
+  for (const v of sorted) sum += v;
+  return { count: n, mean: n ? round(sum / n, 3) : NaN, p50: round(at(50), 3), p95: round(at(95), 3), p99: round(at(99), 3), max: round(n ? sorted[n - 1] : NaN, 3) };
+}
+
+/** Keeps the first few distinct error descriptions for the report, each cut to `maxLength` characters. */
+export class ErrorSamples {
+  readonly samples: string[] = [];
+  constructor(private readonly maxLength = 600) {}
+  add(text: string): void {
+    if (this.samples.length < 5 && !this.samples.includes(text)) this.samples.push(text.length > this.maxLength ? text.slice(0, this.maxLength) + '…' : text);
+  }
+}
+
+/** A logger to stderr with the benchmark's prefix, e.g. `[bench] ...`. */
+export function makeLog(prefix: string): (msg: string) => void {
+  return (msg) => {
+    process.stderr.write(`[${prefix}] ${msg}\n`);
+  };
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Runs `c` workers that each call `op` until `seconds` have passed (an op in flight finishes), and returns the
+ * elapsed wall time in seconds. `stop()` ends the phase early (e.g. the server died).
+ */
+export async function timed(c: number, seconds: number, op: (worker: number) => Promise<void>, stop: () => string | undefined): Promise<number> {
+  const t0 = performance.now();
+  const deadline = t0 + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: c }, async (_, w) => {
+      while (performance.now() < deadline) {
+        const reason = stop();
+        if (reason) throw new Error(reason);
+        await op(w);
+      }
+    }),
+  );
+  return (performance.now() - t0) / 1000;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Report
+
+/** Milliseconds with 2, 1 or 0 decimals by size; '-' when not finite. */
+export function fmtMs(v: number): string {
+  if (!Number.isFinite(v)) return '-';
+  return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
+}
+
+export function printTable(headers: string[], rows: string[][]): void {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ');
+  console.log(line(headers));
+  console.log(widths.map((w) => '-'.repeat(w)).join('-+-'));
+  for (const r of rows) console.log(line(r));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// HTTP client (node:http with a keep-alive agent)
+
+export interface HttpResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+export class HttpClient {
+  readonly agent: http.Agent;
+
+  /** `basePath` is prefixed to every request path ('' for none). */
+  constructor(
+    readonly port: number,
+    readonly basePath: string,
+    readonly token: string | undefined,
+    sockets: number,
+  ) {
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: sockets, maxFreeSockets: sockets });
+  }
+
+  request(method: string, relPath: string, body?: string, extraHeaders: Record<string, string> = {}, timeoutMs = 60_000): Promise<HttpResponse> {
+    const headers: Record<string, string | number> = { accept: FHIR_JSON, ...extraHeaders };
+    let payload: Buffer | undefined;
+    if (body !== undefined) {
+      payload = Buffer.from(body, 'utf8');
+      headers['content-type'] = FHIR_JSON;
+      headers['content-length'] = payload.length;
+    }
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    return new Promise<HttpResponse>((resolve, reject) => {
+      const req = http.request(
+        { host: '127.0.0.1', port: this.port, method, path: this.basePath + relPath, headers, agent: this.agent },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+          res.on('error', reject);
+        },
+      );
+      req.setTimeout(timeoutMs, () => req.destroy(new Error(`timeout after ${timeoutMs} ms: ${method} ${relPath}`)));
+      req.on('error', reject);
+      req.end(payload);
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+/** "METHOD url -> status body", the body's whitespace collapsed and cut to `maxBody` characters. */
+export function describeResponse(method: string, url: string, res: HttpResponse, maxBody = 400): string {
+  return `${method} ${url} -> ${res.status} ${res.body.replace(/\s+/g, ' ').slice(0, maxBody)}`;
+}
+
+export function errCode(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  return e?.code ?? e?.message ?? String(err);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Server and CLI processes
+
+export function portInUse(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    sock.once('connect', () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once('error', () => resolve(false));
+  });
+}
+
+export function tail(file: string, lines = 40): string {
+  try {
+    return fs.readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+export interface ServerProcessOptions {
+  /** lines of the server log quoted in startup errors (default 40) */
+  tailLines?: number;
+  /** told when the server ignores SIGTERM and is killed */
+  onKill?: (msg: string) => void;
+}
+
+export class ServerProcess {
+  exitInfo: string | undefined;
+  private readonly exitPromise: Promise<void>;
+
+  private constructor(
+    readonly child: ChildProcess,
+    readonly logPath: string,
+    private readonly opts: ServerProcessOptions,
+  ) {
+    this.exitPromise = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.exitInfo = signal ? `signal ${signal}` : `exit code ${code}`;
+        resolve();
+      });
+      child.once('error', (err) => {
+        this.exitInfo = `spawn error: ${err.message}`;
+        resolve();
+      });
+    });
+  }
+
+  static spawn(env: NodeJS.ProcessEnv, logPath: string, detached: boolean, opts: ServerProcessOptions = {}): ServerProcess {
+    const fd = fs.openSync(logPath, 'a');
+    try {
+      const child = spawn(process.execPath, ['--import', REGISTER_TS, 'src/main.ts'], {
+        cwd: ROOT,
+        env,
+        stdio: ['ignore', fd, fd],
+        detached,
+      });
+      return new ServerProcess(child, logPath, opts);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  get exited(): boolean {
+    return this.exitInfo !== undefined;
+  }
+
+  /** Resolves once GET /readyz answers 200 (or the log says `listening` while /readyz is missing). */
+  async waitReady(port: number, timeoutMs: number, interrupted: () => string | undefined): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const probe = new HttpClient(port, '', undefined, 1);
+    const lines = this.opts.tailLines ?? 40;
+    try {
+      while (Date.now() < deadline) {
+        const reason = interrupted();
+        if (reason) throw new Error(reason);
+        if (this.exited) throw new Error(`server stopped during startup (${this.exitInfo}); log ${this.logPath}:\n${tail(this.logPath, lines)}`);
+        try {
+          const res = await probe.request('GET', '/readyz', undefined, {}, 2000);
+          if (res.status === 200) return;
+          if (res.status === 404 && /listening/i.test(tail(this.logPath, 200))) return;
+        } catch {
+          // not accepting connections yet
+        }
+        await sleep(200);
+      }
+      throw new Error(`server not ready after ${timeoutMs / 1000} s; log ${this.logPath}:\n${tail(this.logPath, lines)}`);
+    } finally {
+      probe.close();
+    }
+  }
+
+  async stop(graceMs = 20_000): Promise<void> {
+    if (this.exited) return;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => {
+      if (!this.exited) {
+        this.opts.onKill?.(`server did not stop within ${graceMs / 1000} s of SIGTERM; sending SIGKILL`);
+        this.child.kill('SIGKILL');
+      }
+    }, graceMs);
+    await this.exitPromise;
+    clearTimeout(timer);
+  }
+}
+
+export function runCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 120_000): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', REGISTER_TS, 'src/cli/index.ts', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    const timer = setTimeout(() => {
+      output += `\n(killed after ${timeoutMs / 1000} s)`;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
+  });
+}
+
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Run lifecycle
+
+export interface Lifecycle {
+  /** cleanup steps, run last-in first-out by `cleanup()` */
+  cleanups: (() => Promise<void>)[];
+  /** Runs the cleanup steps once (later calls share the first run). */
+  cleanup(): Promise<void>;
+  /** Why the run was interrupted (SIGINT/SIGTERM), if it was. */
+  interrupted(): string | undefined;
+}
+
+/**
+ * Cleanup steps plus SIGINT/SIGTERM handling: the first signal marks the run interrupted (the phases notice and
+ * stop after the requests in flight) and forces an exit 15 s later; a second signal cleans up and exits at once.
+ */
+export function lifecycle(log: (msg: string) => void): Lifecycle {
+  const cleanups: (() => Promise<void>)[] = [];
+  let cleaning: Promise<void> | undefined;
+  const cleanup = (): Promise<void> =>
+    (cleaning ??= (async () => {
+      while (cleanups.length) {
+        const fn = cleanups.pop()!;
+        try {
+          await fn();
+        } catch (err) {
+          log(`cleanup: ${(err as Error).message}`);
+        }
+      }
+    })());
+  let interrupted: string | undefined;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    const forceExit = (): void => void cleanup().then(() => process.exit(130));
+    if (interrupted) {
+      forceExit(); // second signal: do not wait for the phase to notice
+      return;
+    }
+    interrupted = `interrupted by ${sig}`;
+    log(`${sig}: stopping after the requests in flight (again to force)`);
+    setTimeout(forceExit, 15_000).unref();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return { cleanups, cleanup, interrupted: () => interrupted };
+}
+
+/** Runs a benchmark's main and sets the exit code: its result, 130 when interrupted, 2 on a usage error, else 1. */
+export function runMain(main: () => Promise<number>, prefix: string, usage: string): void {
+  main().then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      if (err instanceof Interrupted) {
+        process.stderr.write(`[${prefix}] ${err.message}\n`);
+        process.exitCode = 130;
+      } else if (err instanceof UsageError) {
+        process.stderr.write(`${err.message}\n\n${usage}\n`);
+        process.exitCode = 2;
+      } else {
+        process.stderr.write(`[${prefix}] failed: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.exitCode = 1;
+      }
+    },
+  );
+}
