@@ -13,7 +13,7 @@
 // Print one patient's bundle:  node --import ./scripts/register-ts.mjs bench/search-data.ts [tenant] [patient] [seed]
 
 import { pathToFileURL } from 'node:url';
-import { Rng, fhirDateTime, type Json, type Resource } from './synth.js';
+import { ENCOUNTER_TYPES, MEDICATIONS, Rng, SERVICES, fhirDateTime, type Json, type Resource } from './synth.js';
 
 export const SEARCH_SEED = 20250301;
 /** Resources in every patient bundle. */
@@ -119,31 +119,6 @@ export const EXTRA_TESTS: LabTest[] = [
 ];
 /** The most frequent LOINC code (1.5 Observations per patient on average): the deep-paging query uses it. */
 export const COMMON_LOINC = '2345-7';
-
-const MEDICATIONS: [string, string][] = [
-  ['314076', 'lisinopril 10 MG Oral Tablet'],
-  ['197361', 'amlodipine 5 MG Oral Tablet'],
-  ['860975', '24 HR metformin hydrochloride 500 MG Extended Release Oral Tablet'],
-  ['617312', 'atorvastatin 10 MG Oral Tablet'],
-  ['198211', 'simvastatin 40 MG Oral Tablet'],
-  ['313782', 'acetaminophen 325 MG Oral Tablet'],
-  ['310965', 'ibuprofen 200 MG Oral Tablet'],
-  ['308136', 'amlodipine 2.5 MG Oral Tablet'],
-];
-
-const SERVICES: [string, string][] = [
-  ['168731009', 'Standard chest X-ray'],
-  ['29303009', 'Electrocardiographic procedure'],
-  ['73761001', 'Colonoscopy'],
-  ['71651007', 'Mammography'],
-  ['241615005', 'Magnetic resonance imaging of knee'],
-];
-
-const ENCOUNTER_TYPES: [string, string][] = [
-  ['185349003', 'Encounter for check up'],
-  ['390906007', 'Follow-up encounter'],
-  ['185345009', 'Encounter for symptom'],
-];
 
 const HOUR = 3600_000;
 const DAY = 24 * HOUR;

@@ -178,7 +178,7 @@ const PANELS = [
   { code: '58410-2', display: 'CBC panel - Blood by Automated count', tests: CBC },
 ];
 
-const MEDICATIONS: [string, string][] = [
+export const MEDICATIONS: [string, string][] = [
   ['314076', 'lisinopril 10 MG Oral Tablet'],
   ['197361', 'amlodipine 5 MG Oral Tablet'],
   ['860975', '24 HR metformin hydrochloride 500 MG Extended Release Oral Tablet'],
@@ -189,7 +189,7 @@ const MEDICATIONS: [string, string][] = [
   ['308136', 'amlodipine 2.5 MG Oral Tablet'],
 ];
 
-const SERVICES: [string, string][] = [
+export const SERVICES: [string, string][] = [
   ['168731009', 'Standard chest X-ray'],
   ['29303009', 'Electrocardiographic procedure'],
   ['73761001', 'Colonoscopy'],
@@ -197,7 +197,7 @@ const SERVICES: [string, string][] = [
   ['241615005', 'Magnetic resonance imaging of knee'],
 ];
 
-const ENCOUNTER_TYPES: [string, string][] = [
+export const ENCOUNTER_TYPES: [string, string][] = [
   ['185349003', 'Encounter for check up'],
   ['390906007', 'Follow-up encounter'],
   ['185345009', 'Encounter for symptom'],

@@ -46,7 +46,6 @@ export async function runSearch(ctx: FhirContext, target: SearchTarget, params: 
     let total: number | undefined;
     if (countOnly || plan.total === 'accurate') total = await searchCount(q, ctx.tenant.id, ctx.baseUrl, plan);
     else if (plan.total === 'estimate') total = await searchEstimate(q, ctx.tenant.id, ctx.baseUrl, plan);
-    else if (!page.more && !plan.cursor && plan.total !== 'none') total = plan.offset + page.rows.length;
     else if (!page.more && !plan.cursor && !plan.offset) total = page.rows.length;
     const included = plan.include.length && page.rows.length ? await loadIncludes(q, ctx.tenant.id, plan.include, page.rows) : [];
     return { page, total, included };
