@@ -1,11 +1,13 @@
 // Builds the Deps object from configuration: database (migrated), logger, search registry, clock and ids.
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { ensureSigningKey, KeyRing } from './auth/keys.js';
 import type { Config } from './config/index.js';
 import type { Deps } from './fhir/context.js';
 import { openDb } from './platform/db.js';
 import { createLogger, type Logger } from './platform/log.js';
 import { SearchParamRegistry } from './search/registry.js';
 import { TenantSearchParams } from './search/tenant-registry.js';
+import { ensureSecret } from './store/auth-keys.js';
 import { migrate } from './store/migrate.js';
 
 export async function buildDeps(config: Config, log: Logger = createLogger(config.logLevel), pgliteSocketUrl?: string): Promise<Deps> {
@@ -17,17 +19,32 @@ export async function buildDeps(config: Config, log: Logger = createLogger(confi
     poolSize: config.dbPoolSize,
     log,
   });
+  const keys = new KeyRing(db);
+  let cookieKey: string;
   try {
     const applied = await migrate(db);
     if (applied.length) log.info({ applied }, 'migrations applied');
     await grantAppRole(db, config, log);
     await checkAppRole(db, log);
+    // Signing keys and the cookie secret live in the database: every process and restart shares them.
+    await ensureSigningKey(db, log);
+    await keys.refresh();
+    cookieKey = await ensureSecret(db, 'cookie-key-1', () => randomBytes(32).toString('base64url'));
   } catch (err) {
     await db.close();
     throw err;
   }
   const registry = new SearchParamRegistry();
-  return { config, db, log, registry, searchParams: new TenantSearchParams(registry, db), clock: () => new Date(), newId: randomUUID };
+  return {
+    config,
+    db,
+    log,
+    registry,
+    searchParams: new TenantSearchParams(registry, db),
+    clock: () => new Date(),
+    newId: randomUUID,
+    auth: { keys, cookieKeys: [cookieKey] },
+  };
 }
 
 /**

@@ -1,4 +1,5 @@
 // Composition root: config -> deps -> http server; demo tenant on first start; graceful SIGTERM.
+import './platform/runtime-notice.js';
 import type { Server } from 'node:http';
 import { loadConfig } from './config/index.js';
 import { buildDeps } from './compose.js';
@@ -8,6 +9,11 @@ import { startStatsKeeper } from './store/maintenance.js';
 import { createLogger, flushLogs } from './platform/log.js';
 import { findTenant } from './store/tenants.js';
 import { createTenant } from './tenancy/create-tenant.js';
+import { registerClient } from './auth/admin.js';
+import { findClient } from './store/auth-payloads.js';
+
+/** The demo tenant's operator client: tokens for it come from `npm run cli -- token` (its key is held by no one). */
+const DEMO_CLIENT = 'demo-cli';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -20,7 +26,10 @@ async function main(): Promise<void> {
   const stopStats = startStatsKeeper(deps.db, log, config.statsIntervalMs);
   const resumed = await resumeStaleJobs(deps);
   if (resumed) log.info({ resumed }, 'resumed background jobs');
-  const { app } = createApp(deps);
+  const { app, auth } = createApp(deps);
+  if ((await findTenant(deps.db, 'demo')) && !(await findClient(deps.db, DEMO_CLIENT))) {
+    await registerClient(deps, auth.provider(), { tenant: 'demo', kind: 'operator', name: 'Demo operator (CLI tokens)', clientId: DEMO_CLIENT, scope: 'system/*.cruds' });
+  }
   const server: Server = app.listen(config.port, config.host);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
@@ -30,8 +39,11 @@ async function main(): Promise<void> {
   const mode = deps.db.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : 'PostgreSQL';
   console.log(`tenfhir listening on ${config.publicBaseUrl} (${mode})`);
   if (await findTenant(deps.db, 'demo')) {
-    console.log(`FHIR base of the demo tenant: ${config.publicBaseUrl}/fhir/demo`);
-    console.log(`try: curl ${config.publicBaseUrl}/fhir/demo/metadata`);
+    const base = `${config.publicBaseUrl}/fhir/demo`;
+    console.log(`FHIR base of the demo tenant: ${base}`);
+    console.log(`SMART discovery: ${base}/.well-known/smart-configuration`);
+    console.log(`get an access token (another terminal): npm run -s cli -- token demo --client ${DEMO_CLIENT} --scope 'system/*.cruds'`);
+    console.log(`try: curl -H "Authorization: Bearer $(npm run -s cli -- token demo --client ${DEMO_CLIENT} --scope 'system/*.cruds')" ${base}/Patient`);
   } else {
     console.log('create a tenant with: npm run cli -- tenant create <slug> --name "<name>"');
   }
@@ -51,6 +63,7 @@ async function main(): Promise<void> {
     });
     clearInterval(sweep);
     stopStats();
+    auth.close();
     await deps.db.close();
     log.info('stopped');
     flushLogs();

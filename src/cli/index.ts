@@ -1,5 +1,6 @@
 // CLI: migrate, tenant create/list/settings, config docs. Works while the server runs on the embedded database
 // by connecting to the server's PGlite socket on loopback (DATA_DIR/server.json).
+import '../platform/runtime-notice.js';
 import { parseArgs } from 'node:util';
 import { CONFIG_KEYS, loadConfig, type Config } from '../config/index.js';
 import { buildDeps } from '../compose.js';
@@ -9,14 +10,16 @@ import { createLogger, flushLogs } from '../platform/log.js';
 import { findTenant, listTenants, updateTenantSettings } from '../store/tenants.js';
 import { createTenant } from '../tenancy/create-tenant.js';
 import { jobStatus, startReindex, waitForJob } from '../jobs/reindex.js';
+import { authCommand, AUTH_USAGE } from './auth.js';
 
 const USAGE = `usage: npm run cli -- <command>
   migrate                                   apply pending migrations
   tenant create <slug> --name "<name>"      create a tenant and its root Organization
   tenant list                               list tenants
-  tenant set <slug> --referential-integrity true|false
+  tenant set <slug> [--referential-integrity true|false] [--mfa-required true|false]
   reindex <slug> [--type Observation,Patient]  recompute search index rows (after adding a SearchParameter)
-  config docs                               print the configuration table (markdown)`;
+  config docs                               print the configuration table (markdown)
+${AUTH_USAGE}`;
 
 /** When a running server holds the embedded database, the CLI reaches it through the server's loopback socket. */
 function runningServerSocket(config: Config): string | undefined {
@@ -38,7 +41,8 @@ async function run(argv: string[]): Promise<number> {
   }
   const config = loadConfig();
   const level = process.env.LOG_LEVEL ?? 'warn';
-  const deps = await buildDeps({ ...config, logLevel: level }, createLogger(level), runningServerSocket(config));
+  // logs go to stderr: stdout carries the command's output (a token, a client id)
+  const deps = await buildDeps({ ...config, logLevel: level }, createLogger(level, 2), runningServerSocket(config));
   try {
     if (cmd === 'migrate') {
       console.log('migrations up to date');
@@ -60,16 +64,25 @@ async function run(argv: string[]): Promise<number> {
       return 0;
     }
     if (cmd === 'tenant' && sub === 'set') {
-      const { values, positionals } = parseArgs({ args: rest, options: { 'referential-integrity': { type: 'string' } }, allowPositionals: true });
-      const v = values['referential-integrity'];
-      if (!positionals[0] || (v !== 'true' && v !== 'false')) {
-        console.error('usage: tenant set <slug> --referential-integrity true|false');
+      const { values, positionals } = parseArgs({ args: rest, options: { 'referential-integrity': { type: 'string' }, 'mfa-required': { type: 'string' } }, allowPositionals: true });
+      const ri = values['referential-integrity'];
+      const mfa = values['mfa-required'];
+      const ok = (v: string | undefined) => v === undefined || v === 'true' || v === 'false';
+      if (!positionals[0] || (ri === undefined && mfa === undefined) || !ok(ri) || !ok(mfa)) {
+        console.error('usage: tenant set <slug> [--referential-integrity true|false] [--mfa-required true|false]');
         return 2;
       }
-      await updateTenantSettings(deps.db, positionals[0], { referentialIntegrity: v === 'true' });
-      console.log(`tenant ${positionals[0]}: referentialIntegrity=${v} (servers pick it up within 5 s)`);
+      if (!(await findTenant(deps.db, positionals[0]))) {
+        console.error(`error: unknown tenant '${positionals[0]}'`);
+        return 1;
+      }
+      const settings = { ...(ri !== undefined ? { referentialIntegrity: ri === 'true' } : {}), ...(mfa !== undefined ? { mfaRequired: mfa === 'true' } : {}) };
+      await updateTenantSettings(deps.db, positionals[0], settings);
+      console.log(`tenant ${positionals[0]}: ${Object.entries(settings).map(([k, v]) => `${k}=${v}`).join(', ')} (servers pick it up within 5 s)`);
       return 0;
     }
+    const auth = await authCommand(deps, cmd, sub, rest);
+    if (auth !== undefined) return auth;
     if (cmd === 'reindex') {
       const { values, positionals } = parseArgs({ args: [sub, ...rest].filter((x) => x !== undefined), options: { type: { type: 'string' } }, allowPositionals: true });
       const slug = positionals[0];

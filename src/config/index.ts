@@ -16,6 +16,15 @@ export interface Config {
   demoTenant: boolean;
   shutdownGraceMs: number;
   statsIntervalMs: number;
+  /** Honour X-Forwarded-For/-Proto from a reverse proxy (logging; URLs always come from PUBLIC_BASE_URL). */
+  trustProxy: boolean;
+  authTokenTtl: number;
+  authBackendTokenTtl: number;
+  authRefreshTokenDays: number;
+  authSessionIdleMinutes: number;
+  authLockoutAttempts: number;
+  authLockoutMinutes: number;
+  authClockSkewSeconds: number;
 }
 
 interface KeySpec {
@@ -56,6 +65,14 @@ export const CONFIG_KEYS: KeySpec[] = [
     default: '15000',
     doc: 'When PostgreSQL autovacuum is off (or on the embedded database), how often the server runs VACUUM (ANALYZE) on tables that changed by >10% (search plans need fresh statistics).',
   },
+  { env: 'TRUST_PROXY', default: 'false', doc: 'Behind a reverse proxy: take client addresses from X-Forwarded-For (absolute URLs always come from PUBLIC_BASE_URL).' },
+  { env: 'AUTH_TOKEN_TTL_SECONDS', default: '3600', doc: 'Lifetime of access tokens issued to apps (SMART: at most an hour).' },
+  { env: 'AUTH_BACKEND_TOKEN_TTL_SECONDS', default: '300', doc: 'Lifetime of SMART Backend Services (client_credentials) access tokens (SMART: should not exceed 5 minutes).' },
+  { env: 'AUTH_REFRESH_TOKEN_DAYS', default: '30', doc: 'Lifetime of `offline_access` refresh tokens (and of grants); `online_access` ones end with the sign-in session.' },
+  { env: 'AUTH_SESSION_IDLE_MINUTES', default: '15', doc: 'A sign-in session unused for this long ends (the user signs in again).' },
+  { env: 'AUTH_LOCKOUT_ATTEMPTS', default: '5', doc: 'Consecutive failed sign-ins that lock an account.' },
+  { env: 'AUTH_LOCKOUT_MINUTES', default: '15', doc: 'How long a locked account stays locked (a password reset unlocks it at once).' },
+  { env: 'AUTH_CLOCK_SKEW_SECONDS', default: '30', doc: 'Clock skew tolerated when checking access token exp/nbf/iat.' },
 ];
 
 function int(env: NodeJS.ProcessEnv, key: string, fallback: number, min = 0): number {
@@ -100,5 +117,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     demoTenant: bool(env, 'DEMO_TENANT', true),
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10000),
     statsIntervalMs: int(env, 'STATS_INTERVAL_MS', 15000, 1000),
+    trustProxy: bool(env, 'TRUST_PROXY', false),
+    authTokenTtl: int(env, 'AUTH_TOKEN_TTL_SECONDS', 3600, 30),
+    authBackendTokenTtl: int(env, 'AUTH_BACKEND_TOKEN_TTL_SECONDS', 300, 30),
+    authRefreshTokenDays: int(env, 'AUTH_REFRESH_TOKEN_DAYS', 30, 1),
+    authSessionIdleMinutes: int(env, 'AUTH_SESSION_IDLE_MINUTES', 15, 1),
+    authLockoutAttempts: int(env, 'AUTH_LOCKOUT_ATTEMPTS', 5, 1),
+    authLockoutMinutes: int(env, 'AUTH_LOCKOUT_MINUTES', 15, 1),
+    authClockSkewSeconds: int(env, 'AUTH_CLOCK_SKEW_SECONDS', 30, 0),
   };
 }

@@ -16,7 +16,8 @@ const COMMON_PARAMS = [
   { name: '_content', definition: 'http://hl7.org/fhir/SearchParameter/Resource-content', type: 'string' },
 ];
 
-export function capabilityStatement(ctx: FhirContext, software: { name: string; version: string }, startedAt: string): Record<string, unknown> {
+/** `security` is CapabilityStatement.rest.security, supplied by the authorization layer (src/auth/smart-config.ts). */
+export function capabilityStatement(ctx: FhirContext, software: { name: string; version: string }, startedAt: string, security: Record<string, unknown>): Record<string, unknown> {
   const resource = [...r4ResourceTypes()].sort().map((type) => {
     const params = [...ctx.registry.paramsFor(type).values()]
       .filter((p) => SEARCHABLE.has(p.type) && p.extract && !p.code.startsWith('_'))
@@ -56,7 +57,8 @@ export function capabilityStatement(ctx: FhirContext, software: { name: string; 
     rest: [
       {
         mode: 'server',
-        documentation: 'Tenant-scoped FHIR R4 REST API. Authorization is not enabled yet: the API is open.',
+        documentation: 'Tenant-scoped FHIR R4 REST API, protected by SMART-on-FHIR (App Launch 2.x and Backend Services).',
+        security,
         resource,
         interaction: [{ code: 'transaction' }, { code: 'batch' }, { code: 'search-system' }, { code: 'history-system' }],
         searchParam: COMMON_PARAMS,

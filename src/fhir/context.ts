@@ -2,12 +2,16 @@
 import type { Config } from '../config/index.js';
 import type { Db } from '../platform/db.js';
 import type { Logger } from '../platform/log.js';
+import type { KeyRing } from '../auth/keys.js';
+import type { Guard } from './guard.js';
 import type { SearchParamRegistry } from '../search/registry.js';
 import type { TenantSearchParams } from '../search/tenant-registry.js';
 
 export interface TenantSettings {
   /** Reject references to resources that do not exist in the tenant (default true). */
   referentialIntegrity?: boolean;
+  /** Every user must sign in with a second factor (TOTP); users without one enrol at their next sign-in. */
+  mfaRequired?: boolean;
 }
 
 export interface Tenant {
@@ -28,6 +32,8 @@ export interface Deps {
   searchParams: TenantSearchParams;
   clock: () => Date;
   newId: () => string;
+  /** The authorization server's signing keys and cookie secrets (loaded from the database at start). */
+  auth: { keys: KeyRing; cookieKeys: string[] };
 }
 
 export interface FhirContext {
@@ -39,6 +45,8 @@ export interface FhirContext {
   registry: SearchParamRegistry;
   requestId: string;
   log: Logger;
+  /** What the caller's token allows; absent for the server's own work (tenant creation, background jobs). */
+  guard?: Guard;
 }
 
 export type PreferReturn = 'minimal' | 'representation' | 'OperationOutcome';

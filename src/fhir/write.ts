@@ -4,13 +4,14 @@
 import { createHash } from 'node:crypto';
 import type { Queryable } from '../platform/db.js';
 import { extractIndexRows } from '../search/extract.js';
-import { planSearch } from '../search/plan.js';
+import { chainedTypes, planSearch } from '../search/plan.js';
 import { readCurrent, writeVersions, type ResourceWrite, type StoredVersion } from '../store/resources.js';
 import { searchIds } from '../store/search-sql.js';
 import type { FhirContext } from './context.js';
 import type { SearchParameter } from '@medplum/fhirtypes';
 import { customIssues } from '../search/tenant-registry.js';
 import { FhirError } from './errors.js';
+import { assertInRegion, assertWritable, authorize, restrictionsOf, type GuardDecision, type GuardLetter } from './guard.js';
 import { parseETag } from './etag.js';
 import { assertId } from './ids.js';
 import { applyJsonPatch } from './json-patch.js';
@@ -40,6 +41,8 @@ export interface WriteOptions {
 export interface PreparedWrite {
   outcome: WriteOutcome;
   row: ResourceWrite;
+  /** The SMART letter that allowed the write: its region is checked on the new content before COMMIT. */
+  letter?: GuardLetter;
 }
 
 function stamp(resource: Record<string, unknown>, id: string, versionId: number, lastUpdated: string): Record<string, unknown> {
@@ -50,7 +53,7 @@ function stamp(resource: Record<string, unknown>, id: string, versionId: number,
   return { resourceType, id, meta: { ...m, versionId: String(versionId), lastUpdated }, ...rest };
 }
 
-function stored(ctx: FhirContext, method: ResourceWrite['method'], resource: Record<string, unknown>, versionId: number, replaces: boolean, status: 200 | 201): PreparedWrite {
+function stored(ctx: FhirContext, method: ResourceWrite['method'], resource: Record<string, unknown>, versionId: number, replaces: boolean, status: 200 | 201, letter: GuardLetter): PreparedWrite {
   const id = resource.id as string;
   const type = resource.resourceType as string;
   const lastUpdated = (resource.meta as { lastUpdated: string }).lastUpdated;
@@ -58,6 +61,7 @@ function stored(ctx: FhirContext, method: ResourceWrite['method'], resource: Rec
   return {
     outcome: { status, resourceType: type, id, versionId, lastUpdated, json, resource },
     row: { resourceType: type, id, versionId, lastUpdated, method, json, index: extractIndexRows(ctx.registry, resource, ctx.baseUrl), replaces },
+    letter,
   };
 }
 
@@ -99,12 +103,18 @@ export async function matchCondition(ctx: FhirContext, q: Queryable, type: strin
   if (params.length === 0) throw new FhirError('invalid', `A conditional request on ${type} needs search criteria`, { code: 'CONDITION_EMPTY' });
   const plan = planSearch(ctx.registry, type, { strict: true, params });
   if (plan.criteria.length === 0) throw new FhirError('invalid', `The condition '${query}' has no search criteria`, { code: 'CONDITION_EMPTY' });
+  // The server searches on the caller's behalf and the outcome (200/201/412) reveals matches: 's' is needed, and
+  // only what the caller could find by searching counts as a match.
+  const chained = chainedTypes(plan.criteria);
+  authorize(ctx, { interaction: 'search-type', resourceType: type, ...(chained.size ? { chainedTypes: [...chained] } : {}) });
+  plan.restrictions = restrictionsOf(ctx, [type, ...chained], 's');
   await lockCondition(ctx, q, type, params);
   return searchIds(q, ctx.tenant.id, ctx.baseUrl, plan, limit);
 }
 
 /** create (http.html#create), with If-None-Exist (conditional create). */
 export async function prepareCreate(ctx: FhirContext, q: Queryable, type: string, body: unknown, opts: WriteOptions & { ifNoneExist?: string; id?: string } = {}): Promise<PreparedWrite> {
+  authorize(ctx, { interaction: 'create', resourceType: type, conditional: opts.ifNoneExist !== undefined });
   const resource = checkBodyAgainstUrl(body, type, undefined, false);
   if (opts.ifNoneExist !== undefined) {
     // If-None-Exist is "[search parameters]"; tolerate a leading "Type?" or "?", but not a '?' inside a value.
@@ -121,20 +131,28 @@ export async function prepareCreate(ctx: FhirContext, q: Queryable, type: string
   // "If an id is provided, the server SHALL ignore it" — validate the body as it will be stored.
   const stampedRes = stamp(resource, opts.id ?? ctx.deps.newId(), 1, now(ctx));
   await validateForWrite(ctx, q, stampedRes, opts);
-  return stored(ctx, 'POST', stampedRes, 1, false, 201);
+  return stored(ctx, 'POST', stampedRes, 1, false, 201, 'c');
+}
+
+/** The current version an update/patch/delete replaces must lie inside the caller's region (else 404). */
+async function checkTarget(ctx: FhirContext, q: Queryable, type: string, current: StoredVersion | undefined, d: GuardDecision | undefined): Promise<void> {
+  if (current && !current.deleted && (d?.compartment || d?.searchFilters)) await assertInRegion(ctx, q, type, current.id, d);
 }
 
 /** update (http.html#update), including update-as-create with a client id. */
 export async function prepareUpdate(ctx: FhirContext, q: Queryable, type: string, id: string, body: unknown, opts: WriteOptions = {}): Promise<PreparedWrite> {
   assertId(id, 'URL');
+  const d = authorize(ctx, { interaction: 'update', resourceType: type, id });
   const resource = checkBodyAgainstUrl(body, type, id, true);
   const current = await readCurrent(q, ctx.tenant.id, type, id, true);
+  await checkTarget(ctx, q, type, current, d);
   checkIfMatch(current, opts.ifMatch, `${type}/${id}`);
   const versionId = (current?.versionId ?? 0) + 1;
   const stampedRes = stamp(resource, id, versionId, now(ctx));
   await validateForWrite(ctx, q, stampedRes, opts);
   const created = !current || current.deleted;
-  return stored(ctx, 'PUT', stampedRes, versionId, current !== undefined, created ? 201 : 200);
+  // update-as-create is allowed by the update scope (SMART 2.x)
+  return stored(ctx, 'PUT', stampedRes, versionId, current !== undefined, created ? 201 : 200, 'u');
 }
 
 /**
@@ -176,7 +194,9 @@ export async function prepareConditionalUpdate(ctx: FhirContext, q: Queryable, t
 /** patch (http.html#patch) with JSON Patch; the result is validated and stored as an update. */
 export async function preparePatch(ctx: FhirContext, q: Queryable, type: string, id: string, patch: unknown, opts: WriteOptions = {}): Promise<PreparedWrite> {
   assertId(id, 'URL');
+  const d = authorize(ctx, { interaction: 'patch', resourceType: type, id });
   const current = await readCurrent(q, ctx.tenant.id, type, id, true);
+  await checkTarget(ctx, q, type, current, d);
   if (!current || current.deleted || current.json === null) {
     throw new FhirError(current?.deleted ? 'gone' : 'not-found', `${type}/${id} ${current?.deleted ? 'is deleted' : 'is not known'}`, { code: current?.deleted ? 'RESOURCE_DELETED' : 'RESOURCE_NOT_FOUND' });
   }
@@ -188,13 +208,15 @@ export async function preparePatch(ctx: FhirContext, q: Queryable, type: string,
   const versionId = current.versionId + 1;
   const stampedRes = stamp(patched, id, versionId, now(ctx));
   await validateForWrite(ctx, q, stampedRes, opts);
-  return stored(ctx, 'PUT', stampedRes, versionId, true, 200);
+  return stored(ctx, 'PUT', stampedRes, versionId, true, 200, 'u');
 }
 
 /** delete (http.html#delete): a deletion version; deleting a missing or deleted resource has no effect. */
 export async function prepareDelete(ctx: FhirContext, q: Queryable, type: string, id: string, opts: WriteOptions = {}): Promise<PreparedWrite | WriteOutcome> {
   assertId(id, 'URL');
+  const d = authorize(ctx, { interaction: 'delete', resourceType: type, id });
   const current = await readCurrent(q, ctx.tenant.id, type, id, true);
+  await checkTarget(ctx, q, type, current, d);
   checkIfMatch(current, opts.ifMatch, `${type}/${id}`);
   if (!current || current.deleted) {
     return { status: 204, resourceType: type, id, versionId: current?.versionId ?? 0, lastUpdated: current?.lastUpdated.toISOString() ?? now(ctx), json: null };
@@ -212,6 +234,8 @@ export async function commitWrites(ctx: FhirContext, q: Queryable, prepared: (Pr
   const rows = prepared.flatMap((p) => ('row' in p && p.row ? [p.row] : []));
   if (rows.some((r) => r.resourceType === 'SearchParameter')) ctx.deps.searchParams.invalidate(ctx.tenant.id);
   await writeVersions(q, ctx.tenant.id, rows);
+  // SMART §7: writes must land inside the region of the scope that allowed them (patient compartment, granular filter)
+  if (ctx.guard) for (const p of prepared) if ('row' in p && p.row && p.letter) await assertWritable(ctx, q, p.row.resourceType, p.row.id, p.letter);
   return prepared.map((p) => ('outcome' in p ? p.outcome : p));
 }
 

@@ -5,6 +5,7 @@ import type { Deps } from '../fhir/context.js';
 import { FhirError } from '../fhir/errors.js';
 import { isMigrated } from '../store/migrate.js';
 import { TenantCache } from '../store/tenants.js';
+import { createAuthServer, type AuthServer } from '../auth/server.js';
 import { fhirRouter } from './fhir-router.js';
 import { errorHandler } from './respond.js';
 
@@ -13,6 +14,7 @@ export const SOFTWARE = { name: 'tenfhir', version: '0.1.0' };
 export interface AppHandle {
   app: Express;
   tenants: TenantCache;
+  auth: AuthServer;
 }
 
 export function createApp(deps: Deps): AppHandle {
@@ -22,6 +24,8 @@ export function createApp(deps: Deps): AppHandle {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  if (deps.config.trustProxy) app.set('trust proxy', true);
+  const auth = createAuthServer(deps, tenants);
 
   app.use((req, res, next) => {
     const given = req.headers['x-request-id'];
@@ -35,20 +39,7 @@ export function createApp(deps: Deps): AppHandle {
       // Path only: query strings carry PHI.
       (res.locals.log as typeof deps.log).info({ method: req.method, path: req.path, status: res.statusCode, durationMs: Math.round(durationMs * 100) / 100 }, 'request');
     });
-    // CORS for browser apps (tightened per client once authorization lands).
-    const origin = req.headers.origin;
-    if (origin) {
-      res.setHeader('Access-Control-Allow-Origin', origin);
-      res.setHeader('Vary', 'Origin');
-      res.setHeader('Access-Control-Expose-Headers', 'Location, ETag, Last-Modified, Content-Location, X-Request-Id');
-      if (req.method === 'OPTIONS') {
-        res.setHeader('Access-Control-Allow-Methods', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS');
-        res.setHeader('Access-Control-Allow-Headers', req.headers['access-control-request-headers'] ?? 'Authorization, Content-Type, Accept, Prefer, If-Match, If-None-Match, If-None-Exist, If-Modified-Since');
-        res.setHeader('Access-Control-Max-Age', '600');
-        res.status(204).end();
-        return;
-      }
-    }
+    // CORS: /fhir answers per SMART (src/http/fhir-router.ts), /auth's endpoints per client (oidc-provider).
     next();
   });
 
@@ -68,10 +59,11 @@ export function createApp(deps: Deps): AppHandle {
     }
   });
 
-  app.use('/fhir', fhirRouter({ deps, tenants, software: SOFTWARE, startedAt }));
+  app.use('/auth', auth.router);
+  app.use('/fhir', fhirRouter({ deps, tenants, software: SOFTWARE, startedAt, verifier: auth.verifier, origins: auth.origins }));
   app.use((req, _res, next) => {
     next(new FhirError('not-found', `Nothing at ${req.path.slice(0, 200)}; FHIR bases live under /fhir/{tenant}`, { code: 'PATH_UNKNOWN' }));
   });
   app.use(errorHandler(deps.log));
-  return { app, tenants };
+  return { app, tenants, auth };
 }

@@ -15,6 +15,9 @@ import { validateOperation } from '../fhir/operations/validate.js';
 import { subsetResource } from '../fhir/subset.js';
 import { prepareConditionalUpdate, prepareCreate, prepareDelete, preparePatch, prepareUpdate, writeOne, matchCondition } from '../fhir/write.js';
 import type { TenantCache } from '../store/tenants.js';
+import type { OriginRegistry } from '../auth/origins.js';
+import { capabilitySecurity, smartConfiguration } from '../auth/smart-config.js';
+import type { TokenVerifier } from '../auth/verify.js';
 import { bodyKind, parseJsonBody, readBody } from './body.js';
 import { requestHeaders } from './request-headers.js';
 import { checkFormat, send, writeResult } from './respond.js';
@@ -24,6 +27,8 @@ export interface RouterOptions {
   tenants: TenantCache;
   software: { name: string; version: string };
   startedAt: string;
+  verifier: TokenVerifier;
+  origins: OriginRegistry;
 }
 
 interface Call {
@@ -106,7 +111,7 @@ async function dispatch(call: Call, opts: RouterOptions): Promise<FhirResult> {
   }
   if (s.length === 1 && s[0] === 'metadata') {
     if (method !== 'GET') throw notAllowed(method, 'metadata', READ_ONLY);
-    return { status: 200, body: capabilityStatement(ctx, opts.software, opts.startedAt) };
+    return { status: 200, body: capabilityStatement(ctx, opts.software, opts.startedAt, capabilitySecurity(ctx.deps.config.publicBaseUrl)) };
   }
   if (s.length === 1 && s[0] === '_history') {
     if (method !== 'GET') throw notAllowed(method, '_history', READ_ONLY);
@@ -240,6 +245,37 @@ async function dispatch(call: Call, opts: RouterOptions): Promise<FhirResult> {
   throw new FhirError('not-found', `Unknown path /${s.join('/').slice(0, 200)}`, { code: 'PATH_UNKNOWN' });
 }
 
+/** The two endpoints that answer without a token (SMART: discovery). */
+function isDiscovery(rest: string[]): boolean {
+  return (rest.length === 1 && rest[0] === 'metadata') || (rest.length === 2 && rest[0] === '.well-known' && rest[1] === 'smart-configuration');
+}
+
+const EXPOSED = 'Location, ETag, Last-Modified, Content-Location, X-Request-Id, WWW-Authenticate';
+
+/**
+ * CORS (SMART app-launch.html#cors): discovery answers any origin; the REST API answers the origins registered by
+ * the tenant's clients, and an actual request only the origins of the token's own client.
+ */
+async function applyCors(req: Request, res: Response, opts: RouterOptions, tenantId: string, discovery: boolean): Promise<boolean> {
+  const origin = req.headers.origin;
+  if (!origin) return false;
+  const allowed = discovery || (await opts.origins.forTenant(tenantId)).has(origin);
+  if (!allowed) return false;
+  res.setHeader('Access-Control-Allow-Origin', discovery ? '*' : origin);
+  res.setHeader('Vary', 'Origin');
+  res.setHeader('Access-Control-Expose-Headers', EXPOSED);
+  return true;
+}
+
+function preflight(req: Request, res: Response, cors: boolean): void {
+  if (cors) {
+    res.setHeader('Access-Control-Allow-Methods', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS');
+    res.setHeader('Access-Control-Allow-Headers', req.headers['access-control-request-headers'] ?? 'Authorization, Content-Type, Accept, Prefer, If-Match, If-None-Match, If-None-Exist, If-Modified-Since');
+    res.setHeader('Access-Control-Max-Age', '600');
+  }
+  res.status(204).end();
+}
+
 /** Express handler for everything under /fhir. */
 export function fhirRouter(opts: RouterOptions) {
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
@@ -258,13 +294,29 @@ export function fhirRouter(opts: RouterOptions) {
         throw new FhirError('not-found', `Unknown tenant '${slug.slice(0, 64)}'`, { code: 'TENANT_UNKNOWN' });
       }
       const log = (res.locals.log = res.locals.log.child({ tenantId: tenant.id }));
+      const discovery = isDiscovery(rest);
+      const cors = await applyCors(req, res, opts, tenant.id, discovery);
+      if (req.method === 'OPTIONS') return preflight(req, res, cors);
+      const baseUrl = `${opts.deps.config.publicBaseUrl}/fhir/${tenant.id}`;
+      if (discovery && rest[0] === '.well-known') {
+        // SMART: JSON "regardless of Accept headers"
+        res.status(200).json(smartConfiguration(opts.deps.config.publicBaseUrl));
+        return;
+      }
+      // Everything else needs a token for this tenant's base (401 otherwise, another tenant's token included).
+      const principal = discovery ? undefined : await opts.verifier.verify(req.headers.authorization, baseUrl, tenant.id);
+      if (principal) {
+        res.locals.log = res.locals.log.child({ clientId: principal.claims.client_id });
+        if (cors && !(await opts.origins.forClient(principal.claims.client_id)).has(req.headers.origin!)) res.removeHeader('Access-Control-Allow-Origin');
+      }
       const ctx: FhirContext = {
         deps: opts.deps,
         tenant,
-        baseUrl: `${opts.deps.config.publicBaseUrl}/fhir/${tenant.id}`,
+        baseUrl,
         registry: await opts.deps.searchParams.forTenant(tenant.id),
         requestId: res.locals.requestId,
-        log,
+        log: res.locals.log,
+        ...(principal ? { guard: principal.guard } : {}),
       };
       const params = queryParams(req);
       checkFormat(req, params);

@@ -20,6 +20,13 @@ export interface Db {
   /** Runs `fn` inside ONE transaction bound to `tenantId`; retried on serialization failures and deadlocks. */
   tx<T>(tenantId: string, fn: (q: Queryable) => Promise<T>): Promise<T>;
   /**
+   * Runs `fn` as fhir_app bound to no tenant (every tenant table looks empty): the authorization server's platform
+   * tables (clients, sessions, codes, keys), which are looked up by opaque ids before any tenant is known.
+   */
+  platform<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
+  /** platform(), inside one transaction. */
+  platformTx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
+  /**
    * Runs a statement as the admin (table owner) connection: migrations and platform-level reads only.
    * On PGlite, code given a client by withClient must issue parameterised statements inside BEGIN/COMMIT.
    */
@@ -31,6 +38,8 @@ export interface Db {
 
 export const APP_ROLE = 'fhir_app';
 const SLUG = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** The binding of platform work: no tenant, so row-level security shows no tenant's rows. */
+const NO_TENANT = '';
 const tenantOf = new WeakMap<pg.PoolClient, string>();
 
 /** SQLSTATEs after which the whole transaction is safely retried. */
@@ -66,7 +75,7 @@ function createPoolDb(
   adminPool.on('error', (err) => log.warn({ err }, 'idle admin client error'));
 
   async function acquire(tenantId: string): Promise<pg.PoolClient> {
-    if (!SLUG.test(tenantId)) throw new Error(`invalid tenant id ${JSON.stringify(tenantId)}`);
+    if (tenantId !== NO_TENANT && !SLUG.test(tenantId)) throw new Error(`invalid tenant id ${JSON.stringify(tenantId)}`);
     const client = await appPool.connect();
     if (!sessionBinding) return client;
     try {
@@ -115,23 +124,27 @@ function createPoolDb(
     }
   }
 
+  async function withTenant<T>(tenantId: string, fn: (q: Queryable) => Promise<T>): Promise<T> {
+    if (!sessionBinding) return inTx(tenantId, fn);
+    const client = await acquire(tenantId);
+    let failed: Error | undefined;
+    try {
+      return await fn(client);
+    } catch (err) {
+      failed = err as Error;
+      throw err;
+    } finally {
+      // A connection that broke mid-query is destroyed, never reused.
+      client.release(failed && isConnectionError(failed) ? failed : undefined);
+    }
+  }
+
   return {
     kind,
-    async withTenant(tenantId, fn) {
-      if (!sessionBinding) return inTx(tenantId, fn);
-      const client = await acquire(tenantId);
-      let failed: Error | undefined;
-      try {
-        return await fn(client);
-      } catch (err) {
-        failed = err as Error;
-        throw err;
-      } finally {
-        // A connection that broke mid-query is destroyed, never reused.
-        client.release(failed && isConnectionError(failed) ? failed : undefined);
-      }
-    },
+    withTenant,
     tx: inTx,
+    platform: (fn) => withTenant(NO_TENANT, fn),
+    platformTx: (fn) => inTx(NO_TENANT, fn),
     admin() {
       return {
         query: async (text: string, params?: unknown[]) => {

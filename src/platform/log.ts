@@ -7,8 +7,8 @@ export type { Logger };
  * Logs go to stdout through a buffered asynchronous writer (one write per ~4 KB instead of one per line);
  * `flushLogs` is called on shutdown.
  */
-export function createLogger(level: string): Logger {
-  const dest = pino.destination({ dest: 1, sync: false, minLength: 4096 });
+export function createLogger(level: string, fd: 1 | 2 = 1): Logger {
+  const dest = pino.destination({ dest: fd, sync: false, minLength: 4096 });
   destinations.add(dest);
   // Nothing waits in the buffer for more than a second.
   setInterval(() => {
@@ -22,7 +22,7 @@ export function createLogger(level: string): Logger {
     level,
     base: undefined,
     redact: {
-      paths: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]', '*.password', '*.token'],
+      paths: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]', '*.password', '*.token', '*.client_secret', '*.access_token', '*.refresh_token'],
       censor: '[redacted]',
     },
   }, dest);

@@ -73,6 +73,16 @@ export interface Compartment {
   includeSelf?: boolean;
 }
 
+/**
+ * An authorization restriction on one resource type (SMART patient/ scopes and granular scopes): the resource must lie
+ * in `compartment` (when set) and match at least one of `anyOf` (when set). Compiled into every query over the type,
+ * including chained and `_has` inner queries.
+ */
+export interface Restriction {
+  compartment?: Compartment;
+  anyOf?: { criteria: Criterion[]; compartment?: Compartment }[];
+}
+
 export interface SearchPlan {
   /** One type for type-level search; several (or all) for system-level search */
   resourceTypes: string[];
@@ -88,10 +98,26 @@ export interface SearchPlan {
   elements?: string[];
   include: IncludeSpec[];
   compartment?: Compartment;
+  /** Authorization: per resource type, the region the caller may see (absent type = unrestricted). */
+  restrictions?: Record<string, Restriction>;
   /** Parameters ignored (lenient handling). */
   ignored: string[];
   /** The parameters actually applied, for the self link. */
   applied: [string, string][];
+}
+
+/** The types a search reaches through chains and _has (each is searched on the caller's behalf). */
+export function chainedTypes(criteria: Criterion[], out = new Set<string>()): Set<string> {
+  for (const c of criteria) {
+    if (c.kind === 'chain') {
+      c.targetTypes.forEach((t) => out.add(t));
+      chainedTypes([c.next], out);
+    } else if (c.kind === 'has') {
+      out.add(c.sourceType);
+      chainedTypes([c.next], out);
+    }
+  }
+  return out;
 }
 
 /** The single type of a type-level plan. */

@@ -2,7 +2,7 @@
 // Criteria compile to `id IN (SELECT resource_id FROM <index table> ...)` semi-joins; chains and _has nest
 // the same compiler one level down; paging is keyset (no OFFSET), so deep pages cost what the first does.
 import type { Queryable } from '../platform/db.js';
-import type { Compartment, Criterion, IncludeSpec, ParamCriterion, ParsedValue, SearchPlan, SortKey } from '../search/plan.js';
+import type { Compartment, Criterion, IncludeSpec, ParamCriterion, ParsedValue, Restriction, SearchPlan, SortKey } from '../search/plan.js';
 import { clipIndexValue as clip, normalizeString } from '../search/extract.js';
 import { FhirError } from '../fhir/errors.js';
 import type { StoredVersion } from './resources.js';
@@ -51,6 +51,8 @@ interface Scope {
   depth: number;
   /** another criterion drives the scan (named references): check this one per candidate row instead */
   correlated?: boolean;
+  /** authorization restrictions per type, applied to every (nested) scan of that type */
+  restrictions?: Record<string, Restriction>;
 }
 
 /** `alias.id IN (SELECT x.resource_id FROM table x WHERE <tenant/type/code> AND cond)`, type-safe for several types. */
@@ -221,8 +223,36 @@ function nestedResources(s: Scope, types: string[], next: Criterion): { alias: s
   const alias = `r${s.depth + 1}`;
   const inner: Scope = { ...s, alias, types, depth: s.depth + 1 };
   const typeCond = types.length === 1 ? `${alias}.resource_type = ${s.p.add(types[0])}` : `${alias}.resource_type = ANY(${s.p.add(types)}::text[])`;
-  const sql = `FROM resource ${alias} WHERE ${alias}.tenant_id = ${s.tenant} AND ${typeCond} AND NOT ${alias}.deleted AND ${criterionCondition(next, inner)}`;
-  return { alias, sql };
+  const conds = [`${alias}.tenant_id = ${s.tenant}`, typeCond, `NOT ${alias}.deleted`, criterionCondition(next, inner), ...restrictionConditions(inner)];
+  return { alias, sql: `FROM resource ${alias} WHERE ${conds.join(' AND ')}` };
+}
+
+/** One type's authorization restriction over the row alias of `s` (whose types are [type]). */
+function restrictionCondition(r: Restriction, s: Scope): string {
+  const parts: string[] = [];
+  if (r.compartment) parts.push(compartmentCondition(r.compartment, s));
+  if (r.anyOf) {
+    const alts = r.anyOf.map((alt) => {
+      const conds = alt.criteria.map((c) => criterionCondition(c, s));
+      if (alt.compartment) conds.unshift(compartmentCondition(alt.compartment, s));
+      return conds.length ? `(${conds.join(' AND ')})` : 'true';
+    });
+    parts.push(alts.length ? `(${alts.join(' OR ')})` : 'false');
+  }
+  return parts.length ? parts.join(' AND ') : 'true';
+}
+
+/** The restrictions that apply to the scan of `s` (one condition per restricted type it covers). */
+function restrictionConditions(s: Scope): string[] {
+  if (!s.restrictions) return [];
+  const out: string[] = [];
+  for (const type of s.types) {
+    const r = s.restrictions[type];
+    if (!r) continue;
+    const cond = restrictionCondition(r, { ...s, types: [type], correlated: false });
+    out.push(s.types.length === 1 ? cond : `(${s.alias}.resource_type <> ${s.p.add(type)} OR ${cond})`);
+  }
+  return out;
 }
 
 /** A reference criterion naming resources (Patient/1, 1): selective, so it leads the scan. */
@@ -317,7 +347,7 @@ function sortExpressions(plan: SearchPlan, s: Scope): { expr: string; desc: bool
 
 function baseWhere(plan: SearchPlan, tenantId: string, baseUrl: string, p: Params): { where: string; scope: Scope } {
   const tenant = p.add(tenantId);
-  const s: Scope = { p, tenant, baseUrl, alias: 'r', types: plan.resourceTypes, depth: 0 };
+  const s: Scope = { p, tenant, baseUrl, alias: 'r', types: plan.resourceTypes, depth: 0, restrictions: plan.restrictions };
   const typeCond = plan.resourceTypes.length === 1 ? `r.resource_type = ${p.add(plan.resourceTypes[0])}` : `r.resource_type = ANY(${p.add(plan.resourceTypes)}::text[])`;
   const where = [`r.tenant_id = ${tenant}`, typeCond, 'NOT r.deleted'];
   if (plan.compartment) where.push(compartmentCondition(plan.compartment, s));
@@ -326,6 +356,7 @@ function baseWhere(plan: SearchPlan, tenantId: string, baseUrl: string, p: Param
   for (const c of driving) where.push(criterionCondition(c, s));
   const rs = driving.length && plan.resourceTypes.length === 1 ? { ...s, correlated: true } : s;
   for (const c of rest) where.push(criterionCondition(c, rs));
+  where.push(...restrictionConditions(s));
   return { where: where.join(' AND '), scope: s };
 }
 
@@ -432,6 +463,21 @@ export async function searchIds(q: Queryable, tenantId: string, baseUrl: string,
   const { where, p } = whereOnly(plan, tenantId, baseUrl);
   const r = await q.query<{ id: string }>(`SELECT r.id FROM resource r WHERE ${where} ORDER BY r.id LIMIT ${p.add(limit)}`, p.list);
   return r.rows.map((x) => x.id);
+}
+
+/**
+ * Which of `ids` (current versions of `type`) lie inside `restriction`: reads, includes and history entries under
+ * patient/ or granular scopes, and the content a write is about to commit (checked inside its transaction).
+ */
+export async function permittedIds(q: Queryable, tenantId: string, baseUrl: string, type: string, ids: string[], restriction: Restriction): Promise<Set<string>> {
+  if (!ids.length) return new Set();
+  const p = new Params();
+  const tenant = p.add(tenantId);
+  const s: Scope = { p, tenant, baseUrl, alias: 'r', types: [type], depth: 0, restrictions: { [type]: restriction } };
+  const sql = `SELECT r.id FROM resource r WHERE r.tenant_id = ${tenant} AND r.resource_type = ${p.add(type)} AND r.id = ANY(${p.add(ids)}::text[])
+                 AND ${restrictionConditions(s).join(' AND ')}`;
+  const r = await q.query<{ id: string }>(sql, p.list);
+  return new Set(r.rows.map((x) => x.id));
 }
 
 const MAX_INCLUDES = 1000;

@@ -1,12 +1,17 @@
-// A real server per test file: the app on a loopback port, on the run's database (see global-setup.ts).
-import { randomBytes } from 'node:crypto';
+// A real server per test file: the app on a loopback port, on the run's database (see global-setup.ts). Every test
+// tenant gets a registered backend client and a real access token (signed with the server's own key, exactly what
+// `npm run cli -- token` prints); `t.api` sends it on every request.
+import '../../src/platform/runtime-notice.js';
+import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
+import { registerClient } from '../../src/auth/admin.js';
+import { mintAccessToken } from '../../src/auth/tokens.js';
 import { buildDeps } from '../../src/compose.js';
 import { loadConfig, type Config } from '../../src/config/index.js';
 import type { Deps } from '../../src/fhir/context.js';
-import { createApp } from '../../src/http/app.js';
+import { createApp, type AppHandle } from '../../src/http/app.js';
 import { createLogger } from '../../src/platform/log.js';
 import { createTenant } from '../../src/tenancy/create-tenant.js';
 
@@ -14,6 +19,7 @@ export interface TestServer {
   origin: string;
   deps: Deps;
   http: Server;
+  app: AppHandle;
   close(): Promise<void>;
 }
 
@@ -25,13 +31,15 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Test
   const origin = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
   const config = { ...loadConfig({ ...process.env, PUBLIC_BASE_URL: origin, DB_POOL_SIZE: '4' }), ...overrides };
   const deps = await buildDeps(config, createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'), process.env.TENFHIR_PGLITE_SOCKET);
-  const { app } = createApp(deps);
-  http.on('request', app);
+  const app = createApp(deps);
+  http.on('request', app.app);
   return {
     origin,
     deps,
     http,
+    app,
     async close() {
+      app.auth.close();
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));
       await deps.db.close();
@@ -43,19 +51,87 @@ export function randomSlug(prefix = 't'): string {
   return `${prefix}-${randomBytes(5).toString('hex')}`;
 }
 
+/** supertest with an Authorization header on every request. */
+export interface Api {
+  get(url: string): request.Test;
+  post(url: string): request.Test;
+  put(url: string): request.Test;
+  patch(url: string): request.Test;
+  delete(url: string): request.Test;
+  head(url: string): request.Test;
+  options(url: string): request.Test;
+}
+
+export function authed(origin: string, token: string | undefined): Api {
+  const base = request(origin);
+  const wrap = (m: 'get' | 'post' | 'put' | 'patch' | 'delete' | 'head' | 'options') => (url: string) => {
+    const t = base[m](url);
+    return token ? t.set('Authorization', `Bearer ${token}`) : t;
+  };
+  return { get: wrap('get'), post: wrap('post'), put: wrap('put'), patch: wrap('patch'), delete: wrap('delete'), head: wrap('head'), options: wrap('options') };
+}
+
+/** One ES384 key pair for the test backend clients (SMART asymmetric client authentication). */
+let backendKey: { privateKey: KeyObject; publicJwk: Record<string, unknown> } | undefined;
+export function testBackendKey(): { privateKey: KeyObject; publicJwk: Record<string, unknown> } {
+  if (!backendKey) {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+    backendKey = { privateKey, publicJwk: { ...publicKey.export({ format: 'jwk' }), kid: 'test-es384', alg: 'ES384', use: 'sig' } };
+  }
+  return backendKey;
+}
+
 export interface TestTenant {
   slug: string;
   /** Absolute FHIR base */
   base: string;
   /** Path of the FHIR base, for supertest */
   path: string;
-  api: ReturnType<typeof request>;
+  /** supertest carrying the tenant's system/*.cruds backend token */
+  api: Api;
+  token: string;
+  /** The tenant's backend client (registered with testBackendKey()). */
+  clientId: string;
+}
+
+export interface TokenOptions {
+  scope?: string;
+  username?: string;
+  patient?: string;
+  clientId?: string;
+  ttlSeconds?: number;
+}
+
+/** A real access token for a tenant's client (default: its backend client, system/*.cruds, one hour). */
+export async function tokenFor(server: TestServer, t: Pick<TestTenant, 'slug' | 'clientId'>, o: TokenOptions = {}): Promise<string> {
+  const minted = await mintAccessToken(server.deps, server.deps.auth.keys, {
+    tenant: t.slug,
+    clientId: o.clientId ?? t.clientId,
+    scope: o.scope ?? 'system/*.cruds',
+    ttlSeconds: o.ttlSeconds ?? 3600,
+    ...(o.username ? { username: o.username } : {}),
+    ...(o.patient ? { patient: o.patient } : {}),
+  });
+  return minted.accessToken;
+}
+
+/** Registers a backend client for the tenant with testBackendKey()'s public key. */
+export async function newBackendClient(server: TestServer, slug: string, scope = 'system/*.cruds'): Promise<string> {
+  const c = await registerClient(server.deps, server.app.auth.provider(), { tenant: slug, kind: 'backend', name: `Test backend ${slug}`, scope, jwks: { keys: [testBackendKey().publicJwk] } });
+  return c.clientId;
 }
 
 export async function newTenant(server: TestServer, prefix = 't'): Promise<TestTenant> {
   const slug = randomSlug(prefix);
   await createTenant(server.deps, slug, `Test ${slug}`);
-  return { slug, base: `${server.origin}/fhir/${slug}`, path: `/fhir/${slug}`, api: request(server.origin) };
+  const clientId = await newBackendClient(server, slug);
+  const token = await tokenFor(server, { slug, clientId });
+  return { slug, base: `${server.origin}/fhir/${slug}`, path: `/fhir/${slug}`, api: authed(server.origin, token), token, clientId };
+}
+
+/** The same tenant's API on another server instance (tokens name their issuer's origin). */
+export async function onServer(server: TestServer, t: TestTenant): Promise<Api> {
+  return authed(server.origin, await tokenFor(server, t));
 }
 
 /** POSTs a resource and returns the created body (asserting 201). */

@@ -5,7 +5,9 @@ import { RawJsonBuilder } from '../bundle-json.js';
 import type { FhirContext, FhirResult } from '../context.js';
 import { FhirError } from '../errors.js';
 import { etag } from '../etag.js';
+import { assertInRegion, authorize, visibleRows } from '../guard.js';
 import { assertId, ID_PATTERN } from '../ids.js';
+import { subsetResource } from '../subset.js';
 
 // What the interaction answered; a PUT that wrote version 1 was an update-as-create.
 const STATUS: Record<string, string> = { POST: '201 Created', PUT: '200 OK', DELETE: '204 No Content' };
@@ -66,12 +68,18 @@ export async function history(ctx: FhirContext, params: [string, string][], type
     else if (name === '_at') h.at = instantParam(name, value, false);
     else if (name === '_cursor') h.after = decodeCursor(value);
   }
-  const rows = await ctx.deps.db.withTenant(ctx.tenant.id, async (q) => {
+  const interaction = id !== undefined ? 'history-instance' : type !== undefined ? 'history-type' : 'history-system';
+  const d = authorize(ctx, { interaction, resourceType: type, id });
+  const { rows, visible } = await ctx.deps.db.withTenant(ctx.tenant.id, async (q) => {
     // Instance history of a resource the tenant never held is 404, as read is (another tenant's id included).
-    if (type !== undefined && id !== undefined && !(await readCurrent(q, ctx.tenant.id, type, id))) {
-      throw new FhirError('not-found', `${type}/${id} is not known`, { code: 'RESOURCE_NOT_FOUND' });
+    if (type !== undefined && id !== undefined) {
+      if (!(await readCurrent(q, ctx.tenant.id, type, id))) throw new FhirError('not-found', `${type}/${id} is not known`, { code: 'RESOURCE_NOT_FOUND' });
+      await assertInRegion(ctx, q, type, id, d);
     }
-    return readHistory(q, ctx.tenant.id, h);
+    const rows = await readHistory(q, ctx.tenant.id, h);
+    // type and system history: only the entries the caller may search (their current version decides the region)
+    const visible = await visibleRows(ctx, q, rows.slice(0, h.count), id !== undefined ? 'r' : 's');
+    return { rows, visible };
   });
   const page = rows.slice(0, h.count);
   const b = new RawJsonBuilder();
@@ -86,9 +94,9 @@ export async function history(ctx: FhirContext, params: [string, string][], type
     if (!next.searchParams.has('_count')) next.searchParams.set('_count', String(h.count));
     links.push({ relation: 'next', url: next.toString() });
   }
-  const entry = page.map((r) => ({
+  const entry = visible.map(({ row: r, elements }) => ({
     fullUrl: `${ctx.baseUrl}/${r.resourceType}/${r.id}`,
-    ...(r.json !== null ? { resource: b.raw(r.json) } : {}),
+    ...(r.json !== null ? { resource: elements ? subsetResource(JSON.parse(r.json), undefined, elements) : b.raw(r.json) } : {}),
     request: { method: r.method, url: r.method === 'POST' ? r.resourceType : `${r.resourceType}/${r.id}` },
     response: { status: r.method === 'PUT' && r.versionId === 1 ? '201 Created' : (STATUS[r.method] ?? '200 OK'), etag: etag(r.versionId), lastModified: r.lastUpdated.toISOString() },
   }));

@@ -4,7 +4,9 @@ import { readCurrent, readVersion } from '../../store/resources.js';
 import type { FhirContext, FhirResult, RequestHeaders } from '../context.js';
 import { FhirError } from '../errors.js';
 import { etag, parseETag } from '../etag.js';
+import { assertInRegion, authorize } from '../guard.js';
 import { assertId } from '../ids.js';
+import { subsetResource } from '../subset.js';
 
 function headersFor(versionId: number, lastUpdated: Date): Record<string, string> {
   return { ETag: etag(versionId), 'Last-Modified': lastUpdated.toUTCString() };
@@ -28,23 +30,40 @@ export function onConnection<T>(ctx: FhirContext, q: Queryable | undefined, fn: 
   return q ? fn(q) : ctx.deps.db.withTenant(ctx.tenant.id, fn);
 }
 
+/** The stored JSON, cut down to the caller's element limit (lab technician's minimal Patient). */
+function visibleBody(json: string, elements: string[] | undefined): string | Record<string, unknown> {
+  return elements ? subsetResource(JSON.parse(json) as Record<string, unknown>, undefined, elements) : json;
+}
+
 export async function readResource(ctx: FhirContext, type: string, id: string, h: RequestHeaders, q?: Queryable): Promise<FhirResult> {
   assertId(id, 'URL');
-  const row = await onConnection(ctx, q, (c) => readCurrent(c, ctx.tenant.id, type, id));
+  const d = authorize(ctx, { interaction: 'read', resourceType: type, id });
+  const restricted = !!(d?.compartment || d?.searchFilters);
+  const row = await onConnection(ctx, q, async (c) => {
+    const row = await readCurrent(c, ctx.tenant.id, type, id);
+    // Under a patient/ or granular scope, a resource outside the region is as absent as a missing one.
+    if (row && restricted) await assertInRegion(ctx, c, type, id, d);
+    return row;
+  });
   if (!row) throw new FhirError('not-found', `${type}/${id} is not known`, { code: 'RESOURCE_NOT_FOUND' });
   if (row.deleted) {
     throw new FhirError('gone', `${type}/${id} was deleted`, { code: 'RESOURCE_DELETED' });
   }
   const headers = headersFor(row.versionId, row.lastUpdated);
   if (notModified(h, row.versionId, row.lastUpdated)) return { status: 304, headers };
-  return { status: 200, body: row.json!, headers };
+  return { status: 200, body: visibleBody(row.json!, d?.elements), headers };
 }
 
 export async function vreadResource(ctx: FhirContext, type: string, id: string, vid: string, q?: Queryable): Promise<FhirResult> {
   assertId(id, 'URL');
+  const d = authorize(ctx, { interaction: 'vread', resourceType: type, id });
   if (!/^\d{1,9}$/.test(vid)) throw new FhirError('not-found', `${type}/${id} has no version '${vid.slice(0, 64)}'`, { code: 'VERSION_NOT_FOUND' });
-  const row = await onConnection(ctx, q, (c) => readVersion(c, ctx.tenant.id, type, id, Number(vid)));
+  const row = await onConnection(ctx, q, async (c) => {
+    // the region is judged on the current version (its index rows); a resource deleted since is out of every region
+    if (d?.compartment || d?.searchFilters) await assertInRegion(ctx, c, type, id, d);
+    return readVersion(c, ctx.tenant.id, type, id, Number(vid));
+  });
   if (!row) throw new FhirError('not-found', `${type}/${id} has no version ${vid}`, { code: 'VERSION_NOT_FOUND' });
   if (row.deleted) throw new FhirError('gone', `Version ${vid} of ${type}/${id} is a deletion`, { code: 'RESOURCE_DELETED' });
-  return { status: 200, body: row.json!, headers: headersFor(row.versionId, row.lastUpdated) };
+  return { status: 200, body: visibleBody(row.json!, d?.elements), headers: headersFor(row.versionId, row.lastUpdated) };
 }

@@ -2,13 +2,14 @@
 // GET [base]?_type=..., Patient compartment search GET Patient/[id]/[type]?..., with _include/_revinclude,
 // keyset paging (self/next/previous/first links), _total, _summary and _elements.
 import type { Queryable } from '../../platform/db.js';
-import { planSearch, type Compartment, type SearchPlan } from '../../search/plan.js';
+import { chainedTypes, planSearch, type Compartment, type SearchPlan } from '../../search/plan.js';
 import { loadIncludes, searchCount, searchEstimate, searchPage, type SearchRow } from '../../store/search-sql.js';
 import { RawJsonBuilder } from '../bundle-json.js';
 import { isInPatientCompartment, patientCompartment } from '../compartment.js';
 import type { FhirContext, FhirResult } from '../context.js';
 import { r4ResourceTypes } from '../definitions.js';
 import { FhirError, issue } from '../errors.js';
+import { assertSearchableElements, authorize, limitElements, restrictionsOf, typeRestrictions, visibleRows, type GuardLetter, type GuardRequest } from '../guard.js';
 import { assertId, assertResourceType } from '../ids.js';
 import { subsetResource } from '../subset.js';
 import { onConnection } from './read.js';
@@ -20,6 +21,33 @@ export interface SearchTarget {
   compartment?: Compartment;
   /** system-level search: the _type value applied */
   typeParam?: string;
+  /** The interaction as authorization sees it, and the SMART letter its results need ('s' search, 'r' $everything). */
+  access: { request: GuardRequest; letter: GuardLetter };
+}
+
+/**
+ * Authorization of a planned search: the interaction must be allowed (403/404 otherwise); types the caller may not
+ * touch drop out of a multi-type search; every remaining and chained type gets its restriction; element-limited
+ * types may be searched by the parameters over their visible elements only. Returns each type's element limit.
+ */
+function guardPlan(ctx: FhirContext, target: SearchTarget, plan: SearchPlan): Map<string, string[]> {
+  const elements = new Map<string, string[]>();
+  if (!ctx.guard) return elements;
+  const chained = chainedTypes(plan.criteria);
+  const d = authorize(ctx, { ...target.access.request, ...(chained.size ? { chainedTypes: [...chained] } : {}) })!;
+  const { types, restrictions } = typeRestrictions(ctx, plan.resourceTypes, target.access.letter);
+  if (!types.length) throw new FhirError('forbidden', 'Insufficient scope: no granted scope allows searching any of these types', { code: 'SCOPE_INSUFFICIENT' });
+  plan.resourceTypes = types;
+  plan.restrictions = { ...restrictionsOf(ctx, chained, 's'), ...restrictions };
+  for (const t of types) {
+    const limit = ctx.guard.forType(t, target.access.letter).elements;
+    if (limit) elements.set(t, limit);
+  }
+  if (types.length === 1 && d.elements) {
+    const names = [...plan.criteria.filter((c) => c.kind !== 'has').map((c) => c.name), ...plan.sort.map((k) => k.code)];
+    assertSearchableElements(types[0], d.elements, names);
+  }
+  return elements;
 }
 
 function cursorToken(keys: unknown[], backwards: boolean): string {
@@ -38,6 +66,7 @@ function link(ctx: FhirContext, target: SearchTarget, plan: SearchPlan, extra: [
 /** Runs a search and renders the searchset Bundle. */
 export async function runSearch(ctx: FhirContext, target: SearchTarget, params: [string, string][], strict: boolean, conn?: Queryable): Promise<FhirResult> {
   const plan = planSearch(ctx.registry, target.types, { strict, params, compartment: target.compartment });
+  const limits = guardPlan(ctx, target, plan);
   const backwards = plan.backwards === true;
   // _count=0 asks for no entries (search.html#count): answer like _summary=count, so no `next` link can loop forever.
   const countOnly = plan.summary === 'count' || plan.count === 0;
@@ -47,7 +76,9 @@ export async function runSearch(ctx: FhirContext, target: SearchTarget, params: 
     if (countOnly || plan.total === 'accurate') total = await searchCount(q, ctx.tenant.id, ctx.baseUrl, plan);
     else if (plan.total === 'estimate') total = await searchEstimate(q, ctx.tenant.id, ctx.baseUrl, plan);
     else if (!page.more && !plan.cursor && !plan.offset) total = page.rows.length;
-    const included = plan.include.length && page.rows.length ? await loadIncludes(q, ctx.tenant.id, plan.include, page.rows) : [];
+    const loaded = plan.include.length && page.rows.length ? await loadIncludes(q, ctx.tenant.id, plan.include, page.rows) : [];
+    // included resources are reads on the caller's behalf: each needs 'r' on its type and its region (SMART §7)
+    const included = await visibleRows(ctx, q, loaded, 'r');
     return { page, total, included };
   });
   const b = new RawJsonBuilder();
@@ -60,9 +91,14 @@ export async function runSearch(ctx: FhirContext, target: SearchTarget, params: 
   if (hasNext && last) links.push({ relation: 'next', url: link(ctx, target, plan, [['_cursor', cursorToken(last.keys, false)]]) });
   if (hasPrev && first) links.push({ relation: 'previous', url: link(ctx, target, plan, [['_cursor', cursorToken(first.keys, true)]]) });
   const subsetting = (plan.summary && plan.summary !== 'false') || plan.elements?.length;
-  const render = (json: string) => (subsetting ? subsetResource(JSON.parse(json), plan.summary, plan.elements) : b.raw(json));
-  const entries: unknown[] = page.rows.map((r) => ({ fullUrl: `${ctx.baseUrl}/${r.resourceType}/${r.id}`, resource: render(r.json!), search: { mode: 'match' } }));
-  for (const r of included) entries.push({ fullUrl: `${ctx.baseUrl}/${r.resourceType}/${r.id}`, resource: render(r.json!), search: { mode: 'include' } });
+  const render = (type: string, json: string, limit = limits.get(type)) => {
+    if (!subsetting && !limit) return b.raw(json);
+    return subsetResource(JSON.parse(json), plan.summary, limitElements(type, limit, plan.elements));
+  };
+  const entries: unknown[] = page.rows.map((r) => ({ fullUrl: `${ctx.baseUrl}/${r.resourceType}/${r.id}`, resource: render(r.resourceType, r.json!), search: { mode: 'match' } }));
+  for (const { row: r, elements } of included) {
+    entries.push({ fullUrl: `${ctx.baseUrl}/${r.resourceType}/${r.id}`, resource: render(r.resourceType, r.json!, elements), search: { mode: 'include' } });
+  }
   if (plan.ignored.length) {
     entries.push({
       resource: {
@@ -78,7 +114,7 @@ export async function runSearch(ctx: FhirContext, target: SearchTarget, params: 
 
 /** GET [base]/[type]?... */
 export function searchType(ctx: FhirContext, type: string, params: [string, string][], strict: boolean, conn?: Queryable): Promise<FhirResult> {
-  return runSearch(ctx, { path: type, types: [type] }, params, strict, conn);
+  return runSearch(ctx, { path: type, types: [type], access: { request: { interaction: 'search-type', resourceType: type }, letter: 's' } }, params, strict, conn);
 }
 
 /** GET [base]?_type=A,B&... — only parameters common to every listed type (all types when _type is absent). */
@@ -86,7 +122,8 @@ export function searchSystem(ctx: FhirContext, params: [string, string][], stric
   const typeParam = params.filter(([k]) => k === '_type').map(([, v]) => v).join(',');
   const types = typeParam ? [...new Set(typeParam.split(',').map((t) => t.trim()).filter(Boolean))] : [...r4ResourceTypes()];
   for (const t of types) assertResourceType(t);
-  return runSearch(ctx, { path: '', types, typeParam: typeParam || undefined }, params, strict);
+  const request: GuardRequest = { interaction: 'search-system', ...(typeParam ? { types } : {}) };
+  return runSearch(ctx, { path: '', types, typeParam: typeParam || undefined, access: { request, letter: 's' } }, params, strict);
 }
 
 /** GET [base]/Patient/[id]/[type]?... (or /* for every type in the compartment). */
@@ -99,5 +136,7 @@ export function searchCompartment(ctx: FhirContext, patientId: string, type: str
     if (!isInPatientCompartment(type)) throw new FhirError('not-found', `${type} is not in the Patient compartment`, { code: 'COMPARTMENT_TYPE_INVALID' });
     types = [type];
   }
-  return runSearch(ctx, { path: `Patient/${patientId}/${type}`, types, compartment: patientCompartment(patientId, types) }, params, strict);
+  const request: GuardRequest =
+    type === '*' ? { interaction: 'search-system', compartmentId: patientId } : { interaction: 'search-compartment', resourceType: type, compartmentId: patientId };
+  return runSearch(ctx, { path: `Patient/${patientId}/${type}`, types, compartment: patientCompartment(patientId, types), access: { request, letter: 's' } }, params, strict);
 }

@@ -30,5 +30,7 @@ export async function patientEverything(ctx: FhirContext, patientId: string, par
   if (since !== undefined) searchParams.push(['_lastUpdated', `ge${since}`]);
   if (!searchParams.some(([k]) => k === '_include')) searchParams.push(['_include', '*']);
   const compartment = { ...patientCompartment(patientId, types), includeSelf: types.includes('Patient') };
-  return runSearch(ctx, { path: `Patient/${patientId}/$everything`, types, compartment, typeParam: typeParam || undefined }, searchParams, true);
+  // every returned resource is a read on the caller's behalf ('r' on its type, inside its region)
+  const access = { request: { interaction: 'operation' as const, operation: '$everything', resourceType: 'Patient', id: patientId }, letter: 'r' as const };
+  return runSearch(ctx, { path: `Patient/${patientId}/$everything`, types, compartment, typeParam: typeParam || undefined, access }, searchParams, true);
 }

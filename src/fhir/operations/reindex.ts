@@ -2,6 +2,7 @@
 // starts a background job and answers 202 with its status URL; GET [base]/$reindex?job=<id> reports progress.
 import type { FhirContext, FhirResult } from '../context.js';
 import { FhirError } from '../errors.js';
+import { authorize } from '../guard.js';
 import { assertResourceType } from '../ids.js';
 import { jobStatus, startReindex, type JobStatus } from '../../jobs/reindex.js';
 
@@ -31,6 +32,7 @@ export async function reindexStart(ctx: FhirContext, type: string | undefined, p
     for (const t of listed) assertResourceType(t);
     if (listed.length) types = listed;
   }
+  authorize(ctx, { interaction: 'operation', operation: '$reindex', ...(type ? { resourceType: type } : types ? { types } : {}) });
   const job = await startReindex(ctx.deps, ctx.tenant.id, types);
   return {
     status: 202,
@@ -41,6 +43,7 @@ export async function reindexStart(ctx: FhirContext, type: string | undefined, p
 
 export async function reindexStatus(ctx: FhirContext, params: [string, string][]): Promise<FhirResult> {
   const id = params.find(([k]) => k === 'job')?.[1];
+  authorize(ctx, { interaction: 'operation', operation: '$reindex' });
   if (!id) throw new FhirError('invalid', 'GET $reindex needs ?job=<id> (POST $reindex starts a job)', { code: 'JOB_ID_MISSING' });
   const j = await jobStatus(ctx.deps, ctx.tenant.id, id);
   if (!j || j.kind !== 'reindex') throw new FhirError('not-found', `No reindex job '${id.slice(0, 64)}'`, { code: 'JOB_NOT_FOUND' });

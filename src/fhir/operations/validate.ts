@@ -4,6 +4,7 @@ import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
 import { readCurrent } from '../../store/resources.js';
 import type { FhirContext, FhirResult } from '../context.js';
 import { FhirError, issue } from '../errors.js';
+import { authorize } from '../guard.js';
 import { assertId } from '../ids.js';
 import { checkBodyAgainstUrl, referenceIssues, structuralIssues } from '../validation/index.js';
 
@@ -20,6 +21,7 @@ function unwrap(body: unknown): { resource: unknown; mode?: string } {
 
 export async function validateOperation(ctx: FhirContext, type: string, id: string | undefined, body: unknown, queryMode: string | undefined): Promise<FhirResult> {
   if (id !== undefined) assertId(id, 'URL');
+  authorize(ctx, { interaction: 'operation', operation: '$validate', resourceType: type, id });
   const { resource, mode: bodyMode } = unwrap(body);
   const mode = bodyMode ?? queryMode;
   if (mode !== undefined && !['create', 'update', 'delete'].includes(mode)) {

@@ -1,9 +1,9 @@
 // Hostile and malformed requests (http.html#general, #update, #create; REST.md §1, §3): every failure is an
 // OperationOutcome with a stable error code, no stack trace leaves the server, and no rejected write changes a row.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import request, { type Response } from 'supertest';
+import type { Response } from 'supertest';
 import { updateTenantSettings } from '../../../src/store/tenants.js';
-import { create, FHIR_JSON, newTenant, startServer, type TestServer, type TestTenant } from '../../helpers/server.js';
+import { create, FHIR_JSON, newTenant, onServer, startServer, type TestServer, type TestTenant } from '../../helpers/server.js';
 
 let server: TestServer;
 let t: TestTenant;
@@ -423,13 +423,14 @@ describe('references (references.html: literal references must resolve inside th
     // The tenant cache lives per app: a fresh server reads the new settings at once.
     const fresh = await startServer();
     try {
-      const again = await request(fresh.origin).post(`${loose.path}/Observation`).set('Content-Type', FHIR_JSON).send(JSON.stringify(obs('Patient/does-not-exist')));
+      const api = await onServer(fresh, loose);
+      const again = await api.post(`${loose.path}/Observation`).set('Content-Type', FHIR_JSON).send(JSON.stringify(obs('Patient/does-not-exist')));
       expect(again.status).toBe(201);
       expect(again.body.subject.reference).toBe('Patient/does-not-exist');
-      const cap = await request(fresh.origin).get(`${loose.path}/metadata`);
+      const cap = await api.get(`${loose.path}/metadata`);
       expect(cap.body.rest[0].resource.find((r: { type: string }) => r.type === 'Observation').referencePolicy).not.toContain('enforced');
       // Malformed references are still refused.
-      const bad = await request(fresh.origin).post(`${loose.path}/Observation`).set('Content-Type', FHIR_JSON).send(JSON.stringify(obs('Widget/1')));
+      const bad = await api.post(`${loose.path}/Observation`).set('Content-Type', FHIR_JSON).send(JSON.stringify(obs('Widget/1')));
       expectOutcome(bad, 400, 'value', 'REFERENCE_INVALID', 'Observation.subject.reference');
     } finally {
       await fresh.close();

@@ -11,7 +11,7 @@ let client: Client;
 beforeAll(async () => {
   server = await startServer();
   t = await newTenant(server, 'fkc');
-  client = new Client({ baseUrl: t.base });
+  client = new Client({ baseUrl: t.base, bearerToken: t.token });
 });
 afterAll(async () => server.close());
 
@@ -82,7 +82,7 @@ describe('fhir-kit-client against the tenant base', () => {
 
   it('searches with GET and with postSearch, and pages with nextPage', async () => {
     const tenant = await newTenant(server, 'fkcs');
-    const c = new Client({ baseUrl: tenant.base });
+    const c = new Client({ baseUrl: tenant.base, bearerToken: tenant.token });
     for (let i = 0; i < 5; i++) await c.create({ resourceType: 'Patient', body: { ...patient, name: [{ family: `Searchable${i}` }] } });
     const get = (await c.search({ resourceType: 'Patient', searchParams: { family: 'searchable' } })) as Json;
     expect(get).toMatchObject({ resourceType: 'Bundle', type: 'searchset', total: 5 });
@@ -101,7 +101,7 @@ describe('fhir-kit-client against the tenant base', () => {
 
   it('reads instance, type and system history', async () => {
     const tenant = await newTenant(server, 'fkch');
-    const c = new Client({ baseUrl: tenant.base });
+    const c = new Client({ baseUrl: tenant.base, bearerToken: tenant.token });
     const p = (await c.create({ resourceType: 'Patient', body: patient })) as Json;
     await c.update({ resourceType: 'Patient', id: p.id, body: { ...p, resourceType: 'Patient', gender: 'male' } });
     const instance = (await c.history({ resourceType: 'Patient', id: p.id })) as Json;
@@ -115,7 +115,7 @@ describe('fhir-kit-client against the tenant base', () => {
 
   it('runs a transaction with urn:uuid references, all or nothing', async () => {
     const tenant = await newTenant(server, 'fkct');
-    const c = new Client({ baseUrl: tenant.base });
+    const c = new Client({ baseUrl: tenant.base, bearerToken: tenant.token });
     const bundle = {
       resourceType: 'Bundle',
       type: 'transaction',

@@ -39,9 +39,16 @@ function cli(...args: string[]) {
   return spawnSync(process.execPath, ['--import', './scripts/register-ts.mjs', 'src/cli/index.ts', ...args], { cwd: ROOT, env, encoding: 'utf8', timeout: 60_000 });
 }
 
+/** A real token for the demo tenant's operator client, printed by the CLI beside the running server. */
+let token = '';
+const authz = () => ({ authorization: `Bearer ${token}` });
+
 beforeAll(async () => {
   await startProcess();
-}, 60_000);
+  const t = cli('token', 'demo', '--client', 'demo-cli', '--scope', 'system/*.cruds', '--ttl', '600');
+  expect(t.status).toBe(0);
+  token = t.stdout.trim();
+}, 90_000);
 
 afterAll(() => {
   if (proc.exitCode === null) proc.kill('SIGKILL');
@@ -49,12 +56,20 @@ afterAll(() => {
 });
 
 describe('starting the server', () => {
-  it('prints its base URL and serves the demo tenant created on first start', async () => {
+  it('prints its base URL and how to get a token, and serves the demo tenant created on first start', async () => {
     expect(stdout).toContain(`listening on ${ORIGIN}`);
     expect(stdout).toContain(`${ORIGIN}/fhir/demo`);
-    const res = await fetch(`${ORIGIN}/fhir/demo/Organization/demo`);
+    expect(stdout).toContain('npm run -s cli -- token demo --client demo-cli');
+    expect((await fetch(`${ORIGIN}/fhir/demo/Organization/demo`)).status).toBe(401);
+    const res = await fetch(`${ORIGIN}/fhir/demo/Organization/demo`, { headers: authz() });
     expect(res.status).toBe(200);
     expect(((await res.json()) as { name: string }).name).toBe('Demo Clinic');
+  });
+
+  it('serves SMART discovery without a token', async () => {
+    const res = await fetch(`${ORIGIN}/fhir/demo/.well-known/smart-configuration`);
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { token_endpoint: string }).token_endpoint).toBe(`${ORIGIN}/auth/token`);
   });
 
   it('answers /healthz and /readyz', async () => {
@@ -66,14 +81,19 @@ describe('starting the server', () => {
 });
 
 describe('CLI beside a running server', () => {
-  it('creates a tenant with its root Organization, which the server then serves; a duplicate is refused', async () => {
+  it('creates a tenant, an operator client and a token, and the server then serves it; a duplicate is refused', async () => {
     const slug = randomSlug('cli');
     const r = cli('tenant', 'create', slug, '--name', 'Lakeside Lab');
-    expect(r.stderr).toBe('');
+    expect(r.stderr).not.toMatch(/error/i);
     expect(r.status).toBe(0);
     expect(r.stdout).toContain(`${ORIGIN}/fhir/${slug}`);
-    const org = await fetch(`${ORIGIN}/fhir/${slug}/Organization/${slug}`);
+    expect(cli('client', 'add', slug, '--type', 'operator', '--name', 'ops', '--id', `${slug}-ops`, '--scope', 'system/*.rs').status).toBe(0);
+    const minted = cli('token', slug, '--client', `${slug}-ops`, '--scope', 'system/Organization.rs');
+    expect(minted.stderr).toContain('scope: system/Organization.rs');
+    const org = await fetch(`${ORIGIN}/fhir/${slug}/Organization/${slug}`, { headers: { authorization: `Bearer ${minted.stdout.trim()}` } });
     expect(org.status).toBe(200);
+    // the demo tenant's token does not open the new tenant
+    expect((await fetch(`${ORIGIN}/fhir/${slug}/Organization/${slug}`, { headers: authz() })).status).toBe(401);
     const again = cli('tenant', 'create', slug, '--name', 'Again');
     expect(again.status).toBe(1);
     expect(again.stderr).toContain('already exists');
@@ -92,7 +112,7 @@ describe('graceful shutdown (SIGTERM)', () => {
     }));
     const inflight = fetch(`${ORIGIN}/fhir/demo`, {
       method: 'POST',
-      headers: { 'content-type': 'application/fhir+json' },
+      headers: { 'content-type': 'application/fhir+json', ...authz() },
       body: JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: entries }),
     });
     await new Promise((r) => setTimeout(r, 250));

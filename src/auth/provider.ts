@@ -1,0 +1,355 @@
+// The SMART authorization server: oidc-provider configured for SMART App Launch 2.x and Backend Services
+// (SMART.md §8 maps each requirement to the option used here). One issuer for the whole server ($PUBLIC_BASE_URL/auth);
+// every client belongs to one tenant, and `aud` (the tenant's FHIR base) binds each token to that tenant.
+import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Deps } from '../fhir/context.js';
+import { consumePayload, deleteClient, destroyPayload, findClient, findPayload, findPayloadBy, revokeGrant, upsertClient, upsertPayload } from '../store/auth-payloads.js';
+import { peekLaunch, findUserById } from '../store/auth-users.js';
+import type { TenantCache } from '../store/tenants.js';
+import { grantAccess } from './access.js';
+import { accessTokenClaims, parseAccountId, type SmartContext } from './claims.js';
+import type { KeyRing } from './keys.js';
+import { parseScopes } from './scopes.js';
+import { isRole, type Role } from './role-matrix.js';
+
+/** Client metadata property naming the tenant a client is registered to. */
+export const TENANT_PROPERTY = 'tenant';
+/**
+ * Client metadata property with the SMART resource scopes a client may be granted (oidc-provider's own `scope`
+ * property only admits the server's static scopes: openid, launch, offline_access, ...).
+ */
+export const SMART_SCOPE_PROPERTY = 'smart_scope';
+
+/** Everything a client may ask for: its static scopes and its SMART resource scopes. */
+export function clientScopes(metadata: Record<string, unknown>): string {
+  return [metadata.scope, metadata[SMART_SCOPE_PROPERTY]].filter((s) => typeof s === 'string').join(' ');
+}
+
+/** Splits a registration's `scope` into oidc-provider's static part and the SMART resource part. */
+export function splitClientScope(scope: string): { scope?: string; smart_scope?: string } {
+  const words = scope.split(' ').filter(Boolean);
+  const resource = words.filter((w) => /^(patient|user|system)\//.test(w));
+  const statics = words.filter((w) => !/^(patient|user|system)\//.test(w));
+  return { ...(statics.length ? { scope: statics.join(' ') } : {}), ...(resource.length ? { [SMART_SCOPE_PROPERTY]: resource.join(' ') } : {}) };
+}
+/** The SMART launch context of a grant, stored beside it (adapter model name; revoked with the grant). */
+export const SMART_GRANT = 'SmartGrant';
+
+export interface ProviderOptions {
+  deps: Deps;
+  keys: KeyRing;
+  tenants: TenantCache;
+  cookieKeys: string[];
+  /** Renders the authorization server's error page (HTML, no stack). */
+  renderError: (ctx: KoaContextWithOIDC, out: Record<string, string>) => void;
+}
+
+export function issuerOf(publicBaseUrl: string): string {
+  return `${publicBaseUrl}/auth`;
+}
+
+/** The tenant slug of a FHIR base URL of this server, or undefined. */
+export function tenantOfBase(publicBaseUrl: string, url: string | undefined): string | undefined {
+  if (!url) return undefined;
+  const prefix = `${publicBaseUrl}/fhir/`;
+  if (!url.startsWith(prefix)) return undefined;
+  const slug = url.slice(prefix.length).replace(/\/+$/, '');
+  return /^[a-z0-9][a-z0-9-]{0,62}$/.test(slug) ? slug : undefined;
+}
+
+/** Resource scope strings of a scope parameter (what oidc-provider calls the resource server's scopes). */
+function resourceScopeStrings(...scopes: (string | undefined)[]): string[] {
+  const out = new Set<string>();
+  for (const s of scopes) for (const raw of (s ?? '').split(' ')) if (/^(patient|user|system)\//.test(raw)) out.add(raw);
+  return [...out];
+}
+
+function storeAdapter(deps: Deps) {
+  const db = deps.db;
+  return class PgAdapter {
+    constructor(private readonly name: string) {}
+    async upsert(id: string, payload: Record<string, unknown>, expiresIn?: number): Promise<void> {
+      if (this.name === 'Client') {
+        const tenantId = payload[TENANT_PROPERTY];
+        if (typeof tenantId !== 'string') throw new Error('a client must name its tenant');
+        return upsertClient(db, { clientId: id, tenantId, metadata: payload });
+      }
+      return upsertPayload(db, this.name, id, payload, expiresIn);
+    }
+    async find(id: string) {
+      if (this.name === 'Client') return (await findClient(db, id))?.metadata as never;
+      return findPayload(db, this.name, id) as never;
+    }
+    async findByUid(uid: string) {
+      return findPayloadBy(db, this.name, 'uid', uid) as never;
+    }
+    async findByUserCode(code: string) {
+      return findPayloadBy(db, this.name, 'user_code', code) as never;
+    }
+    async consume(id: string): Promise<void> {
+      return consumePayload(db, this.name, id);
+    }
+    async destroy(id: string): Promise<void> {
+      if (this.name === 'Client') {
+        await deleteClient(db, id);
+        return;
+      }
+      return destroyPayload(db, this.name, id);
+    }
+    async revokeByGrantId(grantId: string): Promise<void> {
+      return revokeGrant(db, grantId);
+    }
+  };
+}
+
+type SmartCtx = KoaContextWithOIDC & { smart?: SmartContext };
+
+/**
+ * The SMART context of the token being issued: the grant's (authorization code, refresh) or the backend client's
+ * (client_credentials). Effective scopes are re-intersected with the user's CURRENT role ceiling, and a refresh
+ * request's `scope` narrows them further (SMART: a strict subset).
+ */
+async function tokenContext(opts: ProviderOptions, ctx: SmartCtx, token: { grantId?: string; accountId?: string }): Promise<SmartContext | undefined> {
+  if (ctx.smart) return ctx.smart;
+  if (!token.grantId) return undefined;
+  const stored = (await findPayload(opts.deps.db, SMART_GRANT, token.grantId)) as unknown as SmartContext | undefined;
+  if (!stored) return undefined;
+  let role: Role = stored.role;
+  const acct = token.accountId ? parseAccountId(token.accountId) : undefined;
+  if (acct) {
+    const user = await findUserById(opts.deps.db, acct.tenantId, acct.userId);
+    if (user && isRole(user.role)) role = user.role;
+  }
+  // a refresh request may narrow the grant (SMART: "a strict subset"; absent = the same scopes)
+  const narrow = ctx.oidc.params?.grant_type === 'refresh_token' ? (ctx.oidc.params.scope as string | undefined) : undefined;
+  const requested = narrow ?? stored.scope;
+  const g = grantAccess({ requested, clientAllowed: stored.scope, role, patientId: stored.patient });
+  const other = narrow ? stored.other.filter((s) => narrow.split(' ').includes(s)) : stored.other;
+  ctx.smart = { ...stored, role, scope: g.scope, other };
+  return ctx.smart;
+}
+
+export function buildProvider(opts: ProviderOptions): Provider {
+  const { deps, keys, tenants } = opts;
+  const cfg = deps.config;
+  const issuer = issuerOf(cfg.publicBaseUrl);
+  const secure = cfg.publicBaseUrl.startsWith('https:');
+
+  const policy = interactionPolicy.base();
+  // A browser session belongs to one tenant's user (platform administrators excepted): an app of another tenant
+  // makes the user sign in again.
+  policy.get('login')!.checks.add(
+    new interactionPolicy.Check('tenant_mismatch', 'the signed-in user belongs to another tenant', (ctx) => {
+      const acct = ctx.oidc.session?.accountId ? parseAccountId(ctx.oidc.session.accountId) : undefined;
+      if (!acct || acct.tenantId === 'platform') return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+      const aud = tenantOfBase(cfg.publicBaseUrl, (ctx.oidc.params?.aud ?? ctx.oidc.params?.resource) as string | undefined);
+      return aud === acct.tenantId ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
+    }),
+  );
+
+  const configuration: Configuration = {
+    adapter: storeAdapter(deps) as never,
+    jwks: { keys: keys.signing() as never },
+    cookies: {
+      keys: opts.cookieKeys,
+      long: { httpOnly: true, sameSite: 'lax', secure },
+      short: { httpOnly: true, sameSite: 'lax', secure },
+      names: { session: 'tenfhir_session', interaction: 'tenfhir_interaction', resume: 'tenfhir_resume' },
+    },
+    routes: {
+      authorization: '/authorize',
+      token: '/token',
+      jwks: '/jwks',
+      revocation: '/revoke',
+      registration: '/register',
+      end_session: '/logout',
+      userinfo: '/userinfo',
+      introspection: '/oidc-introspection',
+    },
+    responseTypes: ['code'],
+    clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+    enabledJWA: {
+      // SMART asymmetric client auth: RS384 and ES384 (not enabled by oidc-provider by default)
+      clientAuthSigningAlgValues: ['RS384', 'ES384', 'RS256', 'ES256', 'PS384', 'PS256'],
+      idTokenSigningAlgValues: ['RS256'],
+    },
+    clientDefaults: { grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none', id_token_signed_response_alg: 'RS256' },
+    extraClientMetadata: {
+      properties: [TENANT_PROPERTY, SMART_SCOPE_PROPERTY],
+      validator(_ctx, key, value) {
+        if (key === TENANT_PROPERTY && (typeof value !== 'string' || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(value))) {
+          throw new errors.InvalidClientMetadata('tenant must be a tenant slug');
+        }
+        if (key === SMART_SCOPE_PROPERTY && value !== undefined && (typeof value !== 'string' || parseScopes(value).rejected.length)) {
+          throw new errors.InvalidClientMetadata(`${SMART_SCOPE_PROPERTY} must be SMART resource scopes`);
+        }
+      },
+    },
+    extraParams: {
+      aud: null,
+      // EHR launch: the opaque launch value must name a live context of this tenant (and of this client, if bound)
+      async launch(ctx, value, client) {
+        if (value === undefined) return;
+        const tenant = tenantOfBase(cfg.publicBaseUrl, (ctx.oidc.params?.aud ?? ctx.oidc.params?.resource) as string | undefined);
+        const l = tenant ? await peekLaunch(deps.db, tenant, String(value)) : undefined;
+        if (!l || (l.clientId && l.clientId !== client.clientId)) throw new errors.InvalidRequest('launch is unknown, expired or issued for another app');
+      },
+    },
+    scopes: ['openid', 'offline_access', 'online_access', 'fhirUser', 'profile', 'launch', 'launch/patient', 'launch/encounter'],
+    claims: { openid: ['sub'], fhirUser: ['fhirUser'], profile: ['name', 'preferred_username'] },
+    conformIdTokenClaims: false,
+    async findAccount(_ctx, sub) {
+      const acct = parseAccountId(sub);
+      if (!acct) return undefined;
+      const user = await findUserById(deps.db, acct.tenantId, acct.userId);
+      if (!user || user.disabled) return undefined;
+      return {
+        accountId: sub,
+        async claims() {
+          const fhirUser = user.fhirUser ? `${cfg.publicBaseUrl}/fhir/${user.tenantId}/${user.fhirUser}` : undefined;
+          return { sub, ...(fhirUser ? { fhirUser } : {}), ...(user.displayName ? { name: user.displayName } : {}), preferred_username: user.username };
+        },
+      };
+    },
+    // Every SMART launch establishes its own context (patient pick, EHR launch): grants are never silently reused.
+    async loadExistingGrant(ctx) {
+      const grantId = ctx.oidc.result?.consent?.grantId;
+      return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
+    },
+    pkce: { required: () => true }, // SMART 2: PKCE S256 for every client (oidc-provider accepts S256 only)
+    features: {
+      devInteractions: { enabled: false },
+      dPoP: { enabled: false },
+      pushedAuthorizationRequests: { enabled: false },
+      userinfo: { enabled: false },
+      introspection: { enabled: false }, // JWT access tokens: src/auth/introspect.ts answers RFC 7662
+      revocation: { enabled: true },
+      clientCredentials: { enabled: true },
+      rpInitiatedLogout: { enabled: true },
+      registration: { enabled: true, initialAccessToken: false, issueRegistrationAccessToken: false }, // guarded in src/auth/register.ts
+      resourceIndicators: {
+        enabled: true,
+        async defaultResource(ctx, client, oneOf) {
+          if (oneOf) return oneOf[0] ?? oneOf;
+          if (ctx.oidc.route === 'authorization') {
+            const aud = ctx.oidc.params?.aud as string | undefined;
+            // SMART: "aud" is required and must be the FHIR base the app will call
+            if (!aud) throw new errors.InvalidRequest("missing required parameter 'aud' (the FHIR base URL of the tenant)");
+            return aud;
+          }
+          // Backend Services send no aud: the client's own tenant
+          return `${cfg.publicBaseUrl}/fhir/${client.metadata()[TENANT_PROPERTY] as string}`;
+        },
+        useGrantedResource: () => true,
+        async getResourceServerInfo(ctx, indicator, client) {
+          const slug = tenantOfBase(cfg.publicBaseUrl, indicator);
+          const own = client.metadata()[TENANT_PROPERTY];
+          if (!slug || slug !== own) throw new errors.InvalidTarget("aud must be the FHIR base URL of this client's tenant");
+          const tenant = await tenants.get(slug);
+          if (!tenant || tenant.status !== 'active') throw new errors.InvalidTarget('aud names no active tenant');
+          const params = ctx.oidc.params ?? {};
+          const backend = ctx.oidc.route === 'token' && params.grant_type === 'client_credentials';
+          if (backend) {
+            // SMART Backend Services: requested ∩ pre-authorized (the client's registered scope) ∩ the system ceiling
+            const g = grantAccess({ requested: String(params.scope ?? ''), clientAllowed: clientScopes(client.metadata()), role: 'system' });
+            if (!g.access.scopes.length) throw new errors.InvalidScope('none of the requested scopes is allowed for this client', String(params.scope ?? ''));
+            (ctx as SmartCtx).smart = { tenant: slug, aud: indicator, role: 'system', scope: g.scope, other: [], needPatientBanner: false };
+          }
+          const grant = ctx.oidc.entities?.Grant;
+          const universe = resourceScopeStrings(params.scope as string | undefined, grant?.getResourceScope(indicator), ctx.oidc.entities?.RefreshToken?.scope);
+          return {
+            scope: universe.join(' ') || 'system/none.r',
+            audience: indicator,
+            accessTokenFormat: 'jwt',
+            accessTokenTTL: backend ? cfg.authBackendTokenTtl : cfg.authTokenTtl,
+            jwt: { sign: { alg: 'RS256' } },
+          };
+        },
+      },
+    },
+    // SMART 1.0/2.0 refresh: offline_access (lives on) and online_access (ends with the sign-in session)
+    async issueRefreshToken(_ctx, client, code) {
+      return client.grantTypeAllowed('refresh_token') && (code.scopes.has('offline_access') || code.scopes.has('online_access'));
+    },
+    async expiresWithSession(_ctx, code) {
+      return !code.scopes.has('offline_access');
+    },
+    rotateRefreshToken: true,
+    async extraTokenClaims(ctx, token) {
+      const smart = await tokenContext(opts, ctx as SmartCtx, token as never);
+      return smart ? { ...accessTokenClaims(smart) } : undefined;
+    },
+    formats: {
+      customizers: {
+        // the JWT's scope is the effective grant (requested ∩ client ∩ role ceiling), not oidc-provider's string match
+        async jwt(ctx, token, jwt) {
+          const smart = await tokenContext(opts, ctx as SmartCtx, token as never);
+          if (smart) jwt.payload.scope = fullScope(smart);
+        },
+      },
+    },
+    // SMART asymmetric client auth checks oidc-provider leaves to the application (SMART.md §5)
+    async assertJwtClientAuthClaimsAndHeader(_ctx, claims, header, client) {
+      if (claims.sub !== client.clientId) throw new errors.InvalidClientAuth('sub (JWT subject) must be the client_id');
+      const now = Math.floor(Date.now() / 1000);
+      if (typeof claims.exp !== 'number' || claims.exp > now + 300) throw new errors.InvalidClientAuth('exp must be no more than five minutes in the future');
+      if (header.typ !== undefined && header.typ !== 'JWT') throw new errors.InvalidClientAuth('typ must be JWT');
+      const jku = (header as { jku?: string }).jku;
+      if (jku !== undefined && jku !== client.jwksUri) throw new errors.InvalidClientAuth('jku does not match the registered JWKS URL');
+    },
+    clientBasedCORS(_ctx, origin, client) {
+      // the token endpoint, for browser apps: only the client's registered origins (its redirect URIs)
+      return client.redirectUris?.some((u) => URL.parse(u)?.origin === origin) ?? false;
+    },
+    ttl: {
+      AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? cfg.authTokenTtl,
+      ClientCredentials: () => cfg.authBackendTokenTtl,
+      AuthorizationCode: 60,
+      IdToken: cfg.authTokenTtl,
+      Interaction: 30 * 60,
+      // re-saved on every authorization request, so this is an idle timeout
+      Session: cfg.authSessionIdleMinutes * 60,
+      Grant: cfg.authRefreshTokenDays * 86_400,
+      RefreshToken: (_ctx, token) => (token.expiresWithSession ? cfg.authSessionIdleMinutes * 60 * 8 : cfg.authRefreshTokenDays * 86_400),
+    },
+    interactions: {
+      policy,
+      url: (_ctx, interaction) => `/auth/interaction/${interaction.uid}`,
+    },
+    async renderError(ctx, out) {
+      opts.renderError(ctx, out as unknown as Record<string, string>);
+    },
+    // POST at the authorization endpoint is answered in src/auth/server.ts (a 303 to the same request as GET), so
+    // the session cookie can stay SameSite=Lax and work over plain http in development
+    enableHttpPostMethods: false,
+    clockTolerance: 5,
+  };
+
+  const provider = new Provider(issuer, configuration);
+  // URLs are built from PUBLIC_BASE_URL (src/auth/server.ts sets Host and X-Forwarded-Proto from it)
+  provider.proxy = true;
+
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.oidc?.route !== 'token') return;
+    // SMART: token responses carry Cache-Control: no-store AND Pragma: no-cache
+    ctx.set('Pragma', 'no-cache');
+    const body = ctx.body as Record<string, unknown> | undefined;
+    const smart = (ctx as SmartCtx).smart;
+    if (ctx.status === 200 && body?.access_token && smart) {
+      body.scope = fullScope(smart);
+      if (smart.patient) body.patient = smart.patient;
+      if (smart.encounter) body.encounter = smart.encounter;
+      if (smart.role !== 'system') {
+        body.need_patient_banner = smart.needPatientBanner;
+        if (smart.smartStyleUrl) body.smart_style_url = smart.smartStyleUrl;
+      }
+    }
+  });
+  return provider;
+}
+
+/** The granted scope string: effective resource scopes plus the granted launch/identity/refresh scopes. */
+export function fullScope(smart: SmartContext): string {
+  return [smart.scope, ...smart.other].filter(Boolean).join(' ');
+}

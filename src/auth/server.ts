@@ -1,0 +1,266 @@
+// Everything under /auth: oidc-provider (authorize, token, jwks, revoke, register, logout, discovery) behind this
+// server's own pieces: the interaction pages, the EHR launch API, token introspection for JWT access tokens, the
+// initial access tokens that guard dynamic registration, and the SMART style document.
+import { createHash, randomBytes } from 'node:crypto';
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import type Provider from 'oidc-provider';
+import type { Deps } from '../fhir/context.js';
+import { FhirError } from '../fhir/errors.js';
+import { insertLaunch, insertRegistrationToken, useRegistrationToken } from '../store/auth-users.js';
+import type { TenantCache } from '../store/tenants.js';
+import { abortInteraction, errorPage, showInteraction, submitConsent, submitLogin, submitTotp, type InteractionDeps } from './interactions.js';
+import { OriginRegistry } from './origins.js';
+import { DEFAULT_REGISTRATION_SCOPE } from './smart-config.js';
+import { buildProvider, issuerOf, SMART_SCOPE_PROPERTY, splitClientScope, TENANT_PROPERTY, tenantOfBase } from './provider.js';
+import { intersectScopes, isResourceScope, parseScopes, renderScopes } from './scopes.js';
+import { bearerToken, TokenVerifier, type Principal } from './verify.js';
+import { readCurrent } from '../store/resources.js';
+
+export interface AuthServer {
+  router: Router;
+  verifier: TokenVerifier;
+  origins: OriginRegistry;
+  /** The current oidc-provider instance (rebuilt when the signing keys change). */
+  provider(): Provider;
+  /** Re-reads the signing keys; rebuilds the provider when they changed. */
+  refreshKeys(): Promise<boolean>;
+  close(): void;
+}
+
+/** Roles that may create EHR launch contexts and initial access tokens. */
+const LAUNCHERS = new Set(['tenant-admin', 'practitioner', 'receptionist', 'lab-technician', 'system']);
+
+function oauthError(res: Response, status: number, error: string, description: string): void {
+  res.status(status).setHeader('Cache-Control', 'no-store');
+  if (status === 401) res.setHeader('WWW-Authenticate', `Bearer error="${error}", error_description="${description.replace(/"/g, '')}"`);
+  res.json({ error, error_description: description });
+}
+
+export function createAuthServer(deps: Deps, tenants: TenantCache): AuthServer {
+  const cfg = deps.config;
+  const publicUrl = new URL(cfg.publicBaseUrl);
+  const keys = deps.auth.keys;
+  const issuer = issuerOf(cfg.publicBaseUrl);
+  const verifier = new TokenVerifier(keys, issuer, cfg.authClockSkewSeconds);
+  const origins = new OriginRegistry(deps.db);
+  const smartStyleUrl = `${issuer}/smart-style.json`;
+
+  const renderError = (ctx: { type: string; body: unknown; status: number }, out: Record<string, string>) => {
+    ctx.type = 'html';
+    ctx.body = errorPage(`${out.error ?? 'error'}: ${out.error_description ?? 'the request could not be processed'}`);
+  };
+  const make = () => buildProvider({ deps, keys, tenants, cookieKeys: deps.auth.cookieKeys, renderError: renderError as never });
+  let provider = make();
+  let keyCheck: NodeJS.Timeout | undefined;
+  const refreshKeys = async () => {
+    const changed = await keys.refresh();
+    if (changed) provider = make();
+    return changed;
+  };
+  // Rotation by the CLI or another process: picked up within 30 s (verification also re-reads on an unknown kid).
+  keyCheck = setInterval(() => void refreshKeys().catch((err) => deps.log.warn({ err }, 'signing key refresh failed')), 30_000);
+  keyCheck.unref();
+
+  const ia: InteractionDeps = { deps, tenants, provider: () => provider, ticketKey: deps.auth.cookieKeys[0], smartStyleUrl };
+  const router = express.Router();
+  const form = express.urlencoded({ extended: false, limit: '32kb' });
+  const json = express.json({ limit: '64kb', type: ['application/json'] });
+
+  // oidc-provider builds every URL from the request; make it PUBLIC_BASE_URL's whatever the Host header says.
+  router.use((req, _res, next) => {
+    req.headers.host = publicUrl.host;
+    req.headers['x-forwarded-proto'] = publicUrl.protocol.slice(0, -1);
+    delete req.headers['x-forwarded-host'];
+    next();
+  });
+
+  const page = (fn: (a: InteractionDeps, req: Request, res: Response) => Promise<void>) => async (req: Request, res: Response) => {
+    try {
+      await fn(ia, req, res);
+    } catch (err) {
+      deps.log.info({ err: (err as Error).message }, 'interaction failed');
+      if (!res.headersSent) res.status(400).type('html').send(errorPage('This sign-in request has expired or is not valid any more.'));
+    }
+  };
+  // SMART: the authorization endpoint takes GET and POST. A POSTed form becomes the same request as a GET (303).
+  router.post('/authorize', form, (req, res) => {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries((req.body ?? {}) as Record<string, unknown>)) if (typeof v === 'string') params.append(k, v);
+    res.redirect(303, `/auth/authorize?${params.toString()}`);
+  });
+  // oidc-provider drops offline_access unless prompt includes consent (an OIDC Core rule); SMART apps do not send
+  // prompt=consent, and every launch here shows the consent page anyway, so it is added for them.
+  router.get('/authorize', (req, _res, next) => {
+    const q = req.url.indexOf('?');
+    const params = new URLSearchParams(q < 0 ? '' : req.url.slice(q + 1));
+    const scopes = (params.get('scope') ?? '').split(' ');
+    const prompt = (params.get('prompt') ?? '').split(' ').filter(Boolean);
+    if (scopes.includes('offline_access') && !prompt.includes('consent') && !prompt.includes('none')) {
+      params.set('prompt', [...prompt, 'consent'].join(' '));
+      req.url = `/authorize?${params.toString()}`;
+    }
+    next();
+  });
+  router.get('/interaction/:uid', page(showInteraction));
+  router.post('/interaction/:uid/login', form, page(submitLogin));
+  router.post('/interaction/:uid/totp', form, page(submitTotp));
+  router.post('/interaction/:uid/consent', form, page(submitConsent));
+  router.post('/interaction/:uid/abort', form, page(abortInteraction));
+
+  router.get('/smart-style.json', (_req, res) => {
+    res.json({ color_background: '#f4f6f8', color_error: '#8a1c12', color_highlight: '#1f6fc5', color_modal_backdrop: '', color_success: '#2e7d32', color_text: '#1d2733', dim_border_radius: '8px', dim_font_size: '16px', dim_spacing_size: '16px', font_family_body: 'system-ui, sans-serif', font_family_heading: 'system-ui, sans-serif' });
+  });
+
+  /** A bearer access token of this server, for the tenant its aud names (401 otherwise). */
+  async function caller(req: Request): Promise<Principal> {
+    const token = bearerToken(req.headers.authorization);
+    const aud = token ? (JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8') || '{}') as { aud?: string }).aud : undefined;
+    const slug = tenantOfBase(cfg.publicBaseUrl, typeof aud === 'string' ? aud : undefined);
+    if (!slug) throw new FhirError('unauthenticated', 'A Bearer access token of this server is required', { code: 'TOKEN_MISSING' });
+    return verifier.verify(req.headers.authorization, `${cfg.publicBaseUrl}/fhir/${slug}`, slug);
+  }
+
+  const api = (fn: (req: Request, res: Response) => Promise<void>) => async (req: Request, res: Response) => {
+    try {
+      await fn(req, res);
+    } catch (err) {
+      if (err instanceof FhirError) {
+        const code = err.kind === 'unauthenticated' ? 'invalid_token' : err.kind === 'forbidden' ? 'insufficient_scope' : 'invalid_request';
+        return oauthError(res, err.status, code, err.message);
+      }
+      if (err instanceof SyntaxError) return oauthError(res, 400, 'invalid_request', 'the body is not valid JSON');
+      deps.log.error({ err }, 'auth API failed');
+      oauthError(res, 500, 'server_error', 'internal error');
+    }
+  };
+
+  // EHR launch (SMART app-launch.html#launch-app-ehr-launch): an authenticated EHR user or system creates the
+  // context; the app receives `launch` and `iss` and presents `launch` at the authorize endpoint.
+  router.post(
+    '/launch',
+    json,
+    form,
+    api(async (req, res) => {
+      const who = await caller(req);
+      if (!LAUNCHERS.has(who.claims.role)) throw new FhirError('forbidden', 'This role may not launch apps', { code: 'SCOPE_INSUFFICIENT' });
+      const body = (req.body ?? {}) as Record<string, unknown>;
+      const patient = typeof body.patient === 'string' ? body.patient.replace(/^Patient\//, '') : undefined;
+      const encounter = typeof body.encounter === 'string' ? body.encounter.replace(/^Encounter\//, '') : undefined;
+      const clientId = typeof body.client_id === 'string' ? body.client_id : undefined;
+      if (!patient && !encounter) throw new FhirError('invalid', 'A launch needs a patient (and optionally an encounter)', { code: 'LAUNCH_INVALID' });
+      const tenant = who.claims.tenant;
+      for (const [type, id] of [['Patient', patient], ['Encounter', encounter]] as const) {
+        if (!id) continue;
+        // the launcher must be able to read what it puts in context, and it must exist in this tenant
+        const d = who.guard.decide({ interaction: 'read', resourceType: type, id });
+        if (!d.allow) throw new FhirError('forbidden', `The launcher may not read ${type}/${id}`, { code: 'SCOPE_INSUFFICIENT' });
+        const row = await deps.db.withTenant(tenant, (q) => readCurrent(q, tenant, type, id));
+        if (!row || row.deleted) throw new FhirError('invalid', `${type}/${id} does not exist in this tenant`, { code: 'LAUNCH_INVALID' });
+      }
+      const id = randomBytes(18).toString('base64url');
+      const ttl = 300;
+      await insertLaunch(deps.db, { tenantId: tenant, id, clientId: clientId ?? null, patient: patient ?? null, encounter: encounter ?? null, createdBy: who.claims.sub, expiresAt: new Date(Date.now() + ttl * 1000) });
+      res.status(201).setHeader('Cache-Control', 'no-store');
+      res.json({ launch: id, iss: who.claims.aud, expires_in: ttl, ...(patient ? { patient } : {}), ...(encounter ? { encounter } : {}) });
+    }),
+  );
+
+  // RFC 7662 for the JWT access tokens (oidc-provider cannot introspect those): the caller authenticates with its
+  // own bearer token (SMART token-introspection.html); only tokens of the caller's tenant are ever reported active.
+  router.post(
+    '/introspect',
+    form,
+    api(async (req, res) => {
+      const who = await caller(req);
+      if (who.claims.role !== 'system' && who.claims.role !== 'tenant-admin') throw new FhirError('forbidden', 'Introspection needs a backend (system) or tenant-admin token', { code: 'SCOPE_INSUFFICIENT' });
+      const token = typeof req.body?.token === 'string' ? req.body.token : '';
+      if (!token) throw new FhirError('invalid', "the 'token' parameter is required", { code: 'TOKEN_MISSING' });
+      res.setHeader('Cache-Control', 'no-store');
+      try {
+        const p = await verifier.verify(`Bearer ${token}`, who.claims.aud, who.claims.tenant);
+        const c = p.claims;
+        res.json({ active: true, scope: c.scope, client_id: c.client_id, sub: c.sub, iss: c.iss, aud: c.aud, exp: c.exp, iat: c.iat, token_type: 'Bearer', ...(c.patient ? { patient: c.patient } : {}), ...(c.encounter ? { encounter: c.encounter } : {}), ...(c.fhirUser ? { fhirUser: `${c.aud}/${c.fhirUser}` } : {}) });
+      } catch {
+        res.json({ active: false });
+      }
+    }),
+  );
+
+  // Initial access tokens for RFC 7591 registration: a tenant admin obtains one (single use, 24 h by default).
+  router.post(
+    '/register/initial-access-token',
+    json,
+    form,
+    api(async (req, res) => {
+      const who = await caller(req);
+      if (who.claims.role !== 'tenant-admin' && who.claims.role !== 'system') throw new FhirError('forbidden', 'Only tenant administrators obtain initial access tokens', { code: 'SCOPE_INSUFFICIENT' });
+      const scope = typeof req.body?.scope === 'string' && req.body.scope.trim() ? req.body.scope.trim() : DEFAULT_REGISTRATION_SCOPE;
+      const out = await issueRegistrationToken(deps, who.claims.tenant, scope, who.claims.sub, 24 * 3600);
+      res.status(201).setHeader('Cache-Control', 'no-store');
+      res.json(out);
+    }),
+  );
+
+  // Dynamic registration (RFC 7591), guarded: a valid initial access token binds the new client to its tenant and
+  // caps its scope; everything else is oidc-provider's registration endpoint.
+  router.post('/register', json, async (req: Request, res: Response, next: NextFunction) => {
+    try {
+      const iat = bearerToken(req.headers.authorization);
+      const tenant = iat?.split('.')[0];
+      const ceiling = iat && tenant && /^[a-z0-9][a-z0-9-]{0,62}$/.test(tenant) ? await useRegistrationToken(deps.db, tenant, sha256(iat)) : undefined;
+      if (!ceiling || !tenant) return oauthError(res, 401, 'invalid_token', 'registration needs a valid, unused initial access token (Authorization: Bearer)');
+      const body = { ...(req.body as Record<string, unknown>) };
+      body[TENANT_PROPERTY] = tenant;
+      delete body[SMART_SCOPE_PROPERTY];
+      delete body.scope;
+      Object.assign(body, splitClientScope(capScope(typeof (req.body as { scope?: unknown }).scope === 'string' ? String((req.body as { scope: string }).scope) : ceiling.scope, ceiling.scope)));
+      req.body = body;
+      delete req.headers.authorization;
+      origins.invalidate();
+      next();
+    } catch (err) {
+      next(err);
+    }
+  });
+
+  router.use((req, res) => provider.callback()(req, res));
+
+  return {
+    router,
+    verifier,
+    origins,
+    provider: () => provider,
+    refreshKeys,
+    close() {
+      if (keyCheck) clearInterval(keyCheck);
+      keyCheck = undefined;
+    },
+  };
+}
+
+const OTHER = new Set(['openid', 'fhirUser', 'profile', 'launch', 'launch/patient', 'launch/encounter', 'offline_access', 'online_access']);
+
+/** A registration's requested scope capped by the initial access token's: resource scopes intersected, others kept if allowed. */
+export function capScope(requested: string, ceiling: string): string {
+  const allowedOther = new Set(ceiling.split(' ').filter((s) => OTHER.has(s)));
+  const other = requested.split(' ').filter((s) => OTHER.has(s) && allowedOther.has(s));
+  return [...new Set([...other, ...intersectResource(requested, ceiling)])].join(' ');
+}
+
+function intersectResource(requested: string, ceiling: string): string[] {
+  const r = parseScopes(requested).scopes.filter(isResourceScope);
+  const c = parseScopes(ceiling).scopes.filter(isResourceScope);
+  const out = renderScopes(intersectScopes(r, c));
+  return out ? out.split(' ') : [];
+}
+
+function sha256(s: string): string {
+  return createHash('sha256').update(s).digest('hex');
+}
+
+/** Creates an initial access token for `tenant` (CLI and API). */
+export async function issueRegistrationToken(deps: Deps, tenant: string, scope: string, createdBy: string, ttlSeconds: number): Promise<{ initial_access_token: string; expires_in: number; scope: string; registration_endpoint: string }> {
+  const token = `${tenant}.${randomBytes(24).toString('base64url')}`;
+  await insertRegistrationToken(deps.db, tenant, sha256(token), scope, createdBy, new Date(Date.now() + ttlSeconds * 1000));
+  return { initial_access_token: token, expires_in: ttlSeconds, scope, registration_endpoint: `${issuerOf(deps.config.publicBaseUrl)}/register` };
+}

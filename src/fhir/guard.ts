@@ -1,0 +1,202 @@
+// Authorization as the FHIR layer sees it: a Guard (built by src/auth from the verified token) decides each
+// interaction; this file turns its decisions into 403/404 answers, SQL restrictions for the store, and element
+// limits on what is returned (SMART.md §7). Requests without a guard are the server's own work (tenant creation,
+// jobs) and are not restricted.
+import type { Queryable } from '../platform/db.js';
+import { planSearch, type Compartment, type Restriction } from '../search/plan.js';
+import { permittedIds } from '../store/search-sql.js';
+import { patientCompartment } from './compartment.js';
+import type { FhirContext } from './context.js';
+import { FhirError } from './errors.js';
+
+export type GuardLetter = 'c' | 'r' | 'u' | 'd' | 's';
+
+/** One interaction to decide (the shape of src/auth/access.ts's AccessRequest). */
+export interface GuardRequest {
+  interaction:
+    | 'read' | 'vread' | 'history-instance' | 'history-type' | 'history-system' | 'search-type' | 'search-system'
+    | 'search-compartment' | 'create' | 'update' | 'patch' | 'delete' | 'operation';
+  resourceType?: string;
+  id?: string;
+  conditional?: boolean;
+  types?: string[];
+  operation?: string;
+  compartmentId?: string;
+  chainedTypes?: string[];
+}
+
+export interface GuardDecision {
+  allow: boolean;
+  denial?: 'forbidden' | 'not-found';
+  reason?: string;
+  searchFilters?: { params: readonly (readonly [string, string])[]; compartment?: { patientId: string } }[];
+  compartment?: { patientId: string };
+  elements?: string[];
+  types?: '*' | string[];
+}
+
+/** What the verified token allows (implemented by src/auth/enforce.ts). */
+export interface Guard {
+  decide(request: GuardRequest): GuardDecision;
+  forType(resourceType: string, letter: GuardLetter): GuardDecision;
+}
+
+function refuse(d: GuardDecision, what: string): FhirError {
+  if (d.denial === 'not-found') return new FhirError('not-found', `${what} is not known`, { code: 'RESOURCE_NOT_FOUND' });
+  return new FhirError('forbidden', `Insufficient scope: ${d.reason ?? 'not permitted'}`, { code: 'SCOPE_INSUFFICIENT', headers: { 'WWW-Authenticate': 'Bearer error="insufficient_scope"' } });
+}
+
+/** Decides one interaction; throws 403 (scope) or 404 (outside the patient in context). undefined = not guarded. */
+export function authorize(ctx: FhirContext, request: GuardRequest): GuardDecision | undefined {
+  if (!ctx.guard) return undefined;
+  const d = ctx.guard.decide(request);
+  if (!d.allow) throw refuse(d, request.resourceType && request.id ? `${request.resourceType}/${request.id}` : 'The resource');
+  return d;
+}
+
+/** A type's decision for one letter (undefined = not guarded). */
+export function decisionFor(ctx: FhirContext, type: string, letter: GuardLetter): GuardDecision | undefined {
+  return ctx.guard?.forType(type, letter);
+}
+
+function compartmentFor(type: string, patientId: string): Compartment {
+  return { ...patientCompartment(patientId, [type]), includeSelf: type === 'Patient' };
+}
+
+const cache = new WeakMap<Guard, Map<string, Restriction | undefined>>();
+
+/** The SQL restriction a decision implies for `type` (undefined = the whole type). */
+export function restrictionOf(ctx: FhirContext, type: string, d: GuardDecision | undefined): Restriction | undefined {
+  if (!d || (!d.compartment && !d.searchFilters)) return undefined;
+  const r: Restriction = {};
+  if (d.compartment) r.compartment = compartmentFor(type, d.compartment.patientId);
+  if (d.searchFilters) {
+    r.anyOf = [];
+    for (const set of d.searchFilters) {
+      let criteria;
+      try {
+        criteria = planSearch(ctx.registry, type, { strict: true, params: set.params.map(([k, v]) => [k, v]) }).criteria;
+      } catch {
+        continue; // a filter this type cannot evaluate matches nothing (fail closed)
+      }
+      r.anyOf.push(set.compartment ? { criteria, compartment: compartmentFor(type, set.compartment.patientId) } : { criteria });
+    }
+  }
+  return r;
+}
+
+/** restrictionOf(forType(type, letter)), memoised per request. */
+export function restrictionFor(ctx: FhirContext, type: string, letter: GuardLetter): Restriction | undefined {
+  if (!ctx.guard) return undefined;
+  let m = cache.get(ctx.guard);
+  if (!m) cache.set(ctx.guard, (m = new Map()));
+  const key = `${type}.${letter}`;
+  if (!m.has(key)) m.set(key, restrictionOf(ctx, type, ctx.guard.forType(type, letter)));
+  return m.get(key);
+}
+
+/**
+ * For a multi-type read (system search, $everything, system history): the types the caller may touch with `letter`,
+ * and the restriction of each. Types it may not touch are left out silently.
+ */
+export function typeRestrictions(ctx: FhirContext, types: string[], letter: GuardLetter): { types: string[]; restrictions?: Record<string, Restriction> } {
+  if (!ctx.guard) return { types };
+  const allowed: string[] = [];
+  const restrictions: Record<string, Restriction> = {};
+  for (const t of types) {
+    const d = ctx.guard.forType(t, letter);
+    if (!d.allow) continue;
+    allowed.push(t);
+    const r = restrictionFor(ctx, t, letter);
+    if (r) restrictions[t] = r;
+  }
+  return { types: allowed, ...(Object.keys(restrictions).length ? { restrictions } : {}) };
+}
+
+/** The restrictions of `types` for `letter` (for SearchPlan.restrictions), or undefined when none applies. */
+export function restrictionsOf(ctx: FhirContext, types: Iterable<string>, letter: GuardLetter): Record<string, Restriction> | undefined {
+  if (!ctx.guard) return undefined;
+  const out: Record<string, Restriction> = {};
+  for (const t of types) {
+    const r = restrictionFor(ctx, t, letter);
+    if (r) out[t] = r;
+  }
+  return Object.keys(out).length ? out : undefined;
+}
+
+/**
+ * Which rows the caller may see with `letter` (included resources: 'r'; history entries: the history's letter),
+ * each with the element limit of its type. Rows outside the region are dropped silently (SMART §7).
+ */
+export async function visibleRows<T extends { resourceType: string; id: string }>(ctx: FhirContext, q: Queryable, rows: T[], letter: GuardLetter): Promise<{ row: T; elements?: string[] }[]> {
+  if (!ctx.guard || !rows.length) return rows.map((row) => ({ row }));
+  const byType = new Map<string, T[]>();
+  for (const r of rows) byType.set(r.resourceType, [...(byType.get(r.resourceType) ?? []), r]);
+  const keep = new Map<string, string[] | undefined>();
+  for (const [type, list] of byType) {
+    const d = ctx.guard.forType(type, letter);
+    if (!d.allow) continue;
+    const restriction = restrictionFor(ctx, type, letter);
+    const ids = restriction ? await permittedIds(q, ctx.tenant.id, ctx.baseUrl, type, [...new Set(list.map((r) => r.id))], restriction) : undefined;
+    for (const r of list) if (!ids || ids.has(r.id)) keep.set(`${type}/${r.id}`, d.elements);
+  }
+  return rows.filter((r) => keep.has(`${r.resourceType}/${r.id}`)).map((row) => {
+    const elements = keep.get(`${row.resourceType}/${row.id}`);
+    return elements ? { row, elements } : { row };
+  });
+}
+
+/**
+ * The resource an instance interaction targets must lie inside the caller's region for it (patient compartment,
+ * granular filter): 404 otherwise, as if it did not exist. No-op without restriction.
+ */
+export async function assertInRegion(ctx: FhirContext, q: Queryable, type: string, id: string, d: GuardDecision | undefined): Promise<void> {
+  const restriction = restrictionOf(ctx, type, d);
+  if (!restriction) return;
+  const ok = await permittedIds(q, ctx.tenant.id, ctx.baseUrl, type, [id], restriction);
+  if (!ok.has(id)) throw new FhirError('not-found', `${type}/${id} is not known`, { code: 'RESOURCE_NOT_FOUND' });
+}
+
+/**
+ * After a create/update is written (inside its transaction, before COMMIT): the new content must lie inside the
+ * region of the scope that allowed it, else 403 and the transaction rolls back.
+ */
+export async function assertWritable(ctx: FhirContext, q: Queryable, type: string, id: string, letter: GuardLetter): Promise<void> {
+  const restriction = restrictionFor(ctx, type, letter);
+  if (!restriction) return;
+  const ok = await permittedIds(q, ctx.tenant.id, ctx.baseUrl, type, [id], restriction);
+  if (!ok.has(id)) {
+    const why = restriction.compartment ? "outside the in-context patient's compartment" : "outside the granted scope's filter (e.g. another category)";
+    throw new FhirError('forbidden', `Insufficient scope: this ${type} would be ${why}`, { code: 'SCOPE_CONTENT_FORBIDDEN' });
+  }
+}
+
+/** Search parameters over the elements a limited role may see (lab technician's "minimal Patient data"). */
+const PARAMS_FOR_ELEMENT: Record<string, string[]> = {
+  identifier: ['identifier'],
+  name: ['name', 'family', 'given', 'phonetic'],
+  birthDate: ['birthdate'],
+  gender: ['gender'],
+};
+
+/** With an element limit, only parameters over those elements may be searched (else hidden data could be probed). */
+export function assertSearchableElements(type: string, elements: string[] | undefined, params: string[]): void {
+  if (!elements) return;
+  // meta (always visible) carries _lastUpdated, _tag, _profile, _security, _source
+  const allowed = new Set(['_id', '_lastUpdated', '_tag', '_profile', '_security', '_source', ...elements.flatMap((e) => PARAMS_FOR_ELEMENT[e] ?? [])]);
+  for (const p of params) {
+    const code = p.split(/[:.]/)[0];
+    if (!allowed.has(code)) {
+      throw new FhirError('forbidden', `Insufficient scope: only ${[...allowed].join(', ')} may be searched on ${type}`, { code: 'SCOPE_INSUFFICIENT' });
+    }
+  }
+}
+
+/** Element limit ∩ the client's own _elements (the limit wins; id, meta and resourceType always stay). */
+export function limitElements(type: string, limit: string[] | undefined, requested: string[] | undefined): string[] | undefined {
+  if (!limit) return requested;
+  if (!requested?.length) return limit;
+  const kept = requested.filter((e) => limit.includes(e.replace(new RegExp(`^${type}\\.`), '').split('.')[0]));
+  // nothing asked for is visible: 'id' keeps only id, meta and resourceType
+  return kept.length ? kept : ['id'];
+}
