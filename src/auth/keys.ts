@@ -78,7 +78,7 @@ export class KeyRing {
 
   /**
    * The verification key for `kid`. An unknown kid re-reads the table (a key rotated in by another process), at
-   * most once every 5 seconds so forged kids cannot hammer the database.
+   * most once a second so forged kids cannot hammer the database.
    */
   async publicKey(kid: string | undefined): Promise<KeyObject | undefined> {
     if (!kid) return undefined;
@@ -88,7 +88,7 @@ export class KeyRing {
       if (!k?.retireAt || k.retireAt.getTime() > Date.now()) return hit;
       return undefined;
     }
-    if (Date.now() - this.lastLoad < 5000) return undefined;
+    if (Date.now() - this.lastLoad < 1000) return undefined;
     await this.refresh();
     return this.publicKeys.get(kid);
   }

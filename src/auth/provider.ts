@@ -251,8 +251,11 @@ export function buildProvider(opts: ProviderOptions): Provider {
           const backend = ctx.oidc.route === 'token' && params.grant_type === 'client_credentials';
           if (backend) {
             // SMART Backend Services: requested ∩ pre-authorized (the client's registered scope) ∩ the system ceiling
-            const g = grantAccess({ requested: String(params.scope ?? ''), clientAllowed: clientScopes(client.metadata()), role: 'system' });
-            if (!g.access.scopes.length) throw new errors.InvalidScope('none of the requested scopes is allowed for this client', String(params.scope ?? ''));
+            // no scope parameter: the client's whole pre-authorized scope (SMART: "server default scopes")
+            const allowed = clientScopes(client.metadata());
+            const requested = params.scope ? String(params.scope) : allowed;
+            const g = grantAccess({ requested, clientAllowed: allowed, role: 'system' });
+            if (!g.access.scopes.length) throw new errors.InvalidScope('none of the requested scopes is allowed for this client', requested);
             (ctx as SmartCtx).smart = { tenant: slug, aud: indicator, role: 'system', scope: g.scope, other: [], needPatientBanner: false };
           }
           const grant = ctx.oidc.entities?.Grant;
@@ -308,9 +311,10 @@ export function buildProvider(opts: ProviderOptions): Provider {
       IdToken: cfg.authTokenTtl,
       Interaction: 30 * 60,
       // re-saved on every authorization request, so this is an idle timeout
-      Session: cfg.authSessionIdleMinutes * 60,
+      Session: Math.max(1, Math.round(cfg.authSessionIdleMinutes * 60)),
       Grant: cfg.authRefreshTokenDays * 86_400,
-      RefreshToken: (_ctx, token) => (token.expiresWithSession ? cfg.authSessionIdleMinutes * 60 * 8 : cfg.authRefreshTokenDays * 86_400),
+      // online_access: usable while the sign-in session lives (oidc-provider checks the session); capped at a day
+      RefreshToken: (_ctx, token) => (token.expiresWithSession ? 86_400 : cfg.authRefreshTokenDays * 86_400),
     },
     interactions: {
       policy,

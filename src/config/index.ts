@@ -72,7 +72,7 @@ export const CONFIG_KEYS: KeySpec[] = [
   { env: 'AUTH_SESSION_IDLE_MINUTES', default: '15', doc: 'A sign-in session unused for this long ends (the user signs in again).' },
   { env: 'AUTH_LOCKOUT_ATTEMPTS', default: '5', doc: 'Consecutive failed sign-ins that lock an account.' },
   { env: 'AUTH_LOCKOUT_MINUTES', default: '15', doc: 'How long a locked account stays locked (a password reset unlocks it at once).' },
-  { env: 'AUTH_CLOCK_SKEW_SECONDS', default: '30', doc: 'Clock skew tolerated when checking access token exp/nbf/iat.' },
+  { env: 'AUTH_CLOCK_SKEW_SECONDS', default: '10', doc: 'Clock skew tolerated when checking access token exp/nbf/iat.' },
 ];
 
 function int(env: NodeJS.ProcessEnv, key: string, fallback: number, min = 0): number {
@@ -124,6 +124,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     authSessionIdleMinutes: int(env, 'AUTH_SESSION_IDLE_MINUTES', 15, 1),
     authLockoutAttempts: int(env, 'AUTH_LOCKOUT_ATTEMPTS', 5, 1),
     authLockoutMinutes: int(env, 'AUTH_LOCKOUT_MINUTES', 15, 1),
-    authClockSkewSeconds: int(env, 'AUTH_CLOCK_SKEW_SECONDS', 30, 0),
+    authClockSkewSeconds: int(env, 'AUTH_CLOCK_SKEW_SECONDS', 10, 0),
   };
 }

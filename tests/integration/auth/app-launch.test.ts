@@ -56,3 +56,38 @@ describe('standalone launch (app-launch.html#launch-app-standalone-launch)', () 
     expect((await api.get(`${t.path}/Patient/${other.id}`)).status).toBe(404);
   });
 });
+
+describe('more flows (scratch)', () => {
+  it('patient user gets own record; unticked scope is not granted', async () => {
+    const browser = new Browser(server.origin);
+    const { redirect, pkce, consentHtml } = await runAuthorization(browser, server.origin, {
+      clientId: app.clientId, aud: t.base, scope: 'launch/patient patient/*.read openid fhirUser', username: 'paula', untick: ['fhirUser'],
+    });
+    expect(consentHtml).toContain('Paula Pickme');
+    const tok = await tokenRequest(server.origin, { grant_type: 'authorization_code', code: redirect.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: pkce.verifier, client_id: app.clientId });
+    expect(tok.status).toBe(200);
+    expect(tok.body.patient).toBe(patient.id);
+    expect(tok.body.scope.split(' ').sort()).toEqual(['launch/patient', 'openid', 'patient/*.read']);
+  });
+
+  it('EHR launch', async () => {
+    const staff = await newUser(server, t.slug, 'dr-ehr', 'practitioner', `Practitioner/${practitioner.id}`);
+    void staff;
+    const { tokenFor } = await import('../../helpers/server.js');
+    const ehrToken = await tokenFor(server, t, { clientId: app.clientId, username: 'dr-ehr', scope: 'user/Patient.rs user/Encounter.rs' });
+    const enc = await create(t, { resourceType: 'Encounter', status: 'in-progress', class: { code: 'AMB' }, subject: { reference: `Patient/${patient.id}` } });
+    const l = await fetch(`${server.origin}/auth/launch`, { method: 'POST', headers: { authorization: `Bearer ${ehrToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ patient: patient.id, encounter: enc.id }) });
+    const launch = (await l.json()) as any;
+    expect(l.status).toBe(201);
+    const browser = new Browser(server.origin);
+    const { redirect, pkce } = await runAuthorization(browser, server.origin, { clientId: app.clientId, aud: t.base, scope: 'launch patient/Observation.rs openid fhirUser online_access', username: 'dr-ehr', launch: launch.launch });
+    const tok = await tokenRequest(server.origin, { grant_type: 'authorization_code', code: redirect.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: pkce.verifier, client_id: app.clientId });
+    expect(tok.status).toBe(200);
+    expect(tok.body).toMatchObject({ patient: patient.id, encounter: enc.id, need_patient_banner: false });
+    expect(tok.body.refresh_token).toEqual(expect.any(String));
+    const ref = await tokenRequest(server.origin, { grant_type: 'refresh_token', refresh_token: tok.body.refresh_token, client_id: app.clientId });
+    expect(ref.status).toBe(200);
+    expect(ref.body.scope).toBe(tok.body.scope);
+    expect(ref.body.patient).toBe(patient.id);
+  });
+});
