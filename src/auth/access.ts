@@ -1,6 +1,7 @@
 // Resource-server enforcement of SMART scopes (SMART.md §7; scopes-and-launch-context.html): one interaction ->
 // allow/deny plus the granular filters, patient compartment and element limits the store must apply. Pure: no I/O.
 import { isInPatientCompartment } from '../fhir/compartment.js';
+import { isResourceType } from '../fhir/definitions.js';
 import { roleCeiling, type Role } from './role-matrix.js';
 import {
   effectiveScopes,
@@ -347,6 +348,9 @@ function regionVerdict(resource: FhirResourceLike, d: Decision, checks: ContentC
   return unchecked ? 'granted only under a filter or compartment that no content check was supplied for' : 'outside the granted filters or patient compartment';
 }
 
+/** Scopes name R4 resource types (patient/Foo.rs is not a scope). */
+export const R4_TYPES: ParseOptions = { isResourceType };
+
 export interface GrantInput {
   /** The `scope` the client asked for. */
   requested: string;
@@ -369,8 +373,9 @@ export interface Grant {
 
 /** Effective access = requested ∩ client-allowed ∩ role ceiling (ARCHITECTURE.md "Auth"). */
 export function grantAccess(input: GrantInput): Grant {
-  const requested = parseScopes(input.requested, input.parseOptions);
-  const client = parseScopes(input.clientAllowed, input.parseOptions);
+  const opts = input.parseOptions ?? R4_TYPES;
+  const requested = parseScopes(input.requested, opts);
+  const client = parseScopes(input.clientAllowed, opts);
   const scopes = effectiveScopes(requested.scopes, client.scopes, roleCeiling(input.role));
   const notGranted = requested.scopes.filter((s) => !intersectScopes([s], scopes).length).map(renderScope);
   const access: Access = { scopes };
@@ -382,7 +387,7 @@ export function grantAccess(input: GrantInput): Grant {
  * The resource server's view of a verified token: its `scope` claim re-intersected with the role ceiling, so element
  * limits (never in the scope string) come back and a tightened ceiling applies to tokens already issued.
  */
-export function accessFromToken(token: { scope: string; role: Role; patientId?: string }, parseOptions?: ParseOptions): Access {
+export function accessFromToken(token: { scope: string; role: Role; patientId?: string }, parseOptions: ParseOptions = R4_TYPES): Access {
   const scopes = effectiveScopes(parseScopes(token.scope, parseOptions).scopes, roleCeiling(token.role));
   return token.patientId !== undefined ? { scopes, patientId: token.patientId } : { scopes };
 }

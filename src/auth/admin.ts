@@ -6,6 +6,7 @@ import type { Deps } from '../fhir/context.js';
 import { FhirError } from '../fhir/errors.js';
 import { findClient, upsertClient } from '../store/auth-payloads.js';
 import { findUserByName, insertUser, updateUser, type UserRecord } from '../store/auth-users.js';
+import { readCurrent } from '../store/resources.js';
 import { findTenant } from '../store/tenants.js';
 import { PLATFORM } from './login.js';
 import { hashPassword, passwordProblem } from './passwords.js';
@@ -43,6 +44,11 @@ export async function createUser(deps: Deps, u: NewUser): Promise<UserRecord> {
   if (problem) throw new FhirError('invalid', problem, { code: 'PASSWORD_POLICY' });
   if (u.fhirUser !== undefined && !FHIR_USER.test(u.fhirUser)) throw new FhirError('invalid', 'fhirUser must be Practitioner/<id>, PractitionerRole/<id>, Patient/<id>, RelatedPerson/<id> or Person/<id>', { code: 'USER_FHIR_USER_INVALID' });
   if (u.role === 'patient' && !u.fhirUser?.startsWith('Patient/')) throw new FhirError('invalid', 'a patient user needs fhirUser Patient/<id> (their own record)', { code: 'USER_FHIR_USER_INVALID' });
+  if (u.fhirUser !== undefined && u.tenant !== PLATFORM) {
+    const [type, id] = u.fhirUser.split('/');
+    const row = await deps.db.withTenant(u.tenant, (q) => readCurrent(q, u.tenant, type, id));
+    if (!row || row.deleted) throw new FhirError('invalid', `fhirUser ${u.fhirUser} does not exist in tenant '${u.tenant}' (create the resource first)`, { code: 'USER_FHIR_USER_INVALID' });
+  }
   const record = {
     tenantId: u.tenant,
     id: randomUUID(),

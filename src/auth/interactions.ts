@@ -8,7 +8,7 @@ import type { Deps, FhirContext, Tenant } from '../fhir/context.js';
 import { clientScopes, SMART_GRANT, tenantOfBase } from './provider.js';
 import type { SmartContext } from './claims.js';
 import { accountId, parseAccountId } from './claims.js';
-import { accessFromToken, grantAccess } from './access.js';
+import { accessFromToken, grantAccess, R4_TYPES } from './access.js';
 import { checkPassword, checkTotp, readTicket, signTicket } from './login.js';
 import { errorBox, esc, page } from './pages.js';
 import { isRole, type Role } from './role-matrix.js';
@@ -193,7 +193,7 @@ async function offerFor(a: InteractionDeps, f: Flow, user: UserRecord, pickedPat
   }
   if (role === 'patient') patient = patientIdOfUser(user);
   else if (!launchId && pickedPatient) patient = pickedPatient;
-  const parsed = parseScopes(requested.join(' '));
+  const parsed = parseScopes(requested.join(' '), R4_TYPES);
   const wantsPatient = requested.includes('launch/patient') || parsed.scopes.some((s) => isResourceScope(s) && s.context === 'patient');
   const needsPatient = wantsPatient && !patient && role !== 'patient' && !launchId;
   const g = grantAccess({ requested: requested.join(' '), clientAllowed: f.client.scope ?? '', role, patientId: patient });
@@ -294,6 +294,8 @@ export async function submitLogin(a: InteractionDeps, req: Request, res: Respons
   const f = await flowOf(a, req, res);
   const username = field(req, 'username').trim().slice(0, 200);
   const out = await checkPassword(a.deps, f.tenant.id, f.tenant.settings.mfaRequired === true, username, field(req, 'password'));
+  // an audit line per sign-in attempt: the user id when known, never the username typed or the password
+  a.deps.log.info({ tenantId: f.tenant.id, clientId: f.client.clientId, userId: 'user' in out ? out.user.id : undefined, outcome: out.ok ? 'signed-in' : out.reason }, 'sign-in');
   if (out.ok) return finishLogin(a, req, res, out.user, out.amr);
   if (out.reason === 'second-factor') {
     const ticket = signTicket(a.ticketKey, { uid: f.details.uid, tenantId: out.user.tenantId, userId: out.user.id, ...(out.enrol ? { enrol: out.enrol } : {}) });
@@ -310,6 +312,7 @@ export async function submitTotp(a: InteractionDeps, req: Request, res: Response
   const user = ticket ? await findUserById(a.deps.db, ticket.tenantId, ticket.userId) : undefined;
   if (!ticket || !user || user.disabled) return send(res, 401, loginPage(f, 'Your sign-in expired; sign in again.'));
   const out = await checkTotp(a.deps, user, field(req, 'code'), ticket.enrol);
+  a.deps.log.info({ tenantId: f.tenant.id, clientId: f.client.clientId, userId: user.id, outcome: out.ok ? 'signed-in' : out.reason, factor: 'totp' }, 'sign-in');
   if (out.ok) return finishLogin(a, req, res, out.user, out.amr);
   if (out.reason === 'locked') return send(res, 429, loginPage(f, out.message, user.username));
   send(res, 401, totpPage(f, ticketText, ticket.enrol, user.username, out.reason === 'invalid' ? out.message : undefined));

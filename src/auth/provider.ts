@@ -9,6 +9,7 @@ import type { TenantCache } from '../store/tenants.js';
 import { grantAccess } from './access.js';
 import { accessTokenClaims, parseAccountId, type SmartContext } from './claims.js';
 import type { KeyRing } from './keys.js';
+import { page } from './pages.js';
 import { parseScopes } from './scopes.js';
 import { isRole, type Role } from './role-matrix.js';
 
@@ -186,7 +187,16 @@ export function buildProvider(opts: ProviderOptions): Provider {
       },
     },
     extraParams: {
-      aud: null,
+      // SMART aud: the FHIR base of the client's own tenant. The sign-in pages pick the tenant from aud (resource
+      // when aud is absent), so a resource indicator beside it must name the same base: otherwise an app of one
+      // tenant could have another tenant's users sign in to it (resource = own base passes the audience check).
+      aud(ctx, value, client) {
+        if (value === undefined) return;
+        const resource = ctx.oidc.params?.resource;
+        if (resource !== undefined && resource !== value) throw new errors.InvalidTarget('resource and aud must name the same FHIR base');
+        const slug = tenantOfBase(cfg.publicBaseUrl, String(value));
+        if (!slug || slug !== client.metadata()[TENANT_PROPERTY]) throw new errors.InvalidTarget("aud must be the FHIR base URL of this client's tenant");
+      },
       // EHR launch: the opaque launch value must name a live context of this tenant (and of this client, if bound)
       async launch(ctx, value, client) {
         if (value === undefined) return;
@@ -225,7 +235,18 @@ export function buildProvider(opts: ProviderOptions): Provider {
       introspection: { enabled: false }, // JWT access tokens: src/auth/introspect.ts answers RFC 7662
       revocation: { enabled: true },
       clientCredentials: { enabled: true },
-      rpInitiatedLogout: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        // our own pages (oidc-provider's load web fonts from Google)
+        async logoutSource(ctx, form) {
+          ctx.type = 'html';
+          ctx.body = page({ title: 'Sign out?', body: `${form}<p>Do you want to sign out?</p><button type="submit" form="op.logoutForm" value="yes" name="logout">Yes, sign me out</button> <button class="secondary" type="submit" form="op.logoutForm">No, stay signed in</button>` });
+        },
+        async postLogoutSuccessSource(ctx) {
+          ctx.type = 'html';
+          ctx.body = page({ title: 'Signed out', body: '<p>You are signed out. You can close this page.</p>' });
+        },
+      },
       registration: { enabled: true, initialAccessToken: false, issueRegistrationAccessToken: false }, // guarded in src/auth/register.ts
       resourceIndicators: {
         enabled: true,
@@ -345,6 +366,8 @@ export function buildProvider(opts: ProviderOptions): Provider {
       if (smart.patient) body.patient = smart.patient;
       if (smart.encounter) body.encounter = smart.encounter;
       if (smart.role !== 'system') {
+        // SMART launch context: the organization (tenant) that launched the app, the banner and style hints
+        body.tenant = smart.tenant;
         body.need_patient_banner = smart.needPatientBanner;
         if (smart.smartStyleUrl) body.smart_style_url = smart.smartStyleUrl;
       }

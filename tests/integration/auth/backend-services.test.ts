@@ -1,6 +1,11 @@
 // SMART Backend Services (backend-services.html): a lab's backend client signs an assertion (private_key_jwt, ES384
 // and RS384), gets a short-lived system/ token and posts a DiagnosticReport; it cannot touch another tenant.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { registerClient } from '../../../src/auth/admin.js';
 import { ASSERTION_TYPE, clientAssertion, tokenRequest } from '../../helpers/oauth.js';
 import { authed, FHIR_JSON, newBackendClient, newTenant, startServer, testBackendKey, type TestServer, type TestTenant } from '../../helpers/server.js';
 
@@ -30,5 +35,47 @@ describe('client_credentials with private_key_jwt', () => {
     expect(dr.status).toBe(201);
     expect((await api.get(`${lab.path}/DiagnosticReport/${dr.body.id}`)).status).toBe(403);
     expect((await api.get(`${other.path}/Patient`)).status).toBe(401);
+  });
+});
+
+describe('the README sequence (scripts/backend-client.mjs)', () => {
+  it('keygen, register the JWKS, sign an assertion, get a token', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'backend-key-'));
+    const script = new URL('../../../scripts/backend-client.mjs', import.meta.url).pathname;
+    execFileSync(process.execPath, [script, 'keygen', dir]);
+    const jwks = JSON.parse(readFileSync(join(dir, 'jwks.json'), 'utf8'));
+    expect(jwks.keys[0]).toMatchObject({ kty: 'EC', crv: 'P-384', alg: 'ES384' });
+    expect(jwks.keys[0].d).toBeUndefined();
+    const c = await registerClient(server.deps, server.app.auth.provider(), { tenant: lab.slug, kind: 'backend', name: 'README lab', jwks, scope: 'system/DiagnosticReport.cru' });
+    const assertion = execFileSync(process.execPath, [script, 'assertion', join(dir, 'private.jwk.json'), c.clientId, `${server.origin}/auth/token`], { encoding: 'utf8' }).trim();
+    const tok = await tokenRequest(server.origin, { grant_type: 'client_credentials', scope: 'system/DiagnosticReport.cru', client_assertion_type: ASSERTION_TYPE, client_assertion: assertion });
+    expect(tok.status).toBe(200);
+    expect(tok.body.scope).toBe('system/DiagnosticReport.cru');
+  });
+});
+
+describe('a JWKS URL instead of a registered JWKS (client-confidential-asymmetric.html)', () => {
+  it('fetches the client\'s keys from its jwks_uri (RS384 here) and issues a token', async () => {
+    const { generateKeyPairSync } = await import('node:crypto');
+    const { createServer } = await import('node:http');
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const jwk = { ...publicKey.export({ format: 'jwk' }), kid: 'rsa-1', alg: 'RS384', use: 'sig' };
+    let fetched = 0;
+    const keys = createServer((req, res) => {
+      fetched++;
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ keys: [jwk] }));
+    });
+    await new Promise<void>((r) => keys.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(keys.address() as { port: number }).port}/jwks.json`;
+      const c = await registerClient(server.deps, server.app.auth.provider(), { tenant: lab.slug, kind: 'backend', name: 'JWKS URL lab', jwksUri: url, scope: 'system/Observation.rs' });
+      const assertion = clientAssertion(c.clientId, `${server.origin}/auth/token`, privateKey, { alg: 'RS384', kid: 'rsa-1' });
+      const tok = await tokenRequest(server.origin, { grant_type: 'client_credentials', scope: 'system/Observation.rs', client_assertion_type: ASSERTION_TYPE, client_assertion: assertion });
+      expect(tok.status).toBe(200);
+      expect(fetched).toBeGreaterThan(0);
+    } finally {
+      keys.close();
+    }
   });
 });

@@ -102,6 +102,25 @@ describe('idle session timeout', () => {
   }, 30_000);
 });
 
+describe('sign-out', () => {
+  it('ends the session: the next authorization asks for the password again, and online_access refresh tokens stop', async () => {
+    await newUser(server, t.slug, 'out-doc', 'practitioner');
+    const browser = new Browser(server.origin);
+    const { redirect, pkce } = await runAuthorization(browser, server.origin, { clientId: app.clientId, aud: t.base, scope: 'online_access user/Patient.rs', username: 'out-doc' });
+    const tok = await tokenRequest(server.origin, { grant_type: 'authorization_code', code: redirect.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: pkce.verifier, client_id: app.clientId });
+    expect(tok.body.refresh_token).toEqual(expect.any(String));
+    const page = await browser.follow('/auth/logout');
+    expect(page.html).toContain('Sign out?');
+    const xsrf = hiddenValue(page.html!, 'xsrf')!;
+    const done = await browser.follow(formAction(page.html!, '/logout'), { form: { xsrf, logout: 'yes' } });
+    expect(done.html).toContain('You are signed out');
+    const again = await browser.follow(authorizeUrl(server.origin, { clientId: app.clientId, aud: t.base, scope: 'user/Patient.rs' }));
+    expect(again.html).toContain('name="password"');
+    const refreshed = await tokenRequest(server.origin, { grant_type: 'refresh_token', refresh_token: tok.body.refresh_token, client_id: app.clientId });
+    expect(refreshed.body.error).toBe('invalid_grant');
+  });
+});
+
 describe('signing keys', () => {
   it('rotation: a new key signs, tokens signed by the old one keep working until it retires, JWKS lists both', async () => {
     const before = (await (await fetch(`${server.origin}/auth/jwks`)).json()) as { keys: { kid: string }[] };
