@@ -3,7 +3,7 @@
 // success to the second-factor form, so nothing is stored between the two steps.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Deps } from '../fhir/context.js';
-import { claimTotpStep, findUserByName, recordLoginFailure, recordLoginSuccess, updateUser, type UserRecord } from '../store/auth-users.js';
+import { claimLoginAttempt, claimTotpStep, findUserByName, recordLoginSuccess, refundLoginAttempt, updateUser, type UserRecord } from '../store/auth-users.js';
 import { dummyHash, verifyPassword } from './passwords.js';
 import { matchTotp, newTotpSecret } from './totp.js';
 
@@ -27,35 +27,47 @@ function lockedMessage(until: Date): string {
   return `Too many failed sign-ins: this account is locked for ${minutes} more minute${minutes === 1 ? '' : 's'}.`;
 }
 
-/** First factor. Every failure looks the same to the caller (no user enumeration), except an active lock. */
+/**
+ * First factor. Every failure looks the same to the caller (no user enumeration), except an active lock. The attempt
+ * is counted before the password is checked (claimLoginAttempt), so parallel guesses cannot get past the threshold.
+ */
 export async function checkPassword(deps: Deps, tenantId: string, mfaRequired: boolean, username: string, password: string): Promise<LoginOutcome> {
   const user = username ? await findSigner(deps, tenantId, username) : undefined;
   if (!user || user.disabled) {
     await verifyPassword(await dummyHash(), password); // same cost as a real check
     return { ok: false, reason: 'invalid', message: INVALID };
   }
-  if (user.lockedUntil && user.lockedUntil.getTime() > Date.now()) return { ok: false, reason: 'locked', message: lockedMessage(user.lockedUntil) };
-  if (!(await verifyPassword(user.passwordHash, password))) return failed(deps, user);
-  if (user.totpSecret) return { ok: false, reason: 'second-factor', user };
-  if (mfaRequired) return { ok: false, reason: 'second-factor', user, enrol: newTotpSecret() };
+  const attempt = await claimAttempt(deps, user);
+  if (!attempt.allowed) return attempt.outcome;
+  if (!(await verifyPassword(user.passwordHash, password))) return attempt.failure;
+  if (user.totpSecret || mfaRequired) {
+    // right password, second factor to come: this attempt counts neither way
+    await refundLoginAttempt(deps.db, user.tenantId, user.id, attempt.lockedByThis);
+    return user.totpSecret ? { ok: false, reason: 'second-factor', user } : { ok: false, reason: 'second-factor', user, enrol: newTotpSecret() };
+  }
   await recordLoginSuccess(deps.db, user.tenantId, user.id);
   return { ok: true, user, amr: ['pwd'] };
 }
 
-async function failed(deps: Deps, user: UserRecord): Promise<LoginOutcome> {
-  const { locked } = await recordLoginFailure(deps.db, user.tenantId, user.id, deps.config.authLockoutAttempts, deps.config.authLockoutMinutes);
-  if (locked) return { ok: false, reason: 'locked', message: lockedMessage(new Date(Date.now() + deps.config.authLockoutMinutes * 60_000)) };
-  return { ok: false, reason: 'invalid', message: INVALID };
+type Attempt = { allowed: false; outcome: LoginOutcome } | { allowed: true; lockedByThis: boolean; failure: LoginOutcome };
+
+/** Claims one attempt: refused while locked; otherwise what a wrong answer to it means (invalid, or now locked). */
+async function claimAttempt(deps: Deps, user: UserRecord): Promise<Attempt> {
+  const c = await claimLoginAttempt(deps.db, user.tenantId, user.id, deps.config.authLockoutAttempts, deps.config.authLockoutMinutes);
+  if (!c.allowed) return { allowed: false, outcome: { ok: false, reason: 'locked', message: lockedMessage(c.lockedUntil ?? new Date(Date.now() + deps.config.authLockoutMinutes * 60_000)) } };
+  const failure: LoginOutcome = c.lockedUntil ? { ok: false, reason: 'locked', message: lockedMessage(c.lockedUntil) } : { ok: false, reason: 'invalid', message: INVALID };
+  return { allowed: true, lockedByThis: c.lockedUntil !== null, failure };
 }
 
 /** Second factor (or enrolment: `enrol` is the new secret shown to the user, stored once a code from it works). */
 export async function checkTotp(deps: Deps, user: UserRecord, code: string, enrol?: string): Promise<LoginOutcome> {
-  if (user.lockedUntil && user.lockedUntil.getTime() > Date.now()) return { ok: false, reason: 'locked', message: lockedMessage(user.lockedUntil) };
+  const attempt = await claimAttempt(deps, user);
+  if (!attempt.allowed) return attempt.outcome;
   const secret = enrol ?? user.totpSecret;
   const step = secret ? matchTotp(secret, code.replace(/\s/g, '')) : undefined;
   // each code is accepted once (RFC 6238 §5.2)
   if (step === undefined || !(await claimTotpStep(deps.db, user.tenantId, user.id, step))) {
-    const out = await failed(deps, user);
+    const out = attempt.failure;
     return out.ok || out.reason !== 'invalid' ? out : { ok: false, reason: 'invalid', message: 'The authentication code is not correct.' };
   }
   if (enrol) await updateUser(deps.db, user.tenantId, user.id, { totpSecret: enrol });

@@ -3,6 +3,7 @@
 // initial access tokens that guard dynamic registration, and the SMART style document.
 import { createHash, randomBytes } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import jwt from 'jsonwebtoken';
 import type Provider from 'oidc-provider';
 import type { Deps } from '../fhir/context.js';
 import { FhirError } from '../fhir/errors.js';
@@ -114,7 +115,9 @@ export function createAuthServer(deps: Deps, tenants: TenantCache): AuthServer {
   /** A bearer access token of this server, for the tenant its aud names (401 otherwise). */
   async function caller(req: Request): Promise<Principal> {
     const token = bearerToken(req.headers.authorization);
-    const aud = token ? (JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8') || '{}') as { aud?: string }).aud : undefined;
+    // the unverified aud only picks the tenant to verify against; verify() then checks everything
+    const payload = token ? jwt.decode(token) : undefined;
+    const aud = payload && typeof payload === 'object' ? payload.aud : undefined;
     const slug = tenantOfBase(cfg.publicBaseUrl, typeof aud === 'string' ? aud : undefined);
     if (!slug) throw new FhirError('unauthenticated', 'A Bearer access token of this server is required', { code: 'TOKEN_MISSING' });
     return verifier.verify(req.headers.authorization, `${cfg.publicBaseUrl}/fhir/${slug}`, slug);

@@ -90,20 +90,39 @@ export async function updateUser(db: Db, tenantId: string, id: string, change: U
 }
 
 /**
- * Records a failed sign-in: after `threshold` consecutive failures the account locks for `lockMinutes`. One atomic
- * statement, so parallel guesses cannot slip past the threshold.
+ * Counts one sign-in attempt BEFORE its password or code is checked, in one atomic statement: parallel guesses can
+ * never all be checked against a stale "not locked" (each must win a slot under the threshold first). Refused
+ * (`allowed: false`, nothing counted) while the account is locked; `lockedUntil` is set when this very attempt
+ * reached the threshold (a correct answer then clears it through recordLoginSuccess or refundLoginAttempt).
  */
-export async function recordLoginFailure(db: Db, tenantId: string, id: string, threshold: number, lockMinutes: number): Promise<{ locked: boolean }> {
-  const r = await db.withTenant(tenantId, (q) =>
-    q.query<{ locked: boolean }>(
+export async function claimLoginAttempt(db: Db, tenantId: string, id: string, threshold: number, lockMinutes: number): Promise<{ allowed: boolean; lockedUntil: Date | null }> {
+  return db.withTenant(tenantId, async (q) => {
+    const r = await q.query<{ locked_until: Date | null }>(
       `UPDATE app_user SET failed_logins = failed_logins + 1,
               locked_until = CASE WHEN failed_logins + 1 >= $3 THEN now() + make_interval(mins => $4::int) ELSE locked_until END
-        WHERE tenant_id = $1 AND id = $2
-        RETURNING locked_until IS NOT NULL AND locked_until > now() AS locked`,
+        WHERE tenant_id = $1 AND id = $2 AND (locked_until IS NULL OR locked_until <= now())
+        RETURNING CASE WHEN locked_until > now() THEN locked_until END AS locked_until`,
       [tenantId, id, threshold, lockMinutes],
+    );
+    if (r.rows[0]) return { allowed: true, lockedUntil: r.rows[0].locked_until };
+    const cur = await q.query<{ locked_until: Date | null }>('SELECT locked_until FROM app_user WHERE tenant_id = $1 AND id = $2', [tenantId, id]);
+    return { allowed: false, lockedUntil: cur.rows[0]?.locked_until ?? null };
+  });
+}
+
+/**
+ * Gives back an attempt claimed by claimLoginAttempt whose first factor was right but whose second factor is still
+ * to come (neither a failure nor yet a success). `clearLock`: that attempt set the lock (no other attempt can have
+ * changed it since), so it is lifted again.
+ */
+export async function refundLoginAttempt(db: Db, tenantId: string, id: string, clearLock: boolean): Promise<void> {
+  await db.withTenant(tenantId, (q) =>
+    q.query(
+      `UPDATE app_user SET failed_logins = GREATEST(failed_logins - 1, 0), locked_until = CASE WHEN $3::boolean THEN NULL ELSE locked_until END
+        WHERE tenant_id = $1 AND id = $2`,
+      [tenantId, id, clearLock],
     ),
   );
-  return { locked: r.rows[0]?.locked ?? false };
 }
 
 /** Accepts a TOTP step once: false when this step (or a later one) was already used. */

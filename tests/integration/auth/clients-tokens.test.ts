@@ -115,6 +115,11 @@ describe('token introspection (RFC 7662)', () => {
 
   it('needs the caller to authenticate with a backend or tenant-admin token', async () => {
     expect((await post('/auth/introspect', { token: t.token }, undefined, 'application/x-www-form-urlencoded')).status).toBe(401);
+    for (const junk of ['junk', 'a.bnVsbA.c', `x.${Buffer.from('[1]').toString('base64url')}.y`]) {
+      const res = await post('/auth/introspect', { token: t.token }, junk, 'application/x-www-form-urlencoded');
+      expect(res.status).toBe(401);
+      expect(res.body.error).toBe('invalid_token');
+    }
     const doc = await tokenFor(server, t, { clientId: app.clientId, username: 'reg-doc', scope: 'user/Patient.rs' });
     expect((await post('/auth/introspect', { token: t.token }, doc, 'application/x-www-form-urlencoded')).status).toBe(403);
   });
