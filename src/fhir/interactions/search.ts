@@ -34,18 +34,19 @@ function guardPlan(ctx: FhirContext, target: SearchTarget, plan: SearchPlan): Ma
   const elements = new Map<string, string[]>();
   if (!ctx.guard) return elements;
   const chained = chainedTypes(plan.criteria);
-  const d = authorize(ctx, { ...target.access.request, ...(chained.size ? { chainedTypes: [...chained] } : {}) })!;
+  authorize(ctx, { ...target.access.request, ...(chained.size ? { chainedTypes: [...chained] } : {}) });
   const { types, restrictions } = typeRestrictions(ctx, plan.resourceTypes, target.access.letter);
   if (!types.length) throw new FhirError('forbidden', 'Insufficient scope: no granted scope allows searching any of these types', { code: 'SCOPE_INSUFFICIENT' });
   plan.resourceTypes = types;
   plan.restrictions = { ...restrictionsOf(ctx, chained, 's'), ...restrictions };
+  // Every element-limited type, also inside a multi-type (system) search: `?_type=Patient&address-city=x` or
+  // `?_content=x` would otherwise probe the hidden elements through which resources match.
+  const names = [...plan.criteria.filter((c) => c.kind !== 'has').map((c) => c.name), ...plan.sort.map((k) => k.code)];
   for (const t of types) {
     const limit = ctx.guard.forType(t, target.access.letter).elements;
-    if (limit) elements.set(t, limit);
-  }
-  if (types.length === 1 && d.elements) {
-    const names = [...plan.criteria.filter((c) => c.kind !== 'has').map((c) => c.name), ...plan.sort.map((k) => k.code)];
-    assertSearchableElements(types[0], d.elements, names);
+    if (!limit) continue;
+    elements.set(t, limit);
+    assertSearchableElements(t, limit, names);
   }
   return elements;
 }
