@@ -7,6 +7,7 @@ import { FhirError } from '../fhir/errors.js';
 import { findClient } from '../store/auth-payloads.js';
 import { findUserByName } from '../store/auth-users.js';
 import { grantAccess } from './access.js';
+import { PLATFORM } from './login.js';
 import { accountId, type AccessClaims } from './claims.js';
 import type { KeyRing } from './keys.js';
 import { clientScopes, issuerOf } from './provider.js';
@@ -46,7 +47,8 @@ export async function mintAccessToken(deps: Deps, keys: KeyRing, req: MintReques
   let fhirUser: string | undefined;
   let patient = req.patient;
   if (req.username) {
-    const user = await findUserByName(deps.db, req.tenant, req.username);
+    // platform administrators sign in to any tenant (src/auth/login.ts); so do their tokens
+    const user = (await findUserByName(deps.db, req.tenant, req.username)) ?? (await findUserByName(deps.db, PLATFORM, req.username));
     if (!user || user.disabled || !isRole(user.role)) throw new FhirError('not-found', `No active user '${req.username}' in tenant '${req.tenant}'`, { code: 'USER_UNKNOWN' });
     role = user.role;
     sub = accountId(user.tenantId, user.id);

@@ -3,7 +3,8 @@
 // limits on what is returned (SMART.md §7). Requests without a guard are the server's own work (tenant creation,
 // jobs) and are not restricted.
 import type { Queryable } from '../platform/db.js';
-import { planSearch, type Compartment, type Restriction } from '../search/plan.js';
+import { extractIndexRows, type IndexRows } from '../search/extract.js';
+import { planSearch, type Compartment, type Criterion, type ParsedValue, type Restriction } from '../search/plan.js';
 import { permittedIds } from '../store/search-sql.js';
 import { patientCompartment } from './compartment.js';
 import type { FhirContext } from './context.js';
@@ -169,6 +170,55 @@ export async function assertWritable(ctx: FhirContext, q: Queryable, type: strin
     const why = restriction.compartment ? "outside the in-context patient's compartment" : "outside the granted scope's filter (e.g. another category)";
     throw new FhirError('forbidden', `Insufficient scope: this ${type} would be ${why}`, { code: 'SCOPE_CONTENT_FORBIDDEN' });
   }
+}
+
+/**
+ * Whether one stored version lies in the region, judged on that version's own content (vread and history must not
+ * show an old version that was outside the region, even when the current one is inside). Evaluated in memory on
+ * the version's index values: compartment references, token, reference and _id criteria; any other kind of
+ * criterion fails closed.
+ */
+export function versionInRegion(ctx: FhirContext, type: string, json: string | null, d: GuardDecision | undefined): boolean {
+  const r = restrictionOf(ctx, type, d);
+  if (!r) return true;
+  if (json === null) return false;
+  const resource = JSON.parse(json) as Record<string, unknown>;
+  const rows = extractIndexRows(ctx.registry, resource, ctx.baseUrl);
+  const inCompartment = (c: Compartment) =>
+    (c.includeSelf === true && type === 'Patient' && resource.id === c.id) ||
+    rows.reference.some(([code, targetType, targetId]) => targetType === 'Patient' && targetId === c.id && c.params.includes(`${type}:${code}`));
+  if (r.compartment && !inCompartment(r.compartment)) return false;
+  if (!r.anyOf) return true;
+  return r.anyOf.some((alt) => (!alt.compartment || inCompartment(alt.compartment)) && alt.criteria.every((c) => criterionHolds(c, resource, rows)));
+}
+
+function tokenHolds(v: ParsedValue, system: string | null, value: string | null): boolean {
+  if (v.system === undefined) return value === v.value;
+  if (v.system === null) return system === null && value === v.value;
+  if (v.value === '') return system === v.system;
+  return system === v.system && value === v.value;
+}
+
+function criterionHolds(c: Criterion, resource: Record<string, unknown>, rows: IndexRows): boolean {
+  if (c.kind !== 'param' || c.modifier !== undefined) return false;
+  if (c.def.code === '_id') return c.values.some((v) => v.value === resource.id);
+  if (c.def.type === 'token') return rows.token.some(([code, system, value]) => code === c.def.code && c.values.some((v) => tokenHolds(v, system, value)));
+  if (c.def.type === 'reference') {
+    return rows.reference.some(([code, targetType, targetId]) => code === c.def.code && c.values.some((v) => v.value === `${targetType}/${targetId}` || v.value === targetId));
+  }
+  return false;
+}
+
+/** History entries the caller may see: each judged on its own version (deletions, which carry none, only when unrestricted). */
+export function visibleVersions<T extends { resourceType: string; json: string | null }>(ctx: FhirContext, rows: T[], letter: GuardLetter): { row: T; elements?: string[] }[] {
+  if (!ctx.guard) return rows.map((row) => ({ row }));
+  const out: { row: T; elements?: string[] }[] = [];
+  for (const row of rows) {
+    const d = ctx.guard.forType(row.resourceType, letter);
+    if (!d.allow || !versionInRegion(ctx, row.resourceType, row.json, d)) continue;
+    out.push(d.elements ? { row, elements: d.elements } : { row });
+  }
+  return out;
 }
 
 /** Search parameters over the elements a limited role may see (lab technician's "minimal Patient data"). */

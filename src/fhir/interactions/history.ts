@@ -5,7 +5,7 @@ import { RawJsonBuilder } from '../bundle-json.js';
 import type { FhirContext, FhirResult } from '../context.js';
 import { FhirError } from '../errors.js';
 import { etag } from '../etag.js';
-import { assertInRegion, authorize, visibleRows } from '../guard.js';
+import { assertInRegion, authorize, visibleVersions } from '../guard.js';
 import { assertId, ID_PATTERN } from '../ids.js';
 import { subsetResource } from '../subset.js';
 
@@ -51,6 +51,16 @@ function instantParam(name: string, value: string, low: boolean): string {
   return low ? r.low : r.high;
 }
 
+/**
+ * The entries the caller may see, each version judged on its own content: instance history ('r'; deletion entries
+ * of a resource inside the region stay) or type/system history ('s').
+ */
+function visibleEntries<T extends { resourceType: string; json: string | null }>(ctx: FhirContext, rows: T[], instance: boolean) {
+  if (!instance) return visibleVersions(ctx, rows, 's');
+  const kept = visibleVersions(ctx, rows.filter((r) => r.json !== null), 'r');
+  return rows.filter((r) => r.json === null || kept.some((k) => k.row === r)).map((row) => kept.find((k) => k.row === row) ?? { row });
+}
+
 export async function history(ctx: FhirContext, params: [string, string][], type?: string, id?: string): Promise<FhirResult> {
   if (id !== undefined) assertId(id, 'URL');
   const h: HistoryQuery = { type, id, count: 20 };
@@ -77,9 +87,7 @@ export async function history(ctx: FhirContext, params: [string, string][], type
       await assertInRegion(ctx, q, type, id, d);
     }
     const rows = await readHistory(q, ctx.tenant.id, h);
-    // type and system history: only the entries the caller may search (their current version decides the region)
-    const visible = await visibleRows(ctx, q, rows.slice(0, h.count), id !== undefined ? 'r' : 's');
-    return { rows, visible };
+    return { rows, visible: visibleEntries(ctx, rows.slice(0, h.count), id !== undefined) };
   });
   const page = rows.slice(0, h.count);
   const b = new RawJsonBuilder();

@@ -4,7 +4,7 @@ import { readCurrent, readVersion } from '../../store/resources.js';
 import type { FhirContext, FhirResult, RequestHeaders } from '../context.js';
 import { FhirError } from '../errors.js';
 import { etag, parseETag } from '../etag.js';
-import { assertInRegion, authorize } from '../guard.js';
+import { assertInRegion, authorize, versionInRegion } from '../guard.js';
 import { assertId } from '../ids.js';
 import { subsetResource } from '../subset.js';
 
@@ -59,11 +59,13 @@ export async function vreadResource(ctx: FhirContext, type: string, id: string, 
   const d = authorize(ctx, { interaction: 'vread', resourceType: type, id });
   if (!/^\d{1,9}$/.test(vid)) throw new FhirError('not-found', `${type}/${id} has no version '${vid.slice(0, 64)}'`, { code: 'VERSION_NOT_FOUND' });
   const row = await onConnection(ctx, q, async (c) => {
-    // the region is judged on the current version (its index rows); a resource deleted since is out of every region
+    // the current version (its index rows) must lie in the region; a resource deleted since is out of every region
     if (d?.compartment || d?.searchFilters) await assertInRegion(ctx, c, type, id, d);
     return readVersion(c, ctx.tenant.id, type, id, Number(vid));
   });
   if (!row) throw new FhirError('not-found', `${type}/${id} has no version ${vid}`, { code: 'VERSION_NOT_FOUND' });
   if (row.deleted) throw new FhirError('gone', `Version ${vid} of ${type}/${id} is a deletion`, { code: 'RESOURCE_DELETED' });
+  // an old version is judged on its own content too: it may have been outside the region when it was current
+  if (!versionInRegion(ctx, type, row.json, d)) throw new FhirError('not-found', `${type}/${id} has no version ${vid}`, { code: 'VERSION_NOT_FOUND' });
   return { status: 200, body: visibleBody(row.json!, d?.elements), headers: headersFor(row.versionId, row.lastUpdated) };
 }

@@ -133,6 +133,23 @@ describe('patient/ scopes confine everything to the compartment', () => {
   });
 });
 
+describe('old versions are judged on their own content', () => {
+  it('a version that was outside the region stays hidden after the resource moved inside it', async () => {
+    // version 1: a vital sign of the other patient; version 2: a laboratory result of "me"
+    const v1 = await create(t, { resourceType: 'Observation', status: 'final', category: [{ coding: [{ system: CAT, code: 'vital-signs' }] }], code: { text: 'moved' }, subject: { reference: `Patient/${ids.you}` } });
+    const v2 = await t.api.put(`${t.path}/Observation/${v1.id}`).set('Content-Type', FHIR_JSON).send({ ...v1, category: [{ coding: [{ system: CAT, code: 'laboratory' }] }], subject: { reference: `Patient/${ids.me}` } });
+    expect(v2.status).toBe(200);
+    const lab = await as('enf-lab', 'user/Observation.rs');
+    expect((await lab.get(`${t.path}/Observation/${v1.id}/_history/2`)).status).toBe(200);
+    expect((await lab.get(`${t.path}/Observation/${v1.id}/_history/1`)).status).toBe(404);
+    expect((await lab.get(`${t.path}/Observation/${v1.id}/_history`)).body.entry.map((e: { response: { etag: string } }) => e.response.etag)).toEqual(['W/"2"']);
+    const patient = await as('enf-patient', 'patient/*.rs');
+    expect((await patient.get(`${t.path}/Observation/${v1.id}/_history/1`)).status).toBe(404);
+    const typeHistory = (await patient.get(`${t.path}/Observation/_history?_count=100`)).body.entry.filter((e: { fullUrl: string }) => e.fullUrl.endsWith(v1.id));
+    expect(typeHistory.map((e: { response: { etag: string } }) => e.response.etag)).toEqual(['W/"2"']);
+  });
+});
+
 describe('batch and transaction entries are each authorized', () => {
   const entries = () => [
     { request: { method: 'GET', url: `Patient/${ids.me}` } },
