@@ -1,9 +1,11 @@
-// Helpers shared by the benchmarks (bench/run.ts and bench/search.ts): option parsing, measurement, the keep-alive
-// HTTP client, the server and CLI processes, the report table, and the run's cleanup and signal handling.
+// Helpers shared by the benchmarks (bench/run.ts, bench/search.ts, bench/auth.ts): option parsing, measurement, the
+// keep-alive HTTP client, the server and CLI processes, access tokens, the report table, and the run's cleanup and
+// signal handling.
 
 import http from 'node:http';
 import net from 'node:net';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -120,6 +122,9 @@ export interface HttpResponse {
   body: string;
 }
 
+/** A bearer token for every request, one chosen by the request path (e.g. per tenant), or none. */
+export type TokenSource = string | ((relPath: string) => string | undefined) | undefined;
+
 export class HttpClient {
   readonly agent: http.Agent;
 
@@ -127,7 +132,7 @@ export class HttpClient {
   constructor(
     readonly port: number,
     readonly basePath: string,
-    readonly token: string | undefined,
+    readonly token: TokenSource,
     sockets: number,
   ) {
     this.agent = new http.Agent({ keepAlive: true, maxSockets: sockets, maxFreeSockets: sockets });
@@ -138,10 +143,11 @@ export class HttpClient {
     let payload: Buffer | undefined;
     if (body !== undefined) {
       payload = Buffer.from(body, 'utf8');
-      headers['content-type'] = FHIR_JSON;
+      headers['content-type'] ??= FHIR_JSON;
       headers['content-length'] = payload.length;
     }
-    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    const token = typeof this.token === 'function' ? this.token(relPath) : this.token;
+    if (token && headers.authorization === undefined) headers.authorization = `Bearer ${token}`;
     return new Promise<HttpResponse>((resolve, reject) => {
       const req = http.request(
         { host: '127.0.0.1', port: this.port, method, path: this.basePath + relPath, headers, agent: this.agent },
@@ -196,6 +202,8 @@ export function tail(file: string, lines = 40): string {
 }
 
 export interface ServerProcessOptions {
+  /** the entry script, relative to the project root (default src/main.ts, the shipped server) */
+  script?: string;
   /** lines of the server log quoted in startup errors (default 40) */
   tailLines?: number;
   /** told when the server ignores SIGTERM and is killed */
@@ -226,7 +234,7 @@ export class ServerProcess {
   static spawn(env: NodeJS.ProcessEnv, logPath: string, detached: boolean, opts: ServerProcessOptions = {}): ServerProcess {
     const fd = fs.openSync(logPath, 'a');
     try {
-      const child = spawn(process.execPath, ['--import', REGISTER_TS, 'src/main.ts'], {
+      const child = spawn(process.execPath, ['--import', REGISTER_TS, opts.script ?? 'src/main.ts'], {
         cwd: ROOT,
         env,
         stdio: ['ignore', fd, fd],
@@ -282,8 +290,13 @@ export class ServerProcess {
 }
 
 export function runCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 120_000): Promise<{ code: number | null; output: string }> {
+  return runScript('src/cli/index.ts', args, env, timeoutMs);
+}
+
+/** Runs a TypeScript script of the project (path relative to the root); stdout and stderr together in `output`. */
+export function runScript(script: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 120_000): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', REGISTER_TS, 'src/cli/index.ts', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', REGISTER_TS, script, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (c: Buffer) => (output += c.toString()));
     child.stderr.on('data', (c: Buffer) => (output += c.toString()));
@@ -300,6 +313,34 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 120_0
       resolve({ code, output });
     });
   });
+}
+
+export interface OperatorTokens {
+  clientId: string;
+  scope: string;
+  tokens: string[];
+}
+
+/**
+ * Real access tokens for the benchmarks' scratch tenants: runs bench/mint-tokens.ts (the CLI's `client add --type
+ * operator` and `token` functions in one process, reaching the server's database like the CLI does), which
+ * registers the operator client `bench-op-<tenant>` per tenant and mints `count` distinct tokens for it.
+ */
+export async function operatorTokens(
+  tenants: string[],
+  env: NodeJS.ProcessEnv,
+  o: { count?: number; ttlSeconds?: number; scope?: string; timeoutMs?: number } = {},
+): Promise<Record<string, OperatorTokens>> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenfhir-bench-tokens-'));
+  const out = path.join(dir, 'tokens.json');
+  try {
+    const args = ['--out', out, '--count', String(o.count ?? 1), '--ttl', String(o.ttlSeconds ?? 21_600), '--scope', o.scope ?? 'system/*.cruds', ...tenants];
+    const r = await runScript('bench/mint-tokens.ts', args, env, o.timeoutMs ?? 600_000);
+    if (r.code !== 0) throw new Error(`bench/mint-tokens.ts failed (exit ${r.code}):\n${r.output.trim()}`);
+    return JSON.parse(fs.readFileSync(out, 'utf8')) as Record<string, OperatorTokens>;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 export function redactUrl(url: string): string {

@@ -26,6 +26,7 @@ import {
   lifecycle,
   makeLog,
   numberOpt,
+  operatorTokens,
   portInUse,
   printTable,
   redactUrl,
@@ -71,7 +72,8 @@ const USAGE = `usage: npm run bench -- [options]
   --keep              leave the server running at the end (env BENCH_KEEP=1)
 
   DATABASE_URL        PostgreSQL to run against (also enables the raw PostgreSQL ceiling); unset = embedded PGlite
-  BENCH_TOKEN         sent as "Authorization: Bearer <token>" when set`;
+  BENCH_TOKEN         sent as "Authorization: Bearer <token>"; unset = a token minted for the scratch tenant's
+                      operator client bench-op-<tenant> (scope system/*.cruds)`;
 
 function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
   let values: Record<string, string | boolean | undefined>;
@@ -807,7 +809,16 @@ async function main(): Promise<number> {
     if (cli.code !== 0) throw new Error(`tenant create ${slug} failed (exit ${cli.code}):\n${cli.output.trim()}`);
     log(`tenant ${slug} created`);
 
-    const client = new HttpClient(o.port, `/fhir/${slug}`, o.token, o.concurrency);
+    // A real access token (auth is on, as shipped): BENCH_TOKEN, or an operator client's token minted for the tenant
+    let token = o.token;
+    if (!token) {
+      checkpoint();
+      const minted = (await operatorTokens([slug], env))[slug];
+      token = minted.tokens[0];
+      log(`operator client ${minted.clientId} registered; token minted (scope ${minted.scope})`);
+    }
+
+    const client = new HttpClient(o.port, `/fhir/${slug}`, token, o.concurrency);
     cleanups.push(async () => client.close());
     const stop = (): string | undefined =>
       interrupted() ?? (server.exited ? `server stopped (${server.exitInfo}); log ${logPath}:\n${tail(logPath)}` : undefined);
@@ -911,7 +922,7 @@ async function main(): Promise<number> {
     const results = {
       startedAt: startedAt.toISOString(),
       finishedAt: new Date().toISOString(),
-      options: { patients: o.patients, concurrency: o.concurrency, seconds: o.seconds, port: o.port, hot: o.hot, seed: o.seed, token: o.token ? 'set' : 'unset' },
+      options: { patients: o.patients, concurrency: o.concurrency, seconds: o.seconds, port: o.port, hot: o.hot, seed: o.seed, token: o.token ? 'BENCH_TOKEN' : 'minted (operator client)' },
       environment: {
         node: process.version,
         platform: `${os.platform()} ${os.release()} ${os.arch()}`,

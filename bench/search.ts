@@ -30,6 +30,7 @@ import {
   lifecycle,
   makeLog,
   numberOpt,
+  operatorTokens,
   portInUse,
   printTable,
   redactUrl,
@@ -121,7 +122,8 @@ const USAGE = `usage: node --import ./scripts/register-ts.mjs bench/search.ts [o
 
   DATABASE_URL        PostgreSQL to run against (required; use a scratch database)
   DATABASE_ADMIN_URL  owner connection (migrations, VACUUM, sizes, EXPLAIN); default DATABASE_URL
-  BENCH_TOKEN         sent as "Authorization: Bearer <token>" when set`;
+  BENCH_TOKEN         sent as "Authorization: Bearer <token>" on every request (one tenant only: tokens are bound to a
+                      tenant); unset = a token per tenant, minted for its operator client bench-op-<tenant>`;
 
 function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
   let values: Record<string, string | boolean | undefined>;
@@ -336,7 +338,13 @@ async function createTenants(o: Options, slugs: { slug: string; name: string }[]
   );
 }
 
-async function loadDataset(o: Options, client: HttpClient, env: NodeJS.ProcessEnv, stop: () => string | undefined): Promise<DatasetState> {
+async function loadDataset(
+  o: Options,
+  client: HttpClient,
+  env: NodeJS.ProcessEnv,
+  authorize: (slugs: string[]) => Promise<void>,
+  stop: () => string | undefined,
+): Promise<DatasetState> {
   const shape = datasetShape(o.resources, o.tenants);
   const tag = randomBytes(2).toString('hex');
   const tenants: TenantState[] = Array.from({ length: o.tenants }, (_, t) => ({
@@ -359,6 +367,7 @@ async function loadDataset(o: Options, client: HttpClient, env: NodeJS.ProcessEn
   await createTenants(o, tenants, env, stop);
   const tenantCreateSeconds = (performance.now() - t0) / 1000;
   log(`  ${o.tenants} tenants in ${tenantCreateSeconds.toFixed(1)} s`);
+  await authorize(tenants.map((t) => t.slug));
 
   // 2. per tenant: the shared Practitioners and the laboratory (one transaction each); the first is the warm-up
   const errors = new ErrorSamples(500);
@@ -1094,12 +1103,22 @@ async function main(): Promise<number> {
     await server.waitReady(o.port, 180_000, interrupted);
     log(`server ready in ${Math.round(performance.now() - t0)} ms (pid ${server.child.pid}, log ${logPath})`);
     const stop = (): string | undefined => interrupted() ?? (server.exited ? `server stopped (${server.exitInfo}); log ${logPath}:\n${tail(logPath, 30)}` : undefined);
-    const client = new HttpClient(o.port, '', o.token, o.concurrency + 1);
+    // Real access tokens (auth is on, as shipped): BENCH_TOKEN for every request, or one per tenant, minted for its
+    // operator client bench-op-<tenant> (registered on first use); tokens are bound to their tenant's base.
+    const tokens = new Map<string, string>();
+    const client = new HttpClient(o.port, '', (p) => o.token ?? tokens.get(p.split('/')[2] ?? ''), o.concurrency + 1);
     cleanups.push(async () => client.close());
+    const authorize = async (slugs: string[]): Promise<void> => {
+      if (o.token) return;
+      const t0 = performance.now();
+      const minted = await operatorTokens(slugs, env);
+      for (const slug of slugs) tokens.set(slug, minted[slug].tokens[0]);
+      log(`  access tokens for ${slugs.length} tenants (operator clients bench-op-<tenant>, scope ${minted[slugs[0]].scope}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    };
 
     // Load, or check the recorded dataset is there
     if (!state) {
-      state = await loadDataset(o, client, env, stop);
+      state = await loadDataset(o, client, env, authorize, stop);
       writeState(o.statePath, state);
       log(`state written to ${path.relative(process.cwd(), o.statePath)}`);
       log('VACUUM (ANALYZE) of resource, resource_history and the sp_* tables');
@@ -1118,6 +1137,7 @@ async function main(): Promise<number> {
       );
       if (l.errorSamples.length) console.log(`load errors (first ${l.errorSamples.length}):\n  ${l.errorSamples.join('\n  ')}`);
     } else {
+      await authorize(state.tenants.map((t) => t.slug));
       const t = state.tenants[0];
       const res = await client.request('GET', `/fhir/${t.slug}/Patient/${t.sample[0]?.id}`);
       if (res.status !== 200) throw new Error(`the dataset in ${o.statePath} is not in this database (${describe('GET', `/fhir/${t.slug}/Patient/${t.sample[0]?.id}`, res)}); load it again`);

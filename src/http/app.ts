@@ -17,7 +17,16 @@ export interface AppHandle {
   auth: AuthServer;
 }
 
-export function createApp(deps: Deps): AppHandle {
+/**
+ * BENCHMARK ONLY: bench/auth.ts measures what token verification costs by comparing the shipped app with one
+ * whose /fhir skips it. Only bench/server-without-auth.ts passes this; no configuration key or environment
+ * variable reaches it, so the shipped server (src/main.ts) always verifies tokens.
+ */
+export interface BenchmarkOptions {
+  benchmarkWithoutAuth?: boolean;
+}
+
+export function createApp(deps: Deps, bench: BenchmarkOptions = {}): AppHandle {
   const app = express();
   const tenants = new TenantCache(deps.db);
   const startedAt = deps.clock().toISOString();
@@ -60,7 +69,7 @@ export function createApp(deps: Deps): AppHandle {
   });
 
   app.use('/auth', auth.router);
-  app.use('/fhir', fhirRouter({ deps, tenants, software: SOFTWARE, startedAt, verifier: auth.verifier, origins: auth.origins }));
+  app.use('/fhir', fhirRouter({ deps, tenants, software: SOFTWARE, startedAt, verifier: auth.verifier, origins: auth.origins, benchmarkWithoutAuth: bench.benchmarkWithoutAuth === true }));
   app.use((req, _res, next) => {
     next(new FhirError('not-found', `Nothing at ${req.path.slice(0, 200)}; FHIR bases live under /fhir/{tenant}`, { code: 'PATH_UNKNOWN' }));
   });

@@ -17,7 +17,8 @@ import { prepareConditionalUpdate, prepareCreate, prepareDelete, preparePatch, p
 import type { TenantCache } from '../store/tenants.js';
 import type { OriginRegistry } from '../auth/origins.js';
 import { capabilitySecurity, smartConfiguration } from '../auth/smart-config.js';
-import type { TokenVerifier } from '../auth/verify.js';
+import { accessFromToken } from '../auth/access.js';
+import { TokenGuard, type TokenVerifier } from '../auth/verify.js';
 import { bodyKind, parseJsonBody, readBody } from './body.js';
 import { requestHeaders } from './request-headers.js';
 import { checkFormat, send, writeResult } from './respond.js';
@@ -29,6 +30,11 @@ export interface RouterOptions {
   startedAt: string;
   verifier: TokenVerifier;
   origins: OriginRegistry;
+  /**
+   * BENCHMARK ONLY (bench/auth.ts, through createApp's BenchmarkOptions; never set by src/main.ts): no token is
+   * read or verified, and every request acts with the guard a `system/*.cruds` token of role system gets.
+   */
+  benchmarkWithoutAuth?: boolean;
 }
 
 interface Call {
@@ -278,6 +284,8 @@ function preflight(req: Request, res: Response, cors: boolean): void {
 
 /** Express handler for everything under /fhir. */
 export function fhirRouter(opts: RouterOptions) {
+  // BENCHMARK ONLY: the guard of an unrestricted system token, in place of verification (see RouterOptions).
+  const benchmarkGuard = opts.benchmarkWithoutAuth ? new TokenGuard(accessFromToken({ scope: 'system/*.cruds', role: 'system' })) : undefined;
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     try {
       const raw = req.path.split('/').filter(Boolean);
@@ -304,7 +312,7 @@ export function fhirRouter(opts: RouterOptions) {
         return;
       }
       // Everything else needs a token for this tenant's base (401 otherwise, another tenant's token included).
-      const principal = discovery ? undefined : await opts.verifier.verify(req.headers.authorization, baseUrl, tenant.id);
+      const principal = discovery || benchmarkGuard ? undefined : await opts.verifier.verify(req.headers.authorization, baseUrl, tenant.id);
       if (principal) {
         res.locals.log = res.locals.log.child({ clientId: principal.claims.client_id });
         if (cors && !(await opts.origins.forClient(principal.claims.client_id)).has(req.headers.origin!)) res.removeHeader('Access-Control-Allow-Origin');
@@ -316,7 +324,7 @@ export function fhirRouter(opts: RouterOptions) {
         registry: await opts.deps.searchParams.forTenant(tenant.id),
         requestId: res.locals.requestId,
         log: res.locals.log,
-        ...(principal ? { guard: principal.guard } : {}),
+        ...(principal ? { guard: principal.guard } : benchmarkGuard && !discovery ? { guard: benchmarkGuard } : {}),
       };
       const params = queryParams(req);
       checkFormat(req, params);

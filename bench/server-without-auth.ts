@@ -1,0 +1,63 @@
+// BENCHMARK ONLY. The server with token verification switched off, for bench/auth.ts, which compares it with the
+// shipped server (src/main.ts) on the same database to measure what verification costs.
+//
+// It builds its dependencies as src/main.ts does (same configuration, database, migrations, statistics upkeep) and
+// differs in one call: createApp(deps, { benchmarkWithoutAuth: true }). Every /fhir request then acts with the guard
+// of an unrestricted system token (src/http/fhir-router.ts); no token is read. No configuration key or environment
+// variable of the shipped server can do this: only a program that calls createApp itself can. It always listens
+// on 127.0.0.1 (HOST is ignored), creates no demo tenant and resumes no background jobs.
+//
+//   node --import ./scripts/register-ts.mjs bench/server-without-auth.ts     (bench/auth.ts starts it)
+
+import '../src/platform/runtime-notice.js';
+import type { Server } from 'node:http';
+import { loadConfig } from '../src/config/index.js';
+import { buildDeps } from '../src/compose.js';
+import { createApp } from '../src/http/app.js';
+import { createLogger, flushLogs } from '../src/platform/log.js';
+import { startStatsKeeper } from '../src/store/maintenance.js';
+
+const HOST = '127.0.0.1';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger(config.logLevel);
+  const deps = await buildDeps(config, log);
+  const stopStats = startStatsKeeper(deps.db, log, config.statsIntervalMs);
+  const { app, auth } = createApp(deps, { benchmarkWithoutAuth: true });
+  const server: Server = app.listen(config.port, HOST);
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  server.keepAliveTimeout = 65_000;
+  log.warn({ port: config.port }, 'BENCHMARK ONLY: token verification is OFF on /fhir (bench/server-without-auth.ts)');
+  console.log(`tenfhir WITHOUT AUTH (benchmark only) listening on http://${HOST}:${config.port} (${deps.db.kind})`);
+
+  let stopping = false;
+  const stop = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    const force = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs);
+    force.unref();
+    const sweep = setInterval(() => server.closeIdleConnections(), 50);
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections();
+    });
+    clearInterval(sweep);
+    stopStats();
+    auth.close();
+    await deps.db.close();
+    flushLogs();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop());
+  process.on('SIGINT', () => void stop());
+}
+
+main().catch((err) => {
+  flushLogs();
+  console.error(`server-without-auth failed to start: ${(err as Error).message}`);
+  process.exit(1);
+});
