@@ -10,10 +10,10 @@
 //   node --import ./scripts/register-ts.mjs bench/server-without-auth.ts     (bench/auth.ts starts it)
 
 import '../src/platform/runtime-notice.js';
-import type { Server } from 'node:http';
 import { loadConfig } from '../src/config/index.js';
 import { buildDeps } from '../src/compose.js';
 import { createApp } from '../src/http/app.js';
+import { serve } from '../src/http/serve.js';
 import { createLogger, flushLogs } from '../src/platform/log.js';
 import { startStatsKeeper } from '../src/store/maintenance.js';
 
@@ -25,35 +25,19 @@ async function main(): Promise<void> {
   const deps = await buildDeps(config, log);
   const stopStats = startStatsKeeper(deps.db, log, config.statsIntervalMs);
   const { app, auth } = createApp(deps, { benchmarkWithoutAuth: true });
-  const server: Server = app.listen(config.port, HOST);
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve);
-    server.once('error', reject);
+  await serve(app, {
+    port: config.port,
+    host: HOST,
+    shutdownGraceMs: config.shutdownGraceMs,
+    log,
+    async cleanup() {
+      stopStats();
+      auth.close();
+      await deps.db.close();
+    },
   });
-  server.keepAliveTimeout = 65_000;
   log.warn({ port: config.port }, 'BENCHMARK ONLY: token verification is OFF on /fhir (bench/server-without-auth.ts)');
   console.log(`tenfhir WITHOUT AUTH (benchmark only) listening on http://${HOST}:${config.port} (${deps.db.kind})`);
-
-  let stopping = false;
-  const stop = async (): Promise<void> => {
-    if (stopping) return;
-    stopping = true;
-    const force = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs);
-    force.unref();
-    const sweep = setInterval(() => server.closeIdleConnections(), 50);
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeIdleConnections();
-    });
-    clearInterval(sweep);
-    stopStats();
-    auth.close();
-    await deps.db.close();
-    flushLogs();
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void stop());
-  process.on('SIGINT', () => void stop());
 }
 
 main().catch((err) => {

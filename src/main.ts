@@ -1,9 +1,9 @@
 // Composition root: config -> deps -> http server; demo tenant on first start; graceful SIGTERM.
 import './platform/runtime-notice.js';
-import type { Server } from 'node:http';
 import { loadConfig } from './config/index.js';
 import { buildDeps } from './compose.js';
 import { createApp } from './http/app.js';
+import { serve } from './http/serve.js';
 import { resumeStaleJobs } from './jobs/reindex.js';
 import { startStatsKeeper } from './store/maintenance.js';
 import { createLogger, flushLogs } from './platform/log.js';
@@ -30,12 +30,17 @@ async function main(): Promise<void> {
   if ((await findTenant(deps.db, 'demo')) && !(await findClient(deps.db, DEMO_CLIENT))) {
     await registerClient(deps, auth.provider(), { tenant: 'demo', kind: 'operator', name: 'Demo operator (CLI tokens)', clientId: DEMO_CLIENT, scope: 'system/*.cruds' });
   }
-  const server: Server = app.listen(config.port, config.host);
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve);
-    server.once('error', reject);
+  await serve(app, {
+    port: config.port,
+    host: config.host,
+    shutdownGraceMs: config.shutdownGraceMs,
+    log,
+    async cleanup() {
+      stopStats();
+      auth.close();
+      await deps.db.close();
+    },
   });
-  server.keepAliveTimeout = 65_000;
   const mode = deps.db.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : 'PostgreSQL';
   console.log(`tenfhir listening on ${config.publicBaseUrl} (${mode})`);
   if (await findTenant(deps.db, 'demo')) {
@@ -47,30 +52,6 @@ async function main(): Promise<void> {
   } else {
     console.log('create a tenant with: npm run cli -- tenant create <slug> --name "<name>"');
   }
-
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
-    const force = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs);
-    force.unref();
-    // Keep-alive sockets become idle as in-flight requests finish; close them as they do.
-    const sweep = setInterval(() => server.closeIdleConnections(), 50);
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeIdleConnections();
-    });
-    clearInterval(sweep);
-    stopStats();
-    auth.close();
-    await deps.db.close();
-    log.info('stopped');
-    flushLogs();
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
 }
 
 main().catch((err) => {

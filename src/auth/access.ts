@@ -2,6 +2,7 @@
 // allow/deny plus the granular filters, patient compartment and element limits the store must apply. Pure: no I/O.
 import { isInPatientCompartment } from '../fhir/compartment.js';
 import { isResourceType } from '../fhir/definitions.js';
+import type { GuardRequest } from '../fhir/guard.js';
 import { roleCeiling, type Role } from './role-matrix.js';
 import {
   effectiveScopes,
@@ -26,37 +27,9 @@ export interface Access {
   patientId?: string;
 }
 
-export type Interaction =
-  | 'read'
-  | 'vread'
-  | 'history-instance'
-  | 'history-type'
-  | 'history-system'
-  | 'search-type'
-  | 'search-system'
-  | 'search-compartment'
-  | 'create'
-  | 'update'
-  | 'patch'
-  | 'delete'
-  | 'operation';
-
-export interface AccessRequest {
-  interaction: Interaction;
-  /** Required for every type- and instance-level interaction. */
-  resourceType?: string;
-  id?: string;
-  /** Conditional create/update/patch/delete (If-None-Exist or a search URL): the server searches for the client. */
-  conditional?: boolean;
-  /** `_type` of a system-level search/history or $export. */
-  types?: string[];
-  /** For interaction 'operation': the name with its `$` (`$everything`, `$export`, `$validate`, `$reindex`). */
-  operation?: string;
-  /** For 'search-compartment' (`Patient/[compartmentId]/[resourceType]`). */
-  compartmentId?: string;
-  /** Searches: the types reached through chained parameters and `_has` (`subject:Patient.name=x` -> Patient). */
-  chainedTypes?: string[];
-}
+/** The interaction kinds and the request shape are the FHIR layer's (src/fhir/guard.ts), which asks the questions. */
+export type Interaction = GuardRequest['interaction'];
+export type AccessRequest = GuardRequest;
 
 /** One alternative region: a resource is in it when it matches every param (and lies in the compartment, when set). */
 export interface FilterSet {

@@ -4,7 +4,7 @@
 import jwt from 'jsonwebtoken';
 import { FhirError } from '../fhir/errors.js';
 import type { Guard, GuardDecision, GuardLetter, GuardRequest } from '../fhir/guard.js';
-import { accessForType, accessFromToken, decide, type Access, type AccessRequest } from './access.js';
+import { accessForType, accessFromToken, decide, type Access } from './access.js';
 import type { AccessClaims } from './claims.js';
 import type { KeyRing } from './keys.js';
 import { isRole } from './role-matrix.js';
@@ -23,7 +23,7 @@ export class TokenGuard implements Guard {
   constructor(readonly access: Access) {}
 
   decide(request: GuardRequest): GuardDecision {
-    return decide(this.access, request as AccessRequest);
+    return decide(this.access, request);
   }
 
   forType(resourceType: string, letter: GuardLetter): GuardDecision {

@@ -12,17 +12,23 @@ import { FhirError } from './errors.js';
 
 export type GuardLetter = 'c' | 'r' | 'u' | 'd' | 's';
 
-/** One interaction to decide (the shape of src/auth/access.ts's AccessRequest). */
+/** One interaction to decide (src/auth/access.ts decides it). */
 export interface GuardRequest {
   interaction:
     | 'read' | 'vread' | 'history-instance' | 'history-type' | 'history-system' | 'search-type' | 'search-system'
     | 'search-compartment' | 'create' | 'update' | 'patch' | 'delete' | 'operation';
+  /** Required for every type- and instance-level interaction. */
   resourceType?: string;
   id?: string;
+  /** Conditional create/update/patch/delete (If-None-Exist or a search URL): the server searches for the client. */
   conditional?: boolean;
+  /** `_type` of a system-level search/history or $export. */
   types?: string[];
+  /** For interaction 'operation': the name with its `$` (`$everything`, `$export`, `$validate`, `$reindex`). */
   operation?: string;
+  /** For 'search-compartment' (`Patient/[compartmentId]/[resourceType]`). */
   compartmentId?: string;
+  /** Searches: the types reached through chained parameters and `_has` (`subject:Patient.name=x` -> Patient). */
   chainedTypes?: string[];
 }
 

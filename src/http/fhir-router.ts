@@ -301,7 +301,7 @@ export function fhirRouter(opts: RouterOptions) {
       if (!tenant || tenant.status !== 'active') {
         throw new FhirError('not-found', `Unknown tenant '${slug.slice(0, 64)}'`, { code: 'TENANT_UNKNOWN' });
       }
-      const log = (res.locals.log = res.locals.log.child({ tenantId: tenant.id }));
+      res.locals.log = res.locals.log.child({ tenantId: tenant.id });
       const discovery = isDiscovery(rest);
       const cors = await applyCors(req, res, opts, tenant.id, discovery);
       if (req.method === 'OPTIONS') return preflight(req, res, cors);

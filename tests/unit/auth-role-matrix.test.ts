@@ -1,7 +1,7 @@
 // The role matrix (ARCHITECTURE.md "Auth"): every role x in-depth type x interaction, decide() against the expected
 // table written from the issue (tests/fixtures/role-matrix.ts), with the role's maximal scopes requested.
 import { describe, expect, it } from '@jest/globals';
-import { decide, grantAccess, type AccessRequest, type Interaction } from '../../src/auth/access.js';
+import { decide, grantAccess, type AccessRequest } from '../../src/auth/access.js';
 import { ROLES, type Role } from '../../src/auth/role-matrix.js';
 import {
   COLUMNS,
@@ -13,27 +13,12 @@ import {
   MAX_REQUEST,
   PATIENT_ID,
   ROLE_NAMES,
-  type InDepthType,
+  matrixCells,
+  type Cell,
   type RoleName,
 } from '../fixtures/role-matrix.js';
 
-interface Cell {
-  role: RoleName;
-  type: InDepthType;
-  flag: string;
-  interaction: Interaction;
-  allowed: boolean;
-}
-
-const cells: Cell[] = [];
-for (const role of ROLE_NAMES) {
-  for (const type of IN_DEPTH_TYPES) {
-    const row = EXPECTED[role][type];
-    COLUMNS.forEach((col, i) => {
-      for (const interaction of col.interactions) cells.push({ role, type, flag: col.flag, interaction, allowed: row[i] === col.flag });
-    });
-  }
-}
+const cells: Cell[] = matrixCells();
 
 function requestFor(c: Cell): AccessRequest {
   const instance = ['read', 'vread', 'history-instance', 'update', 'patch', 'delete'].includes(c.interaction);

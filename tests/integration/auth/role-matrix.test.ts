@@ -7,7 +7,6 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import type { Response } from 'supertest';
 import {
-  COLUMNS,
   CONFINED_ROLES,
   EXPECTED,
   EXPECTED_ELEMENTS,
@@ -16,34 +15,18 @@ import {
   MAX_REQUEST,
   PATIENT_ID,
   ROLE_NAMES,
+  matrixCells,
+  type Cell,
   type InDepthType,
   type RoleName,
 } from '../../fixtures/role-matrix.js';
 import { Browser, newApp, newUser, REDIRECT, runAuthorization, tokenRequest } from '../../helpers/oauth.js';
 import { authed, create, FHIR_JSON, newTenant, startServer, tokenFor, type Api, type TestServer, type TestTenant } from '../../helpers/server.js';
 
-type Interaction = (typeof COLUMNS)[number]['interactions'][number];
-type Flag = (typeof COLUMNS)[number]['flag'];
 type Params = [string, string][];
 type Res = Record<string, any>;
 
-interface Cell {
-  role: RoleName;
-  type: InDepthType;
-  flag: Flag;
-  interaction: Interaction;
-  allowed: boolean;
-}
-
-const CELLS: Cell[] = [];
-for (const role of ROLE_NAMES) {
-  for (const type of IN_DEPTH_TYPES) {
-    const row = EXPECTED[role][type];
-    COLUMNS.forEach((col, i) => {
-      for (const interaction of col.interactions) CELLS.push({ role, type, flag: col.flag, interaction, allowed: row[i] === col.flag });
-    });
-  }
-}
+const CELLS: Cell[] = matrixCells();
 
 const OBS_CATEGORY = 'http://terminology.hl7.org/CodeSystem/observation-category';
 /** meta.tag system marking every body this file writes (to prove a refused create stored nothing). */
