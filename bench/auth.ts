@@ -471,7 +471,6 @@ async function main(): Promise<number> {
 
     // Token endpoint clients (registered with the CLI, as an operator would)
     let backend: { clientId: string; key: BackendKey } | undefined;
-    let secretClient: { clientId: string; secret: string } | undefined;
     const tokenUrl = `${publicBaseUrl}/auth/token`;
     const tokenHttp = (c: number): HttpClient => new HttpClient(portA, '', undefined, c);
     if (o.workloads.has('token')) {
@@ -481,15 +480,11 @@ async function main(): Promise<number> {
       const b = await runCli(['client', 'add', slug, '--type', 'backend', '--name', 'Benchmark backend (ES384)', '--scope', BACKEND_SCOPE, '--jwks-file', jwksFile], envA);
       if (b.code !== 0) throw new Error(`client add --type backend failed (exit ${b.code}):\n${b.output.trim()}`);
       backend = { clientId: cliValue(b.output, 'client_id'), key };
-      const s = await runCli(['client', 'add', slug, '--type', 'backend-secret', '--name', 'Benchmark backend (secret)', '--scope', BACKEND_SCOPE], envA);
-      if (s.code !== 0) throw new Error(`client add --type backend-secret failed (exit ${s.code}):\n${s.output.trim()}`);
-      secretClient = { clientId: cliValue(s.output, 'client_id'), secret: cliValue(s.output, 'client_secret') };
-      log(`  backend clients: ${backend.clientId} (private_key_jwt, ES384), ${secretClient.clientId} (client_secret_post)`);
+      log(`  backend client: ${backend.clientId} (private_key_jwt, ES384)`);
       const h = tokenHttp(1);
       try {
         for (const [name, body] of [
           ['backendToken', new URLSearchParams({ grant_type: 'client_credentials', scope: BACKEND_SCOPE, client_assertion_type: ASSERTION_TYPE, client_assertion: clientAssertion(backend.clientId, tokenUrl, key.privateKey) })],
-          ['backendSecretToken', new URLSearchParams({ grant_type: 'client_credentials', scope: BACKEND_SCOPE, client_id: secretClient.clientId, client_secret: secretClient.secret })],
         ] as const) {
           const res = await h.request('POST', '/auth/token', body.toString(), FORM);
           const problem = tokenAnswer(res);
@@ -591,7 +586,7 @@ async function main(): Promise<number> {
       signedAhead: number;
     }
     const tokenResults: TokenResult[] = [];
-    if (o.workloads.has('token') && backend && secretClient) {
+    if (o.workloads.has('token') && backend) {
       await ensure('A');
       for (const c of o.levels) {
         // private_key_jwt: a pre-signed assertion per request (signing ES384 is ~1 ms of the client's CPU)
@@ -612,20 +607,6 @@ async function main(): Promise<number> {
             }, tokenAnswer, stop);
             tokenResults.push({ ...r, label: 'private_key_jwt (ES384 assertion, fresh jti)', method: 'private_key_jwt', concurrency: c, signedAhead: count });
             log(`  c=${c} token private_key_jwt: ${r.perSec} req/s, p95 ${fmtMs(r.latencyMs.p95)} ms, ${r.errors} errors${r.endedEarly ? ' (assertions ran out)' : ''}`);
-          } finally {
-            h.close();
-          }
-        }
-        // client_secret_post
-        {
-          const h = tokenHttp(c);
-          try {
-            const body = new URLSearchParams({ grant_type: 'client_credentials', scope: BACKEND_SCOPE, client_id: secretClient.clientId, client_secret: secretClient.secret }).toString();
-            const send = (): Promise<HttpResponse> => h.request('POST', '/auth/token', body, FORM);
-            await measured('warm-up', c, Math.max(o.warmup, 1), send, tokenAnswer, stop);
-            const r = await measured('token client_secret_post', c, o.seconds, send, tokenAnswer, stop);
-            tokenResults.push({ ...r, label: 'client_secret_post', method: 'client_secret_post', concurrency: c, signedAhead: 0 });
-            log(`  c=${c} token client_secret_post: ${r.perSec} req/s, p95 ${fmtMs(r.latencyMs.p95)} ms, ${r.errors} errors`);
           } finally {
             h.close();
           }

@@ -95,12 +95,11 @@ export async function setUserDisabled(deps: Deps, tenant: string, username: stri
 }
 
 /**
- * backend: SMART Backend Services (client_credentials + private_key_jwt with its JWKS); backend-secret: the same grant
- * with a client secret (client_secret_basic/post: not SMART Backend Services, but what generic OAuth tooling such as
- * load drivers speaks); operator: a backend client
+ * backend: SMART Backend Services (client_credentials + private_key_jwt with its JWKS; never a client secret, SMART
+ * client-confidential-symmetric.html); operator: a backend client
  * whose key nobody holds, for tokens from the `token` CLI only; public / confidential: apps (authorization code).
  */
-export type ClientKind = 'backend' | 'backend-secret' | 'operator' | 'public' | 'confidential';
+export type ClientKind = 'backend' | 'operator' | 'public' | 'confidential';
 
 export interface NewClient {
   tenant: string;
@@ -127,7 +126,7 @@ export interface RegisteredClient {
 export async function registerClient(deps: Deps, provider: Provider, c: NewClient): Promise<RegisteredClient> {
   await assertTenant(deps, c.tenant);
   if (c.tenant === PLATFORM) throw new FhirError('invalid', 'clients belong to a tenant', { code: 'CLIENT_INVALID' });
-  const clientId = c.clientId ?? `${c.kind === 'backend' || c.kind === 'backend-secret' || c.kind === 'operator' ? 'svc' : 'app'}-${randomBytes(9).toString('base64url')}`;
+  const clientId = c.clientId ?? `${c.kind === 'backend' || c.kind === 'operator' ? 'svc' : 'app'}-${randomBytes(9).toString('base64url')}`;
   if (!/^[A-Za-z0-9._~-]{3,100}$/.test(clientId)) throw new FhirError('invalid', 'client_id: 3-100 characters of letters, digits and . _ ~ -', { code: 'CLIENT_INVALID' });
   if (await findClient(deps.db, clientId)) throw new FhirError('conflict', `Client '${clientId}' already exists`, { code: 'CLIENT_EXISTS' });
   const metadata: Record<string, unknown> = { client_id: clientId, client_name: c.name, [TENANT_PROPERTY]: c.tenant };
@@ -137,17 +136,7 @@ export async function registerClient(deps: Deps, provider: Provider, c: NewClien
     const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-384' });
     return registerClient(deps, provider, { ...c, kind: 'backend', jwks: { keys: [{ ...publicKey.export({ format: 'jwk' }), kid: 'unused', alg: 'ES384' }] }, jwksUri: undefined });
   }
-  if (c.kind === 'backend-secret') {
-    secret = randomBytes(32).toString('base64url');
-    Object.assign(metadata, {
-      grant_types: ['client_credentials'],
-      response_types: [],
-      redirect_uris: [],
-      token_endpoint_auth_method: 'client_secret_post',
-      client_secret: secret,
-      ...splitClientScope(c.scope ?? 'system/*.rs'),
-    });
-  } else if (c.kind === 'backend') {
+  if (c.kind === 'backend') {
     if (!c.jwksUri && !c.jwks) throw new FhirError('invalid', 'a backend client needs --jwks-uri or --jwks (its public keys)', { code: 'CLIENT_INVALID' });
     Object.assign(metadata, {
       grant_types: ['client_credentials'],

@@ -30,6 +30,9 @@ export interface ContextClaims {
   patient?: string;
   encounter?: string;
   fhirUser?: string;
+  /** App launches: the token response's banner and style hints, kept so introspection can report them (SMART). */
+  need_patient_banner?: boolean;
+  smart_style_url?: string;
 }
 
 export interface AccessClaims extends ContextClaims {
@@ -50,6 +53,8 @@ export function accessTokenClaims(smart: SmartContext): ContextClaims {
     ...(smart.patient ? { patient: smart.patient } : {}),
     ...(smart.encounter ? { encounter: smart.encounter } : {}),
     ...(smart.fhirUser ? { fhirUser: smart.fhirUser } : {}),
+    ...(smart.role !== 'system' ? { need_patient_banner: smart.needPatientBanner } : {}),
+    ...(smart.role !== 'system' && smart.smartStyleUrl ? { smart_style_url: smart.smartStyleUrl } : {}),
   };
 }
 

@@ -207,6 +207,8 @@ async function offerFor(a: InteractionDeps, f: Flow, user: UserRecord, pickedPat
     else if (s.name === 'launch' && !launchId) why = 'the app was not launched from the EHR';
     else if (s.name === 'launch/patient' && !patient) why = 'no patient is selected';
     else if (s.name === 'launch/encounter' && !encounter) why = 'choosing an encounter is not supported in a standalone launch';
+    // SMART: "If the EHR cannot represent the user with a FHIR resource, it cannot support the fhirUser scope"
+    else if (s.name === 'fhirUser' && !user.fhirUser) why = 'your account is not linked to a FHIR record';
     if (why) refused.push({ scope: s.name, why });
     else other.push(s.name);
   }

@@ -182,7 +182,16 @@ export function createAuthServer(deps: Deps, tenants: TenantCache): AuthServer {
       try {
         const p = await verifier.verify(`Bearer ${token}`, who.claims.aud, who.claims.tenant);
         const c = p.claims;
-        res.json({ active: true, scope: c.scope, client_id: c.client_id, sub: c.sub, iss: c.iss, aud: c.aud, exp: c.exp, iat: c.iat, token_type: 'Bearer', ...(c.patient ? { patient: c.patient } : {}), ...(c.encounter ? { encounter: c.encounter } : {}), ...(c.fhirUser ? { fhirUser: `${c.aud}/${c.fhirUser}` } : {}) });
+        // SMART: every launch context parameter of the token response (patient, encounter, tenant, banner, style)
+        res.json({
+          active: true, scope: c.scope, client_id: c.client_id, sub: c.sub, iss: c.iss, aud: c.aud, exp: c.exp, iat: c.iat, token_type: 'Bearer',
+          ...(c.patient ? { patient: c.patient } : {}),
+          ...(c.encounter ? { encounter: c.encounter } : {}),
+          ...(c.fhirUser ? { fhirUser: `${c.aud}/${c.fhirUser}` } : {}),
+          ...(c.role !== 'system' ? { tenant: c.tenant } : {}),
+          ...(c.need_patient_banner !== undefined ? { need_patient_banner: c.need_patient_banner } : {}),
+          ...(c.smart_style_url ? { smart_style_url: c.smart_style_url } : {}),
+        });
       } catch {
         res.json({ active: false });
       }

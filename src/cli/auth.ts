@@ -20,7 +20,7 @@ export const AUTH_USAGE = `  user create <tenant|platform> <username> --role <ro
   user totp <tenant> <username> --enable|--disable   enrol (prints the secret) or remove a TOTP second factor
   user disable|enable <tenant> <username>
   user list <tenant>
-  client add <tenant> --type backend|backend-secret|operator|public|confidential --name "<name>" [--scope "<scopes>"] [--id <client_id>]
+  client add <tenant> --type backend|operator|public|confidential --name "<name>" [--scope "<scopes>"] [--id <client_id>]
              [--redirect-uri <uri> ...] [--jwks-uri <url> | --jwks-file <file>] [--launch-uri <url>]
   client list <tenant>
   client remove <client_id>
@@ -137,8 +137,8 @@ async function clientCommand(deps: Deps, sub: string | undefined, rest: string[]
       allowPositionals: true,
     });
     const kind = values.type as ClientKind | undefined;
-    if (!positionals[0] || !values.name || !kind || !['backend', 'backend-secret', 'operator', 'public', 'confidential'].includes(kind)) {
-      console.error('usage: client add <tenant> --type backend|backend-secret|operator|public|confidential --name "<name>" [--scope ...] [--redirect-uri ...] [--jwks-uri ...|--jwks-file ...]');
+    if (!positionals[0] || !values.name || !kind || !['backend', 'operator', 'public', 'confidential'].includes(kind)) {
+      console.error('usage: client add <tenant> --type backend|operator|public|confidential --name "<name>" [--scope ...] [--redirect-uri ...] [--jwks-uri ...|--jwks-file ...]');
       return 2;
     }
     const jwks = values['jwks-file'] ? (JSON.parse(readFileSync(values['jwks-file'], 'utf8')) as { keys: Record<string, unknown>[] }) : undefined;
