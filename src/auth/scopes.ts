@@ -194,11 +194,16 @@ export function intersectScopes(a: Scope[], b: Scope[]): Scope[] {
       if (b.some((y) => y.kind === 'other' && y.name === x.name)) out.push(x);
       continue;
     }
+    const zs: ResourceScope[] = [];
     for (const y of b) {
       if (y.kind !== 'resource') continue;
       const z = intersectScope(x, y);
-      if (z) out.push(z);
+      if (z) zs.push(z);
     }
+    // user/X meets patient/* as patient/X; when user/X also survives in its own context, that narrower copy is noise
+    // (a scope the app never asked for). It stays when it is all that is left (a patient user asking user/*.rs).
+    const same = zs.filter((z) => z.context === x.context);
+    out.push(...(same.length ? same : zs));
   }
   return normalizeScopes(out);
 }

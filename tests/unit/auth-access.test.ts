@@ -316,6 +316,12 @@ describe('grantAccess: requested ∩ client-allowed ∩ role ceiling', () => {
     expect(grantAccess({ requested: 'user/*.rs', clientAllowed: 'user/*.rs', role: 'patient' }).scope).toBe('patient/*.rs');
   });
 
+  it('does not add a patient/ copy of a user/ scope the client is also registered for', () => {
+    expect(grantAccess({ requested: 'user/Patient.rs', clientAllowed: 'patient/*.cruds user/*.cruds', role: 'practitioner' }).scope).toBe('user/Patient.rs');
+    // ... but a patient user, whose ceiling has only patient/, still gets the compartment-confined one
+    expect(grantAccess({ requested: 'user/Patient.rs', clientAllowed: 'patient/*.cruds user/*.cruds', role: 'patient', patientId: 'p1' }).scope).toBe('patient/Patient.rs');
+  });
+
   it('never gives system/ scopes to a user role, nor identity scopes to a backend client', () => {
     expect(grantAccess({ requested: 'system/*.rs', clientAllowed: 'system/*.rs', role: 'tenant-admin' }).scope).toBe('');
     expect(grantAccess({ requested: 'system/Observation.rs openid offline_access', clientAllowed: 'system/*.rs openid offline_access', role: 'system' }).scope).toBe('system/Observation.rs');
