@@ -3,6 +3,9 @@
 // token CLI's).
 import type { Role } from './role-matrix.js';
 
+/** Client metadata property naming the tenant a client is registered to. */
+export const TENANT_PROPERTY = 'tenant';
+
 /** The SMART context of one grant (stored beside it at consent) or one backend token request. */
 export interface SmartContext {
   tenant: string;

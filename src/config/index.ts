@@ -25,6 +25,7 @@ export interface Config {
   authLockoutAttempts: number;
   authLockoutMinutes: number;
   authClockSkewSeconds: number;
+  authAllowPrivateJwksUrls: boolean;
 }
 
 interface KeySpec {
@@ -72,6 +73,11 @@ export const CONFIG_KEYS: KeySpec[] = [
   { env: 'AUTH_SESSION_IDLE_MINUTES', default: '15', doc: 'A sign-in session unused for this long ends (the user signs in again).' },
   { env: 'AUTH_LOCKOUT_ATTEMPTS', default: '5', doc: 'Consecutive failed sign-ins that lock an account.' },
   { env: 'AUTH_LOCKOUT_MINUTES', default: '15', doc: 'How long a locked account stays locked (a password reset unlocks it at once).' },
+  {
+    env: 'AUTH_ALLOW_PRIVATE_JWKS_URLS',
+    default: 'false',
+    doc: 'Let client JWKS URLs point at loopback/private addresses (development, tests). Off: such URLs are refused (SSRF).',
+  },
   { env: 'AUTH_CLOCK_SKEW_SECONDS', default: '10', doc: 'Clock skew tolerated when checking access token exp/nbf/iat.' },
 ];
 
@@ -125,5 +131,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     authLockoutAttempts: int(env, 'AUTH_LOCKOUT_ATTEMPTS', 5, 1),
     authLockoutMinutes: int(env, 'AUTH_LOCKOUT_MINUTES', 15, 1),
     authClockSkewSeconds: int(env, 'AUTH_CLOCK_SKEW_SECONDS', 10, 0),
+    authAllowPrivateJwksUrls: bool(env, 'AUTH_ALLOW_PRIVATE_JWKS_URLS', false),
   };
 }

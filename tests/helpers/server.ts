@@ -29,7 +29,8 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Test
   const http = createServer();
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   const origin = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
-  const config = { ...loadConfig({ ...process.env, PUBLIC_BASE_URL: origin, DB_POOL_SIZE: '4' }), ...overrides };
+  // test JWKS URLs are served on 127.0.0.1 (the SSRF guard itself is tested with it switched back off)
+  const config = { ...loadConfig({ ...process.env, PUBLIC_BASE_URL: origin, DB_POOL_SIZE: '4', AUTH_ALLOW_PRIVATE_JWKS_URLS: 'true' }), ...overrides };
   const deps = await buildDeps(config, createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'), process.env.TENFHIR_PGLITE_SOCKET);
   const app = createApp(deps);
   http.on('request', app.app);

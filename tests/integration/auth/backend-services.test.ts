@@ -79,3 +79,31 @@ describe('a JWKS URL instead of a registered JWKS (client-confidential-asymmetri
     }
   });
 });
+
+describe('client JWKS URLs and this server\'s own network (SSRF)', () => {
+  it('with AUTH_ALLOW_PRIVATE_JWKS_URLS off (the default), a JWKS URL on a loopback address is never fetched', async () => {
+    const { generateKeyPairSync } = await import('node:crypto');
+    const { createServer } = await import('node:http');
+    const strict = await startServer({ authAllowPrivateJwksUrls: false });
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+    let fetched = 0;
+    const keys = createServer((_req, res) => {
+      fetched++;
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ keys: [{ ...publicKey.export({ format: 'jwk' }), kid: 'ssrf-1', alg: 'ES384' }] }));
+    });
+    await new Promise<void>((r) => keys.listen(0, '127.0.0.1', r));
+    try {
+      const tenant = await newTenant(strict, 'ssrf');
+      const url = `http://127.0.0.1:${(keys.address() as { port: number }).port}/jwks.json`;
+      const c = await registerClient(strict.deps, strict.app.auth.provider(), { tenant: tenant.slug, kind: 'backend', name: 'SSRF probe', jwksUri: url, scope: 'system/Patient.rs' });
+      const tok = await tokenRequest(strict.origin, { grant_type: 'client_credentials', scope: 'system/Patient.rs', client_assertion_type: ASSERTION_TYPE, client_assertion: clientAssertion(c.clientId, `${strict.origin}/auth/token`, privateKey, { kid: 'ssrf-1' }) });
+      expect(tok.status).toBe(401);
+      expect(tok.body.error).toBe('invalid_client');
+      expect(fetched).toBe(0);
+    } finally {
+      keys.close();
+      await strict.close();
+    }
+  });
+});
