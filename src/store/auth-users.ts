@@ -158,27 +158,25 @@ export async function insertLaunch(db: Db, l: LaunchRecord): Promise<void> {
   );
 }
 
-/** The launch context, if it exists and has not expired (a launch may be used for one authorization only). */
-export async function takeLaunch(db: Db, tenantId: string, id: string): Promise<LaunchRecord | undefined> {
-  const r = await db.withTenant(tenantId, (q) =>
-    q.query<{ tenant_id: string; id: string; client_id: string | null; patient: string | null; encounter: string | null; created_by: string; expires_at: Date }>(
-      'DELETE FROM launch_context WHERE tenant_id = $1 AND id = $2 AND expires_at > now() RETURNING *',
-      [tenantId, id],
-    ),
-  );
-  const row = r.rows[0];
+type LaunchRow = { tenant_id: string; id: string; client_id: string | null; patient: string | null; encounter: string | null; created_by: string; expires_at: Date };
+
+/** The live (unexpired) launch context `id`; with `consume`, it is deleted too (a launch serves one authorization). */
+async function liveLaunch(db: Db, tenantId: string, id: string, consume: boolean): Promise<LaunchRecord | undefined> {
+  const sql = consume
+    ? 'DELETE FROM launch_context WHERE tenant_id = $1 AND id = $2 AND expires_at > now() RETURNING *'
+    : 'SELECT * FROM launch_context WHERE tenant_id = $1 AND id = $2 AND expires_at > now()';
+  const row = (await db.withTenant(tenantId, (q) => q.query<LaunchRow>(sql, [tenantId, id]))).rows[0];
   return row ? { tenantId: row.tenant_id, id: row.id, clientId: row.client_id, patient: row.patient, encounter: row.encounter, createdBy: row.created_by, expiresAt: row.expires_at } : undefined;
 }
 
-export async function peekLaunch(db: Db, tenantId: string, id: string): Promise<LaunchRecord | undefined> {
-  const r = await db.withTenant(tenantId, (q) =>
-    q.query<{ tenant_id: string; id: string; client_id: string | null; patient: string | null; encounter: string | null; created_by: string; expires_at: Date }>(
-      'SELECT * FROM launch_context WHERE tenant_id = $1 AND id = $2 AND expires_at > now()',
-      [tenantId, id],
-    ),
-  );
-  const row = r.rows[0];
-  return row ? { tenantId: row.tenant_id, id: row.id, clientId: row.client_id, patient: row.patient, encounter: row.encounter, createdBy: row.created_by, expiresAt: row.expires_at } : undefined;
+/** Takes (uses up) a live launch context. */
+export function takeLaunch(db: Db, tenantId: string, id: string): Promise<LaunchRecord | undefined> {
+  return liveLaunch(db, tenantId, id, true);
+}
+
+/** Reads a live launch context without using it up. */
+export function peekLaunch(db: Db, tenantId: string, id: string): Promise<LaunchRecord | undefined> {
+  return liveLaunch(db, tenantId, id, false);
 }
 
 // --- registration (initial access) tokens ---------------------------------------------------------------------
