@@ -31,6 +31,8 @@ import {
   lifecycle,
   makeLog,
   numberOpt,
+  parseLocation,
+  runWorkers,
   operatorTokens,
   portInUse,
   printTable,
@@ -146,22 +148,6 @@ interface Ref {
 }
 
 /** One timed (or warm-up) phase: `op` runs in `c` workers until `seconds` pass or an op answers false (no more input). */
-async function runPhase(c: number, seconds: number, op: () => Promise<boolean>, stop: () => string | undefined): Promise<{ seconds: number; endedEarly: boolean }> {
-  const t0 = performance.now();
-  const deadline = t0 + seconds * 1000;
-  let ended = false;
-  await Promise.all(
-    Array.from({ length: c }, async () => {
-      while (!ended && performance.now() < deadline) {
-        const reason = stop();
-        if (reason) throw new Error(reason);
-        if (!(await op())) ended = true;
-      }
-    }),
-  );
-  return { seconds: (performance.now() - t0) / 1000, endedEarly: ended };
-}
-
 interface PhaseResult {
   label: string;
   concurrency: number;
@@ -193,7 +179,7 @@ async function measured(
   const errors = new ErrorSamples(400);
   let ok = 0;
   let bad = 0;
-  const phase = await runPhase(
+  const phase = await runWorkers(
     c,
     seconds,
     async () => {
@@ -269,9 +255,9 @@ async function ingest(o: Options, client: HttpClient, c: number, stop: () => str
           // counted as a failure below
         }
         const got = entries
-          .map((e) => /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[^/]+)?$/.exec(e.response?.location ?? ''))
-          .filter((m): m is RegExpExecArray => m !== null)
-          .map((m) => ({ type: m[1], id: m[2] }));
+          .map((e) => parseLocation(e.response?.location ?? ''))
+          .filter((l): l is NonNullable<typeof l> => l !== undefined)
+          .map((l) => ({ type: l.type, id: l.id }));
         if (got.length !== ENTRIES_PER_BUNDLE) {
           failed++;
           errors.add(res.status === 200 ? `bundle ${i}: ${got.length} of ${ENTRIES_PER_BUNDLE} entries have a location` : describeResponse('POST', `bundle ${i}`, res));

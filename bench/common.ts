@@ -78,22 +78,34 @@ export function makeLog(prefix: string): (msg: string) => void {
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Runs `c` workers that each call `op` until `seconds` have passed (an op in flight finishes), and returns the
- * elapsed wall time in seconds. `stop()` ends the phase early (e.g. the server died).
+ * Runs `c` workers that each call `op` until `seconds` have passed (an op in flight finishes), or until an op answers
+ * `false` (no more input: the phase ends early). `stop()` ends the phase with an error (e.g. the server died).
  */
-export async function timed(c: number, seconds: number, op: (worker: number) => Promise<void>, stop: () => string | undefined): Promise<number> {
+export async function runWorkers(c: number, seconds: number, op: (worker: number) => Promise<void | boolean>, stop: () => string | undefined): Promise<{ seconds: number; endedEarly: boolean }> {
   const t0 = performance.now();
   const deadline = t0 + seconds * 1000;
+  let ended = false;
   await Promise.all(
     Array.from({ length: c }, async (_, w) => {
-      while (performance.now() < deadline) {
+      while (!ended && performance.now() < deadline) {
         const reason = stop();
         if (reason) throw new Error(reason);
-        await op(w);
+        if ((await op(w)) === false) ended = true;
       }
     }),
   );
-  return (performance.now() - t0) / 1000;
+  return { seconds: (performance.now() - t0) / 1000, endedEarly: ended };
+}
+
+/** runWorkers for ops that never run out; returns the elapsed wall time in seconds. */
+export async function timed(c: number, seconds: number, op: (worker: number) => Promise<void>, stop: () => string | undefined): Promise<number> {
+  return (await runWorkers(c, seconds, op, stop)).seconds;
+}
+
+/** "Patient/abc/_history/1" or an absolute URL ending that way -> {type, id, version}. */
+export function parseLocation(location: string): { type: string; id: string; version?: string } | undefined {
+  const m = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/([^/?#]+))?\/?(?:[?#].*)?$/.exec(location);
+  return m ? { type: m[1], id: m[2], version: m[3] } : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------------------

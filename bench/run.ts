@@ -26,6 +26,7 @@ import {
   lifecycle,
   makeLog,
   numberOpt,
+  parseLocation,
   operatorTokens,
   portInUse,
   printTable,
@@ -147,12 +148,6 @@ class Tally {
 
 // ---------------------------------------------------------------------------------------------------------
 // Locations, versions and extensions
-
-/** "Patient/abc/_history/1" or an absolute URL ending that way -> {type, id, version}. */
-function parseLocation(location: string): { type: string; id: string; version?: string } | undefined {
-  const m = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/([^/?#]+))?\/?(?:[?#].*)?$/.exec(location);
-  return m ? { type: m[1], id: m[2], version: m[3] } : undefined;
-}
 
 function versionOf(resource: Resource, res: HttpResponse): string | undefined {
   const meta = resource.meta as { versionId?: string } | undefined;
