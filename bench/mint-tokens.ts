@@ -19,7 +19,7 @@ import { createAuthServer } from '../src/auth/server.js';
 import { mintAccessToken, signAccessToken } from '../src/auth/tokens.js';
 import { buildDeps } from '../src/compose.js';
 import { loadConfig } from '../src/config/index.js';
-import { runningEmbeddedPort } from '../src/platform/db.js';
+import { runningEmbeddedUrl } from '../src/platform/embedded.js';
 import { createLogger, flushLogs } from '../src/platform/log.js';
 import { findClient } from '../src/store/auth-payloads.js';
 import { TenantCache } from '../src/store/tenants.js';
@@ -41,8 +41,8 @@ async function run(): Promise<number> {
   }
   const config = loadConfig();
   const level = process.env.LOG_LEVEL ?? 'warn';
-  const port = config.databaseUrl ? undefined : runningEmbeddedPort(config.dataDir);
-  const deps = await buildDeps({ ...config, logLevel: level }, createLogger(level, 2), port === undefined ? undefined : `postgres://postgres@127.0.0.1:${port}/postgres`);
+  const socket = config.databaseUrl ? undefined : await runningEmbeddedUrl(config.dataDir);
+  const deps = await buildDeps({ ...config, logLevel: level }, createLogger(level, 2), socket);
   const auth = createAuthServer(deps, new TenantCache(deps.db));
   try {
     const out: Record<string, { clientId: string; scope: string; tokens: string[] }> = {};

@@ -9,6 +9,7 @@ import { SearchParamRegistry } from './search/registry.js';
 import { TenantSearchParams } from './search/tenant-registry.js';
 import { ensureSecret } from './store/auth-keys.js';
 import { migrate } from './store/migrate.js';
+import { JobRunner } from './jobs/runner.js';
 
 export async function buildDeps(config: Config, log: Logger = createLogger(config.logLevel), pgliteSocketUrl?: string): Promise<Deps> {
   const db = await openDb({
@@ -17,6 +18,9 @@ export async function buildDeps(config: Config, log: Logger = createLogger(confi
     databaseAdminUrl: config.databaseAdminUrl,
     dataDir: config.dataDir,
     poolSize: config.dbPoolSize,
+    statementTimeoutMs: config.dbStatementTimeoutMs,
+    tenantMaxConnections: config.dbTenantMaxConnections,
+    acquireTimeoutMs: config.dbAcquireTimeoutMs,
     log,
   });
   const keys = new KeyRing(db);
@@ -44,6 +48,7 @@ export async function buildDeps(config: Config, log: Logger = createLogger(confi
     clock: () => new Date(),
     newId: randomUUID,
     auth: { keys, cookieKeys: [cookieKey] },
+    jobs: new JobRunner(log),
   };
 }
 

@@ -24,9 +24,7 @@ async function main(): Promise<void> {
     log.info({ tenantId: 'demo' }, 'created the demo tenant');
   }
   const stopStats = startStatsKeeper(deps.db, log, config.statsIntervalMs);
-  const resumed = await resumeStaleJobs(deps);
-  if (resumed) log.info({ resumed }, 'resumed background jobs');
-  const { app, auth } = createApp(deps);
+  const { app, auth, inflight } = createApp(deps);
   if ((await findTenant(deps.db, 'demo')) && !(await findClient(deps.db, DEMO_CLIENT))) {
     await registerClient(deps, auth.provider(), { tenant: 'demo', kind: 'operator', name: 'Demo operator (CLI tokens)', clientId: DEMO_CLIENT, scope: 'system/*.cruds' });
   }
@@ -35,12 +33,18 @@ async function main(): Promise<void> {
     host: config.host,
     shutdownGraceMs: config.shutdownGraceMs,
     log,
+    inflight,
     async cleanup() {
       stopStats();
       auth.close();
+      await deps.jobs.stop();
       await deps.db.close();
     },
   });
+  // Jobs a previous process left running continue in the background: they never delay or block the start.
+  void resumeStaleJobs(deps)
+    .then((resumed) => resumed && log.info({ resumed }, 'resumed background jobs'))
+    .catch((err) => log.warn({ err }, 'could not resume background jobs'));
   const mode = deps.db.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : 'PostgreSQL';
   console.log(`tenfhir listening on ${config.publicBaseUrl} (${mode})`);
   if (await findTenant(deps.db, 'demo')) {

@@ -6,11 +6,11 @@ import type { Deps } from '../fhir/context.js';
 import { consumePayload, deleteClient, destroyPayload, findClient, findPayload, findPayloadBy, revokeGrant, upsertClient, upsertPayload } from '../store/auth-payloads.js';
 import { peekLaunch, findUserById } from '../store/auth-users.js';
 import type { TenantCache } from '../store/tenants.js';
+import { guardedFetch } from '../platform/outbound.js';
 import { grantAccess } from './access.js';
 import { accessTokenClaims, parseAccountId, TENANT_PROPERTY, type SmartContext } from './claims.js';
 import { honourJwksCacheControl, noteJwksCacheControl, resolveAssertionKey } from './client-keys.js';
 import type { KeyRing } from './keys.js';
-import { assertPublicUrl } from './outbound.js';
 import { page } from './pages.js';
 import { parseScopes } from './scopes.js';
 import { isRole, type Role } from './role-matrix.js';
@@ -331,10 +331,10 @@ export function buildProvider(opts: ProviderOptions): Provider {
     // records what each client's JWKS response allows to be cached (see resolveAssertionKey)
     async fetch(input, init) {
       const url = input instanceof Request ? input.url : String(input);
-      // client JWKS URLs: no fetching into this server's own networks (AUTH_ALLOW_PRIVATE_JWKS_URLS for development)
-      if (!cfg.authAllowPrivateJwksUrls) await assertPublicUrl(url);
-      const res = await globalThis.fetch(input, init);
-      noteJwksCacheControl(input instanceof Request ? input.url : String(input), res.headers);
+      // client JWKS URLs: no fetching into this server's own networks, no redirects, address pinned against DNS
+      // rebinding (AUTH_ALLOW_PRIVATE_JWKS_URLS for development)
+      const res = await guardedFetch(cfg.authAllowPrivateJwksUrls)(input, init);
+      noteJwksCacheControl(url, res.headers);
       return res;
     },
     clientBasedCORS(_ctx, origin, client) {

@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { CONFIG_KEYS, loadConfig, type Config } from '../config/index.js';
 import { buildDeps } from '../compose.js';
 import { FhirError } from '../fhir/errors.js';
-import { runningEmbeddedPort } from '../platform/db.js';
+import { runningEmbeddedUrl } from '../platform/embedded.js';
 import { createLogger, flushLogs } from '../platform/log.js';
 import { findTenant, listTenants, updateTenantSettings } from '../store/tenants.js';
 import { createTenant } from '../tenancy/create-tenant.js';
@@ -22,10 +22,9 @@ const USAGE = `usage: npm run cli -- <command>
 ${AUTH_USAGE}`;
 
 /** When a running server holds the embedded database, the CLI reaches it through the server's loopback socket. */
-function runningServerSocket(config: Config): string | undefined {
+async function runningServerSocket(config: Config): Promise<string | undefined> {
   if (config.databaseUrl) return undefined;
-  const port = runningEmbeddedPort(config.dataDir);
-  return port === undefined ? undefined : `postgres://postgres@127.0.0.1:${port}/postgres`;
+  return runningEmbeddedUrl(config.dataDir);
 }
 
 async function run(argv: string[]): Promise<number> {
@@ -42,7 +41,7 @@ async function run(argv: string[]): Promise<number> {
   const config = loadConfig();
   const level = process.env.LOG_LEVEL ?? 'warn';
   // logs go to stderr: stdout carries the command's output (a token, a client id)
-  const deps = await buildDeps({ ...config, logLevel: level }, createLogger(level, 2), runningServerSocket(config));
+  const deps = await buildDeps({ ...config, logLevel: level }, createLogger(level, 2), await runningServerSocket(config));
   try {
     if (cmd === 'migrate') {
       console.log('migrations up to date');
@@ -96,7 +95,7 @@ async function run(argv: string[]): Promise<number> {
       }
       const job = await startReindex(deps, slug, values.type ? values.type.split(',') : undefined);
       console.log(`reindex job ${job.id}: ${job.total} resources`);
-      await waitForJob(slug, job.id);
+      await waitForJob(deps, slug, job.id);
       const done = await jobStatus(deps, slug, job.id);
       console.log(`reindex job ${job.id}: ${done?.status}, ${done?.done}/${done?.total} resources`);
       return done?.status === 'completed' ? 0 : 1;

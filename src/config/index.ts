@@ -13,6 +13,10 @@ export interface Config {
   maxBodyBytes: number;
   maxBundleEntries: number;
   dbPoolSize: number;
+  dbStatementTimeoutMs: number;
+  dbTenantMaxConnections: number;
+  dbAcquireTimeoutMs: number;
+  maxSearchParams: number;
   demoTenant: boolean;
   shutdownGraceMs: number;
   statsIntervalMs: number;
@@ -59,6 +63,22 @@ export const CONFIG_KEYS: KeySpec[] = [
   { env: 'MAX_BODY_BYTES', default: '16777216', doc: 'Largest accepted request body (bytes); larger -> 413.' },
   { env: 'MAX_BUNDLE_ENTRIES', default: '1000', doc: 'Most entries accepted in one batch/transaction Bundle; more -> 413.' },
   { env: 'DB_POOL_SIZE', default: '10', doc: 'PostgreSQL pool size (embedded mode always uses 1).' },
+  {
+    env: 'DB_STATEMENT_TIMEOUT_MS',
+    default: '30000',
+    doc: 'Longest a single SQL statement may run (0: no limit); a search cut by it answers 503 `STATEMENT_TIMEOUT`, so one pathological query cannot hold a connection for long.',
+  },
+  {
+    env: 'DB_TENANT_MAX_CONNECTIONS',
+    default: '(half of DB_POOL_SIZE)',
+    doc: 'Most pooled connections one tenant may use at once (PostgreSQL); its further requests queue, so a busy tenant cannot starve the others.',
+  },
+  {
+    env: 'DB_ACQUIRE_TIMEOUT_MS',
+    default: '10000',
+    doc: 'How long a request waits for a database connection: then 429 `TENANT_BUSY` (its tenant holds all of its share) or 503 `DB_UNAVAILABLE`.',
+  },
+  { env: 'MAX_SEARCH_PARAMS', default: '40', doc: 'Most search parameters (criteria, includes, sorts, ...) in one search or condition; more -> 400 `SEARCH_TOO_COMPLEX`.' },
   { env: 'DEMO_TENANT', default: 'true', doc: 'Create a `demo` tenant on first start if it does not exist.' },
   { env: 'SHUTDOWN_GRACE_MS', default: '10000', doc: 'How long SIGTERM waits for in-flight requests before closing anyway.' },
   {
@@ -108,6 +128,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new Error(`config: PUBLIC_BASE_URL must be an absolute http(s) URL, got "${publicBaseUrl}"`);
   }
   const databaseUrl = env.DATABASE_URL || undefined;
+  const dbPoolSize = int(env, 'DB_POOL_SIZE', 10, 1);
   return {
     port,
     host: env.HOST || '0.0.0.0',
@@ -119,7 +140,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.LOG_LEVEL || 'info',
     maxBodyBytes: int(env, 'MAX_BODY_BYTES', 16 * 1024 * 1024, 1024),
     maxBundleEntries: int(env, 'MAX_BUNDLE_ENTRIES', 1000, 1),
-    dbPoolSize: int(env, 'DB_POOL_SIZE', 10, 1),
+    dbPoolSize,
+    dbStatementTimeoutMs: int(env, 'DB_STATEMENT_TIMEOUT_MS', 30000, 0),
+    dbTenantMaxConnections: int(env, 'DB_TENANT_MAX_CONNECTIONS', Math.max(1, Math.ceil(dbPoolSize / 2)), 1),
+    dbAcquireTimeoutMs: int(env, 'DB_ACQUIRE_TIMEOUT_MS', 10000, 0),
+    maxSearchParams: int(env, 'MAX_SEARCH_PARAMS', 40, 1),
     demoTenant: bool(env, 'DEMO_TENANT', true),
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10000),
     statsIntervalMs: int(env, 'STATS_INTERVAL_MS', 15000, 1000),

@@ -6,6 +6,7 @@ import type { KeyRing } from '../auth/keys.js';
 import type { Guard } from './guard.js';
 import type { SearchParamRegistry } from '../search/registry.js';
 import type { TenantSearchParams } from '../search/tenant-registry.js';
+import type { JobRunner } from '../jobs/runner.js';
 
 export interface TenantSettings {
   /** Reject references to resources that do not exist in the tenant (default true). */
@@ -34,6 +35,8 @@ export interface Deps {
   newId: () => string;
   /** The authorization server's signing keys and cookie secrets (loaded from the database at start). */
   auth: { keys: KeyRing; cookieKeys: string[] };
+  /** Background jobs of this process. */
+  jobs: JobRunner;
 }
 
 export interface FhirContext {
@@ -47,6 +50,8 @@ export interface FhirContext {
   log: Logger;
   /** What the caller's token allows; absent for the server's own work (tenant creation, background jobs). */
   guard?: Guard;
+  /** Fires when the client goes away (or the server cuts the request at shutdown): cancels its database work. */
+  signal?: AbortSignal;
 }
 
 export type PreferReturn = 'minimal' | 'representation' | 'OperationOutcome';

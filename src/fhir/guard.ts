@@ -4,10 +4,12 @@
 // jobs) and are not restricted.
 import type { Queryable } from '../platform/db.js';
 import { extractIndexRows, type IndexRows } from '../search/extract.js';
-import { planSearch, type Compartment, type Criterion, type ParsedValue, type Restriction } from '../search/plan.js';
+import { chainedTypes, planSearch, type Compartment, type Criterion, type ParsedValue, type Restriction, type SearchPlan } from '../search/plan.js';
+import type { SearchParamRegistry } from '../search/registry.js';
 import { permittedIds } from '../store/search-sql.js';
 import { patientCompartment } from './compartment.js';
 import type { FhirContext } from './context.js';
+import { r4ResourceTypes } from './definitions.js';
 import { FhirError } from './errors.js';
 
 export type GuardLetter = 'c' | 'r' | 'u' | 'd' | 's';
@@ -132,6 +134,35 @@ export function restrictionsOf(ctx: FhirContext, types: Iterable<string>, letter
 }
 
 /**
+ * Authorization of a planned search, for searches and for every search the server runs on the caller's behalf
+ * (conditional create/update/patch/delete, conditional references): the interaction must be allowed (403/404
+ * otherwise); types the caller may not touch drop out of a multi-type search; every remaining and chained type gets
+ * its restriction; element-limited types may be searched by the parameters over their visible elements only (hidden
+ * elements must not be probed by right and wrong guesses). Returns each type's element limit.
+ */
+export function authorizeSearch(ctx: FhirContext, plan: SearchPlan, request: GuardRequest, letter: GuardLetter): Map<string, string[]> {
+  const elements = new Map<string, string[]>();
+  if (!ctx.guard) return elements;
+  const chained = chainedTypes(plan.criteria);
+  authorize(ctx, { ...request, ...(chained.size ? { chainedTypes: [...chained] } : {}) });
+  const { types, restrictions } = typeRestrictions(ctx, plan.resourceTypes, letter);
+  if (!types.length) throw new FhirError('forbidden', 'Insufficient scope: no granted scope allows searching any of these types', { code: 'SCOPE_INSUFFICIENT' });
+  plan.resourceTypes = types;
+  plan.restrictions = { ...restrictionsOf(ctx, chained, 's'), ...restrictions };
+  // Every element-limited type, also inside a multi-type (system) search: `?_type=Patient&address-city=x` or
+  // `?_content=x` would otherwise probe the hidden elements through which resources match.
+  const names = [...plan.criteria.filter((c) => c.kind !== 'has').map((c) => c.name), ...plan.sort.map((k) => k.code)];
+  for (const t of types) {
+    const limit = ctx.guard.forType(t, letter).elements;
+    if (!limit) continue;
+    elements.set(t, limit);
+    assertSearchableElements(ctx, t, limit, names);
+  }
+  assertIncludable(ctx, plan);
+  return elements;
+}
+
+/**
  * Which rows the caller may see with `letter` (included resources: 'r'; history entries: the history's letter),
  * each with the element limit of its type. Rows outside the region are dropped silently (SMART §7).
  */
@@ -227,32 +258,82 @@ export function visibleVersions<T extends { resourceType: string; json: string |
   return out;
 }
 
-/** Search parameters over the elements a limited role may see (lab technician's "minimal Patient data"). */
-const PARAMS_FOR_ELEMENT: Record<string, string[]> = {
-  identifier: ['identifier'],
-  name: ['name', 'family', 'given', 'phonetic'],
-  birthDate: ['birthdate'],
-  gender: ['gender'],
-};
+/** Elements every resource shows whatever the limit (they carry no clinical data). */
+const ALWAYS_VISIBLE = new Set(['id', 'meta']);
+
+const visibleCache = new WeakMap<SearchParamRegistry, Map<string, Set<string>>>();
+
+/**
+ * The search parameters of `type` that read nothing but the visible `elements`: every element path the parameter's
+ * FHIRPath expression starts from (`Patient.name.family` -> name) must be visible. Derived from the definitions, so a
+ * tenant's own SearchParameter over a hidden element is hidden too; an expression with no plain path is hidden.
+ */
+export function visibleParamCodes(registry: SearchParamRegistry, type: string, elements: string[]): Set<string> {
+  let byKey = visibleCache.get(registry);
+  if (!byKey) visibleCache.set(registry, (byKey = new Map()));
+  const key = `${type}|${[...elements].sort().join(',')}`;
+  let out = byKey.get(key);
+  if (out) return out;
+  out = new Set<string>();
+  const visible = new Set([...ALWAYS_VISIBLE, ...elements]);
+  const root = new RegExp(`\\b${type}\\.([A-Za-z][A-Za-z0-9]*)`, 'g');
+  for (const def of registry.paramsFor(type).values()) {
+    const roots = [...def.expression.matchAll(root)].map((m) => m[1]);
+    if (roots.length && roots.every((r) => visible.has(r))) out.add(def.code);
+  }
+  out.add('_id');
+  out.add('_lastUpdated');
+  byKey.set(key, out);
+  return out;
+}
+
+function hiddenElementsError(type: string, what: string, visible: Set<string>): FhirError {
+  return new FhirError('forbidden', `Insufficient scope: only some elements of ${type} may be seen, and ${what} reads others (allowed: ${[...visible].sort().join(', ')})`, {
+    code: 'SCOPE_INSUFFICIENT',
+  });
+}
 
 /** With an element limit, only parameters over those elements may be searched (else hidden data could be probed). */
-export function assertSearchableElements(type: string, elements: string[] | undefined, params: string[]): void {
+export function assertSearchableElements(ctx: FhirContext, type: string, elements: string[] | undefined, params: string[]): void {
   if (!elements) return;
-  // meta (always visible) carries _lastUpdated, _tag, _profile, _security, _source
-  const allowed = new Set(['_id', '_lastUpdated', '_tag', '_profile', '_security', '_source', ...elements.flatMap((e) => PARAMS_FOR_ELEMENT[e] ?? [])]);
+  const visible = visibleParamCodes(ctx.registry, type, elements);
   for (const p of params) {
     const code = p.split(/[:.]/)[0];
-    if (!allowed.has(code)) {
-      throw new FhirError('forbidden', `Insufficient scope: only ${[...allowed].join(', ')} may be searched on ${type}`, { code: 'SCOPE_INSUFFICIENT' });
-    }
+    if (!visible.has(code)) throw hiddenElementsError(type, `the search parameter '${code}'`, visible);
   }
 }
 
-/** Element limit ∩ the client's own _elements (the limit wins; id, meta and resourceType always stay). */
-export function limitElements(type: string, limit: string[] | undefined, requested: string[] | undefined): string[] | undefined {
-  if (!limit) return requested;
-  if (!requested?.length) return limit;
-  const kept = requested.filter((e) => limit.includes(e.replace(new RegExp(`^${type}\\.`), '').split('.')[0]));
-  // nothing asked for is visible: 'id' keeps only id, meta and resourceType
-  return kept.length ? kept : ['id'];
+/** Every resource type whose reads are element-limited for the caller, with its limit. */
+function limitedTypes(ctx: FhirContext): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  if (!ctx.guard) return out;
+  for (const t of r4ResourceTypes()) {
+    const d = ctx.guard.forType(t, 'r');
+    if (d.allow && d.elements) out.set(t, d.elements);
+  }
+  return out;
+}
+
+/**
+ * `_include`/`_revinclude` through a reference held in a hidden element (`Patient:general-practitioner` for a role that
+ * sees only a Patient's identifier, name, birthDate and gender) would reveal that element: refused (403). Wildcards
+ * (`*`, also the one $everything uses) silently skip those references: `plan.blockedIncludes` lists them
+ * ("Type:code") for the store.
+ */
+export function assertIncludable(ctx: FhirContext, plan: SearchPlan): void {
+  if (!ctx.guard || !plan.include.length) return;
+  const limited = limitedTypes(ctx);
+  if (!limited.size) return;
+  const blocked: string[] = [];
+  for (const [type, elements] of limited) {
+    const visible = visibleParamCodes(ctx.registry, type, elements);
+    for (const def of ctx.registry.paramsFor(type).values()) if (def.type === 'reference' && !visible.has(def.code)) blocked.push(`${type}:${def.code}`);
+  }
+  for (const spec of plan.include) {
+    if (spec.sourceType === '*' || spec.code === '*') continue;
+    if (blocked.includes(`${spec.sourceType}:${spec.code}`)) {
+      throw hiddenElementsError(spec.sourceType, `${spec.reverse ? '_revinclude' : '_include'}=${spec.sourceType}:${spec.code}`, visibleParamCodes(ctx.registry, spec.sourceType, limited.get(spec.sourceType)!));
+    }
+  }
+  if (blocked.length) plan.blockedIncludes = blocked;
 }

@@ -16,7 +16,7 @@ const ALWAYS = ['resourceType', 'id', 'meta'];
 function tagged(out: Record<string, unknown>): Record<string, unknown> {
   const meta = { ...((out.meta as Record<string, unknown>) ?? {}) };
   const tags = Array.isArray(meta.tag) ? [...(meta.tag as unknown[])] : [];
-  tags.push(SUBSETTED);
+  if (!tags.some((t) => (t as { code?: unknown })?.code === SUBSETTED.code && (t as { system?: unknown })?.system === SUBSETTED.system)) tags.push(SUBSETTED);
   meta.tag = tags;
   out.meta = meta;
   return out;
@@ -53,4 +53,19 @@ export function subsetResource(resource: Record<string, unknown>, summary: strin
     return tagged(pick(resource, keep));
   }
   return resource;
+}
+
+/**
+ * A role's element limit (SMART "minimal Patient data"): only `limit` plus id, meta and resourceType survive; unlike
+ * _elements, mandatory elements are not added back, and it is applied last, after _summary/_elements, on every path
+ * that returns a resource (issue 8: `_summary=data` once returned everything).
+ */
+export function limitResource(resource: Record<string, unknown>, limit: string[]): Record<string, unknown> {
+  return tagged(pick(resource, new Set([...ALWAYS, ...limit])));
+}
+
+/** _summary/_elements, then the element limit: the one shaping every returned resource goes through. */
+export function shapeResource(resource: Record<string, unknown>, summary: string | undefined, elements: string[] | undefined, limit: string[] | undefined): Record<string, unknown> {
+  const shaped = subsetResource(resource, summary, elements);
+  return limit ? limitResource(shaped, limit) : shaped;
 }

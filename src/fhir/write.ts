@@ -2,16 +2,16 @@
 // check the URL/body rules -> validate -> resolve conditions -> stamp id/meta -> index -> store, all on the
 // caller's transaction. Each step is a small named function; `q` is always the one transaction's connection.
 import { createHash } from 'node:crypto';
-import type { Queryable } from '../platform/db.js';
+import { RetryTransaction, type Queryable } from '../platform/db.js';
 import { extractIndexRows } from '../search/extract.js';
-import { chainedTypes, planSearch } from '../search/plan.js';
+import { planSearch, type SearchPlan } from '../search/plan.js';
 import { readCurrent, writeVersions, type ResourceWrite, type StoredVersion } from '../store/resources.js';
 import { searchIds } from '../store/search-sql.js';
 import type { FhirContext } from './context.js';
 import type { SearchParameter } from '@medplum/fhirtypes';
 import { customIssues } from '../search/tenant-registry.js';
 import { FhirError } from './errors.js';
-import { assertInRegion, assertWritable, authorize, restrictionsOf, type GuardDecision, type GuardLetter } from './guard.js';
+import { assertInRegion, assertWritable, authorize, authorizeSearch, type GuardDecision, type GuardLetter } from './guard.js';
 import { parseETag } from './etag.js';
 import { assertId } from './ids.js';
 import { applyJsonPatch } from './json-patch.js';
@@ -35,6 +35,8 @@ export interface WriteOptions {
   pending?: Set<string>;
   /** Skip reference existence checks (the bundle checks them once for all entries). */
   skipReferenceCheck?: boolean;
+  /** This write creates a resource because `condition` (a conditional create/update) matched nothing. */
+  condition?: string;
 }
 
 /** A write that has been checked and stamped but not stored yet (bundles store many at once). */
@@ -43,6 +45,8 @@ export interface PreparedWrite {
   row: ResourceWrite;
   /** The SMART letter that allowed the write: its region is checked on the new content before COMMIT. */
   letter?: GuardLetter;
+  /** A create decided by a condition that matched nothing: re-checked under the type's lock before COMMIT. */
+  condition?: string;
 }
 
 function stamp(resource: Record<string, unknown>, id: string, versionId: number, lastUpdated: string): Record<string, unknown> {
@@ -97,19 +101,45 @@ async function lockCondition(ctx: FhirContext, q: Queryable, type: string, param
   await q.query('SELECT pg_advisory_xact_lock($1)', [h.readBigInt64BE(0).toString()]);
 }
 
-/** Ids matching a conditional URL's query (at most `limit`). Malformed criteria -> 400; none at all -> 400. */
-export async function matchCondition(ctx: FhirContext, q: Queryable, type: string, query: string, limit = 2): Promise<string[]> {
+/**
+ * The criteria of a conditional request as a search plan, authorized as a search by the caller: the server searches
+ * on the caller's behalf and the outcome (200/201/412, or a reference resolved or not) reveals matches, so 's' is
+ * needed, only what the caller could find by searching counts as a match, and hidden elements may not be probed.
+ */
+function conditionPlan(ctx: FhirContext, type: string, query: string): { plan: SearchPlan; params: [string, string][] } {
   const params = [...new URLSearchParams(query)] as [string, string][];
   if (params.length === 0) throw new FhirError('invalid', `A conditional request on ${type} needs search criteria`, { code: 'CONDITION_EMPTY' });
-  const plan = planSearch(ctx.registry, type, { strict: true, params });
+  const plan = planSearch(ctx.registry, type, { strict: true, params, maxParams: ctx.deps.config.maxSearchParams });
   if (plan.criteria.length === 0) throw new FhirError('invalid', `The condition '${query}' has no search criteria`, { code: 'CONDITION_EMPTY' });
-  // The server searches on the caller's behalf and the outcome (200/201/412) reveals matches: 's' is needed, and
-  // only what the caller could find by searching counts as a match.
-  const chained = chainedTypes(plan.criteria);
-  authorize(ctx, { interaction: 'search-type', resourceType: type, ...(chained.size ? { chainedTypes: [...chained] } : {}) });
-  plan.restrictions = restrictionsOf(ctx, [type, ...chained], 's');
+  authorizeSearch(ctx, plan, { interaction: 'search-type', resourceType: type }, 's');
+  return { plan, params };
+}
+
+/** Ids matching a conditional URL's query (at most `limit`). Malformed criteria -> 400; none at all -> 400. */
+export async function matchCondition(ctx: FhirContext, q: Queryable, type: string, query: string, limit = 2): Promise<string[]> {
+  const { plan, params } = conditionPlan(ctx, type, query);
   await lockCondition(ctx, q, type, params);
   return searchIds(q, ctx.tenant.id, ctx.baseUrl, plan, limit);
+}
+
+/**
+ * Conditional creates are safe whatever their criteria (issue 8, fault 3): two creates of the same new patient, one
+ * conditioned on `identifier`, the other on `family` and `birthdate`, hold different condition locks and both see
+ * "no match". So after its insert each re-runs its condition under one lock per tenant and type, held to COMMIT:
+ * the second to get the lock sees the first's committed resource and its transaction runs again (then matching it).
+ * Only conditional creates pay for this, and only the re-check and COMMIT are serialised.
+ */
+async function recheckConditions(ctx: FhirContext, q: Queryable, created: PreparedWrite[]): Promise<void> {
+  const types = [...new Set(created.map((p) => p.row.resourceType))].sort();
+  for (const type of types) {
+    const h = createHash('sha256').update(`${ctx.tenant.id}\0${type}\0conditional-create`).digest();
+    await q.query('SELECT pg_advisory_xact_lock($1)', [h.readBigInt64BE(0).toString()]);
+  }
+  for (const p of created) {
+    const { plan } = conditionPlan(ctx, p.row.resourceType, p.condition!);
+    const ids = await searchIds(q, ctx.tenant.id, ctx.baseUrl, plan, 3);
+    if (ids.some((id) => id !== p.row.id)) throw new RetryTransaction(`a concurrent request created a ${p.row.resourceType} matching ${p.condition}`);
+  }
 }
 
 /** create (http.html#create), with If-None-Exist (conditional create). */
@@ -131,7 +161,11 @@ export async function prepareCreate(ctx: FhirContext, q: Queryable, type: string
   // "If an id is provided, the server SHALL ignore it" — validate the body as it will be stored.
   const stampedRes = stamp(resource, opts.id ?? ctx.deps.newId(), 1, now(ctx));
   await validateForWrite(ctx, q, stampedRes, opts);
-  return stored(ctx, 'POST', stampedRes, 1, false, 201, 'c');
+  return withCondition(stored(ctx, 'POST', stampedRes, 1, false, 201, 'c'), opts.ifNoneExist?.replace(/^[^?=&]*\?/, '') ?? opts.condition);
+}
+
+function withCondition(p: PreparedWrite, condition: string | undefined): PreparedWrite {
+  return condition === undefined ? p : { ...p, condition };
 }
 
 /** The current version an update/patch/delete replaces must lie inside the caller's region (else 404). */
@@ -152,7 +186,8 @@ export async function prepareUpdate(ctx: FhirContext, q: Queryable, type: string
   await validateForWrite(ctx, q, stampedRes, opts);
   const created = !current || current.deleted;
   // update-as-create is allowed by the update scope (SMART 2.x)
-  return stored(ctx, 'PUT', stampedRes, versionId, current !== undefined, created ? 201 : 200, 'u');
+  const p = stored(ctx, 'PUT', stampedRes, versionId, current !== undefined, created ? 201 : 200, 'u');
+  return created ? withCondition(p, opts.condition) : p;
 }
 
 /**
@@ -161,16 +196,16 @@ export async function prepareUpdate(ctx: FhirContext, q: Queryable, type: string
  * but the body id names a live resource that does not match -> 409, as R5 settles it: the condition said
  * "not this one", so it is not silently overwritten.
  */
-export async function conditionalUpdateTarget(ctx: FhirContext, q: Queryable, type: string, query: string, bodyId: string | undefined): Promise<string | undefined> {
+export async function conditionalUpdateTarget(ctx: FhirContext, q: Queryable, type: string, query: string, bodyId: string | undefined): Promise<{ id: string | undefined; matched: boolean }> {
   const ids = await matchCondition(ctx, q, type, query);
   if (ids.length > 1) throw new FhirError('precondition-failed', `The condition matched more than one ${type}`, { code: 'CONDITION_MULTIPLE_MATCHES', issueType: 'multiple-matches' });
   if (ids.length === 1) {
     if (bodyId !== undefined && bodyId !== ids[0]) {
       throw new FhirError('invalid', `Body id '${bodyId}' differs from the matched ${type}/${ids[0]}`, { code: 'RESOURCE_ID_MISMATCH', expression: [`${type}.id`] });
     }
-    return ids[0];
+    return { id: ids[0], matched: true };
   }
-  if (bodyId === undefined) return undefined;
+  if (bodyId === undefined) return { id: undefined, matched: false };
   assertId(bodyId);
   const current = await readCurrent(q, ctx.tenant.id, type, bodyId);
   if (current && !current.deleted) {
@@ -179,16 +214,18 @@ export async function conditionalUpdateTarget(ctx: FhirContext, q: Queryable, ty
       expression: [`${type}.id`],
     });
   }
-  return bodyId;
+  return { id: bodyId, matched: false };
 }
 
 /** Conditional update (http.html#cond-update): PUT [type]?[search]. */
 export async function prepareConditionalUpdate(ctx: FhirContext, q: Queryable, type: string, query: string, body: unknown, opts: WriteOptions = {}): Promise<PreparedWrite> {
   const resource = checkBodyAgainstUrl(body, type, undefined, false);
   const bodyId = typeof resource.id === 'string' ? resource.id : undefined;
-  const id = await conditionalUpdateTarget(ctx, q, type, query, bodyId);
-  if (id !== undefined) return prepareUpdate(ctx, q, type, id, { ...resource, id }, opts);
-  return prepareCreate(ctx, q, type, resource, opts);
+  const { id, matched } = await conditionalUpdateTarget(ctx, q, type, query, bodyId);
+  if (matched) return prepareUpdate(ctx, q, type, id!, { ...resource, id }, opts);
+  // a create (with the body's id, or a new one) because nothing matched: re-checked before COMMIT like If-None-Exist
+  if (id !== undefined) return prepareUpdate(ctx, q, type, id, { ...resource, id }, { ...opts, condition: query });
+  return prepareCreate(ctx, q, type, resource, { ...opts, condition: query });
 }
 
 /** patch (http.html#patch) with JSON Patch; the result is validated and stored as an update. */
@@ -234,6 +271,8 @@ export async function commitWrites(ctx: FhirContext, q: Queryable, prepared: (Pr
   const rows = prepared.flatMap((p) => ('row' in p && p.row ? [p.row] : []));
   if (rows.some((r) => r.resourceType === 'SearchParameter')) ctx.deps.searchParams.invalidate(ctx.tenant.id);
   await writeVersions(q, ctx.tenant.id, rows);
+  const conditional = prepared.filter((p): p is PreparedWrite => 'row' in p && !!p.row && p.condition !== undefined);
+  if (conditional.length) await recheckConditions(ctx, q, conditional);
   // SMART §7: writes must land inside the region of the scope that allowed them (patient compartment, granular filter)
   if (ctx.guard) for (const p of prepared) if ('row' in p && p.row && p.letter) await assertWritable(ctx, q, p.row.resourceType, p.row.id, p.letter);
   return prepared.map((p) => ('outcome' in p ? p.outcome : p));
@@ -241,7 +280,7 @@ export async function commitWrites(ctx: FhirContext, q: Queryable, prepared: (Pr
 
 /** Runs one prepared write on its own transaction. */
 export async function writeOne(ctx: FhirContext, prepare: (q: Queryable) => Promise<PreparedWrite | WriteOutcome>): Promise<WriteOutcome> {
-  const out = await ctx.deps.db.tx(ctx.tenant.id, async (q) => (await commitWrites(ctx, q, [await prepare(q)]))[0]);
+  const out = await ctx.deps.db.tx(ctx.tenant.id, async (q) => (await commitWrites(ctx, q, [await prepare(q)]))[0], { signal: ctx.signal });
   // again after COMMIT, so no request reloads the registry from the pre-commit state and keeps it
   if (out.resourceType === 'SearchParameter') ctx.deps.searchParams.invalidate(ctx.tenant.id);
   return out;

@@ -7,6 +7,7 @@ import { isMigrated } from '../store/migrate.js';
 import { TenantCache } from '../store/tenants.js';
 import { createAuthServer, type AuthServer } from '../auth/server.js';
 import { fhirRouter } from './fhir-router.js';
+import { InFlightRequests } from './inflight.js';
 import { errorHandler } from './respond.js';
 
 export const SOFTWARE = { name: 'tenfhir', version: '0.1.0' };
@@ -15,6 +16,8 @@ export interface AppHandle {
   app: Express;
   tenants: TenantCache;
   auth: AuthServer;
+  /** Requests in flight (graceful shutdown cuts them at its deadline). */
+  inflight: InFlightRequests;
 }
 
 /**
@@ -30,6 +33,7 @@ export function createApp(deps: Deps, bench: BenchmarkOptions = {}): AppHandle {
   const app = express();
   const tenants = new TenantCache(deps.db);
   const startedAt = deps.clock().toISOString();
+  const inflight = new InFlightRequests();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
@@ -41,6 +45,9 @@ export function createApp(deps: Deps, bench: BenchmarkOptions = {}): AppHandle {
     const requestId = typeof given === 'string' && /^[\w\-.:]{1,128}$/.test(given) ? given : randomUUID();
     res.locals.requestId = requestId;
     res.setHeader('X-Request-Id', requestId);
+    // no response is ever to be sniffed into another media type (HTML pages, FHIR JSON, OAuth JSON alike)
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.locals.signal = inflight.track(req, res);
     res.locals.log = deps.log.child({ requestId });
     const start = process.hrtime.bigint();
     res.on('finish', () => {
@@ -74,5 +81,5 @@ export function createApp(deps: Deps, bench: BenchmarkOptions = {}): AppHandle {
     next(new FhirError('not-found', `Nothing at ${req.path.slice(0, 200)}; FHIR bases live under /fhir/{tenant}`, { code: 'PATH_UNKNOWN' }));
   });
   app.use(errorHandler(deps.log));
-  return { app, tenants, auth };
+  return { app, tenants, auth, inflight };
 }

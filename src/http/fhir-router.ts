@@ -324,6 +324,7 @@ export function fhirRouter(opts: RouterOptions) {
         registry: await opts.deps.searchParams.forTenant(tenant.id),
         requestId: res.locals.requestId,
         log: res.locals.log,
+        signal: res.locals.signal as AbortSignal,
         ...(principal ? { guard: principal.guard } : benchmarkGuard && !discovery ? { guard: benchmarkGuard } : {}),
       };
       const params = queryParams(req);

@@ -1,17 +1,19 @@
 // $reindex: recomputes the search index rows of a tenant's current resources (after a custom SearchParameter is
-// added or changed), in the background, in batches, each batch its own transaction. Progress is stored in the
-// job table after every batch, so a restarted server resumes where it stopped.
+// added or changed), in the background, in batches, each batch its own transaction. Progress is stored in the job
+// table after every batch, so a restarted server resumes where it stopped; a cancelled job stops at its next batch.
+// Never holds a connection while waiting for another (PGlite has one), and yields between batches so requests keep
+// being answered while it runs (issue 8, "a reindex that freezes the embedded server").
 import { randomUUID } from 'node:crypto';
 import type { Deps } from '../fhir/context.js';
 import { extractIndexRows } from '../search/extract.js';
+import { advanceJob, failJob, findJob, insertReindexJob, lockJob, nextResources, staleJobs, type JobRecord } from '../store/jobs.js';
 import { writeVersions, type ResourceWrite } from '../store/resources.js';
-
-const BATCH = 200;
+import { listTenants } from '../store/tenants.js';
 
 export interface JobStatus {
   id: string;
   kind: string;
-  status: 'running' | 'completed' | 'failed';
+  status: JobRecord['status'];
   types: string[] | null;
   total: number;
   done: number;
@@ -20,101 +22,95 @@ export interface JobStatus {
   updatedAt: string;
 }
 
-type JobRow = { id: string; kind: string; status: JobStatus['status']; params: { types?: string[] }; total: number; done: number; cursor: [string, string] | null; error: string | null; created_at: Date; updated_at: Date };
-
-function toStatus(r: JobRow): JobStatus {
-  return { id: r.id, kind: r.kind, status: r.status, types: r.params.types ?? null, total: r.total, done: r.done, error: r.error, createdAt: r.created_at.toISOString(), updatedAt: r.updated_at.toISOString() };
+export function toStatus(j: JobRecord): JobStatus {
+  return { id: j.id, kind: j.kind, status: j.status, types: j.params.types ?? null, total: j.total, done: j.done, error: j.error, createdAt: j.createdAt.toISOString(), updatedAt: j.updatedAt.toISOString() };
 }
 
-const running = new Map<string, Promise<void>>();
+const jobKey = (tenantId: string, id: string) => `reindex/${tenantId}/${id}`;
 
 /** Creates a reindex job for the tenant (all types, or `types`) and starts it in this process. */
 export async function startReindex(deps: Deps, tenantId: string, types?: string[]): Promise<JobStatus> {
-  const id = randomUUID();
-  const row = await deps.db.tx(tenantId, async (q) => {
-    const total = await q.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM resource WHERE tenant_id = $1 AND NOT deleted AND ($2::text[] IS NULL OR resource_type = ANY($2::text[]))`,
-      [tenantId, types ?? null],
-    );
-    const r = await q.query<JobRow>(
-      `INSERT INTO job (tenant_id, id, kind, status, params, total) VALUES ($1, $2, 'reindex', 'running', $3, $4) RETURNING *`,
-      [tenantId, id, JSON.stringify(types ? { types } : {}), total.rows[0].n],
-    );
-    return r.rows[0];
-  });
-  runInBackground(deps, tenantId, id);
-  return toStatus(row);
+  const job = await insertReindexJob(deps.db, tenantId, randomUUID(), types);
+  deps.jobs.start(jobKey(tenantId, job.id), (signal) => runJob(deps, tenantId, job.id, signal));
+  return toStatus(job);
 }
 
 export async function jobStatus(deps: Deps, tenantId: string, id: string): Promise<JobStatus | undefined> {
-  const r = await deps.db.withTenant(tenantId, (q) => q.query<JobRow>('SELECT * FROM job WHERE tenant_id = $1 AND id = $2', [tenantId, id]));
-  return r.rows[0] ? toStatus(r.rows[0]) : undefined;
-}
-
-function runInBackground(deps: Deps, tenantId: string, id: string): void {
-  const key = `${tenantId}/${id}`;
-  if (running.has(key)) return;
-  const p = runReindex(deps, tenantId, id)
-    .catch(async (err) => {
-      deps.log.error({ err, tenantId, jobId: id }, 'reindex failed');
-      await deps.db
-        .tx(tenantId, (q) => q.query(`UPDATE job SET status = 'failed', error = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2`, [tenantId, id, 'internal error']))
-        .catch(() => undefined);
-    })
-    .finally(() => running.delete(key));
-  running.set(key, p);
+  const j = await findJob(deps.db, tenantId, id);
+  return j ? toStatus(j) : undefined;
 }
 
 /** Waits for a job started in this process (CLI and tests). */
-export async function waitForJob(tenantId: string, id: string): Promise<void> {
-  await running.get(`${tenantId}/${id}`);
+export function waitForJob(deps: Deps, tenantId: string, id: string): Promise<void> {
+  return deps.jobs.wait(jobKey(tenantId, id));
 }
 
-/** Processes the job batch by batch until done. Safe to call again after a crash: it continues from the cursor. */
-export async function runReindex(deps: Deps, tenantId: string, id: string): Promise<void> {
-  for (;;) {
-    const more = await deps.db.tx(tenantId, async (q) => {
-      const job = (await q.query<JobRow>('SELECT * FROM job WHERE tenant_id = $1 AND id = $2 FOR UPDATE', [tenantId, id])).rows[0];
-      if (!job || job.status !== 'running') return false;
-      const registry = await deps.searchParams.forTenant(tenantId);
-      const [afterType, afterId] = job.cursor ?? ['', ''];
-      // FOR UPDATE: a concurrent update of the same resource waits, so its index rows are never overwritten by stale ones
-      const rows = await q.query<{ resource_type: string; id: string; version_id: number; last_updated: Date; content: Record<string, unknown> }>(
-        `SELECT resource_type, id, version_id, last_updated, content FROM resource
-          WHERE tenant_id = $1 AND NOT deleted AND ($2::text[] IS NULL OR resource_type = ANY($2::text[]))
-            AND (resource_type, id) > ($3, $4)
-          ORDER BY resource_type, id LIMIT ${BATCH} FOR UPDATE`,
-        [tenantId, job.params.types ?? null, afterType, afterId],
-      );
-      const writes: ResourceWrite[] = rows.rows.map((r) => ({
-        resourceType: r.resource_type,
-        id: r.id,
-        versionId: r.version_id,
-        lastUpdated: r.last_updated.toISOString(),
-        method: 'PUT',
-        json: '',
-        index: extractIndexRows(registry, r.content, `${deps.config.publicBaseUrl}/fhir/${tenantId}`),
-        replaces: true,
-      }));
-      await writeVersions(q, tenantId, writes, { indexOnly: true });
-      const last = rows.rows[rows.rows.length - 1];
-      const finished = rows.rows.length < BATCH;
-      await q.query(
-        `UPDATE job SET done = done + $3, cursor = $4, status = $5, updated_at = now() WHERE tenant_id = $1 AND id = $2`,
-        [tenantId, id, rows.rows.length, last ? JSON.stringify([last.resource_type, last.id]) : job.cursor ? JSON.stringify(job.cursor) : null, finished ? 'completed' : 'running'],
-      );
-      return !finished;
-    });
-    if (!more) return;
+async function runJob(deps: Deps, tenantId: string, id: string, signal: AbortSignal): Promise<void> {
+  try {
+    await runReindex(deps, tenantId, id, signal);
+  } catch (err) {
+    if (signal.aborted) return; // shutdown: the job stays 'running' and is resumed by the next start
+    deps.log.error({ err, tenantId, jobId: id }, 'reindex failed');
+    await failJob(deps.db, tenantId, id, 'internal error').catch(() => undefined);
   }
 }
 
-/** On start: resume reindex jobs that no process has advanced for a minute (e.g. the server was restarted). */
+/** Rows per batch: small on the embedded database, whose one connection every request shares. */
+function batchSize(deps: Deps): number {
+  return deps.db.kind === 'pglite' ? 50 : 200;
+}
+
+/** Lets queued requests take the connection (and the event loop) between two batches. */
+function yieldBetweenBatches(deps: Deps): Promise<void> {
+  return new Promise((r) => setTimeout(r, deps.db.kind === 'pglite' ? 5 : 0));
+}
+
+/** Processes the job batch by batch until done. Safe to call again after a crash: it continues from the cursor. */
+export async function runReindex(deps: Deps, tenantId: string, id: string, signal?: AbortSignal): Promise<void> {
+  const baseUrl = `${deps.config.publicBaseUrl}/fhir/${tenantId}`;
+  const limit = batchSize(deps);
+  for (;;) {
+    if (signal?.aborted) return;
+    // read outside the batch's transaction: the registry may query the database itself
+    const registry = await deps.searchParams.forTenant(tenantId);
+    const more = await deps.db.tx(tenantId, async (q) => {
+      const job = await lockJob(q, tenantId, id);
+      if (!job || job.status !== 'running') return false;
+      // FOR UPDATE: a concurrent update of the same resource waits, so its index rows are never overwritten by stale ones
+      const rows = await nextResources(q, tenantId, job.params.types, job.cursor ?? ['', ''], limit);
+      const writes: ResourceWrite[] = rows.map((r) => ({
+        resourceType: r.resourceType,
+        id: r.id,
+        versionId: r.versionId,
+        lastUpdated: r.lastUpdated.toISOString(),
+        method: 'PUT',
+        json: '',
+        index: extractIndexRows(registry, r.content, baseUrl),
+        replaces: true,
+      }));
+      await writeVersions(q, tenantId, writes, { indexOnly: true });
+      const last = rows[rows.length - 1];
+      const finished = rows.length < limit;
+      await advanceJob(q, tenantId, id, rows.length, last ? [last.resourceType, last.id] : job.cursor, finished);
+      return !finished;
+    });
+    if (!more) return;
+    await yieldBetweenBatches(deps);
+  }
+}
+
+/**
+ * After start (never before listening, never awaited by it): resume reindex jobs that no process has advanced for a
+ * minute, e.g. after a restart or a CLI that was killed. Per tenant, because the job table is under row-level security.
+ */
 export async function resumeStaleJobs(deps: Deps): Promise<number> {
-  const r = await deps.db
-    .admin()
-    .query<{ tenant_id: string; id: string }>(`SELECT tenant_id, id FROM job WHERE kind = 'reindex' AND status = 'running' AND updated_at < now() - interval '60 seconds'`)
-    .catch(() => ({ rows: [] as { tenant_id: string; id: string }[] }));
-  for (const j of r.rows) runInBackground(deps, j.tenant_id, j.id);
-  return r.rows.length;
+  let resumed = 0;
+  for (const t of await listTenants(deps.db)) {
+    for (const j of await staleJobs(deps.db, t.id, 60)) {
+      if (j.kind !== 'reindex') continue;
+      deps.jobs.start(jobKey(t.id, j.id), (signal) => runJob(deps, t.id, j.id, signal));
+      resumed++;
+    }
+  }
+  return resumed;
 }

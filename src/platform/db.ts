@@ -1,10 +1,14 @@
-// The only importer of `pg` and PGlite: pool, tenant-bound connections, transactions, timing.
-// Tenant binding (ARCHITECTURE.md "Second wall"): every connection runs as the `fhir_app` role, which does not
-// own the tables and has no BYPASSRLS, and carries `app.tenant_id`, which the row-level security policies read.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+// The only importer of `pg`: pool, tenant-bound connections, transactions, and what happens when the database
+// misbehaves. Tenant binding (ARCHITECTURE.md "Second wall"): every connection runs as the `fhir_app` role, which does
+// not own the tables and has no BYPASSRLS, and carries `app.tenant_id`, which the row-level security policies read.
+// Faults (issue 8): a connection that breaks is destroyed and its request answered 503, never the process; every
+// statement has a time limit; a request that goes away cancels its query; no tenant holds more than its share of the
+// pool.
+import { connect } from 'node:net';
 import pg from 'pg';
+import { openEmbedded } from './embedded.js';
 import type { Logger } from './log.js';
+import { TenantGate } from './tenant-gate.js';
 
 export type Row = Record<string, unknown>;
 
@@ -13,12 +17,17 @@ export interface Queryable {
   query<R extends Row = Row>(text: string, params?: unknown[]): Promise<pg.QueryResult<R>>;
 }
 
+/** Per-call options: `signal` cancels the running statement (the client went away, the server shuts down). */
+export interface DbCallOptions {
+  signal?: AbortSignal;
+}
+
 export interface Db {
   readonly kind: 'postgres' | 'pglite';
   /** Runs `fn` on a connection bound to `tenantId` (autocommit statements). */
-  withTenant<T>(tenantId: string, fn: (q: Queryable) => Promise<T>): Promise<T>;
+  withTenant<T>(tenantId: string, fn: (q: Queryable) => Promise<T>, opts?: DbCallOptions): Promise<T>;
   /** Runs `fn` inside ONE transaction bound to `tenantId`; retried on serialization failures and deadlocks. */
-  tx<T>(tenantId: string, fn: (q: Queryable) => Promise<T>): Promise<T>;
+  tx<T>(tenantId: string, fn: (q: Queryable) => Promise<T>, opts?: DbCallOptions): Promise<T>;
   /**
    * Runs `fn` as fhir_app bound to no tenant (every tenant table looks empty): the authorization server's platform
    * tables (clients, sessions, codes, keys), which are looked up by opaque ids before any tenant is known.
@@ -45,97 +54,190 @@ const tenantOf = new WeakMap<pg.PoolClient, string>();
 /** SQLSTATEs after which the whole transaction is safely retried. */
 const RETRYABLE = new Set(['40001', '40P01']);
 
-function bindTenantSql(tenantId: string): string {
-  // The slug grammar (checked by acquire) excludes quotes, so inlining it is safe.
-  return `SELECT set_config('app.tenant_id', '${tenantId}', false)`;
+/** A transaction body may throw this to have the whole transaction run again (after its conflicting peer committed). */
+export class RetryTransaction extends Error {
+  readonly code = 'TX_RETRY';
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'RetryTransaction';
+  }
+}
+
+/** The database could not be reached or the connection broke: the request may be retried later (503). */
+export class DatabaseUnavailableError extends Error {
+  readonly code = 'DB_UNAVAILABLE';
+  constructor(cause: unknown) {
+    super('the database is unreachable or the connection broke', { cause });
+    this.name = 'DatabaseUnavailableError';
+  }
+}
+
+const NET_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOENT', 'EAI_AGAIN']);
+
+/** A broken or unobtainable connection (as opposed to an error of the statement itself). */
+export function isConnectionError(err: unknown): boolean {
+  if (err instanceof DatabaseUnavailableError) return true;
+  const code = (err as { code?: unknown })?.code;
+  if (typeof code === 'string') return code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03' || NET_ERRORS.has(code);
+  const message = (err as Error)?.message ?? '';
+  return /Connection terminated|not queryable|connection error|timeout exceeded when trying to connect|Client was closed/i.test(message);
+}
+
+export interface PoolSettings {
+  /** Statement time limit in ms (0: none). */
+  statementTimeoutMs: number;
+  /** Most connections one tenant may hold at once (PostgreSQL only; PGlite is one session anyway). */
+  tenantMaxConnections: number;
+  /** How long a request waits for a connection before it is answered 503/429. */
+  acquireTimeoutMs: number;
+}
+
+/** Sends PostgreSQL's CancelRequest for the statement `client` is running (protocol §53.2.9; needs no login). */
+function cancelBackend(client: pg.PoolClient, log: Logger): void {
+  const c = client as unknown as { processID: number | null; secretKey: number | Buffer | null; connectionParameters: { host: string; port: number } };
+  if (!c.processID || c.secretKey === null || c.secretKey === undefined) return;
+  const key = typeof c.secretKey === 'number' ? c.secretKey : c.secretKey.readInt32BE(0);
+  const { host, port } = c.connectionParameters;
+  const sock = host.startsWith('/') ? connect(`${host}/.s.PGSQL.${port}`) : connect(port, host);
+  sock.setTimeout(5000, () => sock.destroy());
+  sock.on('error', (err) => log.debug({ err }, 'cancel request failed'));
+  sock.on('connect', () => {
+    const msg = Buffer.alloc(16);
+    msg.writeInt32BE(16, 0);
+    msg.writeInt32BE(80877102, 4);
+    msg.writeInt32BE(c.processID!, 8);
+    msg.writeInt32BE(key, 12);
+    sock.end(msg);
+  });
+}
+
+/** Runs `fn` with `onAbort` wired to `signal` (if any). */
+async function whileListening<T>(signal: AbortSignal | undefined, onAbort: () => void, fn: () => Promise<T>): Promise<T> {
+  if (!signal) return fn();
+  if (signal.aborted) onAbort();
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await fn();
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
 }
 
 /**
  * Two ways to bind a connection to a tenant, one wall:
- * - PostgreSQL (`session`): each pooled connection runs `SET ROLE fhir_app` once and carries the tenant as a
- *   session setting, re-set whenever the connection changes tenant, so a read is one round trip.
+ * - PostgreSQL (`session`): each pooled connection runs `SET ROLE fhir_app` once (checked: a connection that cannot
+ *   take the role is never used) and carries the tenant as a session setting, re-set whenever the connection changes
+ *   tenant, so a read is one round trip.
  * - PGlite (`local`): every connection shares PGlite's single session, so role and tenant are set with
  *   SET LOCAL inside a transaction around every unit of work (the socket keeps a transaction on one connection).
  */
-function createPoolDb(
-  kind: Db['kind'],
-  appPool: pg.Pool,
-  adminPool: pg.Pool,
-  log: Logger,
-  onClose: () => Promise<void>,
-): Db {
+function createPoolDb(kind: Db['kind'], appPool: pg.Pool, adminPool: pg.Pool, log: Logger, settings: PoolSettings, onClose: () => Promise<void>): Db {
   const sessionBinding = kind === 'postgres';
-  if (sessionBinding) {
-    appPool.on('connect', (client) => {
-      // Every application connection acts as the RLS-bound role, whatever it logged in as.
-      client.query(`SET ROLE ${APP_ROLE}`).catch((err) => log.error({ err }, 'SET ROLE fhir_app failed'));
-    });
-  }
-  appPool.on('error', (err) => log.warn({ err }, 'idle database client error'));
-  adminPool.on('error', (err) => log.warn({ err }, 'idle admin client error'));
+  const gate = sessionBinding ? new TenantGate(Math.max(1, settings.tenantMaxConnections), settings.acquireTimeoutMs) : undefined;
+  const timeoutSql = settings.statementTimeoutMs > 0 ? `SET statement_timeout = ${Math.floor(settings.statementTimeoutMs)}` : '';
+  appPool.on('error', (err) => log.warn({ err }, 'idle database connection failed'));
+  adminPool.on('error', (err) => log.warn({ err }, 'idle admin database connection failed'));
 
-  async function acquire(tenantId: string): Promise<pg.PoolClient> {
+  async function acquire(tenantId: string, signal?: AbortSignal): Promise<{ client: pg.PoolClient; leave: () => void }> {
     if (tenantId !== NO_TENANT && !SLUG.test(tenantId)) throw new Error(`invalid tenant id ${JSON.stringify(tenantId)}`);
-    const client = await appPool.connect();
-    if (!sessionBinding) return client;
+    const leave = gate && tenantId !== NO_TENANT ? await gate.enter(tenantId, signal) : () => undefined;
+    let client: pg.PoolClient;
+    try {
+      client = await appPool.connect();
+    } catch (err) {
+      leave();
+      throw isConnectionError(err) ? new DatabaseUnavailableError(err) : err;
+    }
+    if (!sessionBinding) return { client, leave };
     try {
       if (tenantOf.get(client) !== tenantId) {
         tenantOf.delete(client);
-        await client.query(bindTenantSql(tenantId));
+        // The slug grammar (checked above) excludes quotes, so inlining it is safe; one simple-protocol round trip.
+        await client.query(`SELECT set_config('app.tenant_id', '${tenantId}', false)`);
         tenantOf.set(client, tenantId);
       }
-      return client;
+      return { client, leave };
     } catch (err) {
       client.release(err as Error);
-      throw err;
+      leave();
+      throw isConnectionError(err) ? new DatabaseUnavailableError(err) : err;
     }
   }
 
   async function begin(client: pg.PoolClient, tenantId: string): Promise<void> {
     if (sessionBinding) await client.query('BEGIN');
     // The slug grammar excludes quotes, so inlining it is safe; one simple-protocol round trip.
-    else await client.query(`BEGIN; SET LOCAL ROLE ${APP_ROLE}; SELECT set_config('app.tenant_id', '${tenantId}', true)`);
+    else await client.query(`BEGIN; SET LOCAL ROLE ${APP_ROLE}; ${timeoutSql.replace('SET ', 'SET LOCAL ')}${timeoutSql ? ';' : ''} SELECT set_config('app.tenant_id', '${tenantId}', true)`);
   }
 
-  async function inTx<T>(tenantId: string, fn: (q: Queryable) => Promise<T>): Promise<T> {
+  async function inTx<T>(tenantId: string, fn: (q: Queryable) => Promise<T>, opts: DbCallOptions = {}): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const client = await acquire(tenantId);
+      const { client, leave } = await acquire(tenantId, opts.signal);
       let broken: Error | undefined;
       try {
-        await begin(client, tenantId);
-        const out = await fn(client);
-        await client.query('COMMIT');
-        return out;
+        return await whileListening(opts.signal, () => sessionBinding && cancelBackend(client, log), async () => {
+          await begin(client, tenantId);
+          const out = await fn(client);
+          await client.query('COMMIT');
+          return out;
+        });
       } catch (err) {
         try {
           await client.query('ROLLBACK');
         } catch (rollbackErr) {
           broken = rollbackErr as Error;
         }
+        if (isConnectionError(err)) {
+          broken ??= err as Error;
+          throw new DatabaseUnavailableError(err);
+        }
         const code = (err as { code?: string }).code;
-        if (code && RETRYABLE.has(code) && attempt < 5) {
+        if (code && (RETRYABLE.has(code) || code === 'TX_RETRY') && attempt < 5 && !opts.signal?.aborted) {
           log.info({ code, attempt }, 'retrying transaction');
           continue;
         }
         throw err;
       } finally {
         client.release(broken);
+        leave();
       }
     }
   }
 
-  async function withTenant<T>(tenantId: string, fn: (q: Queryable) => Promise<T>): Promise<T> {
-    if (!sessionBinding) return inTx(tenantId, fn);
-    const client = await acquire(tenantId);
+  async function withTenant<T>(tenantId: string, fn: (q: Queryable) => Promise<T>, opts: DbCallOptions = {}): Promise<T> {
+    if (!sessionBinding) return inTx(tenantId, fn, opts);
+    const { client, leave } = await acquire(tenantId, opts.signal);
     let failed: Error | undefined;
     try {
-      return await fn(client);
+      return await whileListening(opts.signal, () => cancelBackend(client, log), () => fn(client));
     } catch (err) {
-      failed = err as Error;
+      if (isConnectionError(err)) {
+        failed = err as Error;
+        throw new DatabaseUnavailableError(err);
+      }
       throw err;
     } finally {
       // A connection that broke mid-query is destroyed, never reused.
-      client.release(failed && isConnectionError(failed) ? failed : undefined);
+      client.release(failed);
+      leave();
+    }
+  }
+
+  async function adminQuery<R extends Row>(text: string, params?: unknown[]): Promise<pg.QueryResult<R>> {
+    if (sessionBinding || !params?.length) return adminPool.query<R>(text, params);
+    // PGlite's socket interleaves the extended-protocol messages (Parse/Bind/Execute) of different
+    // connections unless a transaction holds the session: run parameterised admin statements inside one.
+    const c = await adminPool.connect();
+    try {
+      await c.query('BEGIN');
+      const r = await c.query<R>(text, params);
+      await c.query('COMMIT');
+      return r;
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      c.release();
     }
   }
 
@@ -147,23 +249,7 @@ function createPoolDb(
     platformTx: (fn) => inTx(NO_TENANT, fn),
     admin() {
       return {
-        query: async (text: string, params?: unknown[]) => {
-          if (sessionBinding || !params?.length) return adminPool.query(text, params) as never;
-          // PGlite's socket interleaves the extended-protocol messages (Parse/Bind/Execute) of different
-          // connections unless a transaction holds the session: run parameterised admin statements inside one.
-          const c = await adminPool.connect();
-          try {
-            await c.query('BEGIN');
-            const r = await c.query(text, params);
-            await c.query('COMMIT');
-            return r as never;
-          } catch (err) {
-            await c.query('ROLLBACK').catch(() => undefined);
-            throw err;
-          } finally {
-            c.release();
-          }
-        },
+        query: adminQuery as Queryable['query'],
         async withClient<T>(fn: (q: Queryable) => Promise<T>) {
           const c = await adminPool.connect();
           try {
@@ -185,13 +271,8 @@ function createPoolDb(
   };
 }
 
-function isConnectionError(err: Error): boolean {
-  const code = (err as { code?: string }).code;
-  return !code || code.startsWith('08') || code === '57P01';
-}
-
-export interface OpenDbOptions {
-  /** An embedded database already served on loopback by another process (the running server, or tests). */
+export interface OpenDbOptions extends PoolSettings {
+  /** An embedded database already served by another process (the running server, or tests). */
   pgliteSocketUrl?: string;
   databaseUrl?: string;
   databaseAdminUrl?: string;
@@ -200,72 +281,43 @@ export interface OpenDbOptions {
   log: Logger;
 }
 
-/** Opens PostgreSQL when a URL is given, otherwise the embedded PGlite database under `dataDir`. */
-export async function openDb(opts: OpenDbOptions): Promise<Db> {
-  if (opts.pgliteSocketUrl) {
-    const appPool = new pg.Pool({ connectionString: opts.pgliteSocketUrl, max: 2 });
-    const adminPool = new pg.Pool({ connectionString: opts.pgliteSocketUrl, max: 1 });
-    return createPoolDb('pglite', appPool, adminPool, opts.log, async () => {});
-  }
-  if (opts.databaseUrl) {
-    const appPool = new pg.Pool({ connectionString: opts.databaseUrl, max: opts.poolSize });
-    const adminPool = new pg.Pool({ connectionString: opts.databaseAdminUrl ?? opts.databaseUrl, max: 2 });
-    return createPoolDb('postgres', appPool, adminPool, opts.log, async () => {});
-  }
-  const embedded = await openEmbedded(opts.dataDir, opts.log);
-  const url = `postgres://postgres@127.0.0.1:${embedded.port}/postgres`;
-  // PGlite is one session; its socket server serialises connections and keeps a transaction on its own connection.
-  const appPool = new pg.Pool({ connectionString: url, max: 1 });
-  const adminPool = new pg.Pool({ connectionString: url, max: 1 });
-  return createPoolDb('pglite', appPool, adminPool, opts.log, embedded.close);
-}
-
-interface Embedded {
-  port: number;
-  close(): Promise<void>;
-}
-
-/** The file a running server leaves in DATA_DIR so the CLI can reach its embedded database on loopback. */
-export function embeddedLockPath(dataDir: string): string {
-  return join(resolve(dataDir), 'server.json');
-}
-
-/** If a live server holds the embedded database, returns the loopback port of its socket. */
-export function runningEmbeddedPort(dataDir: string): number | undefined {
-  const path = embeddedLockPath(dataDir);
-  if (!existsSync(path)) return undefined;
-  try {
-    const { pid, port } = JSON.parse(readFileSync(path, 'utf8')) as { pid: number; port: number };
-    process.kill(pid, 0);
-    return port;
-  } catch {
-    return undefined;
-  }
-}
-
-async function openEmbedded(dataDir: string, log: Logger): Promise<Embedded> {
-  const dir = resolve(dataDir);
-  if (runningEmbeddedPort(dir) !== undefined) {
-    throw new Error(`another server already uses the embedded database in ${dir}; stop it or set DATA_DIR`);
-  }
-  mkdirSync(dir, { recursive: true });
-  const { PGlite } = await import('@electric-sql/pglite');
-  const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
-  const db = await PGlite.create(join(dir, 'pgdata'));
-  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 8 });
-  await server.start();
-  const port = Number(server.getServerConn().split(':').pop());
-  const lock = embeddedLockPath(dir);
-  writeFileSync(lock, JSON.stringify({ pid: process.pid, port }));
-  log.info({ dataDir: dir }, 'embedded PGlite database open');
+/**
+ * Every pooled connection gets an error listener (a connection that breaks while checked out must not take the
+ * process down: its query fails, the request answers 503, the pool opens a new one) and, on PostgreSQL, its role and
+ * statement limit before first use. `onConnect` is awaited by the pool: a connection whose SET ROLE fails is dropped.
+ */
+function poolOptions(connectionString: string, max: number, log: Logger, setup: string, acquireTimeoutMs: number): pg.PoolConfig {
   return {
-    port,
-    async close() {
-      await server.stop();
-      await db.close();
-      rmSync(lock, { force: true });
+    connectionString,
+    max,
+    connectionTimeoutMillis: acquireTimeoutMs > 0 ? acquireTimeoutMs : undefined,
+    onConnect: async (client: pg.ClientBase) => {
+      client.on('error', (err) => log.warn({ err }, 'database connection failed'));
+      if (setup) await client.query(setup);
     },
   };
+}
+
+/** Opens PostgreSQL when a URL is given, otherwise the embedded PGlite database under `dataDir`. */
+export async function openDb(opts: OpenDbOptions): Promise<Db> {
+  const settings: PoolSettings = { statementTimeoutMs: opts.statementTimeoutMs, tenantMaxConnections: opts.tenantMaxConnections, acquireTimeoutMs: opts.acquireTimeoutMs };
+  const t = opts.acquireTimeoutMs;
+  if (opts.pgliteSocketUrl) {
+    const appPool = new pg.Pool(poolOptions(opts.pgliteSocketUrl, 2, opts.log, '', t));
+    const adminPool = new pg.Pool(poolOptions(opts.pgliteSocketUrl, 1, opts.log, '', t));
+    return createPoolDb('pglite', appPool, adminPool, opts.log, settings, async () => {});
+  }
+  if (opts.databaseUrl) {
+    const timeout = opts.statementTimeoutMs > 0 ? `; SET statement_timeout = ${Math.floor(opts.statementTimeoutMs)}` : '';
+    const appPool = new pg.Pool(poolOptions(opts.databaseUrl, opts.poolSize, opts.log, `SET ROLE ${APP_ROLE}${timeout}`, t));
+    const adminPool = new pg.Pool(poolOptions(opts.databaseAdminUrl ?? opts.databaseUrl, 2, opts.log, '', t));
+    return createPoolDb('postgres', appPool, adminPool, opts.log, settings, async () => {});
+  }
+  const embedded = await openEmbedded(opts.dataDir, opts.log);
+  // PGlite is one session; its socket server serialises connections and keeps a transaction on its own connection.
+  const appPool = new pg.Pool(poolOptions(embedded.url, 1, opts.log, '', t));
+  const adminPool = new pg.Pool(poolOptions(embedded.url, 1, opts.log, '', t));
+  return createPoolDb('pglite', appPool, adminPool, opts.log, settings, embedded.close);
 }
 
 export { pg };

@@ -97,6 +97,8 @@ export interface SearchPlan {
   summary?: string;
   elements?: string[];
   include: IncludeSpec[];
+  /** "Type:code" references that includes must not follow (held in elements the caller may not see). */
+  blockedIncludes?: string[];
   compartment?: Compartment;
   /** Authorization: per resource type, the region the caller may see (absent type = unrestricted). */
   restrictions?: Record<string, Restriction>;
@@ -271,6 +273,22 @@ export interface PlanOptions {
   /** Search parameters as [name, value] pairs (repeats = AND). */
   params: [string, string][];
   compartment?: Compartment;
+  /** Most parameters accepted (MAX_SEARCH_PARAMS); each ANDed criterion is a join, and planning cost grows with them. */
+  maxParams?: number;
+}
+
+/** Parameters that only shape the output format. */
+const FORMAT_PARAMS = new Set(['_format', '_pretty']);
+
+function checkSize(params: [string, string][], max: number | undefined): void {
+  if (max === undefined) return;
+  const n = params.filter(([k]) => !FORMAT_PARAMS.has(k)).length;
+  if (n > max) {
+    throw new FhirError('invalid', `The search has ${n} parameters; at most ${max} are accepted in one search (combine values with commas, or split the search)`, {
+      code: 'SEARCH_TOO_COMPLEX',
+      issueType: 'too-costly',
+    });
+  }
 }
 
 function unknownParam(fullName: string, where: string): FhirError {
@@ -369,6 +387,7 @@ export function planSearch(registry: SearchParamRegistry, resourceTypes: string 
   const types = Array.isArray(resourceTypes) ? resourceTypes : [resourceTypes];
   const plan: SearchPlan = { resourceTypes: types, criteria: [], sort: [], count: DEFAULT_COUNT, offset: 0, total: 'none', include: [], ignored: [], applied: [], compartment: opts.compartment };
   const where = types.length === 1 ? types[0] : `the types ${types.join(', ')}`;
+  checkSize(opts.params, opts.maxParams);
   for (const [fullName, rawValue] of opts.params) {
     const base = fullName.split(':')[0];
     if (RESULT_PARAMS.has(base)) {

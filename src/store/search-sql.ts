@@ -486,7 +486,7 @@ const MAX_INCLUDES = 1000;
  * _include / _revinclude (with :iterate) for a page: returns the included resources (not deleted, deduplicated,
  * never the page's own matches).
  */
-export async function loadIncludes(q: Queryable, tenantId: string, specs: IncludeSpec[], page: StoredVersion[]): Promise<StoredVersion[]> {
+export async function loadIncludes(q: Queryable, tenantId: string, specs: IncludeSpec[], page: StoredVersion[], blocked: string[] = []): Promise<StoredVersion[]> {
   const seen = new Set(page.map((r) => `${r.resourceType}/${r.id}`));
   const out: StoredVersion[] = [];
   let frontier = page;
@@ -495,7 +495,7 @@ export async function loadIncludes(q: Queryable, tenantId: string, specs: Includ
     if (!active.length) break;
     const found = new Map<string, { type: string; id: string }>();
     for (const spec of active) {
-      for (const ref of await includeTargets(q, tenantId, spec, frontier)) {
+      for (const ref of await includeTargets(q, tenantId, spec, frontier, blocked)) {
         const key = `${ref.type}/${ref.id}`;
         if (!seen.has(key)) found.set(key, ref);
       }
@@ -514,13 +514,14 @@ export async function loadIncludes(q: Queryable, tenantId: string, specs: Includ
   return out;
 }
 
-async function includeTargets(q: Queryable, tenantId: string, spec: IncludeSpec, from: StoredVersion[]): Promise<{ type: string; id: string }[]> {
+/** `blocked`: "Type:code" references held in elements the caller may not see (never followed, either direction). */
+async function includeTargets(q: Queryable, tenantId: string, spec: IncludeSpec, from: StoredVersion[], blocked: string[]): Promise<{ type: string; id: string }[]> {
   if (spec.reverse) {
     const r = await q.query<{ t: string; i: string }>(
       `SELECT DISTINCT x.resource_type AS t, x.resource_id AS i FROM sp_reference x
         WHERE x.tenant_id = $1 AND (x.target_type, x.target_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))
-          AND ($4 = '*' OR x.resource_type = $4) AND ($5 = '*' OR x.code = $5) LIMIT ${MAX_INCLUDES}`,
-      [tenantId, from.map((v) => v.resourceType), from.map((v) => v.id), spec.sourceType, spec.code],
+          AND ($4 = '*' OR x.resource_type = $4) AND ($5 = '*' OR x.code = $5) AND NOT ((x.resource_type || ':' || x.code) = ANY($6::text[])) LIMIT ${MAX_INCLUDES}`,
+      [tenantId, from.map((v) => v.resourceType), from.map((v) => v.id), spec.sourceType, spec.code, blocked],
     );
     return r.rows.map((x) => ({ type: x.t, id: x.i }));
   }
@@ -529,8 +530,9 @@ async function includeTargets(q: Queryable, tenantId: string, spec: IncludeSpec,
   const r = await q.query<{ t: string; i: string }>(
     `SELECT DISTINCT x.target_type AS t, x.target_id AS i FROM sp_reference x
       WHERE x.tenant_id = $1 AND x.resource_id = ANY($2::text[]) AND (x.resource_type || '/' || x.resource_id) = ANY($3::text[])
-        AND ($4 = '*' OR x.code = $4) AND x.target_type IS NOT NULL AND ($5::text IS NULL OR x.target_type = $5) LIMIT ${MAX_INCLUDES}`,
-    [tenantId, sources.map((v) => v.id), sources.map((v) => `${v.resourceType}/${v.id}`), spec.code, spec.targetType ?? null],
+        AND ($4 = '*' OR x.code = $4) AND x.target_type IS NOT NULL AND ($5::text IS NULL OR x.target_type = $5)
+        AND NOT ((x.resource_type || ':' || x.code) = ANY($6::text[])) LIMIT ${MAX_INCLUDES}`,
+    [tenantId, sources.map((v) => v.id), sources.map((v) => `${v.resourceType}/${v.id}`), spec.code, spec.targetType ?? null, blocked],
   );
   return r.rows.map((x) => ({ type: x.t, id: x.i }));
 }

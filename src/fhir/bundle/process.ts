@@ -150,6 +150,8 @@ interface Identities {
   existingCreates: Set<number>;
   /** "Type?condition" of conditional creates and updates -> the "Type/id" they write */
   conditionTargets: Map<string, string>;
+  /** entry index -> the condition that matched nothing, so the entry creates (re-checked before COMMIT) */
+  createdUnder: Map<number, string>;
 }
 
 /** One spelling per condition: decoded, sorted parameters ("a=x%7C1&b=2" and "b=2&a=x|1" are the same). */
@@ -160,7 +162,7 @@ function conditionKey(type: string, query: string): string {
 
 /** Assigns ids to POST entries (before anything is written, so circular references resolve) and detects overlaps. */
 async function planIdentities(ctx: FhirContext, q: Queryable, entries: ParsedEntry[]): Promise<Identities> {
-  const out: Identities = { placeholders: new Map(), ids: new Map(), existingCreates: new Set(), conditionTargets: new Map() };
+  const out: Identities = { placeholders: new Map(), ids: new Map(), existingCreates: new Set(), conditionTargets: new Map(), createdUnder: new Map() };
   const fullUrls = new Map<string, number>();
   const conditions = new Map<string, number>();
   const identities = new Map<string, number>();
@@ -203,14 +205,19 @@ async function entryIdentity(ctx: FhirContext, q: Queryable, e: ParsedEntry, con
   if (condition === undefined) return e.method === 'POST' ? ctx.deps.newId() : e.id;
   if (e.method === 'PUT') {
     const bodyId = typeof e.resource?.id === 'string' ? e.resource.id : undefined;
-    return (await conditionalUpdateTarget(ctx, q, e.type, condition, bodyId)) ?? ctx.deps.newId();
+    const { id, matched } = await conditionalUpdateTarget(ctx, q, e.type, condition, bodyId);
+    if (!matched) out.createdUnder.set(e.index, condition);
+    return id ?? ctx.deps.newId();
   }
   const found = await matchCondition(ctx, q, e.type, condition);
   if (found.length > 1) {
     throw new FhirError('precondition-failed', `the condition ${e.type}?${condition} matched more than one resource`, { code: 'CONDITION_MULTIPLE_MATCHES', issueType: 'multiple-matches' });
   }
   if (e.method === 'POST') {
-    if (found.length === 0) return ctx.deps.newId();
+    if (found.length === 0) {
+      out.createdUnder.set(e.index, condition);
+      return ctx.deps.newId();
+    }
     out.existingCreates.add(e.index);
     return found[0];
   }
@@ -236,7 +243,7 @@ async function runTransaction(ctx: FhirContext, q: Queryable, parsed: ParsedEntr
   // Work on copies: the database may retry this function after a serialization failure, and the placeholders
   // rewritten on one attempt must not leak into the next (which assigns new ids).
   const entries = parsed.map((e) => (e.resource ? { ...e, resource: structuredClone(e.resource) } : e));
-  const { placeholders, ids, existingCreates, conditionTargets } = await planIdentities(ctx, q, entries);
+  const { placeholders, ids, existingCreates, conditionTargets, createdUnder } = await planIdentities(ctx, q, entries);
   // Only placeholders are rewritten: urn:uuid / urn:oid, absolute fullUrls of this tenant and, for POSTs, their
   // relative form; a PUT's "Type/id" already means itself.
   const isPlaceholder = (k: string) => k.startsWith('urn:') || k.startsWith(ctx.baseUrl + '/') || !/^[a-z][a-z0-9+.-]*:/i.test(k);
@@ -261,7 +268,7 @@ async function runTransaction(ctx: FhirContext, q: Queryable, parsed: ParsedEntr
       await checkReferences(ctx, q, written);
       referencesChecked = true;
     }
-    const opts = { ifMatch: e.ifMatch, skipReferenceCheck: true };
+    const opts = { ifMatch: e.ifMatch, skipReferenceCheck: true, condition: createdUnder.get(e.index) };
     const id = ids.get(e.index);
     switch (e.method) {
       case 'DELETE': {
@@ -352,7 +359,7 @@ async function runBatchEntry(ctx: FhirContext, e: ParsedEntry, prefer: PreferRet
       }
     }
     return (await commitWrites(ctx, q, [p]))[0];
-  });
+  }, { signal: ctx.signal });
   return writeResult(out, prefer);
 }
 
@@ -379,7 +386,7 @@ export async function processBundle(ctx: FhirContext, body: unknown, prefer: Pre
   let results: EntryResult[];
   if (type === 'transaction') {
     const entries = raw.map((r, i) => parseEntry(ctx, r, i));
-    results = await ctx.deps.db.tx(ctx.tenant.id, (q) => runTransaction(ctx, q, entries, prefer));
+    results = await ctx.deps.db.tx(ctx.tenant.id, (q) => runTransaction(ctx, q, entries, prefer), { signal: ctx.signal });
   } else {
     results = [];
     for (let i = 0; i < raw.length; i++) {

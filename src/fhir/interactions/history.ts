@@ -7,7 +7,7 @@ import { FhirError } from '../errors.js';
 import { etag } from '../etag.js';
 import { assertInRegion, authorize, visibleVersions } from '../guard.js';
 import { assertId, ID_PATTERN } from '../ids.js';
-import { subsetResource } from '../subset.js';
+import { limitResource } from '../subset.js';
 
 // What the interaction answered; a PUT that wrote version 1 was an update-as-create.
 const STATUS: Record<string, string> = { POST: '201 Created', PUT: '200 OK', DELETE: '204 No Content' };
@@ -88,7 +88,7 @@ export async function history(ctx: FhirContext, params: [string, string][], type
     }
     const rows = await readHistory(q, ctx.tenant.id, h);
     return { rows, visible: visibleEntries(ctx, rows.slice(0, h.count), id !== undefined) };
-  });
+  }, { signal: ctx.signal });
   const page = rows.slice(0, h.count);
   const b = new RawJsonBuilder();
   const path = [type, id].filter(Boolean).join('/');
@@ -104,7 +104,7 @@ export async function history(ctx: FhirContext, params: [string, string][], type
   }
   const entry = visible.map(({ row: r, elements }) => ({
     fullUrl: `${ctx.baseUrl}/${r.resourceType}/${r.id}`,
-    ...(r.json !== null ? { resource: elements ? subsetResource(JSON.parse(r.json), undefined, elements) : b.raw(r.json) } : {}),
+    ...(r.json !== null ? { resource: elements ? limitResource(JSON.parse(r.json), elements) : b.raw(r.json) } : {}),
     request: { method: r.method, url: r.method === 'POST' ? r.resourceType : `${r.resourceType}/${r.id}` },
     response: { status: r.method === 'PUT' && r.versionId === 1 ? '201 Created' : (STATUS[r.method] ?? '200 OK'), etag: etag(r.versionId), lastModified: r.lastUpdated.toISOString() },
   }));

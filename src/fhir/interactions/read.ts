@@ -6,7 +6,7 @@ import { FhirError } from '../errors.js';
 import { etag, parseETag } from '../etag.js';
 import { assertInRegion, authorize, versionInRegion } from '../guard.js';
 import { assertId } from '../ids.js';
-import { subsetResource } from '../subset.js';
+import { limitResource } from '../subset.js';
 
 function headersFor(versionId: number, lastUpdated: Date): Record<string, string> {
   return { ETag: etag(versionId), 'Last-Modified': lastUpdated.toUTCString() };
@@ -27,12 +27,12 @@ function notModified(h: RequestHeaders, versionId: number, lastUpdated: Date): b
 
 /** Runs on the given transaction connection (bundles) or on a fresh tenant-bound one. */
 export function onConnection<T>(ctx: FhirContext, q: Queryable | undefined, fn: (q: Queryable) => Promise<T>): Promise<T> {
-  return q ? fn(q) : ctx.deps.db.withTenant(ctx.tenant.id, fn);
+  return q ? fn(q) : ctx.deps.db.withTenant(ctx.tenant.id, fn, { signal: ctx.signal });
 }
 
 /** The stored JSON, cut down to the caller's element limit (lab technician's minimal Patient). */
 function visibleBody(json: string, elements: string[] | undefined): string | Record<string, unknown> {
-  return elements ? subsetResource(JSON.parse(json) as Record<string, unknown>, undefined, elements) : json;
+  return elements ? limitResource(JSON.parse(json) as Record<string, unknown>, elements) : json;
 }
 
 export async function readResource(ctx: FhirContext, type: string, id: string, h: RequestHeaders, q?: Queryable): Promise<FhirResult> {

@@ -2,16 +2,16 @@
 // GET [base]?_type=..., Patient compartment search GET Patient/[id]/[type]?..., with _include/_revinclude,
 // keyset paging (self/next/previous/first links), _total, _summary and _elements.
 import type { Queryable } from '../../platform/db.js';
-import { chainedTypes, planSearch, type Compartment, type SearchPlan } from '../../search/plan.js';
+import { planSearch, type Compartment, type SearchPlan } from '../../search/plan.js';
 import { loadIncludes, searchCount, searchEstimate, searchPage, type SearchRow } from '../../store/search-sql.js';
 import { RawJsonBuilder } from '../bundle-json.js';
 import { isInPatientCompartment, patientCompartment } from '../compartment.js';
 import type { FhirContext, FhirResult } from '../context.js';
 import { r4ResourceTypes } from '../definitions.js';
 import { FhirError, issue } from '../errors.js';
-import { assertSearchableElements, authorize, limitElements, restrictionsOf, typeRestrictions, visibleRows, type GuardLetter, type GuardRequest } from '../guard.js';
+import { authorizeSearch, visibleRows, type GuardLetter, type GuardRequest } from '../guard.js';
 import { assertId, assertResourceType } from '../ids.js';
-import { subsetResource } from '../subset.js';
+import { shapeResource } from '../subset.js';
 import { onConnection } from './read.js';
 
 export interface SearchTarget {
@@ -23,32 +23,6 @@ export interface SearchTarget {
   typeParam?: string;
   /** The interaction as authorization sees it, and the SMART letter its results need ('s' search, 'r' $everything). */
   access: { request: GuardRequest; letter: GuardLetter };
-}
-
-/**
- * Authorization of a planned search: the interaction must be allowed (403/404 otherwise); types the caller may not
- * touch drop out of a multi-type search; every remaining and chained type gets its restriction; element-limited
- * types may be searched by the parameters over their visible elements only. Returns each type's element limit.
- */
-function guardPlan(ctx: FhirContext, target: SearchTarget, plan: SearchPlan): Map<string, string[]> {
-  const elements = new Map<string, string[]>();
-  if (!ctx.guard) return elements;
-  const chained = chainedTypes(plan.criteria);
-  authorize(ctx, { ...target.access.request, ...(chained.size ? { chainedTypes: [...chained] } : {}) });
-  const { types, restrictions } = typeRestrictions(ctx, plan.resourceTypes, target.access.letter);
-  if (!types.length) throw new FhirError('forbidden', 'Insufficient scope: no granted scope allows searching any of these types', { code: 'SCOPE_INSUFFICIENT' });
-  plan.resourceTypes = types;
-  plan.restrictions = { ...restrictionsOf(ctx, chained, 's'), ...restrictions };
-  // Every element-limited type, also inside a multi-type (system) search: `?_type=Patient&address-city=x` or
-  // `?_content=x` would otherwise probe the hidden elements through which resources match.
-  const names = [...plan.criteria.filter((c) => c.kind !== 'has').map((c) => c.name), ...plan.sort.map((k) => k.code)];
-  for (const t of types) {
-    const limit = ctx.guard.forType(t, target.access.letter).elements;
-    if (!limit) continue;
-    elements.set(t, limit);
-    assertSearchableElements(t, limit, names);
-  }
-  return elements;
 }
 
 function cursorToken(keys: unknown[], backwards: boolean): string {
@@ -66,8 +40,8 @@ function link(ctx: FhirContext, target: SearchTarget, plan: SearchPlan, extra: [
 
 /** Runs a search and renders the searchset Bundle. */
 export async function runSearch(ctx: FhirContext, target: SearchTarget, params: [string, string][], strict: boolean, conn?: Queryable): Promise<FhirResult> {
-  const plan = planSearch(ctx.registry, target.types, { strict, params, compartment: target.compartment });
-  const limits = guardPlan(ctx, target, plan);
+  const plan = planSearch(ctx.registry, target.types, { strict, params, compartment: target.compartment, maxParams: ctx.deps.config.maxSearchParams });
+  const limits = authorizeSearch(ctx, plan, target.access.request, target.access.letter);
   const backwards = plan.backwards === true;
   // _count=0 asks for no entries (search.html#count): answer like _summary=count, so no `next` link can loop forever.
   const countOnly = plan.summary === 'count' || plan.count === 0;
@@ -77,7 +51,7 @@ export async function runSearch(ctx: FhirContext, target: SearchTarget, params: 
     if (countOnly || plan.total === 'accurate') total = await searchCount(q, ctx.tenant.id, ctx.baseUrl, plan);
     else if (plan.total === 'estimate') total = await searchEstimate(q, ctx.tenant.id, ctx.baseUrl, plan);
     else if (!page.more && !plan.cursor && !plan.offset) total = page.rows.length;
-    const loaded = plan.include.length && page.rows.length ? await loadIncludes(q, ctx.tenant.id, plan.include, page.rows) : [];
+    const loaded = plan.include.length && page.rows.length ? await loadIncludes(q, ctx.tenant.id, plan.include, page.rows, plan.blockedIncludes) : [];
     // included resources are reads on the caller's behalf: each needs 'r' on its type and its region (SMART §7)
     const included = await visibleRows(ctx, q, loaded, 'r');
     return { page, total, included };
@@ -94,7 +68,7 @@ export async function runSearch(ctx: FhirContext, target: SearchTarget, params: 
   const subsetting = (plan.summary && plan.summary !== 'false') || plan.elements?.length;
   const render = (type: string, json: string, limit = limits.get(type)) => {
     if (!subsetting && !limit) return b.raw(json);
-    return subsetResource(JSON.parse(json), plan.summary, limitElements(type, limit, plan.elements));
+    return shapeResource(JSON.parse(json), plan.summary, plan.elements, limit);
   };
   const entries: unknown[] = page.rows.map((r) => ({ fullUrl: `${ctx.baseUrl}/${r.resourceType}/${r.id}`, resource: render(r.resourceType, r.json!), search: { mode: 'match' } }));
   for (const { row: r, elements } of included) {

@@ -30,7 +30,7 @@ export async function validateOperation(ctx: FhirContext, type: string, id: stri
   const issues: OperationOutcomeIssue[] = [];
   if (mode === 'delete') {
     if (id === undefined) throw new FhirError('invalid', '$validate mode=delete needs an instance URL ([type]/[id]/$validate)', { code: 'VALIDATE_MODE_INVALID' });
-    const current = await ctx.deps.db.withTenant(ctx.tenant.id, (q) => readCurrent(q, ctx.tenant.id, type, id));
+    const current = await ctx.deps.db.withTenant(ctx.tenant.id, (q) => readCurrent(q, ctx.tenant.id, type, id), { signal: ctx.signal });
     if (!current || current.deleted) issues.push(issue('error', 'not-found', `${type}/${id} does not exist, so it cannot be deleted`, { code: 'RESOURCE_NOT_FOUND', expression: [type] }));
   } else {
     if (resource === undefined) throw new FhirError('invalid', '$validate needs a resource in the body', { code: 'VALIDATE_NO_RESOURCE' });
@@ -43,7 +43,7 @@ export async function validateOperation(ctx: FhirContext, type: string, id: stri
     if (issues.length === 0) {
       const r = resource as Record<string, unknown>;
       issues.push(...structuralIssues(r));
-      issues.push(...(await ctx.deps.db.withTenant(ctx.tenant.id, (q) => referenceIssues(ctx, q, [{ resource: r }]))));
+      issues.push(...(await ctx.deps.db.withTenant(ctx.tenant.id, (q) => referenceIssues(ctx, q, [{ resource: r }]), { signal: ctx.signal })));
       if (mode === 'update' && id === undefined && r.id === undefined) issues.push(issue('error', 'required', 'mode=update needs a resource id', { code: 'RESOURCE_ID_MISSING', expression: [`${type}.id`] }));
     }
   }
