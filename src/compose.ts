@@ -1,6 +1,8 @@
 // Builds the Deps object from configuration: database (migrated), logger, search registry, clock and ids.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { ensureSigningKey, KeyRing } from './auth/keys.js';
+import { SecretBox } from './auth/secret-box.js';
+import { loadSecretsKey } from './auth/secrets-key.js';
 import type { Config } from './config/index.js';
 import type { Deps } from './fhir/context.js';
 import { openDb } from './platform/db.js';
@@ -8,6 +10,7 @@ import { createLogger, type Logger } from './platform/log.js';
 import { SearchParamRegistry } from './search/registry.js';
 import { TenantSearchParams } from './search/tenant-registry.js';
 import { ensureSecret } from './store/auth-keys.js';
+import { bindSealer } from './store/auth-sealing.js';
 import { migrate } from './store/migrate.js';
 import { JobRunner } from './jobs/runner.js';
 
@@ -26,11 +29,13 @@ export async function buildDeps(config: Config, log: Logger = createLogger(confi
   const keys = new KeyRing(db);
   let cookieKey: string;
   try {
+    // Secrets at rest (issue 8) are sealed with a key that lives outside the database.
+    bindSealer(db, new SecretBox(await loadSecretsKey(config, log, db.kind === 'postgres')));
     const applied = await migrate(db);
     if (applied.length) log.info({ applied }, 'migrations applied');
     await grantAppRole(db, config, log);
     await checkAppRole(db, log);
-    // Signing keys and the cookie secret live in the database: every process and restart shares them.
+    // Signing keys and the cookie secret live in the database (sealed): every process and restart shares them.
     await ensureSigningKey(db, log);
     await keys.refresh();
     cookieKey = await ensureSecret(db, 'cookie-key-1', () => randomBytes(32).toString('base64url'));

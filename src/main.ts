@@ -4,12 +4,14 @@ import { loadConfig } from './config/index.js';
 import { buildDeps } from './compose.js';
 import { createApp } from './http/app.js';
 import { serve } from './http/serve.js';
-import { resumeStaleJobs } from './jobs/reindex.js';
+import { startJobSweeper } from './jobs/reindex.js';
 import { startStatsKeeper } from './store/maintenance.js';
 import { createLogger, flushLogs } from './platform/log.js';
 import { findTenant } from './store/tenants.js';
 import { createTenant } from './tenancy/create-tenant.js';
 import { registerClient } from './auth/admin.js';
+import { startAuthPurge } from './auth/purge.js';
+import { sealStoredSecrets } from './auth/seal-stored.js';
 import { findClient } from './store/auth-payloads.js';
 
 /** The demo tenant's operator client: tokens for it come from `npm run cli -- token` (its key is held by no one). */
@@ -24,10 +26,14 @@ async function main(): Promise<void> {
     log.info({ tenantId: 'demo' }, 'created the demo tenant');
   }
   const stopStats = startStatsKeeper(deps.db, log, config.statsIntervalMs);
+  // expired authorization records (codes, sessions, refresh tokens, launches, sign-in counters) every 10 minutes
+  const stopPurge = startAuthPurge(deps.db, log);
   const { app, auth, inflight } = createApp(deps);
   if ((await findTenant(deps.db, 'demo')) && !(await findClient(deps.db, DEMO_CLIENT))) {
     await registerClient(deps, auth.provider(), { tenant: 'demo', kind: 'operator', name: 'Demo operator (CLI tokens)', clientId: DEMO_CLIENT, scope: 'system/*.cruds' });
   }
+  // Jobs a previous process left running continue in the background: they never delay or block the start.
+  let stopSweeper = () => {};
   await serve(app, {
     port: config.port,
     host: config.host,
@@ -36,15 +42,16 @@ async function main(): Promise<void> {
     inflight,
     async cleanup() {
       stopStats();
+      stopPurge();
+      stopSweeper();
       auth.close();
       await deps.jobs.stop();
       await deps.db.close();
     },
   });
-  // Jobs a previous process left running continue in the background: they never delay or block the start.
-  void resumeStaleJobs(deps)
-    .then((resumed) => resumed && log.info({ resumed }, 'resumed background jobs'))
-    .catch((err) => log.warn({ err }, 'could not resume background jobs'));
+  stopSweeper = startJobSweeper(deps);
+  // Secrets stored in clear by an earlier version are sealed in the background (issue 8).
+  void sealStoredSecrets(deps.db, log).catch((err) => log.warn({ err }, 'could not encrypt the secrets stored in clear'));
   const mode = deps.db.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : 'PostgreSQL';
   console.log(`tenfhir listening on ${config.publicBaseUrl} (${mode})`);
   if (await findTenant(deps.db, 'demo')) {

@@ -9,7 +9,7 @@ import { clientScopes, SMART_GRANT, tenantOfBase } from './provider.js';
 import type { SmartContext } from './claims.js';
 import { accountId, parseAccountId } from './claims.js';
 import { accessFromToken, grantAccess, R4_TYPES } from './access.js';
-import { checkPassword, checkTotp, readTicket, signTicket } from './login.js';
+import { checkPassword, checkTotp, readTicket, signTicket, type LoginOutcome, type SignInContext } from './login.js';
 import { errorBox, esc, page } from './pages.js';
 import { isRole, type Role } from './role-matrix.js';
 import { describeScope } from './scope-words.js';
@@ -17,6 +17,7 @@ import { isResourceScope, parseScopes, renderScope, type Scope } from './scopes.
 import { findUserById, peekLaunch, takeLaunch, type UserRecord } from '../store/auth-users.js';
 import { upsertPayload } from '../store/auth-payloads.js';
 import { readCurrent } from '../store/resources.js';
+import { addressKey, type AddressThrottle } from './sign-in-throttle.js';
 import { otpauthUri } from './totp.js';
 import type { TenantCache } from '../store/tenants.js';
 import { TokenGuard } from './verify.js';
@@ -27,6 +28,8 @@ export interface InteractionDeps {
   provider: () => Provider;
   /** HMAC key for first-factor tickets. */
   ticketKey: string;
+  /** Failed sign-ins per client address (this process). */
+  throttle: AddressThrottle;
   smartStyleUrl: string;
 }
 
@@ -291,11 +294,23 @@ async function finishLogin(a: InteractionDeps, req: Request, res: Response, user
   await a.provider().interactionFinished(req, res, { login: { accountId: accountId(user.tenantId, user.id), amr } }, { mergeWithLastSubmission: false });
 }
 
+/** The sign-in's client address: req.ip honours X-Forwarded-For only when TRUST_PROXY is on. */
+function signInContext(a: InteractionDeps, req: Request): SignInContext {
+  return { deps: a.deps, throttle: a.throttle, address: addressKey(req.ip) };
+}
+
+/** 429 for a lock or the address throttle, with when to come back (RFC 6585 §4). */
+function refusalStatus(res: Response, out: LoginOutcome): number {
+  if (out.ok || (out.reason !== 'locked' && out.reason !== 'throttled')) return 401;
+  res.setHeader('Retry-After', String(Math.max(1, Math.ceil((out.until.getTime() - Date.now()) / 1000))));
+  return 429;
+}
+
 /** POST /auth/interaction/:uid/login */
 export async function submitLogin(a: InteractionDeps, req: Request, res: Response): Promise<void> {
   const f = await flowOf(a, req, res);
   const username = field(req, 'username').trim().slice(0, 200);
-  const out = await checkPassword(a.deps, f.tenant.id, f.tenant.settings.mfaRequired === true, username, field(req, 'password'));
+  const out = await checkPassword(signInContext(a, req), f.tenant.id, f.tenant.settings.mfaRequired === true, username, field(req, 'password'));
   // an audit line per sign-in attempt: the user id when known, never the username typed or the password
   a.deps.log.info({ tenantId: f.tenant.id, clientId: f.client.clientId, userId: 'user' in out ? out.user.id : undefined, outcome: out.ok ? 'signed-in' : out.reason }, 'sign-in');
   if (out.ok) return finishLogin(a, req, res, out.user, out.amr);
@@ -303,7 +318,7 @@ export async function submitLogin(a: InteractionDeps, req: Request, res: Respons
     const ticket = signTicket(a.ticketKey, { uid: f.details.uid, tenantId: out.user.tenantId, userId: out.user.id, ...(out.enrol ? { enrol: out.enrol } : {}) });
     return send(res, 200, totpPage(f, ticket, out.enrol, out.user.username));
   }
-  send(res, out.reason === 'locked' ? 429 : 401, loginPage(f, out.message, username));
+  send(res, refusalStatus(res, out), loginPage(f, out.message, username));
 }
 
 /** POST /auth/interaction/:uid/totp */
@@ -313,10 +328,10 @@ export async function submitTotp(a: InteractionDeps, req: Request, res: Response
   const ticket = readTicket(a.ticketKey, ticketText, f.details.uid);
   const user = ticket ? await findUserById(a.deps.db, ticket.tenantId, ticket.userId) : undefined;
   if (!ticket || !user || user.disabled) return send(res, 401, loginPage(f, 'Your sign-in expired; sign in again.'));
-  const out = await checkTotp(a.deps, user, field(req, 'code'), ticket.enrol);
+  const out = await checkTotp(signInContext(a, req), user, field(req, 'code'), ticket.enrol);
   a.deps.log.info({ tenantId: f.tenant.id, clientId: f.client.clientId, userId: user.id, outcome: out.ok ? 'signed-in' : out.reason, factor: 'totp' }, 'sign-in');
   if (out.ok) return finishLogin(a, req, res, out.user, out.amr);
-  if (out.reason === 'locked') return send(res, 429, loginPage(f, out.message, user.username));
+  if (out.reason === 'locked' || out.reason === 'throttled') return send(res, refusalStatus(res, out), loginPage(f, out.message, user.username));
   send(res, 401, totpPage(f, ticketText, ticket.enrol, user.username, out.reason === 'invalid' ? out.message : undefined));
 }
 
@@ -349,6 +364,13 @@ export async function submitConsent(a: InteractionDeps, req: Request, res: Respo
   const requestedOther = requested.filter((s) => !/^(patient|user|system)\//.test(s));
   const requestedResource = requested.filter((s) => /^(patient|user|system)\//.test(s));
 
+  // One authorization per EHR launch, decided atomically before any grant exists: of several sign-ins racing for one
+  // launch (two tabs, a replayed form), exactly one gets its context (issue 8).
+  const launchId = f.details.params.launch as string | undefined;
+  if (launchId && !(await takeLaunch(a.deps.db, f.tenant.id, launchId))) {
+    return send(res, 400, errorPage('This EHR launch has already been used or has expired. Launch the app again from the EHR.', f.tenant.name));
+  }
+
   const provider = a.provider();
   const grant = new provider.Grant({ accountId: f.details.session!.accountId, clientId: f.client.clientId });
   if (other.length) grant.addOIDCScope(other.join(' '));
@@ -359,8 +381,6 @@ export async function submitConsent(a: InteractionDeps, req: Request, res: Respo
   else if (requestedResource.length) grant.rejectResourceScope(f.aud, requestedResource.join(' '));
   const grantId = await grant.save();
 
-  const launchId = f.details.params.launch as string | undefined;
-  if (launchId) await takeLaunch(a.deps.db, f.tenant.id, launchId); // one authorization per launch
   const smart: SmartContext = {
     tenant: f.tenant.id,
     aud: f.aud,

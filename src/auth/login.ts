@@ -1,16 +1,27 @@
-// Signing in: password (argon2id) with lockout after repeated failures, then the TOTP second factor when the user
-// has one or the tenant requires it (enrolment at first sign-in). A short signed ticket carries the first factor's
-// success to the second-factor form, so nothing is stored between the two steps.
+// Signing in: password (argon2id), then the TOTP second factor when the user has one or the tenant requires it
+// (enrolment at first sign-in). A short signed ticket carries the first factor's success to the second-factor form,
+// so nothing is stored between the two steps. Guessing is limited three ways (issue 8, docs/auth-design.md
+// "Lockout"): per client address over all accounts, per (account, address), and per account over all addresses.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Deps } from '../fhir/context.js';
-import { claimLoginAttempt, claimTotpStep, findUserByName, recordLoginSuccess, refundLoginAttempt, updateUser, type UserRecord } from '../store/auth-users.js';
+import { claimSignInAttempt, recordSignInSuccess, refundSignInAttempt, type LocksSet } from '../store/auth-signin-counters.js';
+import { claimTotpStep, findUserByName, updateUser, type UserRecord } from '../store/auth-users.js';
 import { dummyHash, verifyPassword } from './passwords.js';
+import type { AddressThrottle, Slot } from './sign-in-throttle.js';
 import { matchTotp, newTotpSecret } from './totp.js';
 
 export type LoginOutcome =
   | { ok: true; user: UserRecord; amr: string[] }
-  | { ok: false; reason: 'invalid' | 'locked'; message: string }
+  | { ok: false; reason: 'invalid'; message: string }
+  | { ok: false; reason: 'locked' | 'throttled'; message: string; until: Date }
   | { ok: false; reason: 'second-factor'; user: UserRecord; enrol?: string };
+
+/** Who is signing in from where: the process's address throttle and the client address (addressKey(req.ip)). */
+export interface SignInContext {
+  deps: Deps;
+  throttle: AddressThrottle;
+  address: string;
+}
 
 /** The platform administrators' pseudo-tenant (a reserved slug no tenant can take). */
 export const PLATFORM = 'platform';
@@ -22,57 +33,92 @@ async function findSigner(deps: Deps, tenantId: string, username: string): Promi
   return (await findUserByName(deps.db, tenantId, username)) ?? (await findUserByName(deps.db, PLATFORM, username));
 }
 
-function lockedMessage(until: Date): string {
-  const minutes = Math.max(1, Math.ceil((until.getTime() - Date.now()) / 60_000));
-  return `Too many failed sign-ins: this account is locked for ${minutes} more minute${minutes === 1 ? '' : 's'}.`;
+const minutesUntil = (until: Date) => Math.max(1, Math.ceil((until.getTime() - Date.now()) / 60_000));
+const plural = (n: number) => `${n} more minute${n === 1 ? '' : 's'}`;
+
+function locked(until: Date): LoginOutcome {
+  return { ok: false, reason: 'locked', until, message: `Too many failed sign-ins: this account is locked for ${plural(minutesUntil(until))}.` };
+}
+
+function throttled(until: Date): LoginOutcome {
+  return { ok: false, reason: 'throttled', until, message: `Too many failed sign-ins from your network address: signing in from it is blocked for ${plural(minutesUntil(until))}.` };
+}
+
+/**
+ * Runs one attempt under the address throttle: a slot is claimed before anything touches an account, and given back
+ * unless the attempt failed (wrong password, unknown user, wrong code).
+ */
+async function underThrottle(c: SignInContext, attempt: (slot: Extract<Slot, { ok: true }>) => Promise<LoginOutcome>): Promise<LoginOutcome> {
+  const slot = c.throttle.claim(c.address);
+  if (!slot.ok) return throttled(slot.until);
+  try {
+    const out = await attempt(slot);
+    if (out.ok || out.reason === 'second-factor') slot.release();
+    return out;
+  } catch (err) {
+    slot.release(); // a fault is not a guess
+    throw err;
+  }
 }
 
 /**
  * First factor. Every failure looks the same to the caller (no user enumeration), except an active lock. The attempt
- * is counted before the password is checked (claimLoginAttempt), so parallel guesses cannot get past the threshold.
+ * is counted before the password is checked (claimAttempt), so parallel guesses cannot get past the limits.
  */
-export async function checkPassword(deps: Deps, tenantId: string, mfaRequired: boolean, username: string, password: string): Promise<LoginOutcome> {
-  const user = username ? await findSigner(deps, tenantId, username) : undefined;
-  if (!user || user.disabled) {
-    await verifyPassword(await dummyHash(), password); // same cost as a real check
-    return { ok: false, reason: 'invalid', message: INVALID };
-  }
-  const attempt = await claimAttempt(deps, user);
-  if (!attempt.allowed) return attempt.outcome;
-  if (!(await verifyPassword(user.passwordHash, password))) return attempt.failure;
-  if (user.totpSecret || mfaRequired) {
-    // right password, second factor to come: this attempt counts neither way
-    await refundLoginAttempt(deps.db, user.tenantId, user.id, attempt.lockedByThis);
-    return user.totpSecret ? { ok: false, reason: 'second-factor', user } : { ok: false, reason: 'second-factor', user, enrol: newTotpSecret() };
-  }
-  await recordLoginSuccess(deps.db, user.tenantId, user.id);
-  return { ok: true, user, amr: ['pwd'] };
+export async function checkPassword(c: SignInContext, tenantId: string, mfaRequired: boolean, username: string, password: string): Promise<LoginOutcome> {
+  return underThrottle(c, async (slot) => {
+    const user = username ? await findSigner(c.deps, tenantId, username) : undefined;
+    if (!user || user.disabled) {
+      await verifyPassword(await dummyHash(), password); // same cost as a real check
+      return { ok: false, reason: 'invalid', message: INVALID };
+    }
+    const attempt = await claimAttempt(c, user);
+    if (!attempt.allowed) {
+      slot.release(); // refused unchecked: not a guess
+      return attempt.outcome;
+    }
+    if (!(await verifyPassword(user.passwordHash, password))) return attempt.failure;
+    if (user.totpSecret || mfaRequired) {
+      // right password, second factor to come: this attempt counts neither way
+      await refundSignInAttempt(c.deps.db, user.tenantId, user.id, c.address, attempt.set);
+      return user.totpSecret ? { ok: false, reason: 'second-factor', user } : { ok: false, reason: 'second-factor', user, enrol: newTotpSecret() };
+    }
+    await recordSignInSuccess(c.deps.db, user.tenantId, user.id, c.address, attempt.set);
+    return { ok: true, user, amr: ['pwd'] };
+  });
 }
 
-type Attempt = { allowed: false; outcome: LoginOutcome } | { allowed: true; lockedByThis: boolean; failure: LoginOutcome };
+type Attempt = { allowed: false; outcome: LoginOutcome } | { allowed: true; set: LocksSet; failure: LoginOutcome };
 
-/** Claims one attempt: refused while locked; otherwise what a wrong answer to it means (invalid, or now locked). */
-async function claimAttempt(deps: Deps, user: UserRecord): Promise<Attempt> {
-  const c = await claimLoginAttempt(deps.db, user.tenantId, user.id, deps.config.authLockoutAttempts, deps.config.authLockoutMinutes);
-  if (!c.allowed) return { allowed: false, outcome: { ok: false, reason: 'locked', message: lockedMessage(c.lockedUntil ?? new Date(Date.now() + deps.config.authLockoutMinutes * 60_000)) } };
-  const failure: LoginOutcome = c.lockedUntil ? { ok: false, reason: 'locked', message: lockedMessage(c.lockedUntil) } : { ok: false, reason: 'invalid', message: INVALID };
-  return { allowed: true, lockedByThis: c.lockedUntil !== null, failure };
+/** Claims one attempt on the account from this address: refused while locked; otherwise what a wrong answer means. */
+async function claimAttempt(c: SignInContext, user: UserRecord): Promise<Attempt> {
+  const cfg = c.deps.config;
+  const limits = { perAddress: cfg.authLockoutAttempts, perAccount: cfg.authLockoutAccountAttempts, minutes: cfg.authLockoutMinutes };
+  const claim = await claimSignInAttempt(c.deps.db, user.tenantId, user.id, c.address, limits);
+  if (!claim.allowed) return { allowed: false, outcome: locked(claim.lockedUntil) };
+  const failure: LoginOutcome = claim.lockedUntil ? locked(claim.lockedUntil) : { ok: false, reason: 'invalid', message: INVALID };
+  return { allowed: true, set: claim.set, failure };
 }
 
 /** Second factor (or enrolment: `enrol` is the new secret shown to the user, stored once a code from it works). */
-export async function checkTotp(deps: Deps, user: UserRecord, code: string, enrol?: string): Promise<LoginOutcome> {
-  const attempt = await claimAttempt(deps, user);
-  if (!attempt.allowed) return attempt.outcome;
-  const secret = enrol ?? user.totpSecret;
-  const step = secret ? matchTotp(secret, code.replace(/\s/g, '')) : undefined;
-  // each code is accepted once (RFC 6238 §5.2)
-  if (step === undefined || !(await claimTotpStep(deps.db, user.tenantId, user.id, step))) {
-    const out = attempt.failure;
-    return out.ok || out.reason !== 'invalid' ? out : { ok: false, reason: 'invalid', message: 'The authentication code is not correct.' };
-  }
-  if (enrol) await updateUser(deps.db, user.tenantId, user.id, { totpSecret: enrol });
-  await recordLoginSuccess(deps.db, user.tenantId, user.id);
-  return { ok: true, user, amr: ['pwd', 'otp'] };
+export async function checkTotp(c: SignInContext, user: UserRecord, code: string, enrol?: string): Promise<LoginOutcome> {
+  return underThrottle(c, async (slot) => {
+    const attempt = await claimAttempt(c, user);
+    if (!attempt.allowed) {
+      slot.release();
+      return attempt.outcome;
+    }
+    const secret = enrol ?? user.totpSecret;
+    const step = secret ? matchTotp(secret, code.replace(/\s/g, '')) : undefined;
+    // each code is accepted once (RFC 6238 §5.2)
+    if (step === undefined || !(await claimTotpStep(c.deps.db, user.tenantId, user.id, step))) {
+      const out = attempt.failure;
+      return out.ok || out.reason !== 'invalid' ? out : { ok: false, reason: 'invalid', message: 'The authentication code is not correct.' };
+    }
+    if (enrol) await updateUser(c.deps.db, user.tenantId, user.id, { totpSecret: enrol });
+    await recordSignInSuccess(c.deps.db, user.tenantId, user.id, c.address, attempt.set);
+    return { ok: true, user, amr: ['pwd', 'otp'] };
+  });
 }
 
 export interface Ticket {

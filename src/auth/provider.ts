@@ -21,6 +21,8 @@ export { TENANT_PROPERTY };
  * property only admits the server's static scopes: openid, launch, offline_access, ...).
  */
 export const SMART_SCOPE_PROPERTY = 'smart_scope';
+/** Client metadata property: the scope ceiling of the initial access token a dynamically registered client came with. */
+export const CEILING_PROPERTY = 'scope_ceiling';
 
 /** Everything a client may ask for: its static scopes and its SMART resource scopes. */
 export function clientScopes(metadata: Record<string, unknown>): string {
@@ -177,7 +179,7 @@ export function buildProvider(opts: ProviderOptions): Provider {
     },
     clientDefaults: { grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none', id_token_signed_response_alg: 'RS256' },
     extraClientMetadata: {
-      properties: [TENANT_PROPERTY, SMART_SCOPE_PROPERTY],
+      properties: [TENANT_PROPERTY, SMART_SCOPE_PROPERTY, CEILING_PROPERTY],
       validator(_ctx, key, value, metadata) {
         if (key === TENANT_PROPERTY && (typeof value !== 'string' || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(value))) {
           throw new errors.InvalidClientMetadata('tenant must be a tenant slug');
@@ -187,6 +189,7 @@ export function buildProvider(opts: ProviderOptions): Provider {
         if (key === TENANT_PROPERTY && (metadata.grant_types as string[] | undefined)?.includes('client_credentials') && metadata.token_endpoint_auth_method !== 'private_key_jwt') {
           throw new errors.InvalidClientMetadata('a client_credentials (backend services) client must authenticate with private_key_jwt');
         }
+        if (key === CEILING_PROPERTY && value !== undefined && typeof value !== 'string') throw new errors.InvalidClientMetadata(`${CEILING_PROPERTY} must be a scope string`);
         if (key === SMART_SCOPE_PROPERTY && value !== undefined && (typeof value !== 'string' || parseScopes(value).rejected.length)) {
           throw new errors.InvalidClientMetadata(`${SMART_SCOPE_PROPERTY} must be SMART resource scopes`);
         }
@@ -253,7 +256,10 @@ export function buildProvider(opts: ProviderOptions): Provider {
           ctx.body = page({ title: 'Signed out', body: '<p>You are signed out. You can close this page.</p>' });
         },
       },
-      registration: { enabled: true, initialAccessToken: false, issueRegistrationAccessToken: false }, // guarded in src/auth/register.ts
+      // guarded in src/auth/registration.ts (initial access tokens, tenant, scope ceiling); RFC 7592 reads, updates and
+      // deletes with the registration access token issued here
+      registration: { enabled: true, initialAccessToken: false, issueRegistrationAccessToken: true },
+      registrationManagement: { enabled: true, rotateRegistrationAccessToken: true },
       resourceIndicators: {
         enabled: true,
         async defaultResource(ctx, client, oneOf) {
@@ -373,7 +379,9 @@ export function buildProvider(opts: ProviderOptions): Provider {
 
   provider.use(async (ctx, next) => {
     await next();
-    if (ctx.oidc?.route !== 'token') return;
+    const route = ctx.oidc?.route;
+    if (route === 'token' || route === 'revocation') asInvalidClient(ctx);
+    if (route !== 'token') return;
     // SMART: token responses carry Cache-Control: no-store AND Pragma: no-cache
     ctx.set('Pragma', 'no-cache');
     const body = ctx.body as Record<string, unknown> | undefined;
@@ -396,4 +404,19 @@ export function buildProvider(opts: ProviderOptions): Provider {
 /** The granted scope string: effective resource scopes plus the granted launch/identity/refresh scopes. */
 export function fullScope(smart: SmartContext): string {
   return [smart.scope, ...smart.other].filter(Boolean).join(' ');
+}
+
+/**
+ * oidc-provider answers some failures of client authentication with `invalid_request` (a client_assertion that is not a
+ * JWT, one whose subject is not the client_id sent beside it, a wrong client_assertion_type, no credentials at all).
+ * SMART (client-confidential-asymmetric.html#response, SHALL) and RFC 6749 §5.2 make every authentication failure
+ * `invalid_client`, 401.
+ */
+const CLIENT_AUTH_FAILURE = /client_assertion|client authentication|client_id mismatch|client_secret|authorization header|OAuth-Client-Attestation/i;
+
+function asInvalidClient(ctx: { status: number; body: unknown }): void {
+  const body = ctx.body as { error?: string; error_description?: string } | undefined;
+  if (ctx.status !== 400 || body?.error !== 'invalid_request' || !CLIENT_AUTH_FAILURE.test(body.error_description ?? '')) return;
+  ctx.status = 401;
+  ctx.body = { ...body, error: 'invalid_client' };
 }

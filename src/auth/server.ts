@@ -1,19 +1,19 @@
 // Everything under /auth: oidc-provider (authorize, token, jwks, revoke, register, logout, discovery) behind this
 // server's own pieces: the interaction pages, the EHR launch API, token introspection for JWT access tokens, the
 // initial access tokens that guard dynamic registration, and the SMART style document.
-import { createHash, randomBytes } from 'node:crypto';
-import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import { randomBytes } from 'node:crypto';
+import express, { type Request, type Response, type Router } from 'express';
 import jwt from 'jsonwebtoken';
 import type Provider from 'oidc-provider';
 import type { Deps } from '../fhir/context.js';
 import { FhirError } from '../fhir/errors.js';
-import { insertLaunch, insertRegistrationToken, useRegistrationToken } from '../store/auth-users.js';
+import { insertLaunch } from '../store/auth-users.js';
 import type { TenantCache } from '../store/tenants.js';
 import { abortInteraction, errorPage, showInteraction, submitConsent, submitLogin, submitTotp, type InteractionDeps } from './interactions.js';
 import { OriginRegistry } from './origins.js';
-import { DEFAULT_REGISTRATION_SCOPE } from './smart-config.js';
-import { buildProvider, issuerOf, SMART_SCOPE_PROPERTY, splitClientScope, TENANT_PROPERTY, tenantOfBase } from './provider.js';
-import { intersectScopes, isResourceScope, parseScopes, renderScopes } from './scopes.js';
+import { AddressThrottle } from './sign-in-throttle.js';
+import { buildProvider, issuerOf, tenantOfBase } from './provider.js';
+import { guardRegistration, guardRegistrationUpdate, initialAccessToken } from './registration.js';
 import { bearerToken, TokenVerifier, type Principal } from './verify.js';
 import { readCurrent } from '../store/resources.js';
 
@@ -62,7 +62,9 @@ export function createAuthServer(deps: Deps, tenants: TenantCache): AuthServer {
   keyCheck = setInterval(() => void refreshKeys().catch((err) => deps.log.warn({ err }, 'signing key refresh failed')), 30_000);
   keyCheck.unref();
 
-  const ia: InteractionDeps = { deps, tenants, provider: () => provider, ticketKey: deps.auth.cookieKeys[0], smartStyleUrl };
+  // failed sign-ins per client address: in this process's memory (issue 8; docs/auth-design.md, "Lockout")
+  const throttle = new AddressThrottle(cfg.authIpFailures, cfg.authLockoutMinutes * 60_000);
+  const ia: InteractionDeps = { deps, tenants, provider: () => provider, ticketKey: deps.auth.cookieKeys[0], smartStyleUrl, throttle };
   const router = express.Router();
   const form = express.urlencoded({ extended: false, limit: '32kb' });
   const json = express.json({ limit: '64kb', type: ['application/json'] });
@@ -198,41 +200,25 @@ export function createAuthServer(deps: Deps, tenants: TenantCache): AuthServer {
     }),
   );
 
-  // Initial access tokens for RFC 7591 registration: a tenant admin obtains one (single use, 24 h by default).
+  // Initial access tokens for RFC 7591 registration: a tenant admin obtains one (single use, 24 h), capped by their own access.
   router.post(
     '/register/initial-access-token',
     json,
     form,
     api(async (req, res) => {
-      const who = await caller(req);
-      if (who.claims.role !== 'tenant-admin' && who.claims.role !== 'system') throw new FhirError('forbidden', 'Only tenant administrators obtain initial access tokens', { code: 'SCOPE_INSUFFICIENT' });
-      const scope = typeof req.body?.scope === 'string' && req.body.scope.trim() ? req.body.scope.trim() : DEFAULT_REGISTRATION_SCOPE;
-      const out = await issueRegistrationToken(deps, who.claims.tenant, scope, who.claims.sub, 24 * 3600);
+      const out = await initialAccessToken(deps, await caller(req), (req.body ?? {}) as Record<string, unknown>);
       res.status(201).setHeader('Cache-Control', 'no-store');
       res.json(out);
     }),
   );
 
-  // Dynamic registration (RFC 7591), guarded: a valid initial access token binds the new client to its tenant and
-  // caps its scope; everything else is oidc-provider's registration endpoint.
-  router.post('/register', json, async (req: Request, res: Response, next: NextFunction) => {
-    try {
-      const iat = bearerToken(req.headers.authorization);
-      const tenant = iat?.split('.')[0];
-      const ceiling = iat && tenant && /^[a-z0-9][a-z0-9-]{0,62}$/.test(tenant) ? await useRegistrationToken(deps.db, tenant, sha256(iat)) : undefined;
-      if (!ceiling || !tenant) return oauthError(res, 401, 'invalid_token', 'registration needs a valid, unused initial access token (Authorization: Bearer)');
-      const body = { ...(req.body as Record<string, unknown>) };
-      body[TENANT_PROPERTY] = tenant;
-      delete body[SMART_SCOPE_PROPERTY];
-      delete body.scope;
-      Object.assign(body, splitClientScope(capScope(typeof (req.body as { scope?: unknown }).scope === 'string' ? String((req.body as { scope: string }).scope) : ceiling.scope, ceiling.scope)));
-      req.body = body;
-      delete req.headers.authorization;
-      origins.invalidate();
-      next();
-    } catch (err) {
-      next(err);
-    }
+  // Dynamic registration (RFC 7591) and its management (RFC 7592): the tenant and scope ceiling are set here, everything
+  // else is oidc-provider's registration endpoint (which checks the registration access token of reads and updates).
+  router.post('/register', json, guardRegistration(deps, origins));
+  router.put('/register/:clientId', json, guardRegistrationUpdate(deps, origins));
+  router.delete('/register/:clientId', (_req, _res, next) => {
+    origins.invalidate();
+    next();
   });
 
   router.use((req, res) => provider.callback()(req, res));
@@ -250,29 +236,4 @@ export function createAuthServer(deps: Deps, tenants: TenantCache): AuthServer {
   };
 }
 
-const OTHER = new Set(['openid', 'fhirUser', 'profile', 'launch', 'launch/patient', 'launch/encounter', 'offline_access', 'online_access']);
-
-/** A registration's requested scope capped by the initial access token's: resource scopes intersected, others kept if allowed. */
-export function capScope(requested: string, ceiling: string): string {
-  const allowedOther = new Set(ceiling.split(' ').filter((s) => OTHER.has(s)));
-  const other = requested.split(' ').filter((s) => OTHER.has(s) && allowedOther.has(s));
-  return [...new Set([...other, ...intersectResource(requested, ceiling)])].join(' ');
-}
-
-function intersectResource(requested: string, ceiling: string): string[] {
-  const r = parseScopes(requested).scopes.filter(isResourceScope);
-  const c = parseScopes(ceiling).scopes.filter(isResourceScope);
-  const out = renderScopes(intersectScopes(r, c));
-  return out ? out.split(' ') : [];
-}
-
-function sha256(s: string): string {
-  return createHash('sha256').update(s).digest('hex');
-}
-
-/** Creates an initial access token for `tenant` (CLI and API). */
-export async function issueRegistrationToken(deps: Deps, tenant: string, scope: string, createdBy: string, ttlSeconds: number): Promise<{ initial_access_token: string; expires_in: number; scope: string; registration_endpoint: string }> {
-  const token = `${tenant}.${randomBytes(24).toString('base64url')}`;
-  await insertRegistrationToken(deps.db, tenant, sha256(token), scope, createdBy, new Date(Date.now() + ttlSeconds * 1000));
-  return { initial_access_token: token, expires_in: ttlSeconds, scope, registration_endpoint: `${issuerOf(deps.config.publicBaseUrl)}/register` };
-}
+export { capScope, issueRegistrationToken } from './registration.js';

@@ -28,8 +28,12 @@ export interface Config {
   authSessionIdleMinutes: number;
   authLockoutAttempts: number;
   authLockoutMinutes: number;
+  authLockoutAccountAttempts: number;
+  authIpFailures: number;
   authClockSkewSeconds: number;
   authAllowPrivateJwksUrls: boolean;
+  /** The 32-byte key that encrypts secrets at rest (SECRETS_KEY); unset: `<DATA_DIR>/secrets.key`. */
+  secretsKey: Buffer | undefined;
 }
 
 interface KeySpec {
@@ -57,7 +61,11 @@ export const CONFIG_KEYS: KeySpec[] = [
     default: '$DATABASE_URL',
     doc: 'Connection used for migrations (the table owner); when it differs from DATABASE_URL the server grants `fhir_app` to DATABASE_URL\'s login role.',
   },
-  { env: 'DATA_DIR', default: './data', doc: 'Where the embedded PGlite database lives (only when DATABASE_URL is unset).' },
+  {
+    env: 'DATA_DIR',
+    default: './data',
+    doc: 'Where the embedded PGlite database lives (only when DATABASE_URL is unset), and the secrets key file `secrets.key` when SECRETS_KEY is unset.',
+  },
   { env: 'REDIS_URL', default: '(unset)', doc: 'Redis for the job queue (used by later features; not required today).' },
   { env: 'LOG_LEVEL', default: 'info', doc: 'pino log level (fatal, error, warn, info, debug, trace, silent).' },
   { env: 'MAX_BODY_BYTES', default: '16777216', doc: 'Largest accepted request body (bytes); larger -> 413.' },
@@ -91,14 +99,37 @@ export const CONFIG_KEYS: KeySpec[] = [
   { env: 'AUTH_BACKEND_TOKEN_TTL_SECONDS', default: '300', doc: 'Lifetime of SMART Backend Services (client_credentials) access tokens (SMART: should not exceed 5 minutes).' },
   { env: 'AUTH_REFRESH_TOKEN_DAYS', default: '30', doc: 'Lifetime of `offline_access` refresh tokens (and of grants); `online_access` ones end with the sign-in session.' },
   { env: 'AUTH_SESSION_IDLE_MINUTES', default: '15', doc: 'A sign-in session unused for this long ends (the user signs in again).' },
-  { env: 'AUTH_LOCKOUT_ATTEMPTS', default: '5', doc: 'Consecutive failed sign-ins that lock an account.' },
-  { env: 'AUTH_LOCKOUT_MINUTES', default: '15', doc: 'How long a locked account stays locked (a password reset unlocks it at once).' },
+  {
+    env: 'AUTH_LOCKOUT_ATTEMPTS',
+    default: '5',
+    doc: 'Failed sign-ins from one client address, within AUTH_LOCKOUT_MINUTES of each other, that lock that address out of the account (the user can still sign in from elsewhere).',
+  },
+  {
+    env: 'AUTH_LOCKOUT_MINUTES',
+    default: '15',
+    doc: 'How long a lock lasts, and the window the sign-in failure counters cover (a password reset unlocks at once).',
+  },
+  {
+    env: 'AUTH_LOCKOUT_ACCOUNT_ATTEMPTS',
+    default: '50',
+    doc: 'Failed sign-ins from all addresses together, within AUTH_LOCKOUT_MINUTES, that lock the account for everyone (stops guessing spread over many addresses).',
+  },
+  {
+    env: 'AUTH_IP_FAILURES',
+    default: '20',
+    doc: 'Failed sign-ins (any usernames) one client address may make per AUTH_LOCKOUT_MINUTES; then it is answered 429 until the window ends. Counted per server process.',
+  },
   {
     env: 'AUTH_ALLOW_PRIVATE_JWKS_URLS',
     default: 'false',
     doc: 'Let client JWKS URLs point at loopback/private addresses (development, tests). Off: such URLs are refused (SSRF).',
   },
   { env: 'AUTH_CLOCK_SKEW_SECONDS', default: '10', doc: 'Clock skew tolerated when checking access token exp/nbf/iat.' },
+  {
+    env: 'SECRETS_KEY',
+    default: '(unset: $DATA_DIR/secrets.key)',
+    doc: 'The 32-byte key (base64 or hex) that encrypts signing keys, the cookie key, client secrets and TOTP secrets in the database. Unset: read from, or created on first start in, `$DATA_DIR/secrets.key`. Every process sharing a database needs the same key; losing it makes those secrets unreadable.',
+  },
 ];
 
 function int(env: NodeJS.ProcessEnv, key: string, fallback: number, min = 0): number {
@@ -107,6 +138,27 @@ function int(env: NodeJS.ProcessEnv, key: string, fallback: number, min = 0): nu
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min) throw new Error(`config: ${key} must be an integer >= ${min}, got "${raw}"`);
   return n;
+}
+
+/**
+ * A 32-byte key written as 64 hex digits or as base64/base64url (SECRETS_KEY and `<DATA_DIR>/secrets.key`), or
+ * undefined when it is neither.
+ */
+export function decodeSecretsKey(raw: string): Buffer | undefined {
+  const text = raw.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(text)) return Buffer.from(text, 'hex');
+  if (!/^[A-Za-z0-9+/_-]{43}=?$/.test(text)) return undefined;
+  const key = Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+  return key.length === 32 ? key : undefined;
+}
+
+function secretsKey(env: NodeJS.ProcessEnv): Buffer | undefined {
+  const raw = env.SECRETS_KEY;
+  if (raw === undefined || raw === '') return undefined;
+  const key = decodeSecretsKey(raw);
+  // the value itself is never echoed: it is a secret
+  if (!key) throw new Error('config: SECRETS_KEY must be 32 bytes, written as 64 hex digits or as base64 (e.g. `openssl rand -base64 32`)');
+  return key;
 }
 
 function bool(env: NodeJS.ProcessEnv, key: string, fallback: boolean): boolean {
@@ -155,7 +207,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     authSessionIdleMinutes: int(env, 'AUTH_SESSION_IDLE_MINUTES', 15, 1),
     authLockoutAttempts: int(env, 'AUTH_LOCKOUT_ATTEMPTS', 5, 1),
     authLockoutMinutes: int(env, 'AUTH_LOCKOUT_MINUTES', 15, 1),
+    authLockoutAccountAttempts: int(env, 'AUTH_LOCKOUT_ACCOUNT_ATTEMPTS', 50, 1),
+    authIpFailures: int(env, 'AUTH_IP_FAILURES', 20, 1),
     authClockSkewSeconds: int(env, 'AUTH_CLOCK_SKEW_SECONDS', 10, 0),
     authAllowPrivateJwksUrls: bool(env, 'AUTH_ALLOW_PRIVATE_JWKS_URLS', false),
+    secretsKey: secretsKey(env),
   };
 }

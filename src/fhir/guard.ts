@@ -195,6 +195,35 @@ export async function assertInRegion(ctx: FhirContext, q: Queryable, type: strin
   if (!ok.has(id)) throw new FhirError('not-found', `${type}/${id} is not known`, { code: 'RESOURCE_NOT_FOUND' });
 }
 
+/** Does the caller read every resource of `type` (so nothing an answer says about existence is news to it)? */
+export function readsWholeType(ctx: FhirContext, type: string): boolean {
+  if (!ctx.guard) return true;
+  const r = ctx.guard.forType(type, 'r');
+  return r.allow && !r.compartment && !r.searchFilters;
+}
+
+/**
+ * Of `keys` ("Type/id" of resources that exist), those the caller may read: 'r' on the type, inside its region.
+ * Answers about the others are given as if they did not exist (issue 8, finding 4: existence oracles).
+ */
+export async function readableKeys(ctx: FhirContext, q: Queryable, keys: Iterable<string>): Promise<Set<string>> {
+  const all = [...keys];
+  if (!ctx.guard) return new Set(all);
+  const byType = new Map<string, string[]>();
+  for (const k of all) {
+    const [type, id] = k.split('/');
+    byType.set(type, [...(byType.get(type) ?? []), id]);
+  }
+  const out = new Set<string>();
+  for (const [type, ids] of byType) {
+    if (!ctx.guard.forType(type, 'r').allow) continue;
+    const restriction = restrictionFor(ctx, type, 'r');
+    const ok = restriction ? await permittedIds(q, ctx.tenant.id, ctx.baseUrl, type, ids, restriction) : new Set(ids);
+    for (const id of ok) out.add(`${type}/${id}`);
+  }
+  return out;
+}
+
 /**
  * After a create/update is written (inside its transaction, before COMMIT): the new content must lie inside the
  * region of the scope that allowed it, else 403 and the transaction rolls back.

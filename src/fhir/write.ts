@@ -11,7 +11,7 @@ import type { FhirContext } from './context.js';
 import type { SearchParameter } from '@medplum/fhirtypes';
 import { customIssues } from '../search/tenant-registry.js';
 import { FhirError } from './errors.js';
-import { assertInRegion, assertWritable, authorize, authorizeSearch, type GuardDecision, type GuardLetter } from './guard.js';
+import { assertInRegion, assertWritable, authorize, authorizeSearch, readableKeys, readsWholeType, type GuardDecision, type GuardLetter } from './guard.js';
 import { parseETag } from './etag.js';
 import { assertId } from './ids.js';
 import { applyJsonPatch } from './json-patch.js';
@@ -180,6 +180,11 @@ export async function prepareUpdate(ctx: FhirContext, q: Queryable, type: string
   const resource = checkBodyAgainstUrl(body, type, id, true);
   const current = await readCurrent(q, ctx.tenant.id, type, id, true);
   await checkTarget(ctx, q, type, current, d);
+  // A writer confined to a region who cannot read the whole type would learn from 201 (free) vs 404 (taken, outside
+  // its region) whether an id exists: for it, an id that is free is "not known" too, as a taken one is.
+  if ((!current || current.deleted) && (d?.compartment || d?.searchFilters) && !readsWholeType(ctx, type)) {
+    throw new FhirError('not-found', `${type}/${id} is not known`, { code: 'RESOURCE_NOT_FOUND' });
+  }
   checkIfMatch(current, opts.ifMatch, `${type}/${id}`);
   const versionId = (current?.versionId ?? 0) + 1;
   const stampedRes = stamp(resource, id, versionId, now(ctx));
@@ -207,6 +212,9 @@ export async function conditionalUpdateTarget(ctx: FhirContext, q: Queryable, ty
   }
   if (bodyId === undefined) return { id: undefined, matched: false };
   assertId(bodyId);
+  // R4: no match -> a create. The body's id is honoured (R5's update-as-create, 409 when taken) only for callers who
+  // read the whole type: for others, "taken" would reveal a resource they may not see (issue 8, finding 4).
+  if (!readsWholeType(ctx, type)) return { id: undefined, matched: false };
   const current = await readCurrent(q, ctx.tenant.id, type, bodyId);
   if (current && !current.deleted) {
     throw new FhirError('conflict', `No ${type} matches the condition, but ${type}/${bodyId} exists; a conditional update does not overwrite a resource outside its condition`, {
@@ -253,7 +261,16 @@ export async function prepareDelete(ctx: FhirContext, q: Queryable, type: string
   assertId(id, 'URL');
   const d = authorize(ctx, { interaction: 'delete', resourceType: type, id });
   const current = await readCurrent(q, ctx.tenant.id, type, id, true);
-  await checkTarget(ctx, q, type, current, d);
+  try {
+    await checkTarget(ctx, q, type, current, d);
+  } catch (err) {
+    // outside the delete region: a resource the caller cannot even read is deleted "as if absent" (204, nothing
+    // happens), as a missing one is; one it can read keeps the 404
+    if (err instanceof FhirError && err.kind === 'not-found' && (await readableKeys(ctx, q, [`${type}/${id}`])).size === 0) {
+      return { status: 204, resourceType: type, id, versionId: 0, lastUpdated: now(ctx), json: null };
+    }
+    throw err;
+  }
   checkIfMatch(current, opts.ifMatch, `${type}/${id}`);
   if (!current || current.deleted) {
     return { status: 204, resourceType: type, id, versionId: current?.versionId ?? 0, lastUpdated: current?.lastUpdated.toISOString() ?? now(ctx), json: null };

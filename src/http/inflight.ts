@@ -35,7 +35,7 @@ export class InFlightRequests {
     for (const e of cut) {
       const durationMs = Math.round(Number(process.hrtime.bigint() - e.started) / 1e4) / 100;
       // path only: query strings carry PHI
-      ((e.res.locals.log as Logger | undefined) ?? log).warn({ method: e.req.method, path: e.req.path, requestId: e.res.locals.requestId, durationMs }, 'request cut at shutdown deadline');
+      ((e.res.locals.log as Logger | undefined) ?? log).warn({ method: e.req.method, path: e.req.originalUrl.split('?')[0], requestId: e.res.locals.requestId, durationMs }, 'request cut at shutdown deadline');
       e.controller.abort(new DOMException('the server is shutting down', 'AbortError'));
       e.res.destroy();
     }

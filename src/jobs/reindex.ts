@@ -100,17 +100,31 @@ export async function runReindex(deps: Deps, tenantId: string, id: string, signa
 }
 
 /**
- * After start (never before listening, never awaited by it): resume reindex jobs that no process has advanced for a
- * minute, e.g. after a restart or a CLI that was killed. Per tenant, because the job table is under row-level security.
+ * After start (never before listening, never awaited by it) and then every minute: resume reindex jobs that no process
+ * has advanced for `staleSeconds`, e.g. after a restart or a CLI that was killed. Per tenant, because the job table is
+ * under row-level security.
  */
-export async function resumeStaleJobs(deps: Deps): Promise<number> {
+export async function resumeStaleJobs(deps: Deps, staleSeconds = 60): Promise<number> {
   let resumed = 0;
   for (const t of await listTenants(deps.db)) {
-    for (const j of await staleJobs(deps.db, t.id, 60)) {
+    for (const j of await staleJobs(deps.db, t.id, staleSeconds)) {
       if (j.kind !== 'reindex') continue;
+      if (deps.jobs.has(jobKey(t.id, j.id))) continue;
       deps.jobs.start(jobKey(t.id, j.id), (signal) => runJob(deps, t.id, j.id, signal));
       resumed++;
     }
   }
   return resumed;
+}
+
+/** Resumes stale jobs now (every running job, on the embedded database: no other process can be running it) and every minute. */
+export function startJobSweeper(deps: Deps): () => void {
+  const sweep = (staleSeconds: number) =>
+    resumeStaleJobs(deps, staleSeconds)
+      .then((resumed) => resumed && deps.log.info({ resumed }, 'resumed background jobs'))
+      .catch((err) => deps.log.warn({ err }, 'could not resume background jobs'));
+  void sweep(deps.db.kind === 'pglite' ? 0 : 60);
+  const timer = setInterval(() => void sweep(60), 60_000);
+  timer.unref();
+  return () => clearInterval(timer);
 }

@@ -17,6 +17,10 @@ export class JobRunner {
     this.running.set(key, p);
   }
 
+  has(key: string): boolean {
+    return this.running.has(key);
+  }
+
   /** Waits for a job started in this process (CLI and tests). */
   async wait(key: string): Promise<void> {
     await this.running.get(key);

@@ -178,6 +178,9 @@ function createPoolDb(kind: Db['kind'], appPool: pg.Pool, adminPool: pg.Pool, lo
         return await whileListening(opts.signal, () => sessionBinding && cancelBackend(client, log), async () => {
           await begin(client, tenantId);
           const out = await fn(client);
+          // a request cut short (client gone, shutdown deadline) never commits, even where its statements could not
+          // be cancelled (PGlite has no cancel): nobody would learn its outcome
+          opts.signal?.throwIfAborted();
           await client.query('COMMIT');
           return out;
         });

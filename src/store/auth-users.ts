@@ -1,6 +1,8 @@
 // Users who sign in (per tenant; platform administrators under the reserved tenant id 'platform'), EHR launch
 // contexts and registration (initial access) tokens. Tenant tables under row-level security (migrations/0004).
+// TOTP secrets are stored sealed (src/store/auth-sealing.ts, issue 8).
 import type { Db } from '../platform/db.js';
+import { sealerOf } from './auth-sealing.js';
 
 export interface UserRecord {
   tenantId: string;
@@ -12,44 +14,55 @@ export interface UserRecord {
   displayName: string | null;
   totpSecret: string | null;
   totpLastStep: number | null;
+  /** Failed sign-ins from all addresses in the current window (src/store/auth-signin-counters.ts). */
   failedLogins: number;
+  /** Set while the account is locked for everyone (the account-wide ceiling). */
   lockedUntil: Date | null;
   disabled: boolean;
 }
 
 type UserRow = {
   tenant_id: string; id: string; username: string; password_hash: string; role: string; fhir_user: string | null; display_name: string | null;
-  totp_secret: string | null; totp_last_step: string | null; failed_logins: number; locked_until: Date | null; disabled: boolean;
+  totp_secret: string | null; totp_last_step: string | null; account_failures: number | null; account_locked_until: Date | null; disabled: boolean;
 };
 
-const toUser = (r: UserRow): UserRecord => ({
-  tenantId: r.tenant_id,
-  id: r.id,
-  username: r.username,
-  passwordHash: r.password_hash,
-  role: r.role,
-  fhirUser: r.fhir_user,
-  displayName: r.display_name,
-  totpSecret: r.totp_secret,
-  totpLastStep: r.totp_last_step === null ? null : Number(r.totp_last_step),
-  failedLogins: r.failed_logins,
-  lockedUntil: r.locked_until,
-  disabled: r.disabled,
-});
+/** app_user with its account-wide sign-in counter (app_user.failed_logins/locked_until are no longer used). */
+const SELECT_USER = `SELECT u.tenant_id, u.id, u.username, u.password_hash, u.role, u.fhir_user, u.display_name, u.totp_secret, u.totp_last_step,
+       u.disabled, c.failures AS account_failures, CASE WHEN c.locked_until > now() THEN c.locked_until END AS account_locked_until
+  FROM app_user u LEFT JOIN signin_counter c ON c.tenant_id = u.tenant_id AND c.user_id = u.id AND c.address = '*' AND c.expires_at > now()`;
+
+const totpContext = (tenantId: string, id: string) => `app_user.totp_secret:${tenantId}/${id}`;
+
+function toUser(db: Db, r: UserRow): UserRecord {
+  return {
+    tenantId: r.tenant_id,
+    id: r.id,
+    username: r.username,
+    passwordHash: r.password_hash,
+    role: r.role,
+    fhirUser: r.fhir_user,
+    displayName: r.display_name,
+    totpSecret: r.totp_secret === null ? null : sealerOf(db).open(r.totp_secret, totpContext(r.tenant_id, r.id)),
+    totpLastStep: r.totp_last_step === null ? null : Number(r.totp_last_step),
+    failedLogins: r.account_failures ?? 0,
+    lockedUntil: r.account_locked_until,
+    disabled: r.disabled,
+  };
+}
 
 export async function findUserByName(db: Db, tenantId: string, username: string): Promise<UserRecord | undefined> {
-  const r = await db.withTenant(tenantId, (q) => q.query<UserRow>('SELECT * FROM app_user WHERE tenant_id = $1 AND lower(username) = lower($2)', [tenantId, username]));
-  return r.rows[0] ? toUser(r.rows[0]) : undefined;
+  const r = await db.withTenant(tenantId, (q) => q.query<UserRow>(`${SELECT_USER} WHERE u.tenant_id = $1 AND lower(u.username) = lower($2)`, [tenantId, username]));
+  return r.rows[0] ? toUser(db, r.rows[0]) : undefined;
 }
 
 export async function findUserById(db: Db, tenantId: string, id: string): Promise<UserRecord | undefined> {
-  const r = await db.withTenant(tenantId, (q) => q.query<UserRow>('SELECT * FROM app_user WHERE tenant_id = $1 AND id = $2', [tenantId, id]));
-  return r.rows[0] ? toUser(r.rows[0]) : undefined;
+  const r = await db.withTenant(tenantId, (q) => q.query<UserRow>(`${SELECT_USER} WHERE u.tenant_id = $1 AND u.id = $2`, [tenantId, id]));
+  return r.rows[0] ? toUser(db, r.rows[0]) : undefined;
 }
 
 export async function listUsers(db: Db, tenantId: string): Promise<UserRecord[]> {
-  const r = await db.withTenant(tenantId, (q) => q.query<UserRow>('SELECT * FROM app_user WHERE tenant_id = $1 ORDER BY username', [tenantId]));
-  return r.rows.map(toUser);
+  const r = await db.withTenant(tenantId, (q) => q.query<UserRow>(`${SELECT_USER} WHERE u.tenant_id = $1 ORDER BY u.username`, [tenantId]));
+  return r.rows.map((row) => toUser(db, row));
 }
 
 /** Inserts a user; false when the username is taken in that tenant. */
@@ -58,7 +71,7 @@ export async function insertUser(db: Db, u: Omit<UserRecord, 'failedLogins' | 'l
     q.query(
       `INSERT INTO app_user (tenant_id, id, username, password_hash, role, fhir_user, display_name, totp_secret)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
-      [u.tenantId, u.id, u.username, u.passwordHash, u.role, u.fhirUser, u.displayName, u.totpSecret],
+      [u.tenantId, u.id, u.username, u.passwordHash, u.role, u.fhirUser, u.displayName, u.totpSecret === null ? null : sealerOf(db).seal(u.totpSecret, totpContext(u.tenantId, u.id))],
     ),
   );
   return (r.rowCount ?? 0) > 0;
@@ -75,54 +88,37 @@ const COLUMN: Record<keyof UserChange, string> = {
   disabled: 'disabled',
 };
 
-/** Updates fields of a user (a new password also clears the lockout). Returns false when the user is unknown. */
+/**
+ * Updates fields of a user (a TOTP secret is sealed; a new password also clears every sign-in counter and lock of the
+ * account, from every address). Returns false when the user is unknown.
+ */
 export async function updateUser(db: Db, tenantId: string, id: string, change: UserChange): Promise<boolean> {
   const sets: string[] = [];
   const params: unknown[] = [tenantId, id];
   for (const [k, v] of Object.entries(change) as [keyof UserChange, unknown][]) {
-    params.push(v);
+    params.push(k === 'totpSecret' && typeof v === 'string' ? sealerOf(db).seal(v, totpContext(tenantId, id)) : v);
     sets.push(`${COLUMN[k]} = $${params.length}`);
   }
-  if (change.passwordHash) sets.push('failed_logins = 0, locked_until = NULL');
   if (!sets.length) return true;
-  const r = await db.withTenant(tenantId, (q) => q.query(`UPDATE app_user SET ${sets.join(', ')}, updated_at = now() WHERE tenant_id = $1 AND id = $2`, params));
-  return (r.rowCount ?? 0) > 0;
-}
-
-/**
- * Counts one sign-in attempt BEFORE its password or code is checked, in one atomic statement: parallel guesses can
- * never all be checked against a stale "not locked" (each must win a slot under the threshold first). Refused
- * (`allowed: false`, nothing counted) while the account is locked; `lockedUntil` is set when this very attempt
- * reached the threshold (a correct answer then clears it through recordLoginSuccess or refundLoginAttempt).
- */
-export async function claimLoginAttempt(db: Db, tenantId: string, id: string, threshold: number, lockMinutes: number): Promise<{ allowed: boolean; lockedUntil: Date | null }> {
-  return db.withTenant(tenantId, async (q) => {
-    const r = await q.query<{ locked_until: Date | null }>(
-      `UPDATE app_user SET failed_logins = failed_logins + 1,
-              locked_until = CASE WHEN failed_logins + 1 >= $3 THEN now() + make_interval(mins => $4::int) ELSE locked_until END
-        WHERE tenant_id = $1 AND id = $2 AND (locked_until IS NULL OR locked_until <= now())
-        RETURNING CASE WHEN locked_until > now() THEN locked_until END AS locked_until`,
-      [tenantId, id, threshold, lockMinutes],
-    );
-    if (r.rows[0]) return { allowed: true, lockedUntil: r.rows[0].locked_until };
-    const cur = await q.query<{ locked_until: Date | null }>('SELECT locked_until FROM app_user WHERE tenant_id = $1 AND id = $2', [tenantId, id]);
-    return { allowed: false, lockedUntil: cur.rows[0]?.locked_until ?? null };
+  return db.tx(tenantId, async (q) => {
+    const r = await q.query(`UPDATE app_user SET ${sets.join(', ')}, updated_at = now() WHERE tenant_id = $1 AND id = $2`, params);
+    if (change.passwordHash) await q.query('DELETE FROM signin_counter WHERE tenant_id = $1 AND user_id = $2', [tenantId, id]);
+    return (r.rowCount ?? 0) > 0;
   });
 }
 
-/**
- * Gives back an attempt claimed by claimLoginAttempt whose first factor was right but whose second factor is still
- * to come (neither a failure nor yet a success). `clearLock`: that attempt set the lock (no other attempt can have
- * changed it since), so it is lifted again.
- */
-export async function refundLoginAttempt(db: Db, tenantId: string, id: string, clearLock: boolean): Promise<void> {
-  await db.withTenant(tenantId, (q) =>
-    q.query(
-      `UPDATE app_user SET failed_logins = GREATEST(failed_logins - 1, 0), locked_until = CASE WHEN $3::boolean THEN NULL ELSE locked_until END
-        WHERE tenant_id = $1 AND id = $2`,
-      [tenantId, id, clearLock],
-    ),
-  );
+/** Seals the tenant's TOTP secrets still stored in clear (written before encryption at rest). Returns how many. */
+export async function sealStoredTotpSecrets(db: Db, tenantId: string): Promise<number> {
+  const s = sealerOf(db);
+  return db.withTenant(tenantId, async (q) => {
+    const r = await q.query<{ id: string; totp_secret: string }>('SELECT id, totp_secret FROM app_user WHERE tenant_id = $1 AND totp_secret IS NOT NULL', [tenantId]);
+    let sealed = 0;
+    for (const u of r.rows.filter((row) => !s.isSealed(row.totp_secret))) {
+      const w = await q.query('UPDATE app_user SET totp_secret = $3 WHERE tenant_id = $1 AND id = $2 AND totp_secret = $4', [tenantId, u.id, s.seal(u.totp_secret, totpContext(tenantId, u.id)), u.totp_secret]);
+      sealed += w.rowCount ?? 0;
+    }
+    return sealed;
+  });
 }
 
 /** Accepts a TOTP step once: false when this step (or a later one) was already used. */
@@ -131,11 +127,6 @@ export async function claimTotpStep(db: Db, tenantId: string, id: string, step: 
     q.query('UPDATE app_user SET totp_last_step = $3 WHERE tenant_id = $1 AND id = $2 AND (totp_last_step IS NULL OR totp_last_step < $3)', [tenantId, id, step]),
   );
   return (r.rowCount ?? 0) > 0;
-}
-
-/** A successful sign-in resets the failure count (a lock that has run out is cleared too). */
-export async function recordLoginSuccess(db: Db, tenantId: string, id: string): Promise<void> {
-  await db.withTenant(tenantId, (q) => q.query('UPDATE app_user SET failed_logins = 0, locked_until = NULL WHERE tenant_id = $1 AND id = $2 AND (failed_logins > 0 OR locked_until IS NOT NULL)', [tenantId, id]));
 }
 
 // --- EHR launch contexts --------------------------------------------------------------------------------------
@@ -196,4 +187,18 @@ export async function useRegistrationToken(db: Db, tenantId: string, tokenHash: 
     ),
   );
   return r.rows[0];
+}
+
+// --- upkeep ----------------------------------------------------------------------------------------------------
+
+/**
+ * Removes the tenant's launch contexts once expired (they name patients and are useless after their 5 minutes) and
+ * registration tokens a day after they expired or were used. Returns how many rows went.
+ */
+export async function purgeExpiredLaunchesAndTokens(db: Db, tenantId: string): Promise<number> {
+  return db.withTenant(tenantId, async (q) => {
+    const l = await q.query('DELETE FROM launch_context WHERE tenant_id = $1 AND expires_at < now()', [tenantId]);
+    const t = await q.query("DELETE FROM registration_token WHERE tenant_id = $1 AND (expires_at < now() - interval '1 day' OR used_at < now() - interval '1 day')", [tenantId]);
+    return (l.rowCount ?? 0) + (t.rowCount ?? 0);
+  });
 }

@@ -27,12 +27,20 @@ export async function analyzeChangedTables(db: Db, log: Logger): Promise<string[
 
 /** Runs analyzeChangedTables every `intervalMs` until stopped. */
 export function startStatsKeeper(db: Db, log: Logger, intervalMs: number): () => void {
+  return repeat(() => analyzeChangedTables(db, log), intervalMs, log, 'ANALYZE failed');
+}
+
+/**
+ * Runs `task` every `intervalMs` until the returned function is called: never two runs at once, a failure is logged
+ * (`failure` is the message) and the next run goes ahead, and the timer does not keep the process alive.
+ */
+export function repeat(task: () => Promise<unknown>, intervalMs: number, log: Logger, failure: string): () => void {
   let busy = false;
   const timer = setInterval(() => {
     if (busy) return;
     busy = true;
-    analyzeChangedTables(db, log)
-      .catch((err) => log.warn({ err }, 'ANALYZE failed'))
+    task()
+      .catch((err) => log.warn({ err }, failure))
       .finally(() => (busy = false));
   }, intervalMs);
   timer.unref();

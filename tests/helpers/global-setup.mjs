@@ -7,6 +7,9 @@ import { register } from 'node:module';
 register('../../scripts/ts-hooks.mjs', import.meta.url);
 
 export default async function globalSetup() {
+  // Every server of the run shares one database, so they share one key for the secrets stored in it (as several
+  // processes on one PostgreSQL must: README, SECRETS_KEY). Test processes inherit it.
+  process.env.SECRETS_KEY ??= (await import('node:crypto')).randomBytes(32).toString('base64');
   const { buildDeps } = await import('../../src/compose.js');
   const { loadConfig } = await import('../../src/config/index.js');
   const { createLogger } = await import('../../src/platform/log.js');

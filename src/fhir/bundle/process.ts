@@ -232,6 +232,8 @@ async function checkReferences(ctx: FhirContext, q: Queryable, written: { e: Par
     ctx,
     q,
     written.map(({ e, resource }) => ({ resource, pathPrefix: `Bundle.entry[${e.index}].resource` })),
+    // what this transaction wrote exists for its own references, whether or not the caller may read it back
+    new Set(written.map(({ resource }) => `${resource.resourceType}/${resource.id}`)),
   );
   if (!issues.length) return;
   const first = issues[0];

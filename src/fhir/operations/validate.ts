@@ -4,7 +4,7 @@ import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
 import { readCurrent } from '../../store/resources.js';
 import type { FhirContext, FhirResult } from '../context.js';
 import { FhirError, issue } from '../errors.js';
-import { authorize } from '../guard.js';
+import { authorize, readableKeys } from '../guard.js';
 import { assertId } from '../ids.js';
 import { checkBodyAgainstUrl, referenceIssues, structuralIssues } from '../validation/index.js';
 
@@ -30,8 +30,16 @@ export async function validateOperation(ctx: FhirContext, type: string, id: stri
   const issues: OperationOutcomeIssue[] = [];
   if (mode === 'delete') {
     if (id === undefined) throw new FhirError('invalid', '$validate mode=delete needs an instance URL ([type]/[id]/$validate)', { code: 'VALIDATE_MODE_INVALID' });
-    const current = await ctx.deps.db.withTenant(ctx.tenant.id, (q) => readCurrent(q, ctx.tenant.id, type, id), { signal: ctx.signal });
-    if (!current || current.deleted) issues.push(issue('error', 'not-found', `${type}/${id} does not exist, so it cannot be deleted`, { code: 'RESOURCE_NOT_FOUND', expression: [type] }));
+    // a resource the caller may not read is reported like a missing one (issue 8, finding 4)
+    const visible = await ctx.deps.db.withTenant(
+      ctx.tenant.id,
+      async (q) => {
+        const current = await readCurrent(q, ctx.tenant.id, type, id);
+        return !!current && !current.deleted && (await readableKeys(ctx, q, [`${type}/${id}`])).size === 1;
+      },
+      { signal: ctx.signal },
+    );
+    if (!visible) issues.push(issue('error', 'not-found', `${type}/${id} does not exist, so it cannot be deleted`, { code: 'RESOURCE_NOT_FOUND', expression: [type] }));
   } else {
     if (resource === undefined) throw new FhirError('invalid', '$validate needs a resource in the body', { code: 'VALIDATE_NO_RESOURCE' });
     try {

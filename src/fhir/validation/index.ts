@@ -5,6 +5,7 @@ import type { Queryable } from '../../platform/db.js';
 import { existing } from '../../store/resources.js';
 import type { FhirContext } from '../context.js';
 import { FhirError, issue } from '../errors.js';
+import { readableKeys } from '../guard.js';
 import { classifyReference, findReferences, type RefContext } from '../references.js';
 import { validateSchema } from './schema.js';
 
@@ -91,7 +92,8 @@ export async function referenceIssues(
       const [type, id] = k.split('/');
       return { type, id };
     });
-    const found = await existing(q, ctx.tenant.id, refs);
+    // a reference to a resource the caller may not read is answered as if it did not exist (issue 8, finding 4)
+    const found = await readableKeys(ctx, q, await existing(q, ctx.tenant.id, refs));
     for (const [key, paths] of toCheck) {
       if (found.has(key)) continue;
       for (const where of paths) {

@@ -18,7 +18,7 @@ beforeAll(async () => {
   app = await newApp(server, t.slug);
   await newUser(server, t.slug, 'reg-admin', 'tenant-admin');
   await newUser(server, t.slug, 'reg-doc', 'practitioner');
-  adminToken = await tokenFor(server, t, { clientId: app.clientId, username: 'reg-admin', scope: 'user/*.rs' });
+  adminToken = await tokenFor(server, t, { clientId: app.clientId, username: 'reg-admin', scope: 'user/*.rs user/DiagnosticReport.c' });
 });
 afterAll(async () => server.close());
 
@@ -55,11 +55,12 @@ describe('dynamic client registration (RFC 7591) guarded by an initial access to
     expect(reg.status).toBe(201);
     expect(reg.body.client_id).toEqual(expect.any(String));
     expect(reg.body.tenant).toBe(t.slug);
-    // capped by the initial access token: no Patient, no delete
-    expect(reg.body.smart_scope.split(' ').sort()).toEqual(['system/DiagnosticReport.cru', 'system/Observation.rs']);
+    // capped by the initial access token (itself capped by the admin's own access: DiagnosticReport create and read,
+    // no update): no Patient, no delete
+    expect(reg.body.smart_scope.split(' ').sort()).toEqual(['system/DiagnosticReport.cr', 'system/Observation.rs']);
     const tok = await tokenRequest(server.origin, { grant_type: 'client_credentials', scope: 'system/DiagnosticReport.cruds system/Patient.rs', client_assertion_type: ASSERTION_TYPE, client_assertion: clientAssertion(reg.body.client_id, `${server.origin}/auth/token`, key.privateKey, { kid: 'dyn-1' }) });
     expect(tok.status).toBe(200);
-    expect(tok.body.scope).toBe('system/DiagnosticReport.cru');
+    expect(tok.body.scope).toBe('system/DiagnosticReport.cr');
     const api = authed(server.origin, tok.body.access_token);
     const dr = await api.post(`${t.path}/DiagnosticReport`).set('Content-Type', 'application/fhir+json').send({ resourceType: 'DiagnosticReport', status: 'final', code: { text: 'CBC' } });
     expect(dr.status).toBe(201);
@@ -89,12 +90,15 @@ describe('dynamic client registration (RFC 7591) guarded by an initial access to
     expect(tok.body.scope.split(' ').sort()).toEqual(['openid', 'user/Patient.rs']); // Observation was not registered for this client
   });
 
-  it('only tenant admins (and backend clients) obtain initial access tokens', async () => {
+  it('only tenant admins obtain initial access tokens (not practitioners, not backend clients)', async () => {
     const doc = await tokenFor(server, t, { clientId: app.clientId, username: 'reg-doc', scope: 'user/Patient.rs' });
     const res = await post('/auth/register/initial-access-token', {}, doc);
     expect(res.status).toBe(403);
     expect(res.body.error).toBe('insufficient_scope');
     expect((await post('/auth/register/initial-access-token', {})).status).toBe(401);
+    const backend = await post('/auth/register/initial-access-token', { scope: 'system/Organization.rs' }, t.token);
+    expect(backend.status).toBe(403);
+    expect(backend.body.error).toBe('insufficient_scope');
   });
 });
 

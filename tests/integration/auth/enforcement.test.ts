@@ -87,7 +87,8 @@ describe('granular scopes (category filters)', () => {
   });
 
   it('a write outside the granted category is 403 and stores nothing', async () => {
-    const doc = await as('enf-doc', 'user/Observation.cruds');
+    // (Patient read too: a reference to a resource the token may not read counts as absent, issue 8)
+    const doc = await as('enf-doc', 'user/Observation.cruds user/Patient.rs');
     const before = (await t.api.get(`${t.path}/Observation?_summary=count`)).body.total;
     const res = await doc.post(`${t.path}/Observation`).set('Content-Type', FHIR_JSON).send({ resourceType: 'Observation', status: 'final', category: [{ coding: [{ system: CAT, code: 'laboratory' }] }], code: { text: 'Hb' }, subject: { reference: `Patient/${ids.me}` } });
     expect(res.status).toBe(403);
@@ -180,7 +181,7 @@ describe('conditional writes search on the caller\'s behalf', () => {
     const res = await createOnly.post(`${t.path}/Encounter`).set('Content-Type', FHIR_JSON).set('If-None-Exist', `subject=Patient/${ids.me}`).send({ resourceType: 'Encounter', status: 'planned', class: { code: 'AMB' }, subject: { reference: `Patient/${ids.me}` } });
     expect(res.status).toBe(403);
     // a lab technician's conditional update cannot reach a vital sign through its condition: no match -> create path
-    const lab = await as('enf-lab', 'user/Observation.crus');
+    const lab = await as('enf-lab', 'user/Observation.crus user/Patient.rs');
     const upd = await lab.put(`${t.path}/Observation?_id=${ids.myVital}`).set('Content-Type', FHIR_JSON).send({ resourceType: 'Observation', status: 'amended', code: { text: 'x' }, subject: { reference: `Patient/${ids.me}` } });
     expect(upd.status).toBe(403); // the new content is not a laboratory Observation either
     expect((await t.api.get(`${t.path}/Observation/${ids.myVital}`)).body.status).toBe('final');

@@ -139,11 +139,12 @@ describe('signing keys', () => {
   });
 
   it('retirement: a token signed by a retired key is refused at once', async () => {
-    // a key of this test only (retiring the shared signer would break the other suites of this run)
+    // a key of this test only (retiring the shared signer would break the other suites of this run); the app role
+    // may not write signing keys (migrations/0005), so it goes in through the owner connection, as the CLI's would
     const key = generateSigningKey();
-    await server.deps.db.platform((q) =>
-      q.query("INSERT INTO signing_key (kid, alg, private_jwk, public_jwk, superseded_at, retire_at) VALUES ($1, 'RS256', $2, $3, now(), now() + interval '1 hour')", [key.kid, key.privateJwk, key.publicJwk]),
-    );
+    await server.deps.db
+      .admin()
+      .query("INSERT INTO signing_key (kid, alg, private_jwk, public_jwk, superseded_at, retire_at) VALUES ($1, 'RS256', $2, $3, now(), now() + interval '1 hour')", [key.kid, key.privateJwk, key.publicJwk]);
     await server.app.auth.refreshKeys();
     const claims = jwt.decode(t.token) as Record<string, unknown>;
     const signed = jwt.sign({ ...claims, jti: randomBytes(8).toString('hex') }, createPrivateKey({ key: key.privateJwk as never, format: 'jwk' }), { algorithm: 'RS256', keyid: key.kid });
