@@ -10,6 +10,7 @@ import { FhirError } from '../fhir/errors.js';
 import { insertLaunch } from '../store/auth-users.js';
 import type { TenantCache } from '../store/tenants.js';
 import { abortInteraction, errorPage, showInteraction, submitConsent, submitLogin, submitTotp, type InteractionDeps } from './interactions.js';
+import { manageLogin, manageLogout, manageRevoke, manageTotp, showApps } from './manage.js';
 import { OriginRegistry } from './origins.js';
 import { AddressThrottle } from './sign-in-throttle.js';
 import { buildProvider, issuerOf, tenantOfBase } from './provider.js';
@@ -109,6 +110,24 @@ export function createAuthServer(deps: Deps, tenants: TenantCache): AuthServer {
   router.post('/interaction/:uid/totp', form, page(submitTotp));
   router.post('/interaction/:uid/consent', form, page(submitConsent));
   router.post('/interaction/:uid/abort', form, page(abortInteraction));
+
+  // SMART management_endpoint: the user's own connected apps, revocable (src/auth/manage.ts)
+  const manage = (fn: (a: InteractionDeps) => (req: Request, res: Response) => Promise<void>) => {
+    const handler = fn(ia);
+    return async (req: Request, res: Response) => {
+      try {
+        await handler(req, res);
+      } catch (err) {
+        deps.log.error({ err }, 'connected-apps page failed');
+        if (!res.headersSent) res.status(500).type('html').send(errorPage('Something went wrong; try again.'));
+      }
+    };
+  };
+  router.get('/manage/:tenant', manage(showApps));
+  router.post('/manage/:tenant/login', form, manage(manageLogin));
+  router.post('/manage/:tenant/totp', form, manage(manageTotp));
+  router.post('/manage/:tenant/revoke', form, manage(manageRevoke));
+  router.post('/manage/:tenant/logout', form, manage(manageLogout));
 
   router.get('/smart-style.json', (_req, res) => {
     res.json({ color_background: '#f4f6f8', color_error: '#8a1c12', color_highlight: '#1f6fc5', color_modal_backdrop: '', color_success: '#2e7d32', color_text: '#1d2733', dim_border_radius: '8px', dim_font_size: '16px', dim_spacing_size: '16px', font_family_body: 'system-ui, sans-serif', font_family_heading: 'system-ui, sans-serif' });

@@ -10,7 +10,6 @@ export interface AuthEndpoints {
   register: string;
   introspect: string;
   revoke: string;
-  manage?: string;
 }
 
 export function authEndpoints(publicBaseUrl: string): AuthEndpoints {
@@ -52,7 +51,8 @@ export const SMART_CAPABILITIES = [
   'permission-v2',
 ];
 
-export function smartConfiguration(publicBaseUrl: string): Record<string, unknown> {
+/** The discovery document of one tenant's FHIR base. */
+export function smartConfiguration(publicBaseUrl: string, tenant: string): Record<string, unknown> {
   const e = authEndpoints(publicBaseUrl);
   return {
     issuer: e.issuer,
@@ -71,6 +71,8 @@ export function smartConfiguration(publicBaseUrl: string): Record<string, unknow
     response_types_supported: ['code'],
     introspection_endpoint: e.introspect,
     revocation_endpoint: e.revoke,
+    // where a user sees the apps they authorized and revokes them (src/auth/manage.ts)
+    management_endpoint: `${e.issuer}/manage/${tenant}`,
     code_challenge_methods_supported: ['S256'],
     capabilities: SMART_CAPABILITIES,
   };

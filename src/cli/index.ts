@@ -12,10 +12,13 @@ import { createTenant } from '../tenancy/create-tenant.js';
 import { jobStatus, startReindex, waitForJob } from '../jobs/reindex.js';
 import { cancelJob, listJobs, type JobState } from '../store/jobs.js';
 import { authCommand, AUTH_USAGE } from './auth.js';
+import { registerClient } from '../auth/admin.js';
+import { createAuthServer } from '../auth/server.js';
+import { TenantCache } from '../store/tenants.js';
 
 const USAGE = `usage: npm run cli -- <command>
   migrate                                   apply pending migrations
-  tenant create <slug> --name "<name>"      create a tenant and its root Organization
+  tenant create <slug> --name "<name>"      create a tenant, its root Organization and its operator client <slug>-cli
   tenant list                               list tenants
   tenant set <slug> [--referential-integrity true|false] [--mfa-required true|false]
   reindex <slug> [--type Observation,Patient]  recompute search index rows (after adding a SearchParameter)
@@ -59,6 +62,16 @@ async function run(argv: string[]): Promise<number> {
       }
       const { baseUrl } = await createTenant(deps, slug, values.name);
       console.log(`created tenant ${slug}: FHIR base ${baseUrl}`);
+      // an operator client, as the demo tenant has demo-cli: its key is held by no one, tokens come from this CLI
+      const clientId = `${slug}-cli`;
+      const auth = createAuthServer(deps, new TenantCache(deps.db));
+      try {
+        await registerClient(deps, auth.provider(), { tenant: slug, kind: 'operator', name: `${values.name} operator (CLI tokens)`, clientId, scope: 'system/*.cruds' });
+      } finally {
+        auth.close();
+      }
+      console.log(`operator client ${clientId} registered; get an access token with:`);
+      console.log(`  npm run -s cli -- token ${slug} --client ${clientId} --scope 'system/*.cruds'`);
       return 0;
     }
     if (cmd === 'tenant' && sub === 'list') {

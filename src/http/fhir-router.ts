@@ -308,7 +308,7 @@ export function fhirRouter(opts: RouterOptions) {
       const baseUrl = `${opts.deps.config.publicBaseUrl}/fhir/${tenant.id}`;
       if (discovery && rest[0] === '.well-known') {
         // SMART: JSON "regardless of Accept headers"
-        res.status(200).json(smartConfiguration(opts.deps.config.publicBaseUrl));
+        res.status(200).json(smartConfiguration(opts.deps.config.publicBaseUrl, tenant.id));
         return;
       }
       // Everything else needs a token for this tenant's base (401 otherwise, another tenant's token included).

@@ -154,3 +154,24 @@ export async function sealStoredClientSecrets(db: Db): Promise<number> {
   }
   return sealed;
 }
+
+/** A live grant of one account, with the SMART context stored beside it (the "connected apps" page). */
+export interface AccountGrant {
+  clientId: string;
+  smart: Payload;
+  expiresAt: Date | null;
+}
+
+/** The live grants of `accountId` that carry a SMART context, newest first. */
+export async function listGrantsOf(db: Db, accountId: string): Promise<AccountGrant[]> {
+  const r = await db.platform((q) =>
+    q.query<{ client_id: string; smart: Payload; expires_at: Date | null }>(
+      `SELECT g.payload->>'clientId' AS client_id, s.payload AS smart, g.expires_at
+         FROM oidc_payload g JOIN oidc_payload s ON s.model = 'SmartGrant' AND s.id = g.id
+        WHERE g.model = 'Grant' AND g.payload->>'accountId' = $1 AND (g.expires_at IS NULL OR g.expires_at > now())
+        ORDER BY (g.payload->>'iat')::bigint DESC NULLS LAST LIMIT 200`,
+      [accountId],
+    ),
+  );
+  return r.rows.map((x) => ({ clientId: x.client_id, smart: x.smart, expiresAt: x.expires_at }));
+}

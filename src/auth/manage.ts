@@ -1,0 +1,201 @@
+// The SMART `management_endpoint` (conformance.html: "where an end-user can view which applications currently have
+// access to data and can make adjustments to these access rights"): /auth/manage/{tenant}. The user signs in (same
+// password, second factor and lockout as an app launch), sees every app they authorized, with what and for which
+// patient, and revokes any of them: the grant, its refresh tokens and its launch context go at once (access tokens
+// are JWTs and run out within their lifetime, at most an hour).
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { Request, Response } from 'express';
+import type { Tenant } from '../fhir/context.js';
+import { findClient, listGrantsOf, revokeGrant } from '../store/auth-payloads.js';
+import { findUserById, type UserRecord } from '../store/auth-users.js';
+import { readCurrent } from '../store/resources.js';
+import { accountId } from './claims.js';
+import type { InteractionDeps } from './interactions.js';
+import { checkPassword, checkTotp, readTicket, signTicket, type LoginOutcome } from './login.js';
+import { errorBox, esc, page } from './pages.js';
+import { describeScope } from './scope-words.js';
+import { parseScopes } from './scopes.js';
+import { addressKey } from './sign-in-throttle.js';
+
+const COOKIE = 'tenfhir_manage';
+
+function send(res: Response, status: number, html: string): void {
+  res.status(status).setHeader('Content-Type', 'text/html; charset=utf-8');
+  res.setHeader('Cache-Control', 'no-store');
+  res.setHeader('X-Frame-Options', 'DENY');
+  res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'");
+  res.send(html);
+}
+
+const base = (tenant: string) => `/auth/manage/${encodeURIComponent(tenant)}`;
+const uidOf = (tenant: string) => `manage:${tenant}`;
+
+function cookieOf(req: Request): string | undefined {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const [k, ...v] = part.trim().split('=');
+    if (k === COOKIE) return decodeURIComponent(v.join('='));
+  }
+  return undefined;
+}
+
+/** The signed-in user of this page (a short ticket in an HttpOnly, SameSite=Strict cookie scoped to the page). */
+async function signedIn(a: InteractionDeps, req: Request, tenant: string): Promise<{ user: UserRecord; cookie: string } | undefined> {
+  const cookie = cookieOf(req);
+  const t = cookie ? readTicket(a.ticketKey, cookie, uidOf(tenant)) : undefined;
+  const user = t ? await findUserById(a.deps.db, t.tenantId, t.userId) : undefined;
+  return user && !user.disabled && cookie ? { user, cookie } : undefined;
+}
+
+function setSession(a: InteractionDeps, res: Response, tenant: string, user: UserRecord | undefined): void {
+  const secure = a.deps.config.publicBaseUrl.startsWith('https:') ? '; Secure' : '';
+  const value = user ? encodeURIComponent(signTicket(a.ticketKey, { uid: uidOf(tenant), tenantId: user.tenantId, userId: user.id })) : '';
+  res.setHeader('Set-Cookie', `${COOKIE}=${value}; Path=${base(tenant)}; HttpOnly; SameSite=Strict${secure}${user ? '' : '; Max-Age=0'}`);
+}
+
+/** A form token bound to the session cookie: a form from anywhere else cannot revoke (on top of SameSite=Strict). */
+function csrfToken(a: InteractionDeps, cookie: string): string {
+  return createHmac('sha256', a.ticketKey).update(`manage-csrf:${cookie}`).digest('base64url');
+}
+
+function field(req: Request, name: string): string {
+  const v = (req.body as Record<string, unknown> | undefined)?.[name];
+  return typeof v === 'string' ? v : '';
+}
+
+function signInPage(tenant: string, tenantName: string, message?: string): string {
+  return page({
+    title: 'Your connected apps',
+    tenantName,
+    body: `<p>Sign in to see which apps can access your data at ${esc(tenantName)}, and to take that access away.</p>${errorBox(message)}
+<form method="post" action="${base(tenant)}/login">
+<label for="username">Username</label><input id="username" name="username" type="text" autocomplete="username" required autofocus>
+<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit">Sign in</button></form>`,
+  });
+}
+
+function totpPage(tenant: string, tenantName: string, ticket: string, message?: string): string {
+  return page({
+    title: 'Authentication code',
+    tenantName,
+    body: `<p>Enter the 6-digit code from your authenticator app.</p>${errorBox(message)}
+<form method="post" action="${base(tenant)}/totp"><input type="hidden" name="ticket" value="${esc(ticket)}">
+<label for="code">Code</label><input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" required autofocus>
+<button type="submit">Verify</button></form>`,
+  });
+}
+
+async function patientLabel(a: InteractionDeps, tenant: string, id: string): Promise<string> {
+  const row = await a.deps.db.withTenant(tenant, (q) => readCurrent(q, tenant, 'Patient', id)).catch(() => undefined);
+  const p = row?.json && !row.deleted ? (JSON.parse(row.json) as { name?: { text?: string; given?: string[]; family?: string }[] }) : undefined;
+  const n = p?.name?.[0];
+  return (n ? n.text ?? [...(n.given ?? []), n.family].filter(Boolean).join(' ') : '') || `Patient/${id}`;
+}
+
+async function appsPage(a: InteractionDeps, tenant: string, tenantName: string, user: UserRecord, cookie: string, message?: string): Promise<string> {
+  const grants = (await listGrantsOf(a.deps.db, accountId(user.tenantId, user.id))).filter((g) => g.smart.tenant === tenant);
+  const csrf = csrfToken(a, cookie);
+  const items: string[] = [];
+  for (const g of grants) {
+    const client = await findClient(a.deps.db, g.clientId);
+    const name = String(client?.metadata.client_name ?? g.clientId);
+    const patient = typeof g.smart.patient === 'string' ? await patientLabel(a, tenant, g.smart.patient) : undefined;
+    const scopes = parseScopes([g.smart.scope, ...((g.smart.other as string[] | undefined) ?? [])].filter(Boolean).join(' ')).scopes;
+    const what = scopes.map((s) => `<li>${esc(describeScope(s, patient))}</li>`).join('');
+    items.push(`<li><strong>${esc(name)}</strong>${patient ? ` for ${esc(patient)}` : ''}${g.expiresAt ? ` <span class="note">until ${esc(g.expiresAt.toISOString().slice(0, 10))}</span>` : ''}
+<ul class="scopes">${what}</ul>
+<form method="post" action="${base(tenant)}/revoke"><input type="hidden" name="csrf" value="${esc(csrf)}"><input type="hidden" name="grant" value="${esc(String(g.smart.grantId))}">
+<button class="secondary" type="submit">Revoke access</button></form></li>`);
+  }
+  const list = items.length ? `<ul class="patients">${items.join('')}</ul>` : '<p class="note">No app has access to your data.</p>';
+  return page({
+    title: 'Your connected apps',
+    tenantName,
+    body: `<p>Signed in as <strong>${esc(user.displayName ?? user.username)}</strong>.</p>${message ? `<p class="note" role="status">${esc(message)}</p>` : ''}${list}
+<p class="note">Revoking ends the app's refresh tokens at once; an access token it already holds stops working when it expires (within an hour).</p>
+<form method="post" action="${base(tenant)}/logout"><input type="hidden" name="csrf" value="${esc(csrf)}"><button class="secondary" type="submit">Sign out</button></form>`,
+  });
+}
+
+type Handler = (a: InteractionDeps, req: Request, res: Response, tenant: Tenant) => Promise<void>;
+
+/** Resolves the tenant of the URL (404 page when unknown) and runs `fn`. */
+export function managePage(fn: Handler) {
+  return (a: InteractionDeps) => async (req: Request, res: Response) => {
+    const slug = String(req.params.tenant);
+    const tenant = /^[a-z0-9][a-z0-9-]{0,62}$/.test(slug) ? await a.tenants.get(slug) : undefined;
+    if (!tenant || tenant.status !== 'active') return send(res, 404, page({ title: 'Not found', body: errorBox('There is no such organization.') }));
+    await fn(a, req, res, tenant);
+  };
+}
+
+function refused(res: Response, out: LoginOutcome): number {
+  if (out.ok || (out.reason !== 'locked' && out.reason !== 'throttled')) return 401;
+  res.setHeader('Retry-After', String(Math.max(1, Math.ceil((out.until.getTime() - Date.now()) / 1000))));
+  return 429;
+}
+
+/** GET /auth/manage/:tenant */
+export const showApps = managePage(async (a, req, res, t) => {
+  const s = await signedIn(a, req, t.id);
+  if (!s) return send(res, 200, signInPage(t.id, t.name));
+  send(res, 200, await appsPage(a, t.id, t.name, s.user, s.cookie));
+});
+
+/** POST /auth/manage/:tenant/login */
+export const manageLogin = managePage(async (a, req, res, t) => {
+  const out = await checkPassword({ deps: a.deps, throttle: a.throttle, address: addressKey(req.ip) }, t.id, t.settings.mfaRequired === true, field(req, 'username').trim().slice(0, 200), field(req, 'password'));
+  a.deps.log.info({ tenantId: t.id, userId: 'user' in out ? out.user.id : undefined, outcome: out.ok ? 'signed-in' : out.reason, page: 'manage' }, 'sign-in');
+  if (out.ok) {
+    setSession(a, res, t.id, out.user);
+    return void res.redirect(303, base(t.id));
+  }
+  if (out.reason === 'second-factor') {
+    if (out.enrol) return send(res, 403, signInPage(t.id, t.name, 'Set up your authenticator app by signing in to an app first.'));
+    return send(res, 200, totpPage(t.id, t.name, signTicket(a.ticketKey, { uid: `${uidOf(t.id)}:totp`, tenantId: out.user.tenantId, userId: out.user.id })));
+  }
+  send(res, refused(res, out), signInPage(t.id, t.name, out.message));
+});
+
+/** POST /auth/manage/:tenant/totp */
+export const manageTotp = managePage(async (a, req, res, t) => {
+  const ticket = readTicket(a.ticketKey, field(req, 'ticket'), `${uidOf(t.id)}:totp`);
+  const user = ticket ? await findUserById(a.deps.db, ticket.tenantId, ticket.userId) : undefined;
+  if (!ticket || !user || user.disabled) return send(res, 401, signInPage(t.id, t.name, 'Your sign-in expired; sign in again.'));
+  const out = await checkTotp({ deps: a.deps, throttle: a.throttle, address: addressKey(req.ip) }, user, field(req, 'code'));
+  if (out.ok) {
+    setSession(a, res, t.id, out.user);
+    return void res.redirect(303, base(t.id));
+  }
+  if (out.reason === 'locked' || out.reason === 'throttled') return send(res, refused(res, out), signInPage(t.id, t.name, out.message));
+  send(res, 401, totpPage(t.id, t.name, field(req, 'ticket'), 'The authentication code is not correct.'));
+});
+
+function csrfOk(a: InteractionDeps, req: Request, cookie: string): boolean {
+  const given = Buffer.from(field(req, 'csrf'));
+  const expected = Buffer.from(csrfToken(a, cookie));
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+/** POST /auth/manage/:tenant/revoke — one of the user's own grants, nobody else's. */
+export const manageRevoke = managePage(async (a, req, res, t) => {
+  const s = await signedIn(a, req, t.id);
+  if (!s) return send(res, 401, signInPage(t.id, t.name, 'Please sign in again.'));
+  if (!csrfOk(a, req, s.cookie)) return send(res, 403, page({ title: 'Refused', tenantName: t.name, body: errorBox('This form did not come from this page.') }));
+  const grantId = field(req, 'grant');
+  const own = (await listGrantsOf(a.deps.db, accountId(s.user.tenantId, s.user.id))).find((g) => g.smart.grantId === grantId && g.smart.tenant === t.id);
+  if (!own) return send(res, 404, await appsPage(a, t.id, t.name, s.user, s.cookie, 'That access was not found (already revoked?).'));
+  const grant = await a.provider().Grant.find(grantId);
+  await grant?.destroy();
+  await revokeGrant(a.deps.db, grantId);
+  a.deps.log.info({ tenantId: t.id, userId: s.user.id, clientId: own.clientId }, 'grant revoked by its user');
+  const client = await findClient(a.deps.db, own.clientId);
+  send(res, 200, await appsPage(a, t.id, t.name, s.user, s.cookie, `Access for ${String(client?.metadata.client_name ?? own.clientId)} revoked.`));
+});
+
+/** POST /auth/manage/:tenant/logout */
+export const manageLogout = managePage(async (a, req, res, t) => {
+  const s = await signedIn(a, req, t.id);
+  if (s && csrfOk(a, req, s.cookie)) setSession(a, res, t.id, undefined);
+  res.redirect(303, base(t.id));
+});
