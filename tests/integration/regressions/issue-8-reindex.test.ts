@@ -42,8 +42,9 @@ onEmbedded('$reindex of 30,000 resources on the embedded database', () => {
       proc.once('exit', (code) => reject(new Error(`server exited with ${code}: ${out}`)));
     });
     cli('tenant', 'create', 'small', '--name', 'Small clinic');
+    cli('client', 'add', 'small', '--type', 'operator', '--name', 'reader', '--id', 'small-reader', '--scope', 'system/*.rs');
     big = cli('token', 'demo', '--client', 'demo-cli', '--scope', 'system/*.cruds');
-    small = cli('token', 'small', '--client', 'small-cli', '--scope', 'system/*.cruds');
+    small = cli('token', 'small', '--client', 'small-reader', '--scope', 'system/*.rs');
     for (let b = 0; b < 30; b++) {
       const entry = Array.from({ length: 1000 }, (_, i) => ({
         fullUrl: `urn:uuid:${crypto.randomUUID()}`,
@@ -61,7 +62,7 @@ onEmbedded('$reindex of 30,000 resources on the embedded database', () => {
 
   it('completes while reads and searches keep being answered', async () => {
     const mine = (await api('/fhir/demo/Patient', big, { method: 'POST', body: JSON.stringify({ resourceType: 'Patient', name: [{ family: 'Reader' }] }) })).body;
-    const theirs = (await api('/fhir/small/Patient', small, { method: 'POST', body: JSON.stringify({ resourceType: 'Patient', name: [{ family: 'Neighbour' }] }) })).body;
+    const theirs = { id: 'small' }; // the small tenant's root Organization
     const start = await api('/fhir/demo/$reindex', big, { method: 'POST', body: '{}' });
     expect(start.status).toBe(202);
     const status = new URL(start.headers.get('content-location')!);
@@ -70,7 +71,7 @@ onEmbedded('$reindex of 30,000 resources on the embedded database', () => {
     while (state === 'running') {
       const rs = await Promise.all([
         api(`/fhir/demo/Patient/${mine.id}`, big),
-        api(`/fhir/small/Patient/${theirs.id}`, small),
+        api(`/fhir/small/Organization/${theirs.id}`, small),
         api('/fhir/demo/Patient?name=Big12&_count=5', big),
       ]);
       statuses.push(...rs.map((r) => r.status));
