@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The founders' workload driver (../shared/bench, W1-W4) against this server as shipped (auth, row-level security,
+# validation on), on a fresh PostgreSQL database, and optionally the driver's raw-PostgreSQL ceiling in the same run.
+# --repo runs another checkout of this project (an A/B of two builds: alternate them in one session).
+#
+#   bench/founders.sh [--repo DIR] [--patients N] [--label TEXT] [--out-dir DIR] [--ceiling] [--port P]
+#
+# Needs PostgreSQL on 127.0.0.1:5432 with trust auth for `postgres` (as on the project's machines) and Node 20.
+# Results: JSON files of the driver in --out-dir (default bench/results), one line per file printed at the end.
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+repo="$here"; patients=2000; label=""; out_dir="$here/bench/results"; ceiling=0; port=18180
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --repo) repo="$(cd "$2" && pwd)"; shift 2 ;;
+    --patients) patients="$2"; shift 2 ;;
+    --label) label="$2"; shift 2 ;;
+    --out-dir) out_dir="$2"; shift 2 ;;
+    --ceiling) ceiling=1; shift ;;
+    --port) port="$2"; shift 2 ;;
+    *) echo "unknown option $1"; exit 2 ;;
+  esac
+done
+label="${label:-$(git -C "$repo" rev-parse --short HEAD)}"
+mkdir -p "$out_dir"
+work="$(mktemp -d)"
+driver="${FHIR_BENCH_DIR:-${TMPDIR:-/tmp}/fhir-bench}"
+if [ ! -d "$driver/node_modules" ]; then
+  rm -rf "$driver" && cp -r "$here/../shared/bench" "$driver" && (cd "$driver" && npm ci --no-audit --no-fund >/dev/null)
+fi
+psql_admin() { psql -q -h 127.0.0.1 -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"; }
+db="tenfhir_fb_$$_$RANDOM"
+psql_admin -c "CREATE DATABASE $db" >/dev/null
+psql_admin -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tenfhir_bench') THEN CREATE ROLE tenfhir_bench LOGIN NOSUPERUSER NOBYPASSRLS; END IF; END \$\$;" >/dev/null
+export DATABASE_URL="postgres://tenfhir_bench@127.0.0.1:5432/$db" DATABASE_ADMIN_URL="postgres://postgres@127.0.0.1:5432/$db"
+export PORT="$port" PUBLIC_BASE_URL="http://127.0.0.1:$port" DATA_DIR="$work/data" DEMO_TENANT=false LOG_LEVEL=warn
+export SECRETS_KEY="$(node -e 'console.log(require("crypto").randomBytes(32).toString("base64"))')"
+server_pid=""
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
+  psql_admin -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+(cd "$repo" && exec node --import ./scripts/register-ts.mjs src/main.ts) > "$work/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.5; done
+cli() { (cd "$repo" && node --import ./scripts/register-ts.mjs src/cli/index.ts "$@"); }
+cli tenant create fb --name "fhir-bench" >/dev/null
+cli client add fb --type operator --name "fhir-bench driver" --id fb-ops --scope 'system/*.cruds' >/dev/null
+token="$(cli token fb --client fb-ops --scope 'system/*.cruds' --ttl 86400 2>/dev/null)"
+stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+out="$out_dir/founders-$label-$stamp.json"
+(cd "$driver" && node src/cli.mjs --base "http://127.0.0.1:$port/fhir/fb" --token "$token" --patients "$patients" -c 4 \
+  --tag "t$stamp" --label "$label" --watch-pid "$server_pid" --state "$work/state.json" --out "$out")
+echo "server RSS at the end: $(ps -o rss= -p "$server_pid" | awk '{printf "%.0f MB", $1/1024}')"
+if [ "$ceiling" = 1 ]; then
+  raw="fhirbench_raw_$$_$RANDOM"
+  cout="$out_dir/founders-ceiling-$stamp.json"
+  (cd "$driver" && node src/cli.mjs --target pg --pg-url "postgres://postgres@127.0.0.1:5432/$raw" --patients "$patients" -c 4 \
+    --tag "r$stamp" --label ceiling --state "$work/raw-state.json" --out "$cout")
+  psql_admin -c "DROP DATABASE IF EXISTS $raw WITH (FORCE)" >/dev/null 2>&1 || true
+  echo "ceiling: $cout"
+fi
+echo "results: $out"
