@@ -22,7 +22,7 @@ import { loadConfig } from '../src/config/index.js';
 import { runningEmbeddedUrl } from '../src/platform/embedded.js';
 import { createLogger, flushLogs } from '../src/platform/log.js';
 import { findClient } from '../src/store/auth-payloads.js';
-import { TenantCache } from '../src/store/tenants.js';
+import { TenantCache } from '../src/tenancy/tenant-cache.js';
 
 const operatorClientId = (tenant: string): string => `bench-op-${tenant}`;
 

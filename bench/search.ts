@@ -65,7 +65,7 @@ import {
 } from './search-data.js';
 import type { Queryable } from '../src/platform/db.js';
 import { planSearch } from '../src/search/plan.js';
-import { SearchParamRegistry } from '../src/search/registry.js';
+import { SearchParamRegistry } from '../src/core/search-registry.js';
 import { loadIncludes, searchPage } from '../src/store/search-sql.js';
 
 const RESULTS_DIR = path.join(BENCH_DIR, 'results');

@@ -1,8 +1,8 @@
 // Resource-server enforcement of SMART scopes (SMART.md §7; scopes-and-launch-context.html): one interaction ->
 // allow/deny plus the granular filters, patient compartment and element limits the store must apply. Pure: no I/O.
-import { isInPatientCompartment } from '../fhir/compartment.js';
-import { isResourceType } from '../fhir/definitions.js';
-import type { GuardRequest } from '../fhir/guard.js';
+import { isInPatientCompartment } from '../core/definitions.js';
+import { isResourceType } from '../core/definitions.js';
+import type { GuardRequest } from '../core/guard.js';
 import { roleCeiling, type Role } from './role-matrix.js';
 import {
   effectiveScopes,

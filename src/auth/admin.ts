@@ -2,11 +2,11 @@
 // oidc-provider): validation first, then one row.
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import type Provider from 'oidc-provider';
-import type { Deps } from '../fhir/context.js';
-import { FhirError } from '../fhir/errors.js';
+import type { Deps } from '../core/deps.js';
+import { FhirError } from '../core/errors.js';
 import { findClient, upsertClient } from '../store/auth-payloads.js';
 import { findUserByName, insertUser, updateUser, type UserRecord } from '../store/auth-users.js';
-import { readCurrent } from '../store/resources.js';
+import { currentVersion } from '../store/resources.js';
 import { findTenant } from '../store/tenants.js';
 import { PLATFORM } from './login.js';
 import { hashPassword, passwordProblem } from './passwords.js';
@@ -46,7 +46,7 @@ export async function createUser(deps: Deps, u: NewUser): Promise<UserRecord> {
   if (u.role === 'patient' && !u.fhirUser?.startsWith('Patient/')) throw new FhirError('invalid', 'a patient user needs fhirUser Patient/<id> (their own record)', { code: 'USER_FHIR_USER_INVALID' });
   if (u.fhirUser !== undefined && u.tenant !== PLATFORM) {
     const [type, id] = u.fhirUser.split('/');
-    const row = await deps.db.withTenant(u.tenant, (q) => readCurrent(q, u.tenant, type, id));
+    const row = await currentVersion(deps.db, u.tenant, type, id);
     if (!row || row.deleted) throw new FhirError('invalid', `fhirUser ${u.fhirUser} does not exist in tenant '${u.tenant}' (create the resource first)`, { code: 'USER_FHIR_USER_INVALID' });
   }
   const record = {

@@ -4,7 +4,7 @@ import { createPublicKey } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import type Provider from 'oidc-provider';
 import { errors } from 'oidc-provider';
-import type { Deps } from '../fhir/context.js';
+import type { Deps } from '../core/deps.js';
 import { TENANT_PROPERTY } from './claims.js';
 
 // SMART client-confidential-asymmetric.html#signature-verification and #response, on top of oidc-provider:

@@ -4,22 +4,25 @@
 import type { Request, Response } from 'express';
 import type Provider from 'oidc-provider';
 import { searchType } from '../fhir/interactions/search.js';
-import type { Deps, FhirContext, Tenant } from '../fhir/context.js';
+import type { FhirContext } from '../fhir/context.js';
+import type { Deps } from '../core/deps.js';
+import type { Tenant } from '../core/tenant.js';
 import { clientScopes, SMART_GRANT, tenantOfBase } from './provider.js';
 import type { SmartContext } from './claims.js';
 import { accountId, parseAccountId } from './claims.js';
 import { accessFromToken, grantAccess, R4_TYPES } from './access.js';
 import { checkPassword, checkTotp, readTicket, signTicket, type LoginOutcome, type SignInContext } from './login.js';
-import { errorBox, esc, page } from './pages.js';
+import { errorBox, esc, page, sendPage } from './pages.js';
 import { isRole, type Role } from './role-matrix.js';
 import { describeScope } from './scope-words.js';
 import { isResourceScope, parseScopes, renderScope, type Scope } from './scopes.js';
 import { findUserById, peekLaunch, takeLaunch, type UserRecord } from '../store/auth-users.js';
 import { upsertPayload } from '../store/auth-payloads.js';
-import { readCurrent } from '../store/resources.js';
+import { currentVersion } from '../store/resources.js';
+import { TenantStore } from '../store/session.js';
 import { addressKey, type AddressThrottle } from './sign-in-throttle.js';
 import { otpauthUri } from './totp.js';
-import type { TenantCache } from '../store/tenants.js';
+import type { TenantCache } from '../tenancy/tenant-cache.js';
 import { TokenGuard } from './verify.js';
 
 export interface InteractionDeps {
@@ -56,12 +59,9 @@ async function flowOf(a: InteractionDeps, req: Request, res: Response): Promise<
   return { details, tenant, aud, clientName: client.clientName ?? client.clientId, client: { clientId: client.clientId, scope: clientScopes(client.metadata()) } };
 }
 
+/** The sign-in pages' forms end in a redirect back to the app, whatever its origin. */
 function send(res: Response, status: number, html: string): void {
-  res.status(status).setHeader('Content-Type', 'text/html; charset=utf-8');
-  res.setHeader('Cache-Control', 'no-store');
-  res.setHeader('X-Frame-Options', 'DENY');
-  res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' *; frame-ancestors 'none'");
-  res.send(html);
+  sendPage(res, status, html, "'self' *");
 }
 
 const action = (uid: string, step: string) => `/auth/interaction/${encodeURIComponent(uid)}/${step}`;
@@ -116,6 +116,7 @@ function pickerContext(a: InteractionDeps, f: Flow, role: Role): FhirContext {
     deps: a.deps,
     tenant: f.tenant,
     baseUrl: f.aud,
+    store: new TenantStore(a.deps.db, f.tenant.id, f.aud),
     registry,
     requestId: 'patient-picker',
     log: a.deps.log,
@@ -222,7 +223,7 @@ async function offerFor(a: InteractionDeps, f: Flow, user: UserRecord, pickedPat
 }
 
 async function patientName(a: InteractionDeps, tenantId: string, id: string): Promise<string | undefined> {
-  const row = await a.deps.db.withTenant(tenantId, (q) => readCurrent(q, tenantId, 'Patient', id));
+  const row = await currentVersion(a.deps.db, tenantId, 'Patient', id);
   return row?.json && !row.deleted ? patientLabel(JSON.parse(row.json)) : undefined;
 }
 

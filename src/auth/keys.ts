@@ -2,6 +2,7 @@
 // every restart signs and verifies with the same keys), rotated by CLI, published as the JWKS.
 import { createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import type { Db } from '../platform/db.js';
+import type { SigningKeys } from '../core/deps.js';
 import type { Logger } from '../platform/log.js';
 import { insertKey, liveKeys, type StoredKey } from '../store/auth-keys.js';
 
@@ -38,7 +39,7 @@ export async function rotateSigningKey(db: Db, retireAt: Date): Promise<string> 
  * The live keys of one process. `signing()` is what oidc-provider signs with (the active key first); `publicKey(kid)`
  * serves token verification. `refresh()` re-reads the table (rotation by another process or the CLI).
  */
-export class KeyRing {
+export class KeyRing implements SigningKeys {
   private keys: StoredKey[] = [];
   private publicKeys = new Map<string, KeyObject>();
   private lastLoad = 0;

@@ -3,7 +3,7 @@
 // so nothing is stored between the two steps. Guessing is limited three ways (issue 8, docs/auth-design.md
 // "Lockout"): per client address over all accounts, per (account, address), and per account over all addresses.
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { Deps } from '../fhir/context.js';
+import type { Deps } from '../core/deps.js';
 import { claimSignInAttempt, recordSignInSuccess, refundSignInAttempt, type LocksSet } from '../store/auth-signin-counters.js';
 import { claimTotpStep, findUserByName, updateUser, type UserRecord } from '../store/auth-users.js';
 import { dummyHash, verifyPassword } from './passwords.js';

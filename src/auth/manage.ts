@@ -5,27 +5,21 @@
 // are JWTs and run out within their lifetime, at most an hour).
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Request, Response } from 'express';
-import type { Tenant } from '../fhir/context.js';
+import type { Tenant } from '../core/tenant.js';
 import { findClient, listGrantsOf, revokeGrant } from '../store/auth-payloads.js';
 import { findUserById, type UserRecord } from '../store/auth-users.js';
-import { readCurrent } from '../store/resources.js';
+import { currentVersion } from '../store/resources.js';
 import { accountId } from './claims.js';
 import type { InteractionDeps } from './interactions.js';
 import { checkPassword, checkTotp, readTicket, signTicket, type LoginOutcome } from './login.js';
-import { errorBox, esc, page } from './pages.js';
+import { errorBox, esc, page, sendPage } from './pages.js';
 import { describeScope } from './scope-words.js';
 import { parseScopes } from './scopes.js';
 import { addressKey } from './sign-in-throttle.js';
 
 const COOKIE = 'tenfhir_manage';
 
-function send(res: Response, status: number, html: string): void {
-  res.status(status).setHeader('Content-Type', 'text/html; charset=utf-8');
-  res.setHeader('Cache-Control', 'no-store');
-  res.setHeader('X-Frame-Options', 'DENY');
-  res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'");
-  res.send(html);
-}
+const send = (res: Response, status: number, html: string) => sendPage(res, status, html);
 
 const base = (tenant: string) => `/auth/manage/${encodeURIComponent(tenant)}`;
 const uidOf = (tenant: string) => `manage:${tenant}`;
@@ -86,7 +80,7 @@ function totpPage(tenant: string, tenantName: string, ticket: string, message?: 
 }
 
 async function patientLabel(a: InteractionDeps, tenant: string, id: string): Promise<string> {
-  const row = await a.deps.db.withTenant(tenant, (q) => readCurrent(q, tenant, 'Patient', id)).catch(() => undefined);
+  const row = await currentVersion(a.deps.db, tenant, 'Patient', id).catch(() => undefined);
   const p = row?.json && !row.deleted ? (JSON.parse(row.json) as { name?: { text?: string; given?: string[]; family?: string }[] }) : undefined;
   const n = p?.name?.[0];
   return (n ? n.text ?? [...(n.given ?? []), n.family].filter(Boolean).join(' ') : '') || `Patient/${id}`;

@@ -1,6 +1,20 @@
 // Server-rendered pages of the authorization server (sign-in, second factor, patient picker, consent, errors):
 // plain HTML forms that work without JavaScript, escaped everywhere, no external assets.
 
+import type { Response } from 'express';
+
+/**
+ * Sends a page: never cached, never framed, no script or outside asset. `formsTo` is the CSP form-action: the sign-in
+ * pages' forms end in a redirect to the app (any origin), the connected-apps page's stay on this server.
+ */
+export function sendPage(res: Response, status: number, html: string, formsTo: "'self'" | "'self' *" = "'self'"): void {
+  res.status(status).setHeader('Content-Type', 'text/html; charset=utf-8');
+  res.setHeader('Cache-Control', 'no-store');
+  res.setHeader('X-Frame-Options', 'DENY');
+  res.setHeader('Content-Security-Policy', `default-src 'none'; style-src 'unsafe-inline'; form-action ${formsTo}; frame-ancestors 'none'`);
+  res.send(html);
+}
+
 export function esc(value: unknown): string {
   return String(value ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }

@@ -2,15 +2,15 @@
 // (SMART.md §8 maps each requirement to the option used here). One issuer for the whole server ($PUBLIC_BASE_URL/auth);
 // every client belongs to one tenant, and `aud` (the tenant's FHIR base) binds each token to that tenant.
 import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
-import type { Deps } from '../fhir/context.js';
+import type { Deps } from '../core/deps.js';
 import { consumePayload, deleteClient, destroyPayload, findClient, findPayload, findPayloadBy, revokeGrant, upsertClient, upsertPayload } from '../store/auth-payloads.js';
 import { peekLaunch, findUserById } from '../store/auth-users.js';
-import type { TenantCache } from '../store/tenants.js';
+import type { TenantCache } from '../tenancy/tenant-cache.js';
 import { guardedFetch } from '../platform/outbound.js';
 import { grantAccess } from './access.js';
 import { accessTokenClaims, parseAccountId, TENANT_PROPERTY, type SmartContext } from './claims.js';
 import { honourJwksCacheControl, noteJwksCacheControl, resolveAssertionKey } from './client-keys.js';
-import type { KeyRing } from './keys.js';
+import type { SigningKeys } from '../core/deps.js';
 import { page } from './pages.js';
 import { parseScopes } from './scopes.js';
 import { isRole, type Role } from './role-matrix.js';
@@ -41,7 +41,7 @@ export const SMART_GRANT = 'SmartGrant';
 
 export interface ProviderOptions {
   deps: Deps;
-  keys: KeyRing;
+  keys: SigningKeys;
   tenants: TenantCache;
   cookieKeys: string[];
   /** Renders the authorization server's error page (HTML, no stack). */

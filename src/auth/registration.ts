@@ -4,8 +4,8 @@
 // bound to the token's tenant with its scope capped by the token; updates that keep both.
 import { createHash, randomBytes } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
-import type { Deps } from '../fhir/context.js';
-import { FhirError } from '../fhir/errors.js';
+import type { Deps } from '../core/deps.js';
+import { FhirError } from '../core/errors.js';
 import { findClient } from '../store/auth-payloads.js';
 import { insertRegistrationToken, useRegistrationToken } from '../store/auth-users.js';
 import type { Access } from './access.js';

@@ -5,10 +5,10 @@ import { randomBytes } from 'node:crypto';
 import express, { type Request, type Response, type Router } from 'express';
 import jwt from 'jsonwebtoken';
 import type Provider from 'oidc-provider';
-import type { Deps } from '../fhir/context.js';
-import { FhirError } from '../fhir/errors.js';
+import type { Deps } from '../core/deps.js';
+import { FhirError } from '../core/errors.js';
 import { insertLaunch } from '../store/auth-users.js';
-import type { TenantCache } from '../store/tenants.js';
+import type { TenantCache } from '../tenancy/tenant-cache.js';
 import { abortInteraction, errorPage, showInteraction, submitConsent, submitLogin, submitTotp, type InteractionDeps } from './interactions.js';
 import { manageLogin, manageLogout, manageRevoke, manageTotp, showApps } from './manage.js';
 import { OriginRegistry } from './origins.js';
@@ -16,7 +16,7 @@ import { AddressThrottle } from './sign-in-throttle.js';
 import { buildProvider, issuerOf, tenantOfBase } from './provider.js';
 import { guardRegistration, guardRegistrationUpdate, initialAccessToken } from './registration.js';
 import { bearerToken, TokenVerifier, type Principal } from './verify.js';
-import { readCurrent } from '../store/resources.js';
+import { currentVersion } from '../store/resources.js';
 
 export interface AuthServer {
   router: Router;
@@ -178,7 +178,7 @@ export function createAuthServer(deps: Deps, tenants: TenantCache): AuthServer {
         // the launcher must be able to read what it puts in context, and it must exist in this tenant
         const d = who.guard.decide({ interaction: 'read', resourceType: type, id });
         if (!d.allow) throw new FhirError('forbidden', `The launcher may not read ${type}/${id}`, { code: 'SCOPE_INSUFFICIENT' });
-        const row = await deps.db.withTenant(tenant, (q) => readCurrent(q, tenant, type, id));
+        const row = await currentVersion(deps.db, tenant, type, id);
         if (!row || row.deleted) throw new FhirError('invalid', `${type}/${id} does not exist in this tenant`, { code: 'LAUNCH_INVALID' });
       }
       const id = randomBytes(18).toString('base64url');

@@ -2,14 +2,14 @@
 // claims, key and algorithm as the tokens oidc-provider issues, so the resource server cannot tell them apart.
 import { createPrivateKey, randomBytes } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import type { Deps } from '../fhir/context.js';
-import { FhirError } from '../fhir/errors.js';
+import type { Deps } from '../core/deps.js';
+import { FhirError } from '../core/errors.js';
 import { findClient } from '../store/auth-payloads.js';
 import { findUserByName } from '../store/auth-users.js';
 import { grantAccess } from './access.js';
 import { PLATFORM } from './login.js';
 import { accountId, type AccessClaims } from './claims.js';
-import type { KeyRing } from './keys.js';
+import type { SigningKeys } from '../core/deps.js';
 import { clientScopes, issuerOf } from './provider.js';
 import { isRole, type Role } from './role-matrix.js';
 
@@ -31,7 +31,7 @@ export interface MintedToken {
   claims: AccessClaims;
 }
 
-export function signAccessToken(keys: KeyRing, claims: AccessClaims): string {
+export function signAccessToken(keys: SigningKeys, claims: AccessClaims): string {
   const jwk = keys.activePrivateJwk();
   const kid = keys.activeKid();
   if (!jwk || !kid) throw new Error('no signing key (start the server once, or run: npm run cli -- keys rotate)');
@@ -39,7 +39,7 @@ export function signAccessToken(keys: KeyRing, claims: AccessClaims): string {
 }
 
 /** requested ∩ client's registered scope ∩ role ceiling, signed: exactly what the token endpoint would grant. */
-export async function mintAccessToken(deps: Deps, keys: KeyRing, req: MintRequest): Promise<MintedToken> {
+export async function mintAccessToken(deps: Deps, keys: SigningKeys, req: MintRequest): Promise<MintedToken> {
   const client = await findClient(deps.db, req.clientId);
   if (!client || client.tenantId !== req.tenant) throw new FhirError('not-found', `No client '${req.clientId}' in tenant '${req.tenant}'`, { code: 'CLIENT_UNKNOWN' });
   let role: Role = 'system';

@@ -2,11 +2,11 @@
 // (RS256 only, issuer, audience = this tenant's FHIR base, exp/nbf with a small skew, known kid), then turned into
 // the Guard that decides each interaction. Verified tokens are cached until they expire.
 import jwt from 'jsonwebtoken';
-import { FhirError } from '../fhir/errors.js';
-import type { Guard, GuardDecision, GuardLetter, GuardRequest } from '../fhir/guard.js';
+import { FhirError } from '../core/errors.js';
+import type { Guard, GuardDecision, GuardLetter, GuardRequest } from '../core/guard.js';
 import { accessForType, accessFromToken, decide, type Access } from './access.js';
 import type { AccessClaims } from './claims.js';
-import type { KeyRing } from './keys.js';
+import type { SigningKeys } from '../core/deps.js';
 import { isRole } from './role-matrix.js';
 
 /** The algorithm allow-list: only what this server signs with (never none, never HMAC). */
@@ -54,7 +54,7 @@ export class TokenVerifier {
   private cacheKeys = '';
 
   constructor(
-    private readonly keys: KeyRing,
+    private readonly keys: SigningKeys,
     private readonly issuer: string,
     private readonly skewSeconds: number,
   ) {}

@@ -9,11 +9,11 @@ import { issuerOf } from '../auth/provider.js';
 import { createAuthServer } from '../auth/server.js';
 import { issueRegistrationToken } from '../auth/registration.js';
 import { mintAccessToken } from '../auth/tokens.js';
-import type { Deps } from '../fhir/context.js';
+import type { Deps } from '../core/deps.js';
 import { allKeys, retireKey } from '../store/auth-keys.js';
 import { deleteClient, listClients } from '../store/auth-payloads.js';
 import { listUsers } from '../store/auth-users.js';
-import { TenantCache } from '../store/tenants.js';
+import { TenantCache } from '../tenancy/tenant-cache.js';
 
 export const AUTH_USAGE = `  user create <tenant|platform> <username> --role <role> [--fhir-user Practitioner/<id>] [--name "<display name>"]
                                             [--password <pw> | --password-stdin]   (no password: one is generated and printed)

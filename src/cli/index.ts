@@ -4,7 +4,7 @@ import '../platform/runtime-notice.js';
 import { parseArgs } from 'node:util';
 import { CONFIG_KEYS, loadConfig, type Config } from '../config/index.js';
 import { buildDeps } from '../compose.js';
-import { FhirError } from '../fhir/errors.js';
+import { FhirError } from '../core/errors.js';
 import { runningEmbeddedUrl } from '../platform/embedded.js';
 import { createLogger, flushLogs } from '../platform/log.js';
 import { findTenant, listTenants, updateTenantSettings } from '../store/tenants.js';
@@ -14,7 +14,7 @@ import { cancelJob, listJobs, type JobState } from '../store/jobs.js';
 import { authCommand, AUTH_USAGE } from './auth.js';
 import { registerClient } from '../auth/admin.js';
 import { createAuthServer } from '../auth/server.js';
-import { TenantCache } from '../store/tenants.js';
+import { TenantCache } from '../tenancy/tenant-cache.js';
 
 const USAGE = `usage: npm run cli -- <command>
   migrate                                   apply pending migrations

@@ -1,6 +1,6 @@
 // The CapabilityStatement served at [base]/metadata (http.html#capabilities): only what really works.
 import type { FhirContext } from './context.js';
-import { r4ResourceTypes } from './definitions.js';
+import { r4ResourceTypes } from '../core/definitions.js';
 
 /** Search parameter types the search engine evaluates ('special' ones such as Location near are not supported). */
 const SEARCHABLE = new Set(['token', 'string', 'reference', 'date', 'number', 'quantity', 'uri', 'composite']);

@@ -1,5 +1,5 @@
 // ETag <-> versionId (http.html#versioning): ETag: W/"3"; If-Match accepts W/"3", "3" or 3.
-import { FhirError } from './errors.js';
+import { FhirError } from '../core/errors.js';
 
 export function etag(versionId: number | string): string {
   return `W/"${versionId}"`;

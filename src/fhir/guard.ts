@@ -2,71 +2,29 @@
 // interaction; this file turns its decisions into 403/404 answers, SQL restrictions for the store, and element
 // limits on what is returned (SMART.md §7). Requests without a guard are the server's own work (tenant creation,
 // jobs) and are not restricted.
-import type { Queryable } from '../platform/db.js';
 import { extractIndexRows, type IndexRows } from '../search/extract.js';
 import { chainedTypes, planSearch, type Compartment, type Criterion, type ParsedValue, type Restriction, type SearchPlan } from '../search/plan.js';
-import type { SearchParamRegistry } from '../search/registry.js';
-import { permittedIds } from '../store/search-sql.js';
+import type { SearchParamRegistry } from '../core/search-registry.js';
+import type { TenantSession } from '../store/session.js';
 import { patientCompartment } from './compartment.js';
 import type { FhirContext } from './context.js';
-import { r4ResourceTypes } from './definitions.js';
-import { FhirError } from './errors.js';
+import { r4ResourceTypes } from '../core/definitions.js';
+import { FhirError } from '../core/errors.js';
 
-export type GuardLetter = 'c' | 'r' | 'u' | 'd' | 's';
-
-/** One interaction to decide (src/auth/access.ts decides it). */
-export interface GuardRequest {
-  interaction:
-    | 'read' | 'vread' | 'history-instance' | 'history-type' | 'history-system' | 'search-type' | 'search-system'
-    | 'search-compartment' | 'create' | 'update' | 'patch' | 'delete' | 'operation';
-  /** Required for every type- and instance-level interaction. */
-  resourceType?: string;
-  id?: string;
-  /** Conditional create/update/patch/delete (If-None-Exist or a search URL): the server searches for the client. */
-  conditional?: boolean;
-  /** `_type` of a system-level search/history or $export. */
-  types?: string[];
-  /** For interaction 'operation': the name with its `$` (`$everything`, `$export`, `$validate`, `$reindex`). */
-  operation?: string;
-  /** For 'search-compartment' (`Patient/[compartmentId]/[resourceType]`). */
-  compartmentId?: string;
-  /** Searches: the types reached through chained parameters and `_has` (`subject:Patient.name=x` -> Patient). */
-  chainedTypes?: string[];
-}
-
-export interface GuardDecision {
-  allow: boolean;
-  denial?: 'forbidden' | 'not-found';
-  reason?: string;
-  searchFilters?: { params: readonly (readonly [string, string])[]; compartment?: { patientId: string } }[];
-  compartment?: { patientId: string };
-  elements?: string[];
-  types?: '*' | string[];
-}
-
-/** What the verified token allows (implemented by src/auth/enforce.ts). */
-export interface Guard {
-  decide(request: GuardRequest): GuardDecision;
-  forType(resourceType: string, letter: GuardLetter): GuardDecision;
-}
+import type { Guard, GuardDecision, GuardLetter, GuardRequest } from '../core/guard.js';
 
 function refuse(d: GuardDecision, what: string): FhirError {
   if (d.denial === 'not-found') return new FhirError('not-found', `${what} is not known`, { code: 'RESOURCE_NOT_FOUND' });
   return new FhirError('forbidden', `Insufficient scope: ${d.reason ?? 'not permitted'}`, { code: 'SCOPE_INSUFFICIENT', headers: { 'WWW-Authenticate': 'Bearer error="insufficient_scope"' } });
 }
 
-/** Decides one interaction; throws 403 (scope) or 404 (outside the patient in context). undefined = not guarded. */
-export function authorize(ctx: FhirContext, request: GuardRequest): GuardDecision | undefined {
-  if (!ctx.guard) return undefined;
+/** Decides one interaction; throws 403 (scope) or 404 (outside the patient in context). */
+export function authorize(ctx: FhirContext, request: GuardRequest): GuardDecision {
   const d = ctx.guard.decide(request);
   if (!d.allow) throw refuse(d, request.resourceType && request.id ? `${request.resourceType}/${request.id}` : 'The resource');
   return d;
 }
 
-/** A type's decision for one letter (undefined = not guarded). */
-export function decisionFor(ctx: FhirContext, type: string, letter: GuardLetter): GuardDecision | undefined {
-  return ctx.guard?.forType(type, letter);
-}
 
 function compartmentFor(type: string, patientId: string): Compartment {
   return { ...patientCompartment(patientId, [type]), includeSelf: type === 'Patient' };
@@ -75,8 +33,8 @@ function compartmentFor(type: string, patientId: string): Compartment {
 const cache = new WeakMap<Guard, Map<string, Restriction | undefined>>();
 
 /** The SQL restriction a decision implies for `type` (undefined = the whole type). */
-export function restrictionOf(ctx: FhirContext, type: string, d: GuardDecision | undefined): Restriction | undefined {
-  if (!d || (!d.compartment && !d.searchFilters)) return undefined;
+export function restrictionOf(ctx: FhirContext, type: string, d: GuardDecision): Restriction | undefined {
+  if (!d.compartment && !d.searchFilters) return undefined;
   const r: Restriction = {};
   if (d.compartment) r.compartment = compartmentFor(type, d.compartment.patientId);
   if (d.searchFilters) {
@@ -84,7 +42,7 @@ export function restrictionOf(ctx: FhirContext, type: string, d: GuardDecision |
     for (const set of d.searchFilters) {
       let criteria;
       try {
-        criteria = planSearch(ctx.registry, type, { strict: true, params: set.params.map(([k, v]) => [k, v]) }).criteria;
+        criteria = planSearch(ctx.registry, type, { strict: true, params: set.params.map(([k, v]) => [k, v]), now: ctx.deps.clock() }).criteria;
       } catch {
         continue; // a filter this type cannot evaluate matches nothing (fail closed)
       }
@@ -96,7 +54,6 @@ export function restrictionOf(ctx: FhirContext, type: string, d: GuardDecision |
 
 /** restrictionOf(forType(type, letter)), memoised per request. */
 export function restrictionFor(ctx: FhirContext, type: string, letter: GuardLetter): Restriction | undefined {
-  if (!ctx.guard) return undefined;
   let m = cache.get(ctx.guard);
   if (!m) cache.set(ctx.guard, (m = new Map()));
   const key = `${type}.${letter}`;
@@ -109,7 +66,6 @@ export function restrictionFor(ctx: FhirContext, type: string, letter: GuardLett
  * and the restriction of each. Types it may not touch are left out silently.
  */
 export function typeRestrictions(ctx: FhirContext, types: string[], letter: GuardLetter): { types: string[]; restrictions?: Record<string, Restriction> } {
-  if (!ctx.guard) return { types };
   const allowed: string[] = [];
   const restrictions: Record<string, Restriction> = {};
   for (const t of types) {
@@ -124,7 +80,6 @@ export function typeRestrictions(ctx: FhirContext, types: string[], letter: Guar
 
 /** The restrictions of `types` for `letter` (for SearchPlan.restrictions), or undefined when none applies. */
 export function restrictionsOf(ctx: FhirContext, types: Iterable<string>, letter: GuardLetter): Record<string, Restriction> | undefined {
-  if (!ctx.guard) return undefined;
   const out: Record<string, Restriction> = {};
   for (const t of types) {
     const r = restrictionFor(ctx, t, letter);
@@ -142,7 +97,6 @@ export function restrictionsOf(ctx: FhirContext, types: Iterable<string>, letter
  */
 export function authorizeSearch(ctx: FhirContext, plan: SearchPlan, request: GuardRequest, letter: GuardLetter): Map<string, string[]> {
   const elements = new Map<string, string[]>();
-  if (!ctx.guard) return elements;
   const chained = chainedTypes(plan.criteria);
   authorize(ctx, { ...request, ...(chained.size ? { chainedTypes: [...chained] } : {}) });
   const { types, restrictions } = typeRestrictions(ctx, plan.resourceTypes, letter);
@@ -166,8 +120,8 @@ export function authorizeSearch(ctx: FhirContext, plan: SearchPlan, request: Gua
  * Which rows the caller may see with `letter` (included resources: 'r'; history entries: the history's letter),
  * each with the element limit of its type. Rows outside the region are dropped silently (SMART §7).
  */
-export async function visibleRows<T extends { resourceType: string; id: string }>(ctx: FhirContext, q: Queryable, rows: T[], letter: GuardLetter): Promise<{ row: T; elements?: string[] }[]> {
-  if (!ctx.guard || !rows.length) return rows.map((row) => ({ row }));
+export async function visibleRows<T extends { resourceType: string; id: string }>(ctx: FhirContext, s: TenantSession, rows: T[], letter: GuardLetter): Promise<{ row: T; elements?: string[] }[]> {
+  if (!rows.length) return [];
   const byType = new Map<string, T[]>();
   for (const r of rows) byType.set(r.resourceType, [...(byType.get(r.resourceType) ?? []), r]);
   const keep = new Map<string, string[] | undefined>();
@@ -175,7 +129,7 @@ export async function visibleRows<T extends { resourceType: string; id: string }
     const d = ctx.guard.forType(type, letter);
     if (!d.allow) continue;
     const restriction = restrictionFor(ctx, type, letter);
-    const ids = restriction ? await permittedIds(q, ctx.tenant.id, ctx.baseUrl, type, [...new Set(list.map((r) => r.id))], restriction) : undefined;
+    const ids = restriction ? await s.permittedIds(type, [...new Set(list.map((r) => r.id))], restriction) : undefined;
     for (const r of list) if (!ids || ids.has(r.id)) keep.set(`${type}/${r.id}`, d.elements);
   }
   return rows.filter((r) => keep.has(`${r.resourceType}/${r.id}`)).map((row) => {
@@ -188,16 +142,15 @@ export async function visibleRows<T extends { resourceType: string; id: string }
  * The resource an instance interaction targets must lie inside the caller's region for it (patient compartment,
  * granular filter): 404 otherwise, as if it did not exist. No-op without restriction.
  */
-export async function assertInRegion(ctx: FhirContext, q: Queryable, type: string, id: string, d: GuardDecision | undefined): Promise<void> {
+export async function assertInRegion(ctx: FhirContext, s: TenantSession, type: string, id: string, d: GuardDecision): Promise<void> {
   const restriction = restrictionOf(ctx, type, d);
   if (!restriction) return;
-  const ok = await permittedIds(q, ctx.tenant.id, ctx.baseUrl, type, [id], restriction);
+  const ok = await s.permittedIds(type, [id], restriction);
   if (!ok.has(id)) throw new FhirError('not-found', `${type}/${id} is not known`, { code: 'RESOURCE_NOT_FOUND' });
 }
 
 /** Does the caller read every resource of `type` (so nothing an answer says about existence is news to it)? */
 export function readsWholeType(ctx: FhirContext, type: string): boolean {
-  if (!ctx.guard) return true;
   const r = ctx.guard.forType(type, 'r');
   return r.allow && !r.compartment && !r.searchFilters;
 }
@@ -206,9 +159,8 @@ export function readsWholeType(ctx: FhirContext, type: string): boolean {
  * Of `keys` ("Type/id" of resources that exist), those the caller may read: 'r' on the type, inside its region.
  * Answers about the others are given as if they did not exist (issue 8, finding 4: existence oracles).
  */
-export async function readableKeys(ctx: FhirContext, q: Queryable, keys: Iterable<string>): Promise<Set<string>> {
+export async function readableKeys(ctx: FhirContext, s: TenantSession, keys: Iterable<string>): Promise<Set<string>> {
   const all = [...keys];
-  if (!ctx.guard) return new Set(all);
   const byType = new Map<string, string[]>();
   for (const k of all) {
     const [type, id] = k.split('/');
@@ -218,7 +170,7 @@ export async function readableKeys(ctx: FhirContext, q: Queryable, keys: Iterabl
   for (const [type, ids] of byType) {
     if (!ctx.guard.forType(type, 'r').allow) continue;
     const restriction = restrictionFor(ctx, type, 'r');
-    const ok = restriction ? await permittedIds(q, ctx.tenant.id, ctx.baseUrl, type, ids, restriction) : new Set(ids);
+    const ok = restriction ? await s.permittedIds(type, ids, restriction) : new Set(ids);
     for (const id of ok) out.add(`${type}/${id}`);
   }
   return out;
@@ -228,10 +180,10 @@ export async function readableKeys(ctx: FhirContext, q: Queryable, keys: Iterabl
  * After a create/update is written (inside its transaction, before COMMIT): the new content must lie inside the
  * region of the scope that allowed it, else 403 and the transaction rolls back.
  */
-export async function assertWritable(ctx: FhirContext, q: Queryable, type: string, id: string, letter: GuardLetter): Promise<void> {
+export async function assertWritable(ctx: FhirContext, s: TenantSession, type: string, id: string, letter: GuardLetter): Promise<void> {
   const restriction = restrictionFor(ctx, type, letter);
   if (!restriction) return;
-  const ok = await permittedIds(q, ctx.tenant.id, ctx.baseUrl, type, [id], restriction);
+  const ok = await s.permittedIds(type, [id], restriction);
   if (!ok.has(id)) {
     const why = restriction.compartment ? "outside the in-context patient's compartment" : "outside the granted scope's filter (e.g. another category)";
     throw new FhirError('forbidden', `Insufficient scope: this ${type} would be ${why}`, { code: 'SCOPE_CONTENT_FORBIDDEN' });
@@ -244,7 +196,7 @@ export async function assertWritable(ctx: FhirContext, q: Queryable, type: strin
  * the version's index values: compartment references, token, reference and _id criteria; any other kind of
  * criterion fails closed.
  */
-export function versionInRegion(ctx: FhirContext, type: string, json: string | null, d: GuardDecision | undefined): boolean {
+export function versionInRegion(ctx: FhirContext, type: string, json: string | null, d: GuardDecision): boolean {
   const r = restrictionOf(ctx, type, d);
   if (!r) return true;
   if (json === null) return false;
@@ -277,7 +229,6 @@ function criterionHolds(c: Criterion, resource: Record<string, unknown>, rows: I
 
 /** History entries the caller may see: each judged on its own version (deletions, which carry none, only when unrestricted). */
 export function visibleVersions<T extends { resourceType: string; json: string | null }>(ctx: FhirContext, rows: T[], letter: GuardLetter): { row: T; elements?: string[] }[] {
-  if (!ctx.guard) return rows.map((row) => ({ row }));
   const out: { row: T; elements?: string[] }[] = [];
   for (const row of rows) {
     const d = ctx.guard.forType(row.resourceType, letter);
@@ -335,7 +286,6 @@ export function assertSearchableElements(ctx: FhirContext, type: string, element
 /** Every resource type whose reads are element-limited for the caller, with its limit. */
 function limitedTypes(ctx: FhirContext): Map<string, string[]> {
   const out = new Map<string, string[]>();
-  if (!ctx.guard) return out;
   for (const t of r4ResourceTypes()) {
     const d = ctx.guard.forType(t, 'r');
     if (d.allow && d.elements) out.set(t, d.elements);
@@ -350,7 +300,7 @@ function limitedTypes(ctx: FhirContext): Map<string, string[]> {
  * ("Type:code") for the store.
  */
 export function assertIncludable(ctx: FhirContext, plan: SearchPlan): void {
-  if (!ctx.guard || !plan.include.length) return;
+  if (!plan.include.length) return;
   const limited = limitedTypes(ctx);
   if (!limited.size) return;
   const blocked: string[] = [];

@@ -1,6 +1,6 @@
 // Resource ids and types in URLs and bodies (http.html#general: id = [A-Za-z0-9\-\.]{1,64}).
-import { isResourceType } from './definitions.js';
-import { FhirError } from './errors.js';
+import { isResourceType } from '../core/definitions.js';
+import { FhirError } from '../core/errors.js';
 
 export const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
 

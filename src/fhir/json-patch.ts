@@ -1,5 +1,5 @@
 // JSON Patch (RFC 6902) applied to a resource: add, remove, replace, move, copy, test.
-import { FhirError } from './errors.js';
+import { FhirError } from '../core/errors.js';
 
 interface Op {
   op: string;

@@ -1,6 +1,6 @@
 // References inside resources (references.html): finding them, classifying them, checking them against the
 // tenant, and rewriting placeholders (urn:uuid, conditional references) in bundles.
-import { fhirSchema, isResourceType } from './definitions.js';
+import { fhirSchema, isResourceType } from '../core/definitions.js';
 import { ID_PATTERN } from './ids.js';
 
 export type RefClass =

@@ -1,6 +1,6 @@
 // _summary and _elements (search.html#summary, #elements): subsets carry the SUBSETTED tag.
 import { readFileSync } from 'node:fs';
-import { FhirError } from './errors.js';
+import { FhirError } from '../core/errors.js';
 
 type Flags = Record<string, { summary: string[]; mandatory: string[] }>;
 let flags: Flags | undefined;

@@ -1,12 +1,14 @@
 // The Express application: request ids and logging, CORS, operations endpoints, /fhir, errors.
 import { randomUUID } from 'node:crypto';
 import express, { type Express } from 'express';
-import type { Deps } from '../fhir/context.js';
-import { FhirError } from '../fhir/errors.js';
+import type { Deps } from '../core/deps.js';
+import { FhirError } from '../core/errors.js';
 import { isMigrated } from '../store/migrate.js';
-import { TenantCache } from '../store/tenants.js';
+import { TenantCache } from '../tenancy/tenant-cache.js';
 import { createAuthServer, type AuthServer } from '../auth/server.js';
-import { fhirRouter } from './fhir-router.js';
+import { capabilitySecurity } from '../auth/smart-config.js';
+import { dispatcher } from '../fhir/interactions/index.js';
+import { fhirRouter, type RequestVerifier } from './fhir-router.js';
 import { InFlightRequests } from './inflight.js';
 import { errorHandler } from './respond.js';
 
@@ -20,18 +22,17 @@ export interface AppHandle {
   inflight: InFlightRequests;
 }
 
-/**
- * BENCHMARK ONLY: bench/auth.ts measures what token verification costs by comparing the shipped app with one
- * whose /fhir skips it. Only bench/server-without-auth.ts passes this; no configuration key or environment
- * variable reaches it, so the shipped server (src/main.ts) always verifies tokens.
- */
-export interface BenchmarkOptions {
-  benchmarkWithoutAuth?: boolean;
+export interface AppOptions {
+  /**
+   * Who is asking, on /fhir. Default: the authorization server's bearer-token verifier (the shipped server always
+   * uses it). bench/server-without-auth.ts injects one that skips verification, to measure what verification costs.
+   */
+  verifier?: RequestVerifier;
 }
 
-export function createApp(deps: Deps, bench: BenchmarkOptions = {}): AppHandle {
+export function createApp(deps: Deps, opts: AppOptions = {}): AppHandle {
   const app = express();
-  const tenants = new TenantCache(deps.db);
+  const tenants = new TenantCache(deps.db, deps.clock);
   const startedAt = deps.clock().toISOString();
   const inflight = new InFlightRequests();
   app.disable('x-powered-by');
@@ -76,7 +77,14 @@ export function createApp(deps: Deps, bench: BenchmarkOptions = {}): AppHandle {
   });
 
   app.use('/auth', auth.router);
-  app.use('/fhir', fhirRouter({ deps, tenants, software: SOFTWARE, startedAt, verifier: auth.verifier, origins: auth.origins, benchmarkWithoutAuth: bench.benchmarkWithoutAuth === true }));
+  const tokens: RequestVerifier = {
+    async verify(authorization, audience, tenantId) {
+      const p = await auth.verifier.verify(authorization, audience, tenantId);
+      return { guard: p.guard, clientId: p.claims.client_id };
+    },
+  };
+  const dispatch = dispatcher({ software: SOFTWARE, startedAt, security: capabilitySecurity(deps.config.publicBaseUrl) });
+  app.use('/fhir', fhirRouter({ deps, tenants, verifier: opts.verifier ?? tokens, origins: auth.origins, dispatch }));
   app.use((req, _res, next) => {
     next(new FhirError('not-found', `Nothing at ${req.path.slice(0, 200)}; FHIR bases live under /fhir/{tenant}`, { code: 'PATH_UNKNOWN' }));
   });

@@ -1,10 +1,9 @@
 // Writing FHIR results: media type, _format/_pretty, Prefer on writes, and every error as an OperationOutcome.
 import type { NextFunction, Request, Response } from 'express';
-import type { FhirContext, FhirResult, PreferReturn } from '../fhir/context.js';
-import { FhirError, okOutcome, toFhirError } from '../fhir/errors.js';
-import { etag } from '../fhir/etag.js';
-import type { WriteOutcome } from '../fhir/write.js';
+import { FhirError } from '../core/errors.js';
+import type { FhirResult } from '../fhir/request.js';
 import type { Logger } from '../platform/log.js';
+import { asFhirError } from '../store/db-errors.js';
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 
@@ -43,36 +42,18 @@ function pretty(params: [string, string][]): boolean {
 
 export function send(res: Response, params: [string, string][], result: FhirResult): void {
   const headers: Record<string, string | number> = { ...result.headers };
-  if (result.body === undefined || result.status === 304 || result.status === 204) {
+  // Prefer: return=OperationOutcome on a write answers with the outcome
+  const body = result.body ?? result.outcome;
+  if (body === undefined || result.status === 304 || result.status === 204) {
     res.writeHead(result.status, headers).end();
     return;
   }
-  let text = typeof result.body === 'string' ? result.body : JSON.stringify(result.body);
+  let text = typeof body === 'string' ? body : JSON.stringify(body);
   if (pretty(params)) text = JSON.stringify(JSON.parse(text), null, 2);
   headers['Content-Type'] = FHIR_JSON;
   headers['Content-Length'] = Buffer.byteLength(text);
   // HEAD gets the headers only
   res.writeHead(result.status, headers).end(res.req.method === 'HEAD' ? undefined : text);
-}
-
-/** The answer to a create/update/patch/delete, honouring Prefer: return=... (http.html#return). */
-export function writeResult(ctx: FhirContext, w: WriteOutcome, prefer: PreferReturn | undefined): FhirResult {
-  const headers: Record<string, string> = {};
-  if (w.versionId > 0) {
-    headers.ETag = etag(w.versionId);
-    headers['Last-Modified'] = new Date(w.lastUpdated).toUTCString();
-  }
-  if (w.json !== null && (w.status === 201 || w.status === 200)) {
-    headers.Location = `${ctx.baseUrl}/${w.resourceType}/${w.id}/_history/${w.versionId}`;
-  }
-  if (w.json === null) {
-    return { status: w.status === 204 ? 204 : w.status, headers };
-  }
-  if (prefer === 'minimal') return { status: w.status, headers };
-  if (prefer === 'OperationOutcome') {
-    return { status: w.status, headers, body: okOutcome(`${w.status === 201 ? 'Created' : 'Updated'} ${w.resourceType}/${w.id} version ${w.versionId}`) as unknown as Record<string, unknown> };
-  }
-  return { status: w.status, headers, body: w.json };
 }
 
 /** The one error middleware: FhirError -> its status; anything else -> 500, logged with its stack. */
@@ -83,7 +64,7 @@ export function errorHandler(rootLog: Logger) {
     const status = (err as { status?: number; statusCode?: number })?.status ?? (err as { statusCode?: number })?.statusCode;
     if (!(err instanceof FhirError) && status && status >= 400 && status < 500) {
       f = new FhirError('invalid', 'The request could not be understood', { code: 'BAD_REQUEST', cause: err });
-    } else f = toFhirError(err);
+    } else f = asFhirError(err);
     const log = (res.locals.log as Logger | undefined) ?? rootLog;
     if (f.kind === 'internal') log.error({ err, requestId: res.locals.requestId }, 'request failed');
     else log.debug({ code: f.code, status: f.status }, 'request rejected');

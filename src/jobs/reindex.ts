@@ -4,7 +4,7 @@
 // Never holds a connection while waiting for another (PGlite has one), and yields between batches so requests keep
 // being answered while it runs (issue 8, "a reindex that freezes the embedded server").
 import { randomUUID } from 'node:crypto';
-import type { Deps } from '../fhir/context.js';
+import type { Deps } from '../core/deps.js';
 import { extractIndexRows } from '../search/extract.js';
 import { advanceJob, failJob, findJob, insertReindexJob, lockJob, nextResources, staleJobs, type JobRecord } from '../store/jobs.js';
 import { writeVersions, type ResourceWrite } from '../store/resources.js';

@@ -1,6 +1,6 @@
 // Index-value extraction: evaluates each SearchParameter of the resource's type and turns the values into
 // rows for the typed index tables (token, string, reference, date, number/quantity, uri).
-import type { SearchParamDef, SearchParamRegistry } from './registry.js';
+import type { SearchParamDef, SearchParamRegistry } from '../core/search-registry.js';
 import { dateRange } from './date-range.js';
 
 export interface IndexRows {

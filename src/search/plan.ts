@@ -1,8 +1,8 @@
 // Query string -> SearchPlan (pure): parameter names, modifiers, prefixes and OR-lists per search.html.
 // Unknown parameters are reported (lenient: ignored with a warning; strict: 400 naming them).
-import { FhirError } from '../fhir/errors.js';
+import { FhirError } from '../core/errors.js';
 import { dateRange } from './date-range.js';
-import type { ParamType, SearchParamDef, SearchParamRegistry } from './registry.js';
+import type { ParamType, SearchParamDef, SearchParamRegistry } from '../core/search-registry.js';
 
 export type Prefix = 'eq' | 'ne' | 'gt' | 'lt' | 'ge' | 'le' | 'sa' | 'eb' | 'ap';
 const PREFIXES = new Set<Prefix>(['eq', 'ne', 'gt', 'lt', 'ge', 'le', 'sa', 'eb', 'ap']);
@@ -21,6 +21,8 @@ export interface ParsedValue {
   unit?: string;
   /** composite: the parsed components */
   parts?: ParsedValue[];
+  /** date with prefix 'ap': the "approximately" range around [low, high], fixed when the search is planned */
+  near?: { low: string; high: string };
   /** number/quantity: implied-precision bounds */
   num?: number;
   numLow?: number;
@@ -275,6 +277,25 @@ export interface PlanOptions {
   compartment?: Compartment;
   /** Most parameters accepted (MAX_SEARCH_PARAMS); each ANDed criterion is a join, and planning cost grows with them. */
   maxParams?: number;
+  /** The clock's now (deps.clock): what "approximately" (ap) dates are measured from. */
+  now?: Date;
+}
+
+/**
+ * "approximately" (search.html#prefix): within 10% of the distance between now and the searched value, at least a
+ * day either side.
+ */
+function nearRange(low: string, high: string, now: number): { low: string; high: string } {
+  const mid = (Date.parse(low) + Date.parse(high)) / 2;
+  const delta = Math.max(0.1 * Math.abs(now - mid), 86_400_000);
+  return { low: new Date(Date.parse(low) - delta).toISOString(), high: new Date(Date.parse(high) + delta).toISOString() };
+}
+
+function fixNear(criteria: Criterion[], now: number): void {
+  for (const c of criteria) {
+    if (c.kind === 'chain' || c.kind === 'has') fixNear([c.next], now);
+    else if (c.kind === 'param') for (const v of c.values) if (v.prefix === 'ap' && v.low && v.high) v.near = nearRange(v.low, v.high, now);
+  }
 }
 
 /** Parameters that only shape the output format. */
@@ -403,6 +424,7 @@ export function planSearch(registry: SearchParamRegistry, resourceTypes: string 
     plan.criteria.push(c);
     plan.applied.push([fullName, rawValue]);
   }
+  fixNear(plan.criteria, (opts.now ?? new Date()).getTime());
   return plan;
 }
 

@@ -1,6 +1,6 @@
 // The resource tables: current version, history, and search index rows, written together in one transaction.
 // Multi-row statements (unnest over column arrays) keep a 1,000-entry transaction at a handful of round trips.
-import type { Queryable } from '../platform/db.js';
+import type { Db, Queryable } from '../platform/db.js';
 import type { IndexRows } from '../search/extract.js';
 
 export interface StoredVersion {
@@ -218,4 +218,9 @@ export async function readHistory(q: Queryable, tenantId: string, h: HistoryQuer
     params,
   );
   return r.rows.map((row) => ({ ...toVersion(row), method: row.method }));
+}
+
+/** The current version of one resource, on a connection of its own bound to the tenant (outside FHIR interactions). */
+export function currentVersion(db: Db, tenantId: string, type: string, id: string): Promise<StoredVersion | undefined> {
+  return db.withTenant(tenantId, (q) => readCurrent(q, tenantId, type, id));
 }

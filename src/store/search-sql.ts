@@ -4,7 +4,7 @@
 import type { Queryable } from '../platform/db.js';
 import type { Compartment, Criterion, IncludeSpec, ParamCriterion, ParsedValue, Restriction, SearchPlan, SortKey } from '../search/plan.js';
 import { clipIndexValue as clip, normalizeString } from '../search/extract.js';
-import { FhirError } from '../fhir/errors.js';
+import { FhirError } from '../core/errors.js';
 import type { StoredVersion } from './resources.js';
 
 const TABLE: Record<string, string> = {
@@ -182,11 +182,9 @@ export function dateCondition(v: ParsedValue, p: Params, loCol: string, hiCol: s
     case 'eb':
       return `${hiCol} < ${sl()}`;
     case 'ap': {
-      // "approximately": within 10% of the distance between now and the searched value, at least a day
-      const mid = (Date.parse(v.low!) + Date.parse(v.high!)) / 2;
-      const delta = Math.max(0.1 * Math.abs(Date.now() - mid), 86_400_000);
-      const al = `${p.add(new Date(Date.parse(v.low!) - delta).toISOString())}::timestamptz`;
-      const ah = `${p.add(new Date(Date.parse(v.high!) + delta).toISOString())}::timestamptz`;
+      // "approximately": the range the plan fixed around the value (search/plan.ts nearRange)
+      const al = `${p.add(v.near?.low ?? v.low)}::timestamptz`;
+      const ah = `${p.add(v.near?.high ?? v.high)}::timestamptz`;
       return `((${loCol} <= ${ah} OR ${loCol} IS NULL) AND (${hiCol} >= ${al} OR ${hiCol} IS NULL))`;
     }
     default:

@@ -1,10 +1,8 @@
 // Tenant records (outside FHIR): one row per tenant; the application reads only its bound tenant's row.
 import type { Db } from '../platform/db.js';
-import type { Tenant } from '../fhir/context.js';
+import { TENANT_SLUG, type Tenant } from '../core/tenant.js';
 
-export const TENANT_SLUG = /^[a-z0-9][a-z0-9-]{0,62}$/;
-
-type Row = { id: string; name: string; status: string; settings: Tenant['settings'] };
+type Row = { id: Tenant['id']; name: string; status: string; settings: Tenant['settings'] };
 
 /** Looks up a tenant through the RLS-bound connection (unknown -> undefined). */
 export async function findTenant(db: Db, slug: string): Promise<Tenant | undefined> {
@@ -25,28 +23,4 @@ export async function listTenants(db: Db): Promise<Row[]> {
 
 export async function updateTenantSettings(db: Db, slug: string, settings: Tenant['settings']): Promise<void> {
   await db.admin().query('UPDATE tenant SET settings = settings || $2::jsonb WHERE id = $1', [slug, JSON.stringify(settings)]);
-}
-
-/** A small in-process cache: tenant lookups happen on every request. */
-export class TenantCache {
-  private readonly entries = new Map<string, { tenant: Tenant | undefined; expires: number }>();
-  constructor(
-    private readonly db: Db,
-    private readonly ttlMs = 5000,
-  ) {}
-
-  async get(slug: string): Promise<Tenant | undefined> {
-    const hit = this.entries.get(slug);
-    const now = Date.now();
-    if (hit && hit.expires > now) return hit.tenant;
-    const tenant = await findTenant(this.db, slug);
-    if (this.entries.size > 10_000) this.entries.clear();
-    this.entries.set(slug, { tenant, expires: now + (tenant ? this.ttlMs : 1000) });
-    return tenant;
-  }
-
-  invalidate(slug?: string): void {
-    if (slug) this.entries.delete(slug);
-    else this.entries.clear();
-  }
 }

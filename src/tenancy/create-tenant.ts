@@ -1,13 +1,16 @@
 // Tenant creation: the tenant row plus its root Organization (ARCHITECTURE.md "Tenancy"), whose id is the slug.
-import type { Deps, FhirContext } from '../fhir/context.js';
-import { FhirError } from '../fhir/errors.js';
-import { prepareUpdate, writeOne } from '../fhir/write.js';
-import { insertTenant, TENANT_SLUG } from '../store/tenants.js';
-
-export const RESERVED_SLUGS = new Set(['metadata', 'admin', 'auth', 'shared', 'platform', 'fhir', 'healthz', 'readyz']);
+import type { FhirContext } from '../fhir/context.js';
+import type { Deps } from '../core/deps.js';
+import { FhirError } from '../core/errors.js';
+import { prepareUpdate } from '../fhir/interactions/update.js';
+import { writeOne } from '../fhir/write.js';
+import { TenantStore } from '../store/session.js';
+import { SYSTEM_GUARD } from '../core/guard.js';
+import { isTenantSlug, RESERVED_SLUGS } from '../core/tenant.js';
+import { insertTenant } from '../store/tenants.js';
 
 export async function createTenant(deps: Deps, slug: string, name: string): Promise<{ baseUrl: string }> {
-  if (!TENANT_SLUG.test(slug) || RESERVED_SLUGS.has(slug)) {
+  if (!isTenantSlug(slug) || RESERVED_SLUGS.has(slug)) {
     throw new FhirError('invalid', `Tenant slug '${slug}' must be 1-63 characters of a-z, 0-9 and '-', start with a letter or digit, and not be reserved`, { code: 'TENANT_SLUG_INVALID' });
   }
   if (!name.trim()) throw new FhirError('invalid', 'A tenant needs a name', { code: 'TENANT_NAME_MISSING' });
@@ -17,10 +20,12 @@ export async function createTenant(deps: Deps, slug: string, name: string): Prom
     deps,
     tenant: { id: slug, name, status: 'active', settings: {} },
     baseUrl,
+    store: new TenantStore(deps.db, slug, baseUrl),
     registry: deps.registry,
     requestId: 'tenant-create',
     log: deps.log,
+    guard: SYSTEM_GUARD,
   };
-  await writeOne(ctx, (q) => prepareUpdate(ctx, q, 'Organization', slug, { resourceType: 'Organization', id: slug, active: true, name }));
+  await writeOne(ctx, (s) => prepareUpdate(ctx, s, 'Organization', slug, { resourceType: 'Organization', id: slug, active: true, name }));
   return { baseUrl };
 }

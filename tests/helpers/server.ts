@@ -10,7 +10,7 @@ import { registerClient } from '../../src/auth/admin.js';
 import { mintAccessToken } from '../../src/auth/tokens.js';
 import { buildDeps } from '../../src/compose.js';
 import { loadConfig, type Config } from '../../src/config/index.js';
-import type { Deps } from '../../src/fhir/context.js';
+import type { Deps } from '../../src/core/deps.js';
 import { createApp, type AppHandle } from '../../src/http/app.js';
 import { createLogger } from '../../src/platform/log.js';
 import { createTenant } from '../../src/tenancy/create-tenant.js';

@@ -2,11 +2,12 @@
 // FhirError -> OperationOutcome mapping (http.html#mime-type, #return, #versioning; STYLE.md §3).
 import { describe, expect, it } from '@jest/globals';
 import type { Request } from 'express';
-import { ERROR_KINDS, FhirError, toFhirError } from '../../src/fhir/errors.js';
+import { ERROR_KINDS, FhirError, toFhirError } from '../../src/core/errors.js';
 import { etag, parseETag } from '../../src/fhir/etag.js';
 import { assertId } from '../../src/fhir/ids.js';
-import { bodyKind, guardJson, MAX_ARRAY_ITEMS, MAX_DEPTH, parseJsonBody } from '../../src/http/body.js';
-import { parsePrefer } from '../../src/http/request-headers.js';
+import { bodyKind, guardJson, MAX_ARRAY_ITEMS, MAX_DEPTH, parseJsonBody } from '../../src/fhir/body.js';
+import { parsePrefer } from '../../src/fhir/request.js';
+import { asFhirError } from '../../src/store/db-errors.js';
 import { checkFormat } from '../../src/http/respond.js';
 
 function failure(fn: () => unknown): FhirError {
@@ -148,7 +149,8 @@ describe('FhirError -> OperationOutcome (STYLE.md §3)', () => {
     const f = toFhirError(Object.assign(new Error('relation "resource" does not exist at character 15'), { code: '42P01' }));
     expect(f.status).toBe(500);
     expect(JSON.stringify(f.toOutcome())).not.toContain('relation');
-    expect(toFhirError(Object.assign(new Error('x'), { code: '40001' })).status).toBe(409);
-    expect(toFhirError(Object.assign(new Error('x'), { code: '57014' })).status).toBe(503);
+    expect(asFhirError(Object.assign(new Error('x'), { code: '40001' })).status).toBe(409);
+    expect(asFhirError(Object.assign(new Error('x'), { code: '57014' })).status).toBe(503);
+    expect(asFhirError(Object.assign(new Error('duplicate key'), { code: '23505' })).status).toBe(409);
   });
 });

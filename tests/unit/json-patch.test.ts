@@ -1,6 +1,6 @@
 // JSON Patch engine (RFC 6902) without HTTP: operations, failures, and that no path reaches a prototype.
 import { describe, expect, it } from '@jest/globals';
-import { FhirError } from '../../src/fhir/errors.js';
+import { FhirError } from '../../src/core/errors.js';
 import { applyJsonPatch } from '../../src/fhir/json-patch.js';
 
 const doc = () => ({ resourceType: 'Patient', id: 'p', name: [{ family: 'Ng', given: ['A', 'B'] }], active: true, 'a/b': 1, 'c~d': 2 });

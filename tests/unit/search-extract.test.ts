@@ -3,7 +3,7 @@
 // rows, references, date ranges (Periods with open ends), quantities, composites and the full-text columns.
 import { describe, expect, it } from '@jest/globals';
 import { extractIndexRows, normalizeString, type IndexRows } from '../../src/search/extract.js';
-import { SearchParamRegistry } from '../../src/search/registry.js';
+import { SearchParamRegistry } from '../../src/core/search-registry.js';
 
 const registry = new SearchParamRegistry();
 const rows = (resource: Record<string, unknown>): IndexRows => extractIndexRows(registry, resource);

@@ -2,10 +2,10 @@
 // OR-splitting and escapes, prefixes, implied precision, date ranges, modifiers, chains, _has, result parameters,
 // and lenient/strict handling of unknown parameters.
 import { describe, expect, it } from '@jest/globals';
-import { FhirError } from '../../src/fhir/errors.js';
+import { FhirError } from '../../src/core/errors.js';
 import { dateRange } from '../../src/search/date-range.js';
 import { MAX_COUNT, planSearch, splitOr, type Criterion, type ParamCriterion, type SearchPlan } from '../../src/search/plan.js';
-import { SearchParamRegistry } from '../../src/search/registry.js';
+import { SearchParamRegistry } from '../../src/core/search-registry.js';
 
 const registry = new SearchParamRegistry();
 

@@ -1,7 +1,7 @@
 // Parsing batch/transaction entries (http.html#transaction): shape checks and request URLs.
 import type { FhirContext } from '../context.js';
-import { isResourceType } from '../definitions.js';
-import { FhirError } from '../errors.js';
+import { isResourceType } from '../../core/definitions.js';
+import { FhirError } from '../../core/errors.js';
 
 export type EntryMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 

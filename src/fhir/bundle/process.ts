@@ -3,28 +3,28 @@
 // rolls everything back and the OperationOutcome names the entry (a failed GET is only that entry's answer).
 // Batch entries succeed or fail one by one, each on its own database transaction.
 import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
-import type { Queryable } from '../../platform/db.js';
+import { FhirError } from '../../core/errors.js';
+import { asFhirError } from '../../store/db-errors.js';
+import type { TenantSession } from '../../store/session.js';
+import { bodyOf } from '../body.js';
 import { RawJsonBuilder } from '../bundle-json.js';
-import type { FhirContext, FhirResult, PreferReturn } from '../context.js';
-import { FhirError, okOutcome, toFhirError } from '../errors.js';
+import { conditionKey } from '../conditional.js';
+import type { FhirContext } from '../context.js';
 import { etag } from '../etag.js';
-import { readResource, vreadResource } from '../interactions/read.js';
-import { searchType } from '../interactions/search.js';
+import { conditionalUpdateTarget } from '../interactions/conditional-update.js';
+import { prepareCreate } from '../interactions/create.js';
+import { prepareDelete } from '../interactions/delete.js';
+import { preparePatch } from '../interactions/patch.js';
+import { prepareUpdate } from '../interactions/update.js';
 import { classifyReference, findReferences, rewritePlaceholders } from '../references.js';
+import type { FhirRequest, FhirResult, PreferReturn } from '../request.js';
 import { referenceIssues, refContext } from '../validation/index.js';
-import {
-  commitWrites,
-  conditionalUpdateTarget,
-  matchCondition,
-  prepareConditionalUpdate,
-  prepareCreate,
-  prepareDelete,
-  preparePatch,
-  prepareUpdate,
-  type PreparedWrite,
-  type WriteOutcome,
-} from '../write.js';
+import { writeAnswer } from '../write-answer.js';
+import { commitWrites, matchCondition, type PreparedWrite } from '../write.js';
 import { checkBundle, entryError, parseEntry, patchOperations, type ParsedEntry } from './entries.js';
+
+/** Answers one entry as a FHIR request (batch entries, and a transaction's GETs on its session). */
+export type EntryDispatch = (ctx: FhirContext, req: FhirRequest, s?: TenantSession) => Promise<FhirResult>;
 
 const STATUS_TEXT: Record<number, string> = {
   200: '200 OK',
@@ -57,18 +57,28 @@ interface EntryResult {
   outcome?: Record<string, unknown>;
 }
 
-function writeResult(w: WriteOutcome, prefer: PreferReturn | undefined): EntryResult {
-  const res: EntryResult = { status: w.status };
-  if (w.versionId > 0) {
-    res.etag = etag(w.versionId);
-    res.lastModified = w.lastUpdated;
-  }
-  if (w.json && (w.status === 201 || w.status === 200)) res.location = `${w.resourceType}/${w.id}/_history/${w.versionId}`;
-  if (prefer === 'representation' && w.json) res.json = w.json;
-  if (prefer === 'OperationOutcome' && w.json) {
-    res.outcome = okOutcome(`${w.status === 201 ? 'Created' : 'Updated'} ${w.resourceType}/${w.id} version ${w.versionId}`) as unknown as Record<string, unknown>;
-  }
+/**
+ * An interaction's answer as a bundle entry's response (http.html#transaction-response). A read's lastModified is its
+ * Last-Modified header (second precision, as the same read over HTTP says it); a write's is the version's instant.
+ */
+function entryOf(r: FhirResult, withBody: boolean, read = false): EntryResult {
+  const res: EntryResult = { status: r.status };
+  if (read) {
+    if (r.headers?.ETag) res.etag = r.headers.ETag;
+    if (r.headers?.['Last-Modified']) res.lastModified = new Date(r.headers['Last-Modified']).toISOString();
+  } else if (r.version) {
+    res.etag = etag(r.version.versionId);
+    res.lastModified = r.version.lastUpdated;
+    if (r.headers?.Location) res.location = `${r.version.resourceType}/${r.version.id}/_history/${r.version.versionId}`;
+  } else if (r.headers?.ETag) res.etag = r.headers.ETag;
+  if (withBody && r.body !== undefined) res.json = typeof r.body === 'string' ? r.body : JSON.stringify(r.body);
+  if (r.outcome) res.outcome = r.outcome;
   return res;
+}
+
+/** A write's answer in an entry: the resource only when the client asked for it (Prefer: return=representation). */
+function writeEntry(ctx: FhirContext, w: Parameters<typeof writeAnswer>[1], prefer: PreferReturn | undefined): EntryResult {
+  return entryOf(writeAnswer(ctx, w, prefer ?? 'minimal'), true);
 }
 
 function errorResult(f: FhirError): EntryResult {
@@ -80,7 +90,7 @@ function errorResult(f: FhirError): EntryResult {
  * entry when it had none) and every diagnostics and the message start with `Bundle.entry[i]`.
  */
 function inEntry(err: unknown, e: ParsedEntry): FhirError {
-  const f = toFhirError(err);
+  const f = asFhirError(err);
   if (f.kind === 'internal') return f;
   const prefix = `Bundle.entry[${e.index}]`;
   const named = (text: string) => (text.startsWith(prefix) ? text : `${prefix} (${e.method} ${e.url.slice(0, 200)}): ${text}`);
@@ -114,7 +124,7 @@ async function forEntry<T>(e: ParsedEntry, fn: () => Promise<T>): Promise<T> {
  * spelled exactly like another entry's condition (ifNoneExist, or a conditional update URL) means that entry's
  * resource, which may not exist before this transaction.
  */
-async function resolveConditionalReferences(ctx: FhirContext, q: Queryable, entries: ParsedEntry[], conditionTargets: Map<string, string>): Promise<void> {
+async function resolveConditionalReferences(ctx: FhirContext, s: TenantSession, entries: ParsedEntry[], conditionTargets: Map<string, string>): Promise<void> {
   const rc = refContext(ctx);
   const cache = new Map(conditionTargets);
   for (const e of entries) {
@@ -125,7 +135,7 @@ async function resolveConditionalReferences(ctx: FhirContext, q: Queryable, entr
       const key = conditionKey(c.type, c.query);
       let target = cache.get(key);
       if (!target) {
-        const ids = await forEntry(e, () => matchCondition(ctx, q, c.type, c.query));
+        const ids = await forEntry(e, () => matchCondition(ctx, s, c.type, c.query));
         const where = `Bundle.entry[${e.index}].resource${ref.path.slice(String(e.resource.resourceType).length)}.reference`;
         if (ids.length === 0) {
           throw new FhirError('invalid', `Bundle.entry[${e.index}]: conditional reference ${ref.reference} matches no resource`, { code: 'REFERENCE_CONDITIONAL_NO_MATCH', expression: [where], issueType: 'not-found' });
@@ -154,14 +164,8 @@ interface Identities {
   createdUnder: Map<number, string>;
 }
 
-/** One spelling per condition: decoded, sorted parameters ("a=x%7C1&b=2" and "b=2&a=x|1" are the same). */
-function conditionKey(type: string, query: string): string {
-  const params = [...new URLSearchParams(query)].sort(([a, x], [b, y]) => (a < b ? -1 : a > b ? 1 : x < y ? -1 : x > y ? 1 : 0));
-  return `${type}?${new URLSearchParams(params).toString()}`;
-}
-
 /** Assigns ids to POST entries (before anything is written, so circular references resolve) and detects overlaps. */
-async function planIdentities(ctx: FhirContext, q: Queryable, entries: ParsedEntry[]): Promise<Identities> {
+async function planIdentities(ctx: FhirContext, s: TenantSession, entries: ParsedEntry[]): Promise<Identities> {
   const out: Identities = { placeholders: new Map(), ids: new Map(), existingCreates: new Set(), conditionTargets: new Map(), createdUnder: new Map() };
   const fullUrls = new Map<string, number>();
   const conditions = new Map<string, number>();
@@ -181,7 +185,7 @@ async function planIdentities(ctx: FhirContext, q: Queryable, entries: ParsedEnt
       if (prev !== undefined) throw entryError(e.index, `uses the same condition (${e.type}?${condition}) as Bundle.entry[${prev}]`, 'BUNDLE_DUPLICATE_CONDITIONAL');
       conditions.set(key, e.index);
     }
-    const id = await forEntry(e, () => entryIdentity(ctx, q, e, condition, out));
+    const id = await forEntry(e, () => entryIdentity(ctx, s, e, condition, out));
     if (id === undefined) continue;
     const key = `${e.type}/${id}`;
     const prev = identities.get(key);
@@ -201,15 +205,15 @@ async function planIdentities(ctx: FhirContext, q: Queryable, entries: ParsedEnt
 }
 
 /** The id one write entry targets: assigned, matched by its condition, or from its URL (undefined: no effect). */
-async function entryIdentity(ctx: FhirContext, q: Queryable, e: ParsedEntry, condition: string | undefined, out: Identities): Promise<string | undefined> {
+async function entryIdentity(ctx: FhirContext, s: TenantSession, e: ParsedEntry, condition: string | undefined, out: Identities): Promise<string | undefined> {
   if (condition === undefined) return e.method === 'POST' ? ctx.deps.newId() : e.id;
   if (e.method === 'PUT') {
     const bodyId = typeof e.resource?.id === 'string' ? e.resource.id : undefined;
-    const { id, matched } = await conditionalUpdateTarget(ctx, q, e.type, condition, bodyId);
+    const { id, matched } = await conditionalUpdateTarget(ctx, s, e.type, condition, bodyId);
     if (!matched) out.createdUnder.set(e.index, condition);
     return id ?? ctx.deps.newId();
   }
-  const found = await matchCondition(ctx, q, e.type, condition);
+  const found = await matchCondition(ctx, s, e.type, condition);
   if (found.length > 1) {
     throw new FhirError('precondition-failed', `the condition ${e.type}?${condition} matched more than one resource`, { code: 'CONDITION_MULTIPLE_MATCHES', issueType: 'multiple-matches' });
   }
@@ -227,10 +231,10 @@ async function entryIdentity(ctx: FhirContext, q: Queryable, e: ParsedEntry, con
 }
 
 /** References are checked once, after every write, against the transaction's own view of the tenant. */
-async function checkReferences(ctx: FhirContext, q: Queryable, written: { e: ParsedEntry; resource: Record<string, unknown> }[]): Promise<void> {
+async function checkReferences(ctx: FhirContext, s: TenantSession, written: { e: ParsedEntry; resource: Record<string, unknown> }[]): Promise<void> {
   const issues = await referenceIssues(
     ctx,
-    q,
+    s,
     written.map(({ e, resource }) => ({ resource, pathPrefix: `Bundle.entry[${e.index}].resource` })),
     // what this transaction wrote exists for its own references, whether or not the caller may read it back
     new Set(written.map(({ resource }) => `${resource.resourceType}/${resource.id}`)),
@@ -241,17 +245,17 @@ async function checkReferences(ctx: FhirContext, q: Queryable, written: { e: Par
   throw new FhirError('invalid', String(first.diagnostics), { issues, code });
 }
 
-async function runTransaction(ctx: FhirContext, q: Queryable, parsed: ParsedEntry[], prefer: PreferReturn | undefined): Promise<EntryResult[]> {
+async function runTransaction(ctx: FhirContext, s: TenantSession, parsed: ParsedEntry[], prefer: PreferReturn | undefined, dispatch: EntryDispatch): Promise<EntryResult[]> {
   // Work on copies: the database may retry this function after a serialization failure, and the placeholders
   // rewritten on one attempt must not leak into the next (which assigns new ids).
   const entries = parsed.map((e) => (e.resource ? { ...e, resource: structuredClone(e.resource) } : e));
-  const { placeholders, ids, existingCreates, conditionTargets, createdUnder } = await planIdentities(ctx, q, entries);
+  const { placeholders, ids, existingCreates, conditionTargets, createdUnder } = await planIdentities(ctx, s, entries);
   // Only placeholders are rewritten: urn:uuid / urn:oid, absolute fullUrls of this tenant and, for POSTs, their
   // relative form; a PUT's "Type/id" already means itself.
   const isPlaceholder = (k: string) => k.startsWith('urn:') || k.startsWith(ctx.baseUrl + '/') || !/^[a-z][a-z0-9+.-]*:/i.test(k);
   const map = new Map([...placeholders].filter(([k, v]) => k !== v && isPlaceholder(k)));
   for (const e of entries) if (e.resource && e.method !== 'PATCH' && map.size) rewritePlaceholders(e.resource, map);
-  await resolveConditionalReferences(ctx, q, entries, conditionTargets);
+  await resolveConditionalReferences(ctx, s, entries, conditionTargets);
 
   const results: EntryResult[] = new Array(entries.length);
   const order = [...entries].sort((a, b) => ORDER[a.method] - ORDER[b.method] || a.index - b.index);
@@ -260,14 +264,14 @@ async function runTransaction(ctx: FhirContext, q: Queryable, parsed: ParsedEntr
   let referencesChecked = false;
   // Creates are stored together (one statement per table) before anything that might read them.
   const flushCreates = async () => {
-    const outs = await commitWrites(ctx, q, pendingCreates.map((x) => x.p));
-    pendingCreates.forEach((x, i) => (results[x.e.index] = writeResult(outs[i], prefer)));
+    const outs = await commitWrites(ctx, s, pendingCreates.map((x) => x.p));
+    pendingCreates.forEach((x, i) => (results[x.e.index] = writeEntry(ctx, outs[i], prefer)));
     pendingCreates.length = 0;
   };
   for (const e of order) {
     if (e.method !== 'POST' && pendingCreates.length) await flushCreates();
     if ((e.method === 'GET' || e.method === 'HEAD') && !referencesChecked) {
-      await checkReferences(ctx, q, written);
+      await checkReferences(ctx, s, written);
       referencesChecked = true;
     }
     const opts = { ifMatch: e.ifMatch, skipReferenceCheck: true, condition: createdUnder.get(e.index) };
@@ -278,14 +282,14 @@ async function runTransaction(ctx: FhirContext, q: Queryable, parsed: ParsedEntr
           results[e.index] = { status: 204 }; // a conditional delete that matched nothing has no effect
           break;
         }
-        const [out] = await forEntry(e, async () => commitWrites(ctx, q, [await prepareDelete(ctx, q, e.type, id, opts)]));
-        results[e.index] = writeResult(out, prefer);
+        const [out] = await forEntry(e, async () => commitWrites(ctx, s, [await prepareDelete(ctx, s, e.type, id, opts)]));
+        results[e.index] = writeEntry(ctx, out, prefer);
         break;
       }
       case 'POST': {
         // An ifNoneExist that matched answers with the existing resource (re-matched under the condition's lock).
         const ifNoneExist = existingCreates.has(e.index) ? e.ifNoneExist : undefined;
-        const p = await forEntry(e, () => prepareCreate(ctx, q, e.type, e.resource, { ...opts, id, ifNoneExist }));
+        const p = await forEntry(e, () => prepareCreate(ctx, s, e.type, e.resource, { ...opts, id, ifNoneExist }));
         pendingCreates.push({ e, p });
         if (p.outcome.resource) written.push({ e, resource: p.outcome.resource });
         break;
@@ -294,75 +298,55 @@ async function runTransaction(ctx: FhirContext, q: Queryable, parsed: ParsedEntr
       case 'PATCH': {
         const p = await forEntry(e, () =>
           e.method === 'PATCH'
-            ? preparePatch(ctx, q, e.type, id!, patchOperations(e), opts)
-            : prepareUpdate(ctx, q, e.type, id!, e.id === undefined ? { ...e.resource, id } : e.resource, opts),
+            ? preparePatch(ctx, s, e.type, id!, patchOperations(e), opts)
+            : prepareUpdate(ctx, s, e.type, id!, e.id === undefined ? { ...e.resource, id } : e.resource, opts),
         );
-        const [out] = await forEntry(e, () => commitWrites(ctx, q, [p]));
+        const [out] = await forEntry(e, () => commitWrites(ctx, s, [p]));
         written.push({ e, resource: p.outcome.resource! });
-        results[e.index] = writeResult(out, prefer);
+        results[e.index] = writeEntry(ctx, out, prefer);
         break;
       }
       default:
-        results[e.index] = await readInTransaction(ctx, q, e);
+        results[e.index] = await readInTransaction(ctx, s, e, dispatch);
     }
   }
   if (pendingCreates.length) await flushCreates();
-  if (!referencesChecked) await checkReferences(ctx, q, written);
+  if (!referencesChecked) await checkReferences(ctx, s, written);
   return results;
+}
+
+/** A batch or transaction entry as a FHIR request (http.html#transaction: "as if submitted individually"). */
+function entryRequest(e: ParsedEntry, prefer: PreferReturn | undefined): FhirRequest {
+  const path = e.url.split('?')[0].split('/').map((x) => {
+    try {
+      return decodeURIComponent(x);
+    } catch {
+      throw entryError(e.index, 'request.url has malformed percent-encoding', 'BUNDLE_ENTRY_URL');
+    }
+  });
+  const req: FhirRequest = {
+    method: e.method === 'HEAD' ? 'GET' : e.method,
+    path,
+    params: [...new URLSearchParams(e.query ?? '')] as [string, string][],
+    // a write entry answers with its resource only when asked (Prefer: return=representation on the Bundle)
+    headers: { ifMatch: e.ifMatch, ifNoneMatch: e.ifNoneMatch, ifModifiedSince: e.ifModifiedSince, ifNoneExist: e.ifNoneExist, preferReturn: prefer ?? 'minimal' },
+  };
+  if (e.method === 'PATCH') req.body = { contentType: 'application/json-patch+json', value: patchOperations(e) };
+  else if (e.resource) req.body = { contentType: 'application/fhir+json', value: e.resource };
+  return req;
 }
 
 /**
  * A GET/HEAD inside a transaction changes nothing, so a failed read (404, 410, a bad search) is that entry's
  * answer rather than a reason to roll the writes back. Database failures still abort the transaction.
  */
-async function readInTransaction(ctx: FhirContext, q: Queryable, e: ParsedEntry): Promise<EntryResult> {
+async function readInTransaction(ctx: FhirContext, s: TenantSession, e: ParsedEntry, dispatch: EntryDispatch): Promise<EntryResult> {
   try {
-    return await runGet(ctx, q, e);
+    return entryOf(await dispatch(ctx, entryRequest(e, undefined), s), e.method === 'GET', true);
   } catch (err) {
     if (!(err instanceof FhirError) || err.kind === 'internal' || (err.cause as { code?: unknown } | undefined)?.code) throw err;
     return errorResult(inEntry(err, e));
   }
-}
-
-async function runGet(ctx: FhirContext, q: Queryable | undefined, e: ParsedEntry): Promise<EntryResult> {
-  let r: FhirResult;
-  if (e.id !== undefined && e.vid !== undefined) r = await vreadResource(ctx, e.type, e.id, e.vid, q);
-  else if (e.id !== undefined) r = await readResource(ctx, e.type, e.id, { ifNoneMatch: e.ifNoneMatch, ifModifiedSince: e.ifModifiedSince }, q);
-  else r = await searchType(ctx, e.type, [...new URLSearchParams(e.query ?? '')] as [string, string][], false, q);
-  const res: EntryResult = { status: r.status, etag: r.headers?.ETag };
-  const modified = r.headers?.['Last-Modified'];
-  if (modified) res.lastModified = new Date(modified).toISOString();
-  if (e.method === 'GET' && r.body !== undefined) res.json = typeof r.body === 'string' ? r.body : JSON.stringify(r.body);
-  return res;
-}
-
-/** Ids matching a conditional delete/patch inside a batch entry: at most one. */
-async function matchOne(ctx: FhirContext, q: Queryable, e: ParsedEntry): Promise<string | undefined> {
-  const ids = await matchCondition(ctx, q, e.type, e.query!);
-  if (ids.length > 1) throw new FhirError('precondition-failed', `The condition matched more than one ${e.type}`, { code: 'CONDITION_MULTIPLE_MATCHES', issueType: 'multiple-matches' });
-  return ids[0];
-}
-
-async function runBatchEntry(ctx: FhirContext, e: ParsedEntry, prefer: PreferReturn | undefined): Promise<EntryResult> {
-  if (e.method === 'GET' || e.method === 'HEAD') return runGet(ctx, undefined, e);
-  const out = await ctx.deps.db.tx(ctx.tenant.id, async (q) => {
-    const opts = { ifMatch: e.ifMatch };
-    let p: PreparedWrite | WriteOutcome;
-    if (e.method === 'POST') p = await prepareCreate(ctx, q, e.type, e.resource, { ...opts, ifNoneExist: e.ifNoneExist });
-    else if (e.method === 'PUT') p = e.id !== undefined ? await prepareUpdate(ctx, q, e.type, e.id, e.resource, opts) : await prepareConditionalUpdate(ctx, q, e.type, e.query!, e.resource, opts);
-    else {
-      const id = e.id ?? (await matchOne(ctx, q, e));
-      if (e.method === 'DELETE') {
-        if (id === undefined) return { status: 204, resourceType: e.type, id: '', versionId: 0, lastUpdated: '', json: null } as WriteOutcome;
-        p = await prepareDelete(ctx, q, e.type, id, opts);
-      } else {
-        if (id === undefined) throw new FhirError('not-found', `No ${e.type} matches the condition`, { code: 'CONDITION_NO_MATCH' });
-        p = await preparePatch(ctx, q, e.type, id, patchOperations(e), opts);
-      }
-    }
-    return (await commitWrites(ctx, q, [p]))[0];
-  }, { signal: ctx.signal });
-  return writeResult(out, prefer);
 }
 
 function responseEntry(b: RawJsonBuilder, ctx: FhirContext, r: EntryResult): Record<string, unknown> {
@@ -382,22 +366,24 @@ function responseEntry(b: RawJsonBuilder, ctx: FhirContext, r: EntryResult): Rec
 }
 
 /** POST [base] with a batch or transaction Bundle. */
-export async function processBundle(ctx: FhirContext, body: unknown, prefer: PreferReturn | undefined): Promise<FhirResult> {
-  const { type, entries: raw } = checkBundle(body, ctx.deps.config.maxBundleEntries);
+export async function processBundle(ctx: FhirContext, req: FhirRequest, dispatch: EntryDispatch): Promise<FhirResult> {
+  const prefer = req.headers.preferReturn;
+  const { type, entries: raw } = checkBundle(bodyOf(req).value, ctx.deps.config.maxBundleEntries);
   const b = new RawJsonBuilder();
   let results: EntryResult[];
   if (type === 'transaction') {
     const entries = raw.map((r, i) => parseEntry(ctx, r, i));
-    results = await ctx.deps.db.tx(ctx.tenant.id, (q) => runTransaction(ctx, q, entries, prefer), { signal: ctx.signal });
+    results = await ctx.store.tx((s) => runTransaction(ctx, s, entries, prefer, dispatch), { signal: ctx.signal });
   } else {
     results = [];
     for (let i = 0; i < raw.length; i++) {
       let e: ParsedEntry | undefined;
       try {
         e = parseEntry(ctx, raw[i], i);
-        results.push(await runBatchEntry(ctx, e, prefer));
+        // each entry on its own, exactly as if it had been sent alone (its own transaction)
+        results.push(entryOf(await dispatch(ctx, entryRequest(e, prefer)), e.method !== 'HEAD', e.method === 'GET' || e.method === 'HEAD'));
       } catch (err) {
-        const f = e ? inEntry(err, e) : toFhirError(err);
+        const f = e ? inEntry(err, e) : asFhirError(err);
         if (f.kind === 'internal') ctx.log.error({ err, entry: i }, 'batch entry failed');
         results.push(errorResult(f));
       }

@@ -1,9 +1,10 @@
 // history (http.html#history): instance, type and whole-tenant, with _since, _at, _count and keyset paging.
-import { readCurrent, readHistory, type HistoryQuery } from '../../store/resources.js';
+import type { HistoryQuery } from '../../store/resources.js';
 import { dateRange } from '../../search/date-range.js';
 import { RawJsonBuilder } from '../bundle-json.js';
-import type { FhirContext, FhirResult } from '../context.js';
-import { FhirError } from '../errors.js';
+import type { FhirContext } from '../context.js';
+import type { FhirRequest, FhirResult } from '../request.js';
+import { FhirError } from '../../core/errors.js';
 import { etag } from '../etag.js';
 import { assertInRegion, authorize, visibleVersions } from '../guard.js';
 import { assertId, ID_PATTERN } from '../ids.js';
@@ -61,7 +62,9 @@ function visibleEntries<T extends { resourceType: string; json: string | null }>
   return rows.filter((r) => r.json === null || kept.some((k) => k.row === r)).map((row) => kept.find((k) => k.row === row) ?? { row });
 }
 
-export async function history(ctx: FhirContext, params: [string, string][], type?: string, id?: string): Promise<FhirResult> {
+/** GET [base]/_history, [type]/_history, [type]/[id]/_history */
+export async function history(ctx: FhirContext, req: FhirRequest, type?: string, id?: string): Promise<FhirResult> {
+  const params = req.params;
   if (id !== undefined) assertId(id, 'URL');
   const h: HistoryQuery = { type, id, count: 20 };
   const seen = new Set<string>();
@@ -80,13 +83,13 @@ export async function history(ctx: FhirContext, params: [string, string][], type
   }
   const interaction = id !== undefined ? 'history-instance' : type !== undefined ? 'history-type' : 'history-system';
   const d = authorize(ctx, { interaction, resourceType: type, id });
-  const { rows, visible } = await ctx.deps.db.withTenant(ctx.tenant.id, async (q) => {
+  const { rows, visible } = await ctx.store.read(async (s) => {
     // Instance history of a resource the tenant never held is 404, as read is (another tenant's id included).
     if (type !== undefined && id !== undefined) {
-      if (!(await readCurrent(q, ctx.tenant.id, type, id))) throw new FhirError('not-found', `${type}/${id} is not known`, { code: 'RESOURCE_NOT_FOUND' });
-      await assertInRegion(ctx, q, type, id, d);
+      if (!(await s.readCurrent(type, id))) throw new FhirError('not-found', `${type}/${id} is not known`, { code: 'RESOURCE_NOT_FOUND' });
+      await assertInRegion(ctx, s, type, id, d);
     }
-    const rows = await readHistory(q, ctx.tenant.id, h);
+    const rows = await s.readHistory(h);
     return { rows, visible: visibleEntries(ctx, rows.slice(0, h.count), id !== undefined) };
   }, { signal: ctx.signal });
   const page = rows.slice(0, h.count);

@@ -1,12 +1,13 @@
-// read and vread (http.html#read, #vread), with conditional read (If-None-Match, If-Modified-Since).
-import type { Queryable } from '../../platform/db.js';
-import { readCurrent, readVersion } from '../../store/resources.js';
-import type { FhirContext, FhirResult, RequestHeaders } from '../context.js';
-import { FhirError } from '../errors.js';
+// read and vread (http.html#read, #vread), with conditional read (If-None-Match, If-Modified-Since) and _summary /
+// _elements (search.html#summary), then the caller's element limit.
+import { FhirError } from '../../core/errors.js';
+import type { TenantSession } from '../../store/session.js';
+import type { FhirContext } from '../context.js';
 import { etag, parseETag } from '../etag.js';
 import { assertInRegion, authorize, versionInRegion } from '../guard.js';
 import { assertId } from '../ids.js';
-import { limitResource } from '../subset.js';
+import { param, type FhirRequest, type FhirResult, type RequestHeaders } from '../request.js';
+import { limitResource, subsetResource } from '../subset.js';
 
 function headersFor(versionId: number, lastUpdated: Date): Record<string, string> {
   return { ETag: etag(versionId), 'Last-Modified': lastUpdated.toUTCString() };
@@ -25,9 +26,9 @@ function notModified(h: RequestHeaders, versionId: number, lastUpdated: Date): b
   return false;
 }
 
-/** Runs on the given transaction connection (bundles) or on a fresh tenant-bound one. */
-export function onConnection<T>(ctx: FhirContext, q: Queryable | undefined, fn: (q: Queryable) => Promise<T>): Promise<T> {
-  return q ? fn(q) : ctx.deps.db.withTenant(ctx.tenant.id, fn, { signal: ctx.signal });
+/** Runs on the given session (a transaction's, in bundles) or on a fresh connection bound to the tenant. */
+export function onSession<T>(ctx: FhirContext, s: TenantSession | undefined, fn: (s: TenantSession) => Promise<T>): Promise<T> {
+  return s ? fn(s) : ctx.store.read(fn, { signal: ctx.signal });
 }
 
 /** The stored JSON, cut down to the caller's element limit (lab technician's minimal Patient). */
@@ -35,12 +36,12 @@ function visibleBody(json: string, elements: string[] | undefined): string | Rec
   return elements ? limitResource(JSON.parse(json) as Record<string, unknown>, elements) : json;
 }
 
-export async function readResource(ctx: FhirContext, type: string, id: string, h: RequestHeaders, q?: Queryable): Promise<FhirResult> {
+export async function readResource(ctx: FhirContext, type: string, id: string, h: RequestHeaders, s?: TenantSession): Promise<FhirResult> {
   assertId(id, 'URL');
   const d = authorize(ctx, { interaction: 'read', resourceType: type, id });
-  const restricted = !!(d?.compartment || d?.searchFilters);
-  const row = await onConnection(ctx, q, async (c) => {
-    const row = await readCurrent(c, ctx.tenant.id, type, id);
+  const restricted = !!(d.compartment || d.searchFilters);
+  const row = await onSession(ctx, s, async (c) => {
+    const row = await c.readCurrent(type, id);
     // Under a patient/ or granular scope, a resource outside the region is as absent as a missing one.
     if (row && restricted) await assertInRegion(ctx, c, type, id, d);
     return row;
@@ -50,22 +51,45 @@ export async function readResource(ctx: FhirContext, type: string, id: string, h
     throw new FhirError('gone', `${type}/${id} was deleted`, { code: 'RESOURCE_DELETED' });
   }
   const headers = headersFor(row.versionId, row.lastUpdated);
-  if (notModified(h, row.versionId, row.lastUpdated)) return { status: 304, headers };
-  return { status: 200, body: visibleBody(row.json!, d?.elements), headers };
+  const version = { resourceType: type, id, versionId: row.versionId, lastUpdated: row.lastUpdated.toISOString() };
+  if (notModified(h, row.versionId, row.lastUpdated)) return { status: 304, headers, version };
+  return { status: 200, body: visibleBody(row.json!, d.elements), headers, version };
 }
 
-export async function vreadResource(ctx: FhirContext, type: string, id: string, vid: string, q?: Queryable): Promise<FhirResult> {
+export async function vreadResource(ctx: FhirContext, type: string, id: string, vid: string, s?: TenantSession): Promise<FhirResult> {
   assertId(id, 'URL');
   const d = authorize(ctx, { interaction: 'vread', resourceType: type, id });
   if (!/^\d{1,9}$/.test(vid)) throw new FhirError('not-found', `${type}/${id} has no version '${vid.slice(0, 64)}'`, { code: 'VERSION_NOT_FOUND' });
-  const row = await onConnection(ctx, q, async (c) => {
+  const row = await onSession(ctx, s, async (c) => {
     // the current version (its index rows) must lie in the region; a resource deleted since is out of every region
-    if (d?.compartment || d?.searchFilters) await assertInRegion(ctx, c, type, id, d);
-    return readVersion(c, ctx.tenant.id, type, id, Number(vid));
+    if (d.compartment || d.searchFilters) await assertInRegion(ctx, c, type, id, d);
+    return c.readVersion(type, id, Number(vid));
   });
   if (!row) throw new FhirError('not-found', `${type}/${id} has no version ${vid}`, { code: 'VERSION_NOT_FOUND' });
   if (row.deleted) throw new FhirError('gone', `Version ${vid} of ${type}/${id} is a deletion`, { code: 'RESOURCE_DELETED' });
   // an old version is judged on its own content too: it may have been outside the region when it was current
   if (!versionInRegion(ctx, type, row.json, d)) throw new FhirError('not-found', `${type}/${id} has no version ${vid}`, { code: 'VERSION_NOT_FOUND' });
-  return { status: 200, body: visibleBody(row.json!, d?.elements), headers: headersFor(row.versionId, row.lastUpdated) };
+  const version = { resourceType: type, id, versionId: row.versionId, lastUpdated: row.lastUpdated.toISOString() };
+  return { status: 200, body: visibleBody(row.json!, d.elements), headers: headersFor(row.versionId, row.lastUpdated), version };
+}
+
+/** _summary / _elements on a single resource (the element limit was applied first, so nothing hidden comes back). */
+function shaped(result: FhirResult, req: FhirRequest): FhirResult {
+  const summary = param(req, '_summary');
+  const elements = param(req, '_elements');
+  if ((!summary || summary === 'false') && !elements) return result;
+  if (summary === 'count') throw new FhirError('invalid', '_summary=count applies to searches only', { code: 'SUMMARY_INVALID' });
+  if (result.body === undefined) return result;
+  const resource = typeof result.body === 'string' ? (JSON.parse(result.body) as Record<string, unknown>) : result.body;
+  return { ...result, body: subsetResource(resource, summary, elements?.split(',').map((x) => x.trim()).filter(Boolean)) };
+}
+
+/** GET [type]/[id] */
+export async function read(ctx: FhirContext, req: FhirRequest, type: string, id: string, s?: TenantSession): Promise<FhirResult> {
+  return shaped(await readResource(ctx, type, id, req.headers, s), req);
+}
+
+/** GET [type]/[id]/_history/[vid] */
+export async function vread(ctx: FhirContext, req: FhirRequest, type: string, id: string, vid: string, s?: TenantSession): Promise<FhirResult> {
+  return shaped(await vreadResource(ctx, type, id, vid, s), req);
 }

@@ -1,18 +1,20 @@
 // search (http.html#search, search.html): type-level GET [type]?... and POST [type]/_search, system-level
 // GET [base]?_type=..., Patient compartment search GET Patient/[id]/[type]?..., with _include/_revinclude,
 // keyset paging (self/next/previous/first links), _total, _summary and _elements.
-import type { Queryable } from '../../platform/db.js';
 import { planSearch, type Compartment, type SearchPlan } from '../../search/plan.js';
-import { loadIncludes, searchCount, searchEstimate, searchPage, type SearchRow } from '../../store/search-sql.js';
+import type { SearchRow } from '../../store/search-sql.js';
+import type { TenantSession } from '../../store/session.js';
 import { RawJsonBuilder } from '../bundle-json.js';
 import { isInPatientCompartment, patientCompartment } from '../compartment.js';
-import type { FhirContext, FhirResult } from '../context.js';
-import { r4ResourceTypes } from '../definitions.js';
-import { FhirError, issue } from '../errors.js';
-import { authorizeSearch, visibleRows, type GuardLetter, type GuardRequest } from '../guard.js';
+import type { FhirContext } from '../context.js';
+import type { FhirRequest, FhirResult } from '../request.js';
+import { r4ResourceTypes } from '../../core/definitions.js';
+import { FhirError, issue } from '../../core/errors.js';
+import type { GuardLetter, GuardRequest } from '../../core/guard.js';
+import { authorizeSearch, visibleRows } from '../guard.js';
 import { assertId, assertResourceType } from '../ids.js';
 import { shapeResource } from '../subset.js';
-import { onConnection } from './read.js';
+import { onSession } from './read.js';
 
 export interface SearchTarget {
   /** URL path of the search below the tenant base, for links: "Observation", "", "Patient/1/Observation" */
@@ -39,21 +41,21 @@ function link(ctx: FhirContext, target: SearchTarget, plan: SearchPlan, extra: [
 }
 
 /** Runs a search and renders the searchset Bundle. */
-export async function runSearch(ctx: FhirContext, target: SearchTarget, params: [string, string][], strict: boolean, conn?: Queryable): Promise<FhirResult> {
-  const plan = planSearch(ctx.registry, target.types, { strict, params, compartment: target.compartment, maxParams: ctx.deps.config.maxSearchParams });
+export async function runSearch(ctx: FhirContext, target: SearchTarget, params: [string, string][], strict: boolean, conn?: TenantSession): Promise<FhirResult> {
+  const plan = planSearch(ctx.registry, target.types, { strict, params, compartment: target.compartment, maxParams: ctx.deps.config.maxSearchParams, now: ctx.deps.clock() });
   const limits = authorizeSearch(ctx, plan, target.access.request, target.access.letter);
   const backwards = plan.backwards === true;
   // _count=0 asks for no entries (search.html#count): answer like _summary=count, so no `next` link can loop forever.
   const countOnly = plan.summary === 'count' || plan.count === 0;
-  const { page, total, included } = await onConnection(ctx, conn, async (q) => {
-    const page = countOnly ? { rows: [] as SearchRow[], more: false } : await searchPage(q, ctx.tenant.id, ctx.baseUrl, plan, backwards);
+  const { page, total, included } = await onSession(ctx, conn, async (s) => {
+    const page = countOnly ? { rows: [] as SearchRow[], more: false } : await s.searchPage(plan, backwards);
     let total: number | undefined;
-    if (countOnly || plan.total === 'accurate') total = await searchCount(q, ctx.tenant.id, ctx.baseUrl, plan);
-    else if (plan.total === 'estimate') total = await searchEstimate(q, ctx.tenant.id, ctx.baseUrl, plan);
+    if (countOnly || plan.total === 'accurate') total = await s.searchCount(plan);
+    else if (plan.total === 'estimate') total = await s.searchEstimate(plan);
     else if (!page.more && !plan.cursor && !plan.offset) total = page.rows.length;
-    const loaded = plan.include.length && page.rows.length ? await loadIncludes(q, ctx.tenant.id, plan.include, page.rows, plan.blockedIncludes) : [];
+    const loaded = plan.include.length && page.rows.length ? await s.loadIncludes(plan.include, page.rows, plan.blockedIncludes) : [];
     // included resources are reads on the caller's behalf: each needs 'r' on its type and its region (SMART §7)
-    const included = await visibleRows(ctx, q, loaded, 'r');
+    const included = await visibleRows(ctx, s, loaded, 'r');
     return { page, total, included };
   });
   const b = new RawJsonBuilder();
@@ -88,7 +90,7 @@ export async function runSearch(ctx: FhirContext, target: SearchTarget, params: 
 }
 
 /** GET [base]/[type]?... */
-export function searchType(ctx: FhirContext, type: string, params: [string, string][], strict: boolean, conn?: Queryable): Promise<FhirResult> {
+export function searchType(ctx: FhirContext, type: string, params: [string, string][], strict: boolean, conn?: TenantSession): Promise<FhirResult> {
   return runSearch(ctx, { path: type, types: [type], access: { request: { interaction: 'search-type', resourceType: type }, letter: 's' } }, params, strict, conn);
 }
 

@@ -1,9 +1,10 @@
 // Patient/[id]/$everything (patient-operation-everything): the patient, every resource in its compartment and
 // the resources they reference, as a paged searchset Bundle; _since, _type and _count as the spec defines them.
 import { patientCompartment, isInPatientCompartment } from '../compartment.js';
-import type { FhirContext, FhirResult } from '../context.js';
-import { r4ResourceTypes } from '../definitions.js';
-import { FhirError } from '../errors.js';
+import type { FhirContext } from '../context.js';
+import type { FhirRequest, FhirResult } from '../request.js';
+import { r4ResourceTypes } from '../../core/definitions.js';
+import { FhirError } from '../../core/errors.js';
 import { assertId, assertResourceType } from '../ids.js';
 import { readResource } from '../interactions/read.js';
 import { runSearch } from '../interactions/search.js';
@@ -11,7 +12,9 @@ import { runSearch } from '../interactions/search.js';
 // _include and _lastUpdated come back in this operation's own paging links
 const ALLOWED = new Set(['_since', '_type', '_count', '_cursor', '_format', '_pretty', '_elements', '_summary', '_include', '_lastUpdated']);
 
-export async function patientEverything(ctx: FhirContext, patientId: string, params: [string, string][]): Promise<FhirResult> {
+/** GET|POST Patient/[id]/$everything */
+export async function patientEverything(ctx: FhirContext, req: FhirRequest, patientId: string): Promise<FhirResult> {
+  const params = req.params;
   assertId(patientId, 'URL');
   // 404/410 exactly like a read of the patient
   await readResource(ctx, 'Patient', patientId, {});

@@ -1,7 +1,8 @@
 // $reindex (this server's operation; cf. HAPI's $reindex): POST [base]/$reindex or [base]/[type]/$reindex
 // starts a background job and answers 202 with its status URL; GET [base]/$reindex?job=<id> reports progress.
-import type { FhirContext, FhirResult } from '../context.js';
-import { FhirError } from '../errors.js';
+import type { FhirContext } from '../context.js';
+import { param, type FhirRequest, type FhirResult } from '../request.js';
+import { FhirError } from '../../core/errors.js';
 import { authorize } from '../guard.js';
 import { assertResourceType } from '../ids.js';
 import { jobStatus, startReindex, type JobStatus } from '../../jobs/reindex.js';
@@ -24,7 +25,9 @@ function statusParameters(j: JobStatus): Record<string, unknown> {
   };
 }
 
-export async function reindexStart(ctx: FhirContext, type: string | undefined, params: [string, string][]): Promise<FhirResult> {
+/** POST [base]/$reindex, [type]/$reindex */
+export async function reindexStart(ctx: FhirContext, req: FhirRequest, type?: string): Promise<FhirResult> {
+  const params = req.params;
   let types: string[] | undefined;
   if (type) types = [type];
   else {
@@ -41,8 +44,9 @@ export async function reindexStart(ctx: FhirContext, type: string | undefined, p
   };
 }
 
-export async function reindexStatus(ctx: FhirContext, params: [string, string][]): Promise<FhirResult> {
-  const id = params.find(([k]) => k === 'job')?.[1];
+/** GET [base]/$reindex?job=[id] */
+export async function reindexStatus(ctx: FhirContext, req: FhirRequest): Promise<FhirResult> {
+  const id = param(req, 'job');
   authorize(ctx, { interaction: 'operation', operation: '$reindex' });
   if (!id) throw new FhirError('invalid', 'GET $reindex needs ?job=<id> (POST $reindex starts a job)', { code: 'JOB_ID_MISSING' });
   const j = await jobStatus(ctx.deps, ctx.tenant.id, id);

@@ -1,9 +1,10 @@
 // $validate (resource-operation-validate): type and instance level, modes create / update / delete,
 // using the same checks as writes; answers 200 with an OperationOutcome either way.
 import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
-import { readCurrent } from '../../store/resources.js';
-import type { FhirContext, FhirResult } from '../context.js';
-import { FhirError, issue } from '../errors.js';
+import { bodyOf } from '../body.js';
+import type { FhirContext } from '../context.js';
+import { param, type FhirRequest, type FhirResult } from '../request.js';
+import { FhirError, issue } from '../../core/errors.js';
 import { authorize, readableKeys } from '../guard.js';
 import { assertId } from '../ids.js';
 import { checkBodyAgainstUrl, referenceIssues, structuralIssues } from '../validation/index.js';
@@ -19,10 +20,12 @@ function unwrap(body: unknown): { resource: unknown; mode?: string } {
   return { resource: body };
 }
 
-export async function validateOperation(ctx: FhirContext, type: string, id: string | undefined, body: unknown, queryMode: string | undefined): Promise<FhirResult> {
+/** POST [type]/$validate, [type]/[id]/$validate */
+export async function validateOperation(ctx: FhirContext, req: FhirRequest, type: string, id?: string): Promise<FhirResult> {
   if (id !== undefined) assertId(id, 'URL');
   authorize(ctx, { interaction: 'operation', operation: '$validate', resourceType: type, id });
-  const { resource, mode: bodyMode } = unwrap(body);
+  const { resource, mode: bodyMode } = unwrap(bodyOf(req).value);
+  const queryMode = param(req, 'mode');
   const mode = bodyMode ?? queryMode;
   if (mode !== undefined && !['create', 'update', 'delete'].includes(mode)) {
     throw new FhirError('invalid', `$validate mode must be create, update or delete, not ${JSON.stringify(mode)}`, { code: 'VALIDATE_MODE_INVALID' });
@@ -31,11 +34,10 @@ export async function validateOperation(ctx: FhirContext, type: string, id: stri
   if (mode === 'delete') {
     if (id === undefined) throw new FhirError('invalid', '$validate mode=delete needs an instance URL ([type]/[id]/$validate)', { code: 'VALIDATE_MODE_INVALID' });
     // a resource the caller may not read is reported like a missing one (issue 8, finding 4)
-    const visible = await ctx.deps.db.withTenant(
-      ctx.tenant.id,
-      async (q) => {
-        const current = await readCurrent(q, ctx.tenant.id, type, id);
-        return !!current && !current.deleted && (await readableKeys(ctx, q, [`${type}/${id}`])).size === 1;
+    const visible = await ctx.store.read(
+      async (s) => {
+        const current = await s.readCurrent(type, id);
+        return !!current && !current.deleted && (await readableKeys(ctx, s, [`${type}/${id}`])).size === 1;
       },
       { signal: ctx.signal },
     );
@@ -51,7 +53,7 @@ export async function validateOperation(ctx: FhirContext, type: string, id: stri
     if (issues.length === 0) {
       const r = resource as Record<string, unknown>;
       issues.push(...structuralIssues(r));
-      issues.push(...(await ctx.deps.db.withTenant(ctx.tenant.id, (q) => referenceIssues(ctx, q, [{ resource: r }]), { signal: ctx.signal })));
+      issues.push(...(await ctx.store.read((s) => referenceIssues(ctx, s, [{ resource: r }]), { signal: ctx.signal })));
       if (mode === 'update' && id === undefined && r.id === undefined) issues.push(issue('error', 'required', 'mode=update needs a resource id', { code: 'RESOURCE_ID_MISSING', expression: [`${type}.id`] }));
     }
   }

@@ -1,10 +1,9 @@
 // Validation on every write (and $validate): the R4 JSON Schema, then the rules the schema cannot express
 // that users hit first (resourceType/id against the URL, reference form and, inside the tenant, existence).
 import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
-import type { Queryable } from '../../platform/db.js';
-import { existing } from '../../store/resources.js';
+import type { TenantSession } from '../../store/session.js';
 import type { FhirContext } from '../context.js';
-import { FhirError, issue } from '../errors.js';
+import { FhirError, issue } from '../../core/errors.js';
 import { readableKeys } from '../guard.js';
 import { classifyReference, findReferences, type RefContext } from '../references.js';
 import { validateSchema } from './schema.js';
@@ -49,7 +48,7 @@ export function structuralIssues(resource: Record<string, unknown>): OperationOu
  */
 export async function referenceIssues(
   ctx: FhirContext,
-  q: Queryable,
+  s: TenantSession,
   resources: { resource: Record<string, unknown>; pathPrefix?: string }[],
   pending: Set<string> = new Set(),
 ): Promise<OperationOutcomeIssue[]> {
@@ -93,7 +92,7 @@ export async function referenceIssues(
       return { type, id };
     });
     // a reference to a resource the caller may not read is answered as if it did not exist (issue 8, finding 4)
-    const found = await readableKeys(ctx, q, await existing(q, ctx.tenant.id, refs));
+    const found = await readableKeys(ctx, s, await s.existing(refs));
     for (const [key, paths] of toCheck) {
       if (found.has(key)) continue;
       for (const where of paths) {

@@ -2,7 +2,7 @@
 // because a primitive may travel as its `_name` extension twin. Flags come from profiles/r4-element-flags.json.
 import { readFileSync } from 'node:fs';
 import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
-import { issue } from '../errors.js';
+import { issue } from '../../core/errors.js';
 
 type Required = { path: string[]; names: string[] }[];
 let flags: Record<string, { required?: Required }> | undefined;

@@ -3,9 +3,9 @@
 // against their own type's schema, so compiling one type never compiles all 145.
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
-import { fhirSchema, isResourceType } from '../definitions.js';
+import { fhirSchema, isResourceType } from '../../core/definitions.js';
 import { dateRange } from '../../search/date-range.js';
-import { issue } from '../errors.js';
+import { issue } from '../../core/errors.js';
 import { requiredIssues } from './required.js';
 
 const NESTED_RESOURCE = { type: 'object', required: ['resourceType'], properties: { resourceType: { type: 'string' } } };

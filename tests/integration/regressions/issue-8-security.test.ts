@@ -119,7 +119,9 @@ describe("finding 2: the lab technician's element limit holds on every path", ()
     for (const k of HIDDEN) expect(p).not.toHaveProperty(k);
     expect(p.name).toBeDefined();
     limitedOnly((await api.get(`${t.path}/Patient/${ids.me}?_summary=data`)).body);
-    limitedOnly((await api.get(`${t.path}/Patient/${ids.me}/_history/1?_summary=text`)).body);
+    const vread = (await api.get(`${t.path}/Patient/${ids.me}/_history/1?_summary=text`)).body;
+    for (const k of HIDDEN) expect(vread).not.toHaveProperty(k); // the narrative above all
+    expect(vread.id).toBe(ids.me);
     for (const e of entries((await api.get(`${t.path}/Patient/${ids.me}/_history`)).body)) for (const k of HIDDEN) expect(e).not.toHaveProperty(k);
   });
 

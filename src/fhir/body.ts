@@ -1,7 +1,8 @@
-// Request bodies: size limit (413), media type (415), and a guard against JSON nested absurdly deep or with
-// huge arrays, checked in one linear scan before JSON.parse so hostile input cannot exhaust memory or stack.
-import type { Request } from 'express';
-import { FhirError } from '../fhir/errors.js';
+// Request bodies as the FHIR layer reads them: media type (415), a guard against JSON nested absurdly deep or with
+// huge arrays (one linear scan before JSON.parse, so hostile input cannot exhaust memory or stack), parsing (400).
+// http/ reads the bytes (with the size limit); a bundle entry brings its resource already parsed.
+import { FhirError } from '../core/errors.js';
+import type { FhirRequest } from './request.js';
 
 export const MAX_DEPTH = 100;
 export const MAX_ARRAY_ITEMS = 100_000;
@@ -26,47 +27,6 @@ export function bodyKind(contentType: string | undefined, allowed: BodyKind[]): 
     throw new FhirError('unsupported-media', `Content-Type ${JSON.stringify(mime || '(none)')} is not supported here; send ${expected}`, { code: 'CONTENT_TYPE_UNSUPPORTED' });
   }
   return kind;
-}
-
-function tooLarge(message: string): FhirError {
-  // The rest of an oversized body is not read: close the connection rather than drain it.
-  return new FhirError('too-large', message, { code: 'BODY_TOO_LARGE', headers: { Connection: 'close' } });
-}
-
-/** Reads the raw body, enforcing the byte limit while streaming. */
-export function readBody(req: Request, limit: number): Promise<string> {
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limit) {
-    return Promise.reject(tooLarge(`Request body of ${declared} bytes exceeds the limit of ${limit} bytes`));
-  }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let settled = false;
-    const fail = (err: FhirError) => {
-      if (settled) return;
-      settled = true;
-      chunks.length = 0;
-      reject(err);
-    };
-    req.on('data', (chunk: Buffer) => {
-      if (settled) return;
-      size += chunk.length;
-      if (size > limit) {
-        fail(tooLarge(`Request body exceeds the limit of ${limit} bytes`));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (settled) return;
-      settled = true;
-      resolve(Buffer.concat(chunks).toString('utf8'));
-    });
-    req.on('error', (err) => fail(new FhirError('invalid', 'The request body could not be read', { code: 'BODY_READ_FAILED', cause: err })));
-    // A client that goes away mid-body must not leave this promise (and its chunks) pending forever.
-    req.on('close', () => fail(new FhirError('invalid', 'The request body ended early', { code: 'BODY_READ_FAILED' })));
-  });
 }
 
 /** Linear pre-scan of JSON text: rejects nesting deeper than MAX_DEPTH or arrays longer than MAX_ARRAY_ITEMS. */
@@ -123,4 +83,17 @@ export function parseJsonBody(raw: string): unknown {
   } catch (err) {
     throw new FhirError('invalid', `Malformed JSON: ${(err as Error).message}`, { code: 'JSON_MALFORMED', issueType: 'structure' });
   }
+}
+
+/**
+ * The request's body as one of `allowed` kinds: 415 for another media type, 400 when it is empty or not JSON. A body
+ * that arrives parsed (a bundle entry's resource) is taken as it is.
+ */
+export function bodyOf(req: FhirRequest, allowed: BodyKind[] = ['fhir-json']): { kind: BodyKind; value: unknown } {
+  const body = req.body;
+  const kind = bodyKind(body?.contentType, allowed);
+  if (body && 'value' in body && body.value !== undefined) return { kind, value: body.value };
+  const text = body?.text ?? '';
+  if (kind === 'form') return { kind, value: text };
+  return { kind, value: parseJsonBody(text) };
 }

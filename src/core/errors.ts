@@ -108,32 +108,11 @@ export function okOutcome(diagnostics: string): OperationOutcome {
   return outcome([issue('information', 'informational', diagnostics)]);
 }
 
-/** Anything that is not a FhirError becomes a generic 500: no stack, SQL or driver detail leaves the server. */
+/**
+ * Anything that is not a FhirError becomes a generic 500: no stack, SQL or driver detail leaves the server. Database
+ * errors are translated by the store first (src/store/db-errors.ts asFhirError).
+ */
 export function toFhirError(err: unknown): FhirError {
   if (err instanceof FhirError) return err;
-  const code = (err as { code?: string })?.code;
-  if (code === '22P05' || code === '22021') {
-    return new FhirError('invalid', 'The request contains text PostgreSQL cannot store (a NUL character or invalid UTF-8)', { cause: err, code: 'TEXT_UNSUPPORTED' });
-  }
-  if (code === '57014') {
-    // statement_timeout (DB_STATEMENT_TIMEOUT_MS), or a cancel sent because the client went away or the server stops
-    if (/statement timeout/i.test((err as Error).message)) {
-      return new FhirError('unavailable', 'The request took longer than the database time limit and was stopped; make it more selective (fewer or narrower criteria, a smaller _count)', {
-        cause: err,
-        code: 'STATEMENT_TIMEOUT',
-        issueType: 'too-costly',
-      });
-    }
-    return new FhirError('unavailable', 'The request was cancelled before it finished', { cause: err, code: 'REQUEST_CANCELLED' });
-  }
-  if ((err as Error)?.name === 'AbortError') return new FhirError('unavailable', 'The request was cancelled before it finished', { cause: err, code: 'REQUEST_CANCELLED' });
-  if (code === 'DB_UNAVAILABLE') {
-    return new FhirError('unavailable', 'The database is not reachable at the moment; retry shortly', { cause: err, code: 'DB_UNAVAILABLE', headers: { 'Retry-After': '5' } });
-  }
-  if (code === 'DB_TENANT_BUSY') {
-    return new FhirError('too-many-requests', "This tenant's requests are using all of its database connections; retry shortly", { cause: err, code: 'TENANT_BUSY', headers: { 'Retry-After': '2' } });
-  }
-  if (code === '40001' || code === '40P01' || code === 'TX_RETRY')
-    return new FhirError('conflict', 'A concurrent change conflicted with this request; retry it.', { cause: err, code: 'TX_CONFLICT' });
   return new FhirError('internal', 'Internal server error.', { cause: err, code: 'INTERNAL' });
 }

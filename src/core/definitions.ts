@@ -48,3 +48,21 @@ export function patientCompartmentDefinition(): CompartmentDefinition {
   patientCompartment ??= readJson<CompartmentDefinition>('compartmentdefinition-patient.json');
   return patientCompartment;
 }
+
+let members: Map<string, string[]> | undefined;
+
+/** resource type -> the search parameter codes linking it to the patient ("{def}" for the Patient itself). */
+export function patientCompartmentMembers(): Map<string, string[]> {
+  if (!members) {
+    members = new Map();
+    for (const r of patientCompartmentDefinition().resource ?? []) {
+      if (r.param?.length) members.set(r.code as string, r.param);
+    }
+  }
+  return members;
+}
+
+/** Is `type` a member of the Patient compartment (compartmentdefinition-patient.html)? */
+export function isInPatientCompartment(type: string): boolean {
+  return patientCompartmentMembers().has(type);
+}

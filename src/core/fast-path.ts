@@ -2,7 +2,7 @@
 // branches ("Observation.code", "(Observation.value as Quantity)", "Encounter.subject.where(resolve() is Patient)").
 // Choice elements are resolved against the R4 JSON Schema at compile time. Anything else returns undefined and
 // the caller falls back to the full FHIRPath engine.
-import { fhirSchema } from '../fhir/definitions.js';
+import { fhirSchema } from './definitions.js';
 
 export type Extractor = (resource: Record<string, unknown>) => unknown[];
 

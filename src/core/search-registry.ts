@@ -1,8 +1,9 @@
 // SearchParameter registry: the official R4 definitions, with each parameter's FHIRPath expression cut down
 // to the branches for one resource type and compiled once (search.html "Search Parameters").
 import { parseFhirPath, toTypedValue, type FhirPathAtom } from '@medplum/core';
-import type { SearchParameter } from '@medplum/fhirtypes';
-import { r4ResourceTypes, r4SearchParameters } from '../fhir/definitions.js';
+import type { OperationOutcomeIssue, SearchParameter } from '@medplum/fhirtypes';
+import { issue } from './errors.js';
+import { r4ResourceTypes, r4SearchParameters } from './definitions.js';
 import { compileBranch, type Extractor } from './fast-path.js';
 
 export type ParamType = 'token' | 'string' | 'reference' | 'date' | 'number' | 'quantity' | 'uri' | 'composite' | 'special';
@@ -154,4 +155,30 @@ export class SearchParamRegistry {
   get(type: string, code: string): SearchParamDef | undefined {
     return this.byType.get(type)?.get(code);
   }
+}
+
+const CUSTOM_TYPES = new Set(['number', 'date', 'string', 'token', 'reference', 'quantity', 'uri']);
+
+/** What makes a SearchParameter resource unusable as a tenant's custom parameter. */
+export function customIssues(base: SearchParamRegistry, sp: SearchParameter): OperationOutcomeIssue[] {
+  const out: OperationOutcomeIssue[] = [];
+  const err = (msg: string, path: string) => out.push(issue('error', 'business-rule', msg, { code: 'SEARCH_PARAM_DEFINITION_INVALID', expression: [`SearchParameter.${path}`] }));
+  if (!sp.code || !/^[a-zA-Z][a-zA-Z0-9_-]{0,63}$/.test(sp.code)) err('code must be 1-64 letters, digits, - or _, starting with a letter', 'code');
+  if (!sp.type || !CUSTOM_TYPES.has(sp.type)) err(`type must be one of ${[...CUSTOM_TYPES].join(', ')} for a custom parameter`, 'type');
+  if (!sp.expression) err('a custom parameter needs a FHIRPath expression', 'expression');
+  else {
+    try {
+      parseFhirPath(sp.expression);
+    } catch (e) {
+      err(`expression does not parse: ${(e as Error).message.slice(0, 200)}`, 'expression');
+    }
+  }
+  for (const b of (sp.base ?? []) as string[]) {
+    if (!base.paramsFor(b).size) err(`unknown base resource type '${b}'`, 'base');
+    else if (sp.code && base.get(b, sp.code) && base.get(b, sp.code)!.url !== sp.url) {
+      err(`'${sp.code}' is already a standard search parameter of ${b}`, 'code');
+    }
+  }
+  if (!sp.base?.length) err('base names the resource types the parameter applies to', 'base');
+  return out;
 }

@@ -1,0 +1,43 @@
+// A tenant as every layer sees it, and the one grammar of tenant ids (slugs): lowercase letters, digits and '-',
+// 1-63 characters, starting with a letter or digit. TenantId is branded, so a raw string (a URL segment, a claim)
+// becomes one only through parseTenantId/asTenantId, which check the grammar.
+
+export type TenantId = string & { readonly __brand: 'TenantId' };
+
+/** The slug grammar (the URL segment of /fhir/{tenant}, a token's tenant claim, a database binding). */
+export const TENANT_SLUG = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+/** Slugs no tenant may take (paths of this server, and the platform administrators' pseudo-tenant). */
+export const RESERVED_SLUGS: ReadonlySet<string> = new Set(['metadata', 'admin', 'auth', 'shared', 'platform', 'fhir', 'healthz', 'readyz']);
+
+/** The platform administrators' pseudo-tenant: users who sign in to any tenant, never a tenant itself. */
+export const PLATFORM = 'platform' as TenantId;
+
+export function isTenantSlug(value: unknown): value is TenantId {
+  return typeof value === 'string' && TENANT_SLUG.test(value);
+}
+
+/** The id, or undefined when `value` does not follow the slug grammar. */
+export function parseTenantId(value: unknown): TenantId | undefined {
+  return isTenantSlug(value) ? value : undefined;
+}
+
+/** The id; throws on anything that is not a slug (a programming error, never user input: use parseTenantId there). */
+export function asTenantId(value: string): TenantId {
+  if (!isTenantSlug(value)) throw new Error(`invalid tenant id ${JSON.stringify(value)}`);
+  return value;
+}
+
+export interface TenantSettings {
+  /** Reject references to resources that do not exist in the tenant (default true). */
+  referentialIntegrity?: boolean;
+  /** Every user must sign in with a second factor (TOTP); users without one enrol at their next sign-in. */
+  mfaRequired?: boolean;
+}
+
+export interface Tenant {
+  id: TenantId;
+  name: string;
+  status: string;
+  settings: TenantSettings;
+}

@@ -1,0 +1,167 @@
+// The table of FHIR interactions (http.html): each request shape (path below the tenant base, method) and the one
+// file that answers it. The HTTP router and batch/transaction entries both go through dispatch(), so an interaction
+// behaves the same whoever asks (conditions, Prefer, _summary/_elements, element limits live in its file once).
+import { FhirError } from '../../core/errors.js';
+import type { TenantSession } from '../../store/session.js';
+import { processBundle } from '../bundle/process.js';
+import { capabilityStatement } from '../capability.js';
+import type { FhirContext } from '../context.js';
+import { assertResourceType } from '../ids.js';
+import { patientEverything } from '../operations/everything.js';
+import { reindexStart, reindexStatus } from '../operations/reindex.js';
+import { validateOperation } from '../operations/validate.js';
+import type { FhirMethod, FhirRequest, FhirResult } from '../request.js';
+import { conditionalDelete } from './conditional-delete.js';
+import { conditionalPatch } from './conditional-patch.js';
+import { conditionalUpdate } from './conditional-update.js';
+import { create } from './create.js';
+import { remove } from './delete.js';
+import { history } from './history.js';
+import { patch } from './patch.js';
+import { read, vread } from './read.js';
+import { searchCompartment, searchSystem, searchType } from './search.js';
+import { update } from './update.js';
+
+/** What the server itself supplies for `metadata` (the software and the authorization server's security block). */
+export interface ServerFacts {
+  software: { name: string; version: string };
+  startedAt: string;
+  security: Record<string, unknown>;
+}
+
+/** Path shape -> method -> answer. `s` is a transaction's session (bundle GET entries); otherwise each opens its own. */
+type Handler = (ctx: FhirContext, req: FhirRequest, p: string[], s?: TenantSession) => Promise<FhirResult>;
+type Methods = Partial<Record<FhirMethod, Handler>>;
+
+interface Route {
+  /** A readable name of the path, for 405 answers. */
+  what: (p: string[]) => string;
+  match: (p: string[]) => boolean;
+  /** `dispatch`: this table itself (a batch answers each entry through it). */
+  methods: (facts: ServerFacts, dispatch: Dispatch) => Methods;
+}
+
+const strict = (req: FhirRequest) => req.headers.preferStrict === true;
+const isType = (x: string | undefined) => x !== undefined && !x.startsWith('$') && !x.startsWith('_');
+
+/** POST [type]/_search: the form body's parameters join the query's (search.html#search). */
+function formSearch(req: FhirRequest): [string, string][] {
+  return [...req.params, ...formParams(req)];
+}
+
+function formParams(req: FhirRequest): [string, string][] {
+  const kindOk = (req.body?.contentType ?? '').split(';')[0].trim().toLowerCase() === 'application/x-www-form-urlencoded';
+  if (!kindOk) {
+    throw new FhirError('unsupported-media', `Content-Type ${JSON.stringify((req.body?.contentType ?? '(none)').split(';')[0])} is not supported here; send application/x-www-form-urlencoded`, {
+      code: 'CONTENT_TYPE_UNSUPPORTED',
+    });
+  }
+  const params = [...new URLSearchParams(req.body?.text ?? '')] as [string, string][];
+  for (const [k, v] of params) {
+    if (k.includes('\u0000') || v.includes('\u0000')) {
+      throw new FhirError('invalid', `Parameter '${k.replace(/\u0000/g, '\\0').slice(0, 64)}' contains a NUL character`, { code: 'PARAM_NUL_CHARACTER' });
+    }
+  }
+  return params;
+}
+
+const ROUTES: Route[] = [
+  {
+    what: () => 'the tenant base (GET searches all types, POST takes a batch or transaction Bundle)',
+    match: (p) => p.length === 0,
+    methods: (_facts, dispatch) => ({ GET: (ctx, req) => searchSystem(ctx, req.params, strict(req)), POST: (ctx, req) => processBundle(ctx, req, dispatch) }),
+  },
+  {
+    what: () => 'metadata',
+    match: (p) => p.length === 1 && p[0] === 'metadata',
+    methods: (facts) => ({ GET: async (ctx) => ({ status: 200, body: capabilityStatement(ctx, facts.software, facts.startedAt, facts.security) }) }),
+  },
+  { what: () => '_history', match: (p) => p.length === 1 && p[0] === '_history', methods: () => ({ GET: (ctx, req) => history(ctx, req) }) },
+  {
+    what: () => '$reindex',
+    match: (p) => p.length === 1 && p[0] === '$reindex',
+    methods: () => ({ GET: (ctx, req) => reindexStatus(ctx, req), POST: (ctx, req) => reindexStart(ctx, req) }),
+  },
+  {
+    what: (p) => p[0],
+    match: (p) => p.length === 1 && isType(p[0]),
+    methods: () => ({
+      GET: (ctx, req, p, s) => searchType(ctx, p[0], req.params, strict(req), s),
+      POST: (ctx, req, p) => create(ctx, req, p[0]),
+      PUT: (ctx, req, p) => conditionalUpdate(ctx, req, p[0]),
+      PATCH: (ctx, req, p) => conditionalPatch(ctx, req, p[0]),
+      DELETE: (ctx, req, p) => conditionalDelete(ctx, req, p[0]),
+    }),
+  },
+  { what: (p) => `${p[0]}/_search`, match: (p) => p.length === 2 && isType(p[0]) && p[1] === '_search', methods: () => ({ POST: (ctx, req, p) => searchType(ctx, p[0], formSearch(req), strict(req)) }) },
+  { what: (p) => `${p[0]}/_history`, match: (p) => p.length === 2 && isType(p[0]) && p[1] === '_history', methods: () => ({ GET: (ctx, req, p) => history(ctx, req, p[0]) }) },
+  { what: (p) => `${p[0]}/$validate`, match: (p) => p.length === 2 && isType(p[0]) && p[1] === '$validate', methods: () => ({ POST: (ctx, req, p) => validateOperation(ctx, req, p[0]) }) },
+  { what: (p) => `${p[0]}/$reindex`, match: (p) => p.length === 2 && isType(p[0]) && p[1] === '$reindex', methods: () => ({ POST: (ctx, req, p) => reindexStart(ctx, req, p[0]) }) },
+  {
+    what: (p) => `${p[0]}/${p[1]}`,
+    match: (p) => p.length === 2 && isType(p[0]) && !p[1].startsWith('$'),
+    methods: () => ({
+      GET: (ctx, req, p, s) => read(ctx, req, p[0], p[1], s),
+      PUT: (ctx, req, p) => update(ctx, req, p[0], p[1]),
+      PATCH: (ctx, req, p) => patch(ctx, req, p[0], p[1]),
+      DELETE: (ctx, req, p) => remove(ctx, req, p[0], p[1]),
+    }),
+  },
+  { what: (p) => `${p[0]}/${p[1]}/_history`, match: (p) => p.length === 3 && isType(p[0]) && p[2] === '_history', methods: () => ({ GET: (ctx, req, p) => history(ctx, req, p[0], p[1]) }) },
+  { what: (p) => `${p[0]}/${p[1]}/$validate`, match: (p) => p.length === 3 && isType(p[0]) && p[2] === '$validate', methods: () => ({ POST: (ctx, req, p) => validateOperation(ctx, req, p[0], p[1]) }) },
+  {
+    what: (p) => `${p[0]}/${p[1]}/_history/${p[3]}`,
+    match: (p) => p.length === 4 && isType(p[0]) && p[2] === '_history',
+    methods: () => ({ GET: (ctx, req, p, s) => vread(ctx, req, p[0], p[1], p[3], s) }),
+  },
+  {
+    what: (p) => `Patient/${p[1]}/$everything`,
+    match: (p) => p.length === 3 && p[0] === 'Patient' && p[2] === '$everything',
+    methods: () => ({ GET: (ctx, req, p) => patientEverything(ctx, req, p[1]), POST: (ctx, req, p) => patientEverything(ctx, req, p[1]) }),
+  },
+  {
+    // compartment search: Patient/[id]/[type] or Patient/[id]/*
+    what: (p) => `Patient/${p[1]}/${p[2]}`,
+    match: (p) => p.length === 3 && p[0] === 'Patient' && isType(p[2]),
+    methods: () => ({ GET: (ctx, req, p) => searchCompartment(ctx, p[1], p[2], req.params, strict(req)) }),
+  },
+];
+
+/** 405, with the Allow header RFC 9110 §15.5.6 requires (HEAD is allowed wherever GET is). */
+function notAllowed(method: string, what: string, methods: Methods): FhirError {
+  const allow = Object.keys(methods).flatMap((m) => (m === 'GET' ? ['GET', 'HEAD'] : [m])).join(', ');
+  return new FhirError('not-allowed', `${method} is not allowed on ${what}; use ${allow}`, { code: 'METHOD_NOT_ALLOWED', headers: { Allow: allow } });
+}
+
+/** Where no route matches: the most specific 404 for the path. */
+function unknownPath(p: string[]): FhirError {
+  const [type, second] = p;
+  if (p.length >= 1 && (type.startsWith('$') || type.startsWith('_'))) {
+    return new FhirError('not-found', `Unknown system-level path '${type.slice(0, 64)}'`, { code: 'PATH_UNKNOWN' });
+  }
+  if (p.length >= 2 && second.startsWith('$')) {
+    return new FhirError('not-found', `Unknown operation '${second.slice(0, 64)}' on ${type}`, { code: 'OPERATION_UNKNOWN', issueType: 'not-supported' });
+  }
+  return new FhirError('not-found', `Unknown path /${p.join('/').slice(0, 200)}`, { code: 'PATH_UNKNOWN' });
+}
+
+/**
+ * Answers one FHIR request of the tenant in `ctx`. `s`: run reads on this session (a transaction's GET entries see
+ * the transaction's own writes). Resource types are checked before methods, so an unknown type is 404 whatever the
+ * method.
+ */
+export type Dispatch = (ctx: FhirContext, req: FhirRequest, s?: TenantSession) => Promise<FhirResult>;
+
+export function dispatcher(facts: ServerFacts): Dispatch {
+  const dispatch: Dispatch = async (ctx, req, s) => {
+    const p = req.path;
+    if (p.length >= 1 && isType(p[0]) && !(p.length === 1 && p[0] === 'metadata')) assertResourceType(p[0]);
+    const route = routes.find((r) => r.match(p));
+    if (!route) throw unknownPath(p);
+    const handler = route.byMethod[req.method];
+    if (!handler) throw notAllowed(req.method, route.what(p), route.byMethod);
+    return handler(ctx, req, p, s);
+  };
+  const routes = ROUTES.map((r) => ({ ...r, byMethod: r.methods(facts, dispatch) }));
+  return dispatch;
+}

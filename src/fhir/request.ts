@@ -1,0 +1,62 @@
+// A FHIR interaction as a plain request, whoever sent it: http/ builds one from an HTTP request, a batch or
+// transaction builds one from each entry. The interaction table (interactions/index.ts) answers it with a FhirResult.
+
+export type FhirMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export type PreferReturn = 'minimal' | 'representation' | 'OperationOutcome';
+
+/** The request headers FHIR gives meaning to (http.html#ops, #cond-read, #ccreate, #prefer). */
+export interface RequestHeaders {
+  ifMatch?: string;
+  ifNoneMatch?: string;
+  ifModifiedSince?: string;
+  ifNoneExist?: string;
+  preferReturn?: PreferReturn;
+  /** Prefer: handling=strict (search.html#errors) */
+  preferStrict?: boolean;
+}
+
+/** The body: bytes with their media type (HTTP), or a value already parsed (a bundle entry's resource). */
+export interface RequestBody {
+  contentType?: string;
+  text?: string;
+  value?: unknown;
+}
+
+export interface FhirRequest {
+  /** HEAD is answered as GET (http/ drops the body). */
+  method: FhirMethod;
+  /** Decoded path segments below the tenant's base: ['Patient', '1', '_history', '2']. */
+  path: string[];
+  /** Query (and, for POST _search, form) parameters in order; repeats are ANDed. */
+  params: [string, string][];
+  headers: RequestHeaders;
+  body?: RequestBody;
+}
+
+/** A successful FHIR answer; http/ turns it into a response, a bundle into an entry. `body` may be pre-serialized JSON. */
+export interface FhirResult {
+  status: number;
+  body?: Record<string, unknown> | string;
+  headers?: Record<string, string>;
+  /** The resource version the answer is about (reads and writes): a bundle entry's etag, lastModified and location. */
+  version?: { resourceType: string; id: string; versionId: number; lastUpdated: string };
+  /** Prefer: return=OperationOutcome on a write: the outcome instead of the resource (the body of an HTTP answer). */
+  outcome?: Record<string, unknown>;
+}
+
+/** Parses a Prefer header (http.html#prefer): return=..., handling=strict|lenient. */
+export function parsePrefer(value: string | undefined): { return?: PreferReturn; strict?: boolean } {
+  const out: { return?: PreferReturn; strict?: boolean } = {};
+  for (const part of (value ?? '').split(/[,;]/)) {
+    const [k, v] = part.split('=').map((s) => s?.trim().replace(/^"|"$/g, ''));
+    if (k === 'return' && (v === 'minimal' || v === 'representation' || v === 'OperationOutcome')) out.return = v;
+    if (k === 'handling') out.strict = v === 'strict';
+  }
+  return out;
+}
+
+/** The value of a single-valued parameter (the first one). */
+export function param(req: FhirRequest, name: string): string | undefined {
+  return req.params.find(([k]) => k === name)?.[1];
+}
