@@ -19,27 +19,28 @@ export class OriginRegistry {
 
   constructor(
     private readonly db: Db,
+    private readonly clock: () => Date = () => new Date(),
     private readonly ttlMs = 10_000,
   ) {}
 
   /** Origins registered by any client of the tenant (preflight requests carry no token). */
   async forTenant(tenantId: string): Promise<Set<string>> {
     const hit = this.tenants.get(tenantId);
-    if (hit && hit.expires > Date.now()) return hit.origins;
+    if (hit && hit.expires > this.clock().getTime()) return hit.origins;
     const origins = new Set((await listClients(this.db, tenantId)).flatMap((c) => originsOf(c.metadata)));
     if (this.tenants.size > 10_000) this.tenants.clear();
-    this.tenants.set(tenantId, { origins, expires: Date.now() + this.ttlMs });
+    this.tenants.set(tenantId, { origins, expires: this.clock().getTime() + this.ttlMs });
     return origins;
   }
 
   /** Origins registered by one client (an actual request: the token names its client). */
   async forClient(clientId: string): Promise<Set<string>> {
     const hit = this.clients.get(clientId);
-    if (hit && hit.expires > Date.now()) return hit.origins;
+    if (hit && hit.expires > this.clock().getTime()) return hit.origins;
     const c = await findClient(this.db, clientId);
     const origins = new Set(c ? originsOf(c.metadata) : []);
     if (this.clients.size > 10_000) this.clients.clear();
-    this.clients.set(clientId, { origins, expires: Date.now() + this.ttlMs });
+    this.clients.set(clientId, { origins, expires: this.clock().getTime() + this.ttlMs });
     return origins;
   }
 

@@ -105,3 +105,18 @@ export function capabilitySecurity(publicBaseUrl: string): Record<string, unknow
     ],
   };
 }
+
+/** The SMART style document (app-launch.html#styling) the token response's smart_style_url points at. */
+export const SMART_STYLE = {
+  color_background: '#f4f6f8',
+  color_error: '#8a1c12',
+  color_highlight: '#1f6fc5',
+  color_modal_backdrop: '',
+  color_success: '#2e7d32',
+  color_text: '#1d2733',
+  dim_border_radius: '8px',
+  dim_font_size: '16px',
+  dim_spacing_size: '16px',
+  font_family_body: 'system-ui, sans-serif',
+  font_family_heading: 'system-ui, sans-serif',
+};

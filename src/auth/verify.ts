@@ -57,6 +57,7 @@ export class TokenVerifier {
     private readonly keys: SigningKeys,
     private readonly issuer: string,
     private readonly skewSeconds: number,
+    private readonly clock: () => Date = () => new Date(),
   ) {}
 
   /**
@@ -73,7 +74,7 @@ export class TokenVerifier {
     }
     const token = bearerToken(authorization);
     if (!token) throw unauthenticated('the Authorization header is not "Bearer <token>"', 'TOKEN_MALFORMED', audience);
-    const now = Math.floor(Date.now() / 1000);
+    const now = Math.floor(this.clock().getTime() / 1000);
     if (this.cacheKeys !== this.keys.fingerprint) {
       this.cache.clear();
       this.cacheKeys = this.keys.fingerprint;
@@ -94,7 +95,7 @@ export class TokenVerifier {
     if (!key) throw unauthenticated('the access token was signed with an unknown key', 'TOKEN_KEY_UNKNOWN', audience);
     let claims: AccessClaims;
     try {
-      claims = jwt.verify(token, key, { algorithms: ALGORITHMS, issuer: this.issuer, audience, clockTolerance: this.skewSeconds }) as AccessClaims;
+      claims = jwt.verify(token, key, { algorithms: ALGORITHMS, issuer: this.issuer, audience, clockTolerance: this.skewSeconds, clockTimestamp: now }) as AccessClaims;
     } catch (err) {
       const e = err as Error;
       if (e.name === 'TokenExpiredError') throw unauthenticated('the access token has expired', 'TOKEN_EXPIRED', audience);
