@@ -27,7 +27,8 @@ export async function buildDeps(config: Config, log: Logger = createLogger(confi
     acquireTimeoutMs: config.dbAcquireTimeoutMs,
     log,
   });
-  const keys = new KeyRing(db);
+  const clock = () => new Date();
+  const keys = new KeyRing(db, clock);
   let cookieKey: string;
   try {
     // Secrets at rest (issue 8) are sealed with a key that lives outside the database.
@@ -45,7 +46,6 @@ export async function buildDeps(config: Config, log: Logger = createLogger(confi
     throw err;
   }
   const registry = new SearchParamRegistry();
-  const clock = () => new Date();
   return {
     config,
     db,

@@ -7,6 +7,9 @@ import type { Role } from './role-matrix.js';
 export const TENANT_PROPERTY = 'tenant';
 
 /** The SMART context of one grant (stored beside it at consent) or one backend token request. */
+/** The SMART launch context of a grant, stored beside it (adapter model name; revoked with the grant). */
+export const SMART_GRANT = 'SmartGrant';
+
 export interface SmartContext {
   tenant: string;
   /** The tenant's FHIR base (the token's aud). */

@@ -7,9 +7,9 @@ import { searchType } from '../fhir/interactions/search.js';
 import type { FhirContext } from '../fhir/context.js';
 import type { Deps } from '../core/deps.js';
 import type { Tenant } from '../core/tenant.js';
-import { clientScopes, SMART_GRANT, tenantOfBase } from './provider.js';
+import { clientScopes, tenantOfBase } from './provider.js';
 import type { SmartContext } from './claims.js';
-import { accountId, parseAccountId } from './claims.js';
+import { accountId, parseAccountId, SMART_GRANT } from './claims.js';
 import { accessFromToken, grantAccess, R4_TYPES } from './access.js';
 import { checkPassword, checkTotp, readTicket, signTicket, type LoginOutcome, type SignInContext } from './login.js';
 import { errorBox, esc, page, sendPage } from './pages.js';
@@ -316,7 +316,7 @@ export async function submitLogin(a: InteractionDeps, req: Request, res: Respons
   a.deps.log.info({ tenantId: f.tenant.id, clientId: f.client.clientId, userId: 'user' in out ? out.user.id : undefined, outcome: out.ok ? 'signed-in' : out.reason }, 'sign-in');
   if (out.ok) return finishLogin(a, req, res, out.user, out.amr);
   if (out.reason === 'second-factor') {
-    const ticket = signTicket(a.ticketKey, { uid: f.details.uid, tenantId: out.user.tenantId, userId: out.user.id, ...(out.enrol ? { enrol: out.enrol } : {}) });
+    const ticket = signTicket(a.ticketKey, { uid: f.details.uid, tenantId: out.user.tenantId, userId: out.user.id, ...(out.enrol ? { enrol: out.enrol } : {}) }, a.deps.clock());
     return send(res, 200, totpPage(f, ticket, out.enrol, out.user.username));
   }
   send(res, refusalStatus(res, out), loginPage(f, out.message, username));
@@ -326,7 +326,7 @@ export async function submitLogin(a: InteractionDeps, req: Request, res: Respons
 export async function submitTotp(a: InteractionDeps, req: Request, res: Response): Promise<void> {
   const f = await flowOf(a, req, res);
   const ticketText = field(req, 'ticket');
-  const ticket = readTicket(a.ticketKey, ticketText, f.details.uid);
+  const ticket = readTicket(a.ticketKey, ticketText, f.details.uid, a.deps.clock());
   const user = ticket ? await findUserById(a.deps.db, ticket.tenantId, ticket.userId) : undefined;
   if (!ticket || !user || user.disabled) return send(res, 401, loginPage(f, 'Your sign-in expired; sign in again.'));
   const out = await checkTotp(signInContext(a, req), user, field(req, 'code'), ticket.enrol);

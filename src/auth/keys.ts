@@ -46,11 +46,14 @@ export class KeyRing implements SigningKeys {
   /** Changes whenever the set of live keys changes (the provider is rebuilt then). */
   fingerprint = '';
 
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly clock: () => Date = () => new Date(),
+  ) {}
 
   async refresh(): Promise<boolean> {
     const keys = await liveKeys(this.db);
-    this.lastLoad = Date.now();
+    this.lastLoad = this.clock().getTime();
     const fp = keys.map((k) => `${k.kid}:${k.supersededAt ? 's' : 'a'}:${k.retireAt?.getTime() ?? ''}`).join(',');
     if (fp === this.fingerprint) return false;
     this.keys = keys;
@@ -86,10 +89,10 @@ export class KeyRing implements SigningKeys {
     const hit = this.publicKeys.get(kid);
     if (hit) {
       const k = this.keys.find((x) => x.kid === kid);
-      if (!k?.retireAt || k.retireAt.getTime() > Date.now()) return hit;
+      if (!k?.retireAt || k.retireAt.getTime() > this.clock().getTime()) return hit;
       return undefined;
     }
-    if (Date.now() - this.lastLoad < 1000) return undefined;
+    if (this.clock().getTime() - this.lastLoad < 1000) return undefined;
     await this.refresh();
     return this.publicKeys.get(kid);
   }

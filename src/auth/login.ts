@@ -33,15 +33,15 @@ async function findSigner(deps: Deps, tenantId: string, username: string): Promi
   return (await findUserByName(deps.db, tenantId, username)) ?? (await findUserByName(deps.db, PLATFORM, username));
 }
 
-const minutesUntil = (until: Date) => Math.max(1, Math.ceil((until.getTime() - Date.now()) / 60_000));
+const minutesUntil = (until: Date, now: Date) => Math.max(1, Math.ceil((until.getTime() - now.getTime()) / 60_000));
 const plural = (n: number) => `${n} more minute${n === 1 ? '' : 's'}`;
 
-function locked(until: Date): LoginOutcome {
-  return { ok: false, reason: 'locked', until, message: `Too many failed sign-ins: this account is locked for ${plural(minutesUntil(until))}.` };
+function locked(until: Date, now: Date): LoginOutcome {
+  return { ok: false, reason: 'locked', until, message: `Too many failed sign-ins: this account is locked for ${plural(minutesUntil(until, now))}.` };
 }
 
-function throttled(until: Date): LoginOutcome {
-  return { ok: false, reason: 'throttled', until, message: `Too many failed sign-ins from your network address: signing in from it is blocked for ${plural(minutesUntil(until))}.` };
+function throttled(until: Date, now: Date): LoginOutcome {
+  return { ok: false, reason: 'throttled', until, message: `Too many failed sign-ins from your network address: signing in from it is blocked for ${plural(minutesUntil(until, now))}.` };
 }
 
 /**
@@ -50,7 +50,7 @@ function throttled(until: Date): LoginOutcome {
  */
 async function underThrottle(c: SignInContext, attempt: (slot: Extract<Slot, { ok: true }>) => Promise<LoginOutcome>): Promise<LoginOutcome> {
   const slot = c.throttle.claim(c.address);
-  if (!slot.ok) return throttled(slot.until);
+  if (!slot.ok) return throttled(slot.until, c.deps.clock());
   try {
     const out = await attempt(slot);
     if (out.ok || out.reason === 'second-factor') slot.release();
@@ -95,8 +95,8 @@ async function claimAttempt(c: SignInContext, user: UserRecord): Promise<Attempt
   const cfg = c.deps.config;
   const limits = { perAddress: cfg.authLockoutAttempts, perAccount: cfg.authLockoutAccountAttempts, minutes: cfg.authLockoutMinutes };
   const claim = await claimSignInAttempt(c.deps.db, user.tenantId, user.id, c.address, limits);
-  if (!claim.allowed) return { allowed: false, outcome: locked(claim.lockedUntil) };
-  const failure: LoginOutcome = claim.lockedUntil ? locked(claim.lockedUntil) : { ok: false, reason: 'invalid', message: INVALID };
+  if (!claim.allowed) return { allowed: false, outcome: locked(claim.lockedUntil, c.deps.clock()) };
+  const failure: LoginOutcome = claim.lockedUntil ? locked(claim.lockedUntil, c.deps.clock()) : { ok: false, reason: 'invalid', message: INVALID };
   return { allowed: true, set: claim.set, failure };
 }
 
@@ -109,7 +109,7 @@ export async function checkTotp(c: SignInContext, user: UserRecord, code: string
       return attempt.outcome;
     }
     const secret = enrol ?? user.totpSecret;
-    const step = secret ? matchTotp(secret, code.replace(/\s/g, '')) : undefined;
+    const step = secret ? matchTotp(secret, code.replace(/\s/g, ''), c.deps.clock().getTime()) : undefined;
     // each code is accepted once (RFC 6238 §5.2)
     if (step === undefined || !(await claimTotpStep(c.deps.db, user.tenantId, user.id, step))) {
       const out = attempt.failure;
@@ -130,12 +130,12 @@ export interface Ticket {
 }
 
 /** A first-factor ticket, valid for 5 minutes and for one interaction only. */
-export function signTicket(key: string, t: Omit<Ticket, 'exp'>): string {
-  const body = Buffer.from(JSON.stringify({ ...t, exp: Math.floor(Date.now() / 1000) + 300 })).toString('base64url');
+export function signTicket(key: string, t: Omit<Ticket, 'exp'>, now: Date): string {
+  const body = Buffer.from(JSON.stringify({ ...t, exp: Math.floor(now.getTime() / 1000) + 300 })).toString('base64url');
   return `${body}.${createHmac('sha256', key).update(body).digest('base64url')}`;
 }
 
-export function readTicket(key: string, value: string, uid: string): Ticket | undefined {
+export function readTicket(key: string, value: string, uid: string, now: Date): Ticket | undefined {
   const [body, mac] = value.split('.');
   if (!body || !mac) return undefined;
   const expected = createHmac('sha256', key).update(body).digest();
@@ -143,7 +143,7 @@ export function readTicket(key: string, value: string, uid: string): Ticket | un
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
   try {
     const t = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as Ticket;
-    return t.uid === uid && t.exp > Date.now() / 1000 ? t : undefined;
+    return t.uid === uid && t.exp > now.getTime() / 1000 ? t : undefined;
   } catch {
     return undefined;
   }

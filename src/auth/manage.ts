@@ -35,14 +35,14 @@ function cookieOf(req: Request): string | undefined {
 /** The signed-in user of this page (a short ticket in an HttpOnly, SameSite=Strict cookie scoped to the page). */
 async function signedIn(a: InteractionDeps, req: Request, tenant: string): Promise<{ user: UserRecord; cookie: string } | undefined> {
   const cookie = cookieOf(req);
-  const t = cookie ? readTicket(a.ticketKey, cookie, uidOf(tenant)) : undefined;
+  const t = cookie ? readTicket(a.ticketKey, cookie, uidOf(tenant), a.deps.clock()) : undefined;
   const user = t ? await findUserById(a.deps.db, t.tenantId, t.userId) : undefined;
   return user && !user.disabled && cookie ? { user, cookie } : undefined;
 }
 
 function setSession(a: InteractionDeps, res: Response, tenant: string, user: UserRecord | undefined): void {
   const secure = a.deps.config.publicBaseUrl.startsWith('https:') ? '; Secure' : '';
-  const value = user ? encodeURIComponent(signTicket(a.ticketKey, { uid: uidOf(tenant), tenantId: user.tenantId, userId: user.id })) : '';
+  const value = user ? encodeURIComponent(signTicket(a.ticketKey, { uid: uidOf(tenant), tenantId: user.tenantId, userId: user.id }, a.deps.clock())) : '';
   res.setHeader('Set-Cookie', `${COOKIE}=${value}; Path=${base(tenant)}; HttpOnly; SameSite=Strict${secure}${user ? '' : '; Max-Age=0'}`);
 }
 
@@ -123,9 +123,9 @@ export function managePage(fn: Handler) {
   };
 }
 
-function refused(res: Response, out: LoginOutcome): number {
+function refused(a: InteractionDeps, res: Response, out: LoginOutcome): number {
   if (out.ok || (out.reason !== 'locked' && out.reason !== 'throttled')) return 401;
-  res.setHeader('Retry-After', String(Math.max(1, Math.ceil((out.until.getTime() - Date.now()) / 1000))));
+  res.setHeader('Retry-After', String(Math.max(1, Math.ceil((out.until.getTime() - a.deps.clock().getTime()) / 1000))));
   return 429;
 }
 
@@ -146,14 +146,14 @@ export const manageLogin = managePage(async (a, req, res, t) => {
   }
   if (out.reason === 'second-factor') {
     if (out.enrol) return send(res, 403, signInPage(t.id, t.name, 'Set up your authenticator app by signing in to an app first.'));
-    return send(res, 200, totpPage(t.id, t.name, signTicket(a.ticketKey, { uid: `${uidOf(t.id)}:totp`, tenantId: out.user.tenantId, userId: out.user.id })));
+    return send(res, 200, totpPage(t.id, t.name, signTicket(a.ticketKey, { uid: `${uidOf(t.id)}:totp`, tenantId: out.user.tenantId, userId: out.user.id }, a.deps.clock())));
   }
-  send(res, refused(res, out), signInPage(t.id, t.name, out.message));
+  send(res, refused(a, res, out), signInPage(t.id, t.name, out.message));
 });
 
 /** POST /auth/manage/:tenant/totp */
 export const manageTotp = managePage(async (a, req, res, t) => {
-  const ticket = readTicket(a.ticketKey, field(req, 'ticket'), `${uidOf(t.id)}:totp`);
+  const ticket = readTicket(a.ticketKey, field(req, 'ticket'), `${uidOf(t.id)}:totp`, a.deps.clock());
   const user = ticket ? await findUserById(a.deps.db, ticket.tenantId, ticket.userId) : undefined;
   if (!ticket || !user || user.disabled) return send(res, 401, signInPage(t.id, t.name, 'Your sign-in expired; sign in again.'));
   const out = await checkTotp({ deps: a.deps, throttle: a.throttle, address: addressKey(req.ip) }, user, field(req, 'code'));
@@ -161,7 +161,7 @@ export const manageTotp = managePage(async (a, req, res, t) => {
     setSession(a, res, t.id, out.user);
     return void res.redirect(303, base(t.id));
   }
-  if (out.reason === 'locked' || out.reason === 'throttled') return send(res, refused(res, out), signInPage(t.id, t.name, out.message));
+  if (out.reason === 'locked' || out.reason === 'throttled') return send(res, refused(a, res, out), signInPage(t.id, t.name, out.message));
   send(res, 401, totpPage(t.id, t.name, field(req, 'ticket'), 'The authentication code is not correct.'));
 });
 

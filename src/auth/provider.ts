@@ -3,7 +3,6 @@
 // every client belongs to one tenant, and `aud` (the tenant's FHIR base) binds each token to that tenant.
 import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Deps } from '../core/deps.js';
-import { consumePayload, deleteClient, destroyPayload, findClient, findPayload, findPayloadBy, revokeGrant, upsertClient, upsertPayload } from '../store/auth-payloads.js';
 import { peekLaunch, findUserById } from '../store/auth-users.js';
 import type { TenantCache } from '../tenancy/tenant-cache.js';
 import { guardedFetch } from '../platform/outbound.js';
@@ -13,7 +12,8 @@ import { honourJwksCacheControl, noteJwksCacheControl, resolveAssertionKey } fro
 import type { SigningKeys } from '../core/deps.js';
 import { page } from './pages.js';
 import { parseScopes } from './scopes.js';
-import { isRole, type Role } from './role-matrix.js';
+import { storeAdapter } from './provider-adapter.js';
+import { fullScope, tokenContext, type SmartCtx } from './token-context.js';
 
 export { TENANT_PROPERTY };
 /**
@@ -36,8 +36,6 @@ export function splitClientScope(scope: string): { scope?: string; smart_scope?:
   const statics = words.filter((w) => !/^(patient|user|system)\//.test(w));
   return { ...(statics.length ? { scope: statics.join(' ') } : {}), ...(resource.length ? { [SMART_SCOPE_PROPERTY]: resource.join(' ') } : {}) };
 }
-/** The SMART launch context of a grant, stored beside it (adapter model name; revoked with the grant). */
-export const SMART_GRANT = 'SmartGrant';
 
 export interface ProviderOptions {
   deps: Deps;
@@ -66,71 +64,6 @@ function resourceScopeStrings(...scopes: (string | undefined)[]): string[] {
   const out = new Set<string>();
   for (const s of scopes) for (const raw of (s ?? '').split(' ')) if (/^(patient|user|system)\//.test(raw)) out.add(raw);
   return [...out];
-}
-
-function storeAdapter(deps: Deps) {
-  const db = deps.db;
-  return class PgAdapter {
-    constructor(private readonly name: string) {}
-    async upsert(id: string, payload: Record<string, unknown>, expiresIn?: number): Promise<void> {
-      if (this.name === 'Client') {
-        const tenantId = payload[TENANT_PROPERTY];
-        if (typeof tenantId !== 'string') throw new Error('a client must name its tenant');
-        return upsertClient(db, { clientId: id, tenantId, metadata: payload });
-      }
-      return upsertPayload(db, this.name, id, payload, expiresIn);
-    }
-    async find(id: string) {
-      if (this.name === 'Client') return (await findClient(db, id))?.metadata as never;
-      return findPayload(db, this.name, id) as never;
-    }
-    async findByUid(uid: string) {
-      return findPayloadBy(db, this.name, 'uid', uid) as never;
-    }
-    async findByUserCode(code: string) {
-      return findPayloadBy(db, this.name, 'user_code', code) as never;
-    }
-    async consume(id: string): Promise<void> {
-      return consumePayload(db, this.name, id);
-    }
-    async destroy(id: string): Promise<void> {
-      if (this.name === 'Client') {
-        await deleteClient(db, id);
-        return;
-      }
-      return destroyPayload(db, this.name, id);
-    }
-    async revokeByGrantId(grantId: string): Promise<void> {
-      return revokeGrant(db, grantId);
-    }
-  };
-}
-
-type SmartCtx = KoaContextWithOIDC & { smart?: SmartContext };
-
-/**
- * The SMART context of the token being issued: the grant's (authorization code, refresh) or the backend client's
- * (client_credentials). Effective scopes are re-intersected with the user's CURRENT role ceiling, and a refresh
- * request's `scope` narrows them further (SMART: a strict subset).
- */
-async function tokenContext(opts: ProviderOptions, ctx: SmartCtx, token: { grantId?: string; accountId?: string }): Promise<SmartContext | undefined> {
-  if (ctx.smart) return ctx.smart;
-  if (!token.grantId) return undefined;
-  const stored = (await findPayload(opts.deps.db, SMART_GRANT, token.grantId)) as unknown as SmartContext | undefined;
-  if (!stored) return undefined;
-  let role: Role = stored.role;
-  const acct = token.accountId ? parseAccountId(token.accountId) : undefined;
-  if (acct) {
-    const user = await findUserById(opts.deps.db, acct.tenantId, acct.userId);
-    if (user && isRole(user.role)) role = user.role;
-  }
-  // a refresh request may narrow the grant (SMART: "a strict subset"; absent = the same scopes)
-  const narrow = ctx.oidc.params?.grant_type === 'refresh_token' ? (ctx.oidc.params.scope as string | undefined) : undefined;
-  const requested = narrow ?? stored.scope;
-  const g = grantAccess({ requested, clientAllowed: stored.scope, role, patientId: stored.patient });
-  const other = narrow ? stored.other.filter((s) => narrow.split(' ').includes(s)) : stored.other;
-  ctx.smart = { ...stored, role, scope: g.scope, other };
-  return ctx.smart;
 }
 
 export function buildProvider(opts: ProviderOptions): Provider {
@@ -312,14 +245,14 @@ export function buildProvider(opts: ProviderOptions): Provider {
     },
     rotateRefreshToken: true,
     async extraTokenClaims(ctx, token) {
-      const smart = await tokenContext(opts, ctx as SmartCtx, token as never);
+      const smart = await tokenContext(deps, ctx as SmartCtx, token as never);
       return smart ? { ...accessTokenClaims(smart) } : undefined;
     },
     formats: {
       customizers: {
         // the JWT's scope is the effective grant (requested ∩ client ∩ role ceiling), not oidc-provider's string match
         async jwt(ctx, token, jwt) {
-          const smart = await tokenContext(opts, ctx as SmartCtx, token as never);
+          const smart = await tokenContext(deps, ctx as SmartCtx, token as never);
           if (smart) jwt.payload.scope = fullScope(smart);
         },
       },
@@ -327,7 +260,7 @@ export function buildProvider(opts: ProviderOptions): Provider {
     // SMART asymmetric client auth checks oidc-provider leaves to the application (SMART.md §5)
     async assertJwtClientAuthClaimsAndHeader(ctx, claims, header, client) {
       if (claims.sub !== client.clientId) throw new errors.InvalidClientAuth('sub (JWT subject) must be the client_id');
-      const now = Math.floor(Date.now() / 1000);
+      const now = Math.floor(deps.clock().getTime() / 1000);
       if (typeof claims.exp !== 'number' || claims.exp > now + 300) throw new errors.InvalidClientAuth('exp must be no more than five minutes in the future');
       if (header.typ !== undefined && header.typ !== 'JWT') throw new errors.InvalidClientAuth('typ must be JWT');
       const jku = (header as { jku?: string }).jku;
@@ -399,11 +332,6 @@ export function buildProvider(opts: ProviderOptions): Provider {
     }
   });
   return provider;
-}
-
-/** The granted scope string: effective resource scopes plus the granted launch/identity/refresh scopes. */
-export function fullScope(smart: SmartContext): string {
-  return [smart.scope, ...smart.other].filter(Boolean).join(' ');
 }
 
 /**

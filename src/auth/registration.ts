@@ -60,7 +60,7 @@ function sha256(s: string): string {
 /** Creates an initial access token for `tenant` (CLI and API); only its SHA-256 is stored. */
 export async function issueRegistrationToken(deps: Deps, tenant: string, scope: string, createdBy: string, ttlSeconds: number): Promise<{ initial_access_token: string; expires_in: number; scope: string; registration_endpoint: string }> {
   const token = `${tenant}.${randomBytes(24).toString('base64url')}`;
-  await insertRegistrationToken(deps.db, tenant, sha256(token), scope, createdBy, new Date(Date.now() + ttlSeconds * 1000));
+  await insertRegistrationToken(deps.db, tenant, sha256(token), scope, createdBy, new Date(deps.clock().getTime() + ttlSeconds * 1000));
   return { initial_access_token: token, expires_in: ttlSeconds, scope, registration_endpoint: `${issuerOf(deps.config.publicBaseUrl)}/register` };
 }
 

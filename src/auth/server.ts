@@ -55,7 +55,7 @@ export function createAuthServer(deps: Deps, tenants: TenantCache): AuthServer {
   keyCheck.unref();
 
   // failed sign-ins per client address: in this process's memory (issue 8; docs/auth-design.md, "Lockout")
-  const throttle = new AddressThrottle(cfg.authIpFailures, cfg.authLockoutMinutes * 60_000);
+  const throttle = new AddressThrottle(cfg.authIpFailures, cfg.authLockoutMinutes * 60_000, () => deps.clock().getTime());
   const ia: InteractionDeps = { deps, tenants, provider: () => provider, ticketKey: deps.auth.cookieKeys[0], smartStyleUrl: `${issuer}/smart-style.json`, throttle };
   const router = express.Router();
   const form = express.urlencoded({ extended: false, limit: '32kb' });

@@ -59,7 +59,7 @@ export async function mintAccessToken(deps: Deps, keys: SigningKeys, req: MintRe
   if (!g.access.scopes.some((s) => s.kind === 'resource')) {
     throw new FhirError('forbidden', `None of the requested scopes is allowed (client and role ceiling): ${req.scope}`, { code: 'SCOPE_NOT_GRANTED' });
   }
-  const now = Math.floor(Date.now() / 1000);
+  const now = Math.floor(deps.clock().getTime() / 1000);
   const base = `${deps.config.publicBaseUrl}/fhir/${req.tenant}`;
   const claims: AccessClaims = {
     iss: issuerOf(deps.config.publicBaseUrl),
