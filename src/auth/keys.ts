@@ -7,7 +7,7 @@ import type { Logger } from '../platform/log.js';
 import { insertKey, liveKeys, type StoredKey } from '../store/auth-keys.js';
 
 /** Access tokens and id_tokens are RS256 (SMART: "sign ID tokens with RSA SHA-256"). */
-export const SIGNING_ALG = 'RS256';
+const SIGNING_ALG = 'RS256';
 
 export function generateSigningKey(): Omit<StoredKey, 'createdAt' | 'supersededAt' | 'retireAt'> {
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });

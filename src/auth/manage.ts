@@ -114,7 +114,7 @@ async function appsPage(a: InteractionDeps, tenant: string, tenantName: string, 
 type Handler = (a: InteractionDeps, req: Request, res: Response, tenant: Tenant) => Promise<void>;
 
 /** Resolves the tenant of the URL (404 page when unknown) and runs `fn`. */
-export function managePage(fn: Handler) {
+function managePage(fn: Handler) {
   return (a: InteractionDeps) => async (req: Request, res: Response) => {
     const slug = String(req.params.tenant);
     const tenant = /^[a-z0-9][a-z0-9-]{0,62}$/.test(slug) ? await a.tenants.get(slug) : undefined;

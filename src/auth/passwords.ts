@@ -4,7 +4,7 @@ import { hash, verify } from '@node-rs/argon2';
 /** argon2id, 19 MiB memory, 2 passes, 1 lane (OWASP Password Storage Cheat Sheet minimum). */
 const OPTIONS = { algorithm: 2 /* Argon2id */, memoryCost: 19456, timeCost: 2, parallelism: 1 } as const;
 
-export const MIN_PASSWORD_LENGTH = 12;
+const MIN_PASSWORD_LENGTH = 12;
 
 /** Why a password is refused, or undefined when it meets the policy. */
 export function passwordProblem(password: string, username?: string): string | undefined {

@@ -299,7 +299,7 @@ export function buildProvider(opts: ProviderOptions): Provider {
     async renderError(ctx, out) {
       opts.renderError(ctx, out as unknown as Record<string, string>);
     },
-    // POST at the authorization endpoint is answered in src/auth/server.ts (a 303 to the same request as GET), so
+    // POST at the authorization endpoint is answered in src/auth/authorize.ts (a 303 to the same request as GET), so
     // the session cookie can stay SameSite=Lax and work over plain http in development
     enableHttpPostMethods: false,
     clockTolerance: 5,

@@ -10,7 +10,7 @@ import { listTenants } from '../store/tenants.js';
 import { PLATFORM } from './login.js';
 
 /** How often main.ts purges. */
-export const PURGE_INTERVAL_MS = 10 * 60_000;
+const PURGE_INTERVAL_MS = 10 * 60_000;
 
 /**
  * One purge pass; returns how many rows went. The tenant tables are under FORCE ROW LEVEL SECURITY, which hides

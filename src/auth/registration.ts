@@ -20,7 +20,7 @@ const OTHER = new Set<string>(OTHER_SCOPES);
 const SLUG = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 /** A registration's requested scope capped by a ceiling: resource scopes intersected, others kept if allowed. */
-export function capScope(requested: string, ceiling: string): string {
+function capScope(requested: string, ceiling: string): string {
   const allowedOther = new Set(ceiling.split(' ').filter((s) => OTHER.has(s)));
   const other = requested.split(' ').filter((s) => OTHER.has(s) && allowedOther.has(s));
   const r = parseScopes(requested).scopes.filter(isResourceScope);
@@ -37,7 +37,7 @@ const HANDS_OUT: Record<ScopeContext, ScopeContext[]> = { user: ['user', 'patien
  * ceiling) re-expressed in each context it may hand out. A scope carrying an element limit cannot be handed out at
  * all (a client's scope string cannot carry the limit, so the new client would see more).
  */
-export function callerCeiling(access: Access): ResourceScope[] {
+function callerCeiling(access: Access): ResourceScope[] {
   const out: ResourceScope[] = [];
   for (const s of access.scopes) {
     if (!isResourceScope(s) || s.elements) continue;
@@ -47,7 +47,7 @@ export function callerCeiling(access: Access): ResourceScope[] {
 }
 
 /** requested ∩ what the caller may hand out; launch, identity and refresh scopes pass (they grant no data). */
-export function capToCaller(requested: string, access: Access): string {
+function capToCaller(requested: string, access: Access): string {
   const other = requested.split(' ').filter((s) => OTHER.has(s));
   const resource = renderScopes(intersectScopes(parseScopes(requested).scopes.filter(isResourceScope), callerCeiling(access)));
   return [...new Set([...other, ...(resource ? resource.split(' ') : [])])].join(' ');

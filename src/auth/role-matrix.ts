@@ -23,8 +23,8 @@ export interface RoleCeiling {
 }
 
 const OBSERVATION_CATEGORY = 'http://terminology.hl7.org/CodeSystem/observation-category';
-export const VITAL_SIGNS = `category=${OBSERVATION_CATEGORY}|vital-signs`;
-export const LABORATORY = `category=${OBSERVATION_CATEGORY}|laboratory`;
+const VITAL_SIGNS = `category=${OBSERVATION_CATEGORY}|vital-signs`;
+const LABORATORY = `category=${OBSERVATION_CATEGORY}|laboratory`;
 
 /** Staff directory: not patient data, needed to resolve performers, requesters, locations. */
 const DIRECTORY = ['Organization', 'Location', 'Practitioner', 'PractitionerRole'];

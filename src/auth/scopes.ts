@@ -3,7 +3,7 @@
 
 export type ScopeContext = 'patient' | 'user' | 'system';
 /** SMART v2 interaction letters, always kept in this order. */
-export const LETTERS = 'cruds';
+const LETTERS = 'cruds';
 export type Letter = 'c' | 'r' | 'u' | 'd' | 's';
 /** One `name=value` pair of a granular scope's query (`?category=...`); the pairs of one scope are AND-ed. */
 export type QueryParam = readonly [name: string, value: string];

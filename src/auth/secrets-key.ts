@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeSecretsKey, type Config } from '../config/index.js';
 import type { Logger } from '../platform/log.js';
 
-export const SECRETS_KEY_FILE = 'secrets.key';
+const SECRETS_KEY_FILE = 'secrets.key';
 
 /**
  * The secrets key: SECRETS_KEY when set, otherwise the key file under DATA_DIR (read, or created on first start).

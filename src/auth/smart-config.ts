@@ -12,7 +12,7 @@ export interface AuthEndpoints {
   revoke: string;
 }
 
-export function authEndpoints(publicBaseUrl: string): AuthEndpoints {
+function authEndpoints(publicBaseUrl: string): AuthEndpoints {
   const issuer = issuerOf(publicBaseUrl);
   return {
     issuer,
@@ -30,7 +30,7 @@ export const DEFAULT_REGISTRATION_SCOPE =
   'openid fhirUser profile launch launch/patient offline_access online_access patient/*.cruds user/*.cruds';
 
 /** Every capability string here is implemented and tested (docs/smart-conformance.md). */
-export const SMART_CAPABILITIES = [
+const SMART_CAPABILITIES = [
   'launch-ehr',
   'launch-standalone',
   'authorize-post',

@@ -4,7 +4,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 
-export function base32Encode(buf: Buffer): string {
+function base32Encode(buf: Buffer): string {
   let bits = 0;
   let value = 0;
   let out = '';
@@ -20,7 +20,7 @@ export function base32Encode(buf: Buffer): string {
   return out;
 }
 
-export function base32Decode(s: string): Buffer {
+function base32Decode(s: string): Buffer {
   const clean = s.toUpperCase().replace(/[\s=]/g, '');
   let bits = 0;
   let value = 0;

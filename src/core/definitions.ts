@@ -44,7 +44,7 @@ export function r4SearchParameters(): SearchParameter[] {
   return searchParams;
 }
 
-export function patientCompartmentDefinition(): CompartmentDefinition {
+function patientCompartmentDefinition(): CompartmentDefinition {
   patientCompartment ??= readJson<CompartmentDefinition>('compartmentdefinition-patient.json');
   return patientCompartment;
 }

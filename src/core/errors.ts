@@ -53,7 +53,7 @@ export interface FhirErrorOptions {
   cause?: unknown;
 }
 
-export const ERROR_CODE_SYSTEM = 'urn:tenfhir:error-code';
+const ERROR_CODE_SYSTEM = 'urn:tenfhir:error-code';
 
 export class FhirError extends Error {
   readonly kind: ErrorKind;

@@ -23,7 +23,7 @@ export interface SearchParamDef {
 }
 
 /** Splits a FHIRPath union at top level: "A.x | (A.y as T) | B.z" -> ["A.x", "(A.y as T)", "B.z"]. */
-export function splitUnion(expression: string): string[] {
+function splitUnion(expression: string): string[] {
   const parts: string[] = [];
   let depth = 0;
   let quote = false;

@@ -14,7 +14,7 @@ export function canonicalCondition(params: [string, string][]): string {
 }
 
 /** The same for a query string. */
-export function canonicalQuery(query: string): string {
+function canonicalQuery(query: string): string {
   return canonicalCondition([...new URLSearchParams(query)] as [string, string][]);
 }
 

@@ -33,7 +33,7 @@ function compartmentFor(type: string, patientId: string): Compartment {
 const cache = new WeakMap<Guard, Map<string, Restriction | undefined>>();
 
 /** The SQL restriction a decision implies for `type` (undefined = the whole type). */
-export function restrictionOf(ctx: FhirContext, type: string, d: GuardDecision): Restriction | undefined {
+function restrictionOf(ctx: FhirContext, type: string, d: GuardDecision): Restriction | undefined {
   if (!d.compartment && !d.searchFilters) return undefined;
   const r: Restriction = {};
   if (d.compartment) r.compartment = compartmentFor(type, d.compartment.patientId);
@@ -53,7 +53,7 @@ export function restrictionOf(ctx: FhirContext, type: string, d: GuardDecision):
 }
 
 /** restrictionOf(forType(type, letter)), memoised per request. */
-export function restrictionFor(ctx: FhirContext, type: string, letter: GuardLetter): Restriction | undefined {
+function restrictionFor(ctx: FhirContext, type: string, letter: GuardLetter): Restriction | undefined {
   let m = cache.get(ctx.guard);
   if (!m) cache.set(ctx.guard, (m = new Map()));
   const key = `${type}.${letter}`;
@@ -65,7 +65,7 @@ export function restrictionFor(ctx: FhirContext, type: string, letter: GuardLett
  * For a multi-type read (system search, $everything, system history): the types the caller may touch with `letter`,
  * and the restriction of each. Types it may not touch are left out silently.
  */
-export function typeRestrictions(ctx: FhirContext, types: string[], letter: GuardLetter): { types: string[]; restrictions?: Record<string, Restriction> } {
+function typeRestrictions(ctx: FhirContext, types: string[], letter: GuardLetter): { types: string[]; restrictions?: Record<string, Restriction> } {
   const allowed: string[] = [];
   const restrictions: Record<string, Restriction> = {};
   for (const t of types) {
@@ -79,7 +79,7 @@ export function typeRestrictions(ctx: FhirContext, types: string[], letter: Guar
 }
 
 /** The restrictions of `types` for `letter` (for SearchPlan.restrictions), or undefined when none applies. */
-export function restrictionsOf(ctx: FhirContext, types: Iterable<string>, letter: GuardLetter): Record<string, Restriction> | undefined {
+function restrictionsOf(ctx: FhirContext, types: Iterable<string>, letter: GuardLetter): Record<string, Restriction> | undefined {
   const out: Record<string, Restriction> = {};
   for (const t of types) {
     const r = restrictionFor(ctx, t, letter);
@@ -248,7 +248,7 @@ const visibleCache = new WeakMap<SearchParamRegistry, Map<string, Set<string>>>(
  * FHIRPath expression starts from (`Patient.name.family` -> name) must be visible. Derived from the definitions, so a
  * tenant's own SearchParameter over a hidden element is hidden too; an expression with no plain path is hidden.
  */
-export function visibleParamCodes(registry: SearchParamRegistry, type: string, elements: string[]): Set<string> {
+function visibleParamCodes(registry: SearchParamRegistry, type: string, elements: string[]): Set<string> {
   let byKey = visibleCache.get(registry);
   if (!byKey) visibleCache.set(registry, (byKey = new Map()));
   const key = `${type}|${[...elements].sort().join(',')}`;
@@ -274,7 +274,7 @@ function hiddenElementsError(type: string, what: string, visible: Set<string>): 
 }
 
 /** With an element limit, only parameters over those elements may be searched (else hidden data could be probed). */
-export function assertSearchableElements(ctx: FhirContext, type: string, elements: string[] | undefined, params: string[]): void {
+function assertSearchableElements(ctx: FhirContext, type: string, elements: string[] | undefined, params: string[]): void {
   if (!elements) return;
   const visible = visibleParamCodes(ctx.registry, type, elements);
   for (const p of params) {
@@ -299,7 +299,7 @@ function limitedTypes(ctx: FhirContext): Map<string, string[]> {
  * (`*`, also the one $everything uses) silently skip those references: `plan.blockedIncludes` lists them
  * ("Type:code") for the store.
  */
-export function assertIncludable(ctx: FhirContext, plan: SearchPlan): void {
+function assertIncludable(ctx: FhirContext, plan: SearchPlan): void {
   if (!plan.include.length) return;
   const limited = limitedTypes(ctx);
   if (!limited.size) return;

@@ -31,7 +31,7 @@ function pick(resource: Record<string, unknown>, keep: Set<string>): Record<stri
   return out;
 }
 
-export function isValidSummary(v: string): boolean {
+function isValidSummary(v: string): boolean {
   return ['true', 'false', 'text', 'data', 'count'].includes(v);
 }
 

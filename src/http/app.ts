@@ -12,7 +12,7 @@ import { fhirRouter, type RequestVerifier } from './fhir-router.js';
 import { InFlightRequests } from './inflight.js';
 import { errorHandler } from './respond.js';
 
-export const SOFTWARE = { name: 'tenfhir', version: '0.1.0' };
+const SOFTWARE = { name: 'tenfhir', version: '0.1.0' };
 
 export interface AppHandle {
   app: Express;

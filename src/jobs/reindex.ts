@@ -22,7 +22,7 @@ export interface JobStatus {
   updatedAt: string;
 }
 
-export function toStatus(j: JobRecord): JobStatus {
+function toStatus(j: JobRecord): JobStatus {
   return { id: j.id, kind: j.kind, status: j.status, types: j.params.types ?? null, total: j.total, done: j.done, error: j.error, createdAt: j.createdAt.toISOString(), updatedAt: j.updatedAt.toISOString() };
 }
 
@@ -66,7 +66,7 @@ function yieldBetweenBatches(deps: Deps): Promise<void> {
 }
 
 /** Processes the job batch by batch until done. Safe to call again after a crash: it continues from the cursor. */
-export async function runReindex(deps: Deps, tenantId: string, id: string, signal?: AbortSignal): Promise<void> {
+async function runReindex(deps: Deps, tenantId: string, id: string, signal?: AbortSignal): Promise<void> {
   const baseUrl = `${deps.config.publicBaseUrl}/fhir/${tenantId}`;
   const limit = batchSize(deps);
   for (;;) {
@@ -104,7 +104,7 @@ export async function runReindex(deps: Deps, tenantId: string, id: string, signa
  * has advanced for `staleSeconds`, e.g. after a restart or a CLI that was killed. Per tenant, because the job table is
  * under row-level security.
  */
-export async function resumeStaleJobs(deps: Deps, staleSeconds = 60): Promise<number> {
+async function resumeStaleJobs(deps: Deps, staleSeconds = 60): Promise<number> {
   let resumed = 0;
   for (const t of await listTenants(deps.db)) {
     for (const j of await staleJobs(deps.db, t.id, staleSeconds)) {

@@ -75,7 +75,7 @@ export class DatabaseUnavailableError extends Error {
 const NET_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOENT', 'EAI_AGAIN']);
 
 /** A broken or unobtainable connection (as opposed to an error of the statement itself). */
-export function isConnectionError(err: unknown): boolean {
+function isConnectionError(err: unknown): boolean {
   if (err instanceof DatabaseUnavailableError) return true;
   const code = (err as { code?: unknown })?.code;
   if (typeof code === 'string') return code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03' || NET_ERRORS.has(code);

@@ -15,7 +15,7 @@ export interface IndexRows {
   fulltext: [narrative: string, content: string][];
 }
 
-export function emptyRows(): IndexRows {
+function emptyRows(): IndexRows {
   return { token: [], string: [], reference: [], date: [], number: [], uri: [], composite: [], fulltext: [] };
 }
 
@@ -29,7 +29,7 @@ const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && 
 const MAX_STRING = 2048;
 
 /** Longest indexed value in UTF-8 bytes: btree index entries must stay under ~2.7 kB (two values per entry). */
-export const MAX_INDEX_BYTES = 800;
+const MAX_INDEX_BYTES = 800;
 
 /** Cuts a value to MAX_INDEX_BYTES (never inside a character). Searches clip their values the same way. */
 export function clipIndexValue<T extends string | null>(v: T): T {

@@ -124,12 +124,7 @@ export function chainedTypes(criteria: Criterion[], out = new Set<string>()): Se
   return out;
 }
 
-/** The single type of a type-level plan. */
-export function planType(plan: SearchPlan): string {
-  return plan.resourceTypes[0];
-}
-
-export const DEFAULT_COUNT = 20;
+const DEFAULT_COUNT = 20;
 export const MAX_COUNT = 1000;
 
 const RESULT_PARAMS = new Set(['_count', '_offset', '_cursor', '_sort', '_total', '_summary', '_elements', '_format', '_pretty', '_include', '_revinclude', '_type']);

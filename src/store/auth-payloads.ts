@@ -83,7 +83,7 @@ export async function revokeGrant(db: Db, grantId: string): Promise<void> {
   await db.platform((q) => q.query('DELETE FROM oidc_payload WHERE grant_id = $1', [grantId]));
 }
 
-/** Removes artifacts that expired more than an hour ago (src/store/auth-purge.ts runs it periodically). */
+/** Removes artifacts that expired more than an hour ago (src/auth/purge.ts runs it periodically). */
 export async function purgeExpiredPayloads(db: Db): Promise<number> {
   const r = await db.platform((q) => q.query('DELETE FROM oidc_payload WHERE expires_at < now() - interval \'1 hour\''));
   return r.rowCount ?? 0;

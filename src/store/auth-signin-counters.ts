@@ -4,7 +4,7 @@
 import type { Db } from '../platform/db.js';
 
 /** The address of the account-wide row (no client address can be written so). */
-export const ACCOUNT_WIDE = '*';
+const ACCOUNT_WIDE = '*';
 
 export interface SignInLimits {
   /** Failures from one address that lock that address out (AUTH_LOCKOUT_ATTEMPTS). */

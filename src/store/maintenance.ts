@@ -4,7 +4,7 @@
 import type { Db } from '../platform/db.js';
 import type { Logger } from '../platform/log.js';
 
-export async function analyzeChangedTables(db: Db, log: Logger): Promise<string[]> {
+async function analyzeChangedTables(db: Db, log: Logger): Promise<string[]> {
   const admin = db.admin();
   const auto = await admin.query<{ autovacuum: string }>('SHOW autovacuum').catch(() => undefined);
   if (db.kind === 'postgres' && auto?.rows[0]?.autovacuum === 'on') return [];

@@ -12,7 +12,7 @@ export interface Migration {
   sql: string;
 }
 
-export function listMigrations(dir = MIGRATIONS_DIR): Migration[] {
+function listMigrations(dir = MIGRATIONS_DIR): Migration[] {
   return readdirSync(dir)
     .filter((f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f))
     .sort()

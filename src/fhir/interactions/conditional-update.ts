@@ -42,7 +42,7 @@ export async function conditionalUpdateTarget(ctx: FhirContext, s: TenantSession
   return { id: bodyId, matched: false };
 }
 
-export async function prepareConditionalUpdate(ctx: FhirContext, s: TenantSession, type: string, query: string, body: unknown, opts: WriteOptions = {}): Promise<PreparedWrite> {
+async function prepareConditionalUpdate(ctx: FhirContext, s: TenantSession, type: string, query: string, body: unknown, opts: WriteOptions = {}): Promise<PreparedWrite> {
   const resource = checkBodyAgainstUrl(body, type, undefined, false);
   const bodyId = typeof resource.id === 'string' ? resource.id : undefined;
   const { id, matched } = await conditionalUpdateTarget(ctx, s, type, query, bodyId);

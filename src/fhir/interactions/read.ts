@@ -56,7 +56,7 @@ export async function readResource(ctx: FhirContext, type: string, id: string, h
   return { status: 200, body: visibleBody(row.json!, d.elements), headers, version };
 }
 
-export async function vreadResource(ctx: FhirContext, type: string, id: string, vid: string, s?: TenantSession): Promise<FhirResult> {
+async function vreadResource(ctx: FhirContext, type: string, id: string, vid: string, s?: TenantSession): Promise<FhirResult> {
   assertId(id, 'URL');
   const d = authorize(ctx, { interaction: 'vread', resourceType: type, id });
   if (!/^\d{1,9}$/.test(vid)) throw new FhirError('not-found', `${type}/${id} has no version '${vid.slice(0, 64)}'`, { code: 'VERSION_NOT_FOUND' });
