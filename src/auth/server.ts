@@ -35,8 +35,8 @@ export function createAuthServer(deps: Deps, tenants: TenantCache): AuthServer {
   const publicUrl = new URL(cfg.publicBaseUrl);
   const keys = deps.auth.keys;
   const issuer = issuerOf(cfg.publicBaseUrl);
-  const verifier = new TokenVerifier(keys, issuer, cfg.authClockSkewSeconds, deps.clock);
-  const origins = new OriginRegistry(deps.db, deps.clock);
+  const verifier = new TokenVerifier(keys, issuer, cfg.authClockSkewSeconds, () => deps.clock());
+  const origins = new OriginRegistry(deps.db, () => deps.clock());
 
   const renderError = (ctx: { type: string; body: unknown; status: number }, out: Record<string, string>) => {
     ctx.type = 'html';

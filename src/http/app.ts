@@ -32,7 +32,7 @@ export interface AppOptions {
 
 export function createApp(deps: Deps, opts: AppOptions = {}): AppHandle {
   const app = express();
-  const tenants = new TenantCache(deps.db, deps.clock);
+  const tenants = new TenantCache(deps.db, () => deps.clock());
   const startedAt = deps.clock().toISOString();
   const inflight = new InFlightRequests();
   app.disable('x-powered-by');
