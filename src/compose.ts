@@ -21,6 +21,7 @@ export async function buildDeps(config: Config, log: Logger = createLogger(confi
     databaseUrl: config.databaseUrl,
     databaseAdminUrl: config.databaseAdminUrl,
     dataDir: config.dataDir,
+    publicBaseUrl: config.publicBaseUrl,
     poolSize: config.dbPoolSize,
     statementTimeoutMs: config.dbStatementTimeoutMs,
     tenantMaxConnections: config.dbTenantMaxConnections,

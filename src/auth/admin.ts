@@ -122,6 +122,24 @@ export interface RegisteredClient {
   metadata: Record<string, unknown>;
 }
 
+/**
+ * Where an app under development keeps its http launch URL on a loopback host: oidc-provider's client schema takes
+ * `initiate_login_uri` as https only (and checks it on every load), and ignores metadata it does not know.
+ */
+export const DEV_LAUNCH_URI = 'dev_initiate_login_uri';
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * The app's EHR launch URL as client metadata: https, or plain http on a loopback host for development (as a local
+ * redirect URI is), never http across a network, where `iss` and `launch` would travel in clear.
+ */
+function launchUriMetadata(uri: string): Record<string, string> {
+  const u = URL.parse(uri);
+  if (u?.protocol === 'https:') return { initiate_login_uri: uri };
+  if (u?.protocol === 'http:' && LOOPBACK_HOSTS.has(u.hostname)) return { [DEV_LAUNCH_URI]: uri };
+  throw new FhirError('invalid', 'a launch URI must be https (or http on localhost, 127.0.0.1 or [::1] while developing)', { code: 'CLIENT_INVALID' });
+}
+
 /** Registers a client to one tenant; the metadata is validated by oidc-provider exactly as it will be used. */
 export async function registerClient(deps: Deps, provider: Provider, c: NewClient): Promise<RegisteredClient> {
   await assertTenant(deps, c.tenant);
@@ -153,7 +171,7 @@ export async function registerClient(deps: Deps, provider: Provider, c: NewClien
       response_types: ['code'],
       redirect_uris: c.redirectUris,
       ...splitClientScope(c.scope ?? DEFAULT_REGISTRATION_SCOPE),
-      ...(c.launchUri ? { initiate_login_uri: c.launchUri } : {}),
+      ...(c.launchUri ? launchUriMetadata(c.launchUri) : {}),
     });
     if (c.kind === 'public') metadata.token_endpoint_auth_method = 'none';
     else if (c.jwksUri || c.jwks) Object.assign(metadata, { token_endpoint_auth_method: 'private_key_jwt', ...(c.jwksUri ? { jwks_uri: c.jwksUri } : { jwks: c.jwks }) });

@@ -10,12 +10,12 @@ import type { Tenant } from '../core/tenant.js';
 import { clientScopes, tenantOfBase } from './provider.js';
 import type { SmartContext } from './claims.js';
 import { accountId, parseAccountId, SMART_GRANT } from './claims.js';
-import { accessFromToken, grantAccess, R4_TYPES } from './access.js';
+import { accessForType, accessFromToken, grantAccess, R4_TYPES } from './access.js';
 import { checkPassword, checkTotp, readTicket, signTicket, type LoginOutcome, type SignInContext } from './login.js';
 import { errorBox, esc, page, sendPage } from './pages.js';
 import { isRole, type Role } from './role-matrix.js';
-import { describeScope } from './scope-words.js';
-import { isResourceScope, parseScopes, renderScope, type Scope } from './scopes.js';
+import { consentLines, describeScope } from './scope-words.js';
+import { isResourceScope, parseScopes, renderScope, type Letter, type ResourceScope, type Scope } from './scopes.js';
 import { findUserById, peekLaunch, takeLaunch, type UserRecord } from '../store/auth-users.js';
 import { upsertPayload } from '../store/auth-payloads.js';
 import { currentVersion } from '../store/resources.js';
@@ -168,8 +168,10 @@ function pickerPage(f: Flow, q: string, found: PatientSummary[] | string): strin
 }
 
 interface Offer {
-  /** Resource scopes the user may grant (requested ∩ client ∩ role ceiling), rendered. */
-  resource: Scope[];
+  /** The request's scopes, parsed: the consent page has one line per requested wildcard. */
+  requested: Scope[];
+  /** Resource scopes the user may grant (requested ∩ client ∩ role ceiling) that the API would honour. */
+  resource: ResourceScope[];
   /** Launch/identity/refresh scopes that can be granted. */
   other: string[];
   /** Requested but not grantable, with why. */
@@ -217,9 +219,31 @@ async function offerFor(a: InteractionDeps, f: Flow, user: UserRecord, pickedPat
     else other.push(s.name);
   }
   for (const raw of g.notGranted) refused.push({ scope: raw, why: 'neither your role nor this app allows it' });
-  const resource = g.access.scopes.filter(isResourceScope).filter((s) => s.context !== 'patient' || patient);
-  for (const s of g.access.scopes.filter(isResourceScope).filter((s) => s.context === 'patient' && !patient)) refused.push({ scope: renderScope(s), why: 'no patient is selected' });
-  return { resource, other, refused, patient, encounter, ehrLaunch: !!launchId, needsPatient };
+  const resource: ResourceScope[] = [];
+  const named = (s: ResourceScope) => parsed.scopes.some((r) => isResourceScope(r) && r.resourceType === s.resourceType);
+  for (const s of g.access.scopes.filter(isResourceScope)) {
+    const noPatient = s.context === 'patient' && !patient;
+    const why = noPatient ? 'no patient is selected' : apiRefusal(s, patient);
+    if (!why) resource.push(s);
+    // a type the app named is explained; a wildcard's types that do not apply (the directory under patient/*) just go
+    else if (noPatient || named(s)) refused.push({ scope: renderScope(s), why });
+  }
+  return { requested: parsed.scopes, resource, other, refused, patient, encounter, ehrLaunch: !!launchId, needsPatient };
+}
+
+/**
+ * Why the FHIR API would refuse a scope on its own, asked of the decision function it enforces with (accessForType),
+ * so the page never offers what a token then cannot use: a `patient/` scope on a type outside the patient
+ * compartment (patient/Practitioner.rs under a staff ceiling) answered 403 on every read. A wildcard is asked about
+ * Patient, which every context's `*` reaches.
+ */
+function apiRefusal(s: ResourceScope, patient: string | undefined): string | undefined {
+  const type = s.resourceType === '*' ? 'Patient' : s.resourceType;
+  for (const letter of s.letters as Iterable<Letter>) {
+    const d = accessForType({ scopes: [s], ...(patient ? { patientId: patient } : {}) }, type, letter);
+    if (!d.allow) return `the FHIR API would refuse it: ${d.reason}`;
+  }
+  return undefined;
 }
 
 async function patientName(a: InteractionDeps, tenantId: string, id: string): Promise<string | undefined> {
@@ -228,9 +252,11 @@ async function patientName(a: InteractionDeps, tenantId: string, id: string): Pr
 }
 
 function consentPage(f: Flow, user: UserRecord, o: Offer, patientLabelText: string | undefined, message?: string): string {
-  const item = (value: string, words: string) =>
-    `<li><label><input type="checkbox" name="scope" value="${esc(value)}" checked> ${esc(words)}</label> <span class="note"><code>${esc(value)}</code></span></li>`;
-  const resource = o.resource.map((s) => item(renderScope(s), describeScope(s, patientLabelText))).join('');
+  const item = (value: string, words: string, details?: string[]) =>
+    `<li><label><input type="checkbox" name="scope" value="${esc(value)}" checked> ${esc(words)}</label> <span class="note"><code>${esc(value)}</code></span>${
+      details ? `<details class="note"><summary>Which kinds</summary>${esc(details.join(', '))}</details>` : ''
+    }</li>`;
+  const resource = consentLines(o.requested, o.resource, patientLabelText).map((l) => item(l.value, l.words, l.details)).join('');
   const other = o.other.map((name) => item(name, describeScope({ kind: 'other', name } as Scope))).join('');
   const refused = o.refused.length
     ? `<p class="note">Not available:</p><ul class="scopes">${o.refused.map((r) => `<li class="note"><code>${esc(r.scope)}</code>: ${esc(r.why)}</li>`).join('')}</ul>`
@@ -357,8 +383,9 @@ export async function submitConsent(a: InteractionDeps, req: Request, res: Respo
   const offer = await offerFor(a, f, user, pickedPatient);
   if (typeof offer === 'string') return send(res, 400, errorPage(offer, f.tenant.name));
   const chosen = new Set(fields(req, 'scope'));
-  // what the user ticked, re-intersected server-side: a tampered form cannot add anything
-  const resourceChosen = offer.resource.map(renderScope).filter((s) => chosen.has(s));
+  // what the user ticked (a wildcard's line stands for all its types), re-intersected server-side: a tampered form
+  // cannot add anything
+  const resourceChosen = consentLines(offer.requested, offer.resource).filter((l) => chosen.has(l.value)).flatMap((l) => l.scopes.map(renderScope));
   const g = grantAccess({ requested: resourceChosen.join(' '), clientAllowed: resourceChosen.join(' '), role: user.role as Role, patientId: offer.patient });
   const other = offer.other.filter((s) => chosen.has(s));
   const requested = requestedScopes(f);

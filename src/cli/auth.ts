@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { resetPassword, createUser, registerClient, setTotp, setUserDisabled, type ClientKind } from '../auth/admin.js';
+import { DEV_LAUNCH_URI, resetPassword, createUser, registerClient, setTotp, setUserDisabled, type ClientKind } from '../auth/admin.js';
 import { rotateSigningKey } from '../auth/keys.js';
 import { issuerOf } from '../auth/provider.js';
 import { createAuthServer } from '../auth/server.js';
@@ -38,8 +38,8 @@ function readPassword(values: { password?: string; 'password-stdin'?: boolean })
 
 const PASSWORD_OPTIONS = { password: { type: 'string' }, 'password-stdin': { type: 'boolean' } } as const;
 
-/** Runs an auth command; undefined when `cmd` is not one. */
-export async function authCommand(deps: Deps, cmd: string, sub: string | undefined, rest: string[]): Promise<number | undefined> {
+/** Runs an auth command; undefined when `cmd` is not one. `baseSource` says whose public base URL deps.config holds. */
+export async function authCommand(deps: Deps, cmd: string, sub: string | undefined, rest: string[], baseSource: string): Promise<number | undefined> {
   if (cmd === 'user') return userCommand(deps, sub, rest);
   if (cmd === 'client') return clientCommand(deps, sub, rest);
   if (cmd === 'keys') return keysCommand(deps, sub, rest);
@@ -55,7 +55,9 @@ export async function authCommand(deps: Deps, cmd: string, sub: string | undefin
       return 2;
     }
     const t = await mintAccessToken(deps, deps.auth.keys, { tenant: positionals[0], clientId: values.client, scope: values.scope, ttlSeconds: ttl, ...(values.user ? { username: values.user } : {}), ...(values.patient ? { patient: values.patient } : {}) });
-    console.error(`scope: ${t.scope}\nexpires in ${t.expiresIn} s; send it as: Authorization: Bearer <token>`);
+    // stderr: stdout is the token alone, for $(...)
+    console.error(`scope: ${t.scope}\nfor: ${deps.config.publicBaseUrl}/fhir/${positionals[0]} (${baseSource})`);
+    console.error(`expires in ${t.expiresIn} s; send it as: Authorization: Bearer <token>`);
     console.log(t.accessToken);
     return 0;
   }
@@ -159,6 +161,8 @@ async function clientCommand(deps: Deps, sub: string | undefined, rest: string[]
       console.log(`client_id: ${c.clientId}`);
       if (c.clientSecret) console.log(`client_secret: ${c.clientSecret}`);
       console.log(`scope: ${[c.metadata.scope, c.metadata.smart_scope].filter(Boolean).join(' ')}`);
+      const launchUri = c.metadata.initiate_login_uri ?? c.metadata[DEV_LAUNCH_URI];
+      if (launchUri) console.log(`launch URL: ${String(launchUri)}`);
       return 0;
     } finally {
       auth.close();
@@ -188,7 +192,10 @@ async function clientCommand(deps: Deps, sub: string | undefined, rest: string[]
     }
     const { DEFAULT_REGISTRATION_SCOPE } = await import('../auth/smart-config.js');
     const t = await issueRegistrationToken(deps, positionals[0], values.scope ?? DEFAULT_REGISTRATION_SCOPE, 'cli', ttl);
-    console.log(JSON.stringify(t, null, 2));
+    // like `token`: the token alone on stdout, what it is for on stderr
+    console.error(`single use, registers one client to ${positionals[0]}: POST ${t.registration_endpoint} with Authorization: Bearer <token>`);
+    console.error(`scope ceiling: ${t.scope}\nexpires in ${t.expires_in} s`);
+    console.log(t.initial_access_token);
     return 0;
   }
   console.error(AUTH_USAGE);

@@ -1,11 +1,11 @@
 // CLI: migrate, tenant create/list/settings, config docs. Works while the server runs on the embedded database
-// by connecting to the server's PGlite socket on loopback (DATA_DIR/server.json).
+// by connecting to the server's private PGlite socket (DATA_DIR/server.json), and then speaks for that server.
 import '../platform/runtime-notice.js';
 import { parseArgs } from 'node:util';
 import { CONFIG_KEYS, loadConfig, type Config } from '../config/index.js';
 import { buildDeps } from '../compose.js';
 import { FhirError } from '../core/errors.js';
-import { runningEmbeddedUrl } from '../platform/embedded.js';
+import { runningEmbedded } from '../platform/embedded.js';
 import { createLogger, flushLogs } from '../platform/log.js';
 import { findTenant, listTenants, updateTenantSettings } from '../store/tenants.js';
 import { createTenant } from '../tenancy/create-tenant.js';
@@ -27,10 +27,26 @@ const USAGE = `usage: npm run cli -- <command>
   config docs                               print the configuration table (markdown)
 ${AUTH_USAGE}`;
 
-/** When a running server holds the embedded database, the CLI reaches it through the server's loopback socket. */
-async function runningServerSocket(config: Config): Promise<string | undefined> {
-  if (config.databaseUrl) return undefined;
-  return runningEmbeddedUrl(config.dataDir);
+/** The database the CLI works on, and the public base URL its tokens and printed URLs are for (and why that one). */
+interface Target {
+  /** The running server's socket, when one holds the embedded database. */
+  socketUrl?: string;
+  publicBaseUrl: string;
+  baseSource: string;
+}
+
+/**
+ * Beside a running embedded server, the CLI reaches its database through the server's socket and takes the server's
+ * PUBLIC_BASE_URL: a token whose audience is the CLI's own default (port 8080) would be refused by a server on another
+ * port (issue 9). Otherwise the CLI's own PUBLIC_BASE_URL, said so where it matters (the `token` command).
+ */
+async function findTarget(config: Config): Promise<Target> {
+  const own = (why: string) => ({ publicBaseUrl: config.publicBaseUrl, baseSource: `this CLI's PUBLIC_BASE_URL: ${why}` });
+  if (config.databaseUrl) return own("a server's tokens must name that server's public base URL");
+  const running = await runningEmbedded(config.dataDir);
+  if (!running) return own(`no server is running on ${config.dataDir}`);
+  if (!running.publicBaseUrl) return { ...own('the running server did not record its own'), socketUrl: running.url };
+  return { socketUrl: running.url, publicBaseUrl: running.publicBaseUrl, baseSource: "the running server's public base URL, from DATA_DIR/server.json" };
 }
 
 async function run(argv: string[]): Promise<number> {
@@ -47,7 +63,8 @@ async function run(argv: string[]): Promise<number> {
   const config = loadConfig();
   const level = process.env.LOG_LEVEL ?? 'warn';
   // logs go to stderr: stdout carries the command's output (a token, a client id)
-  const deps = await buildDeps({ ...config, logLevel: level }, createLogger(level, 2), await runningServerSocket(config));
+  const target = await findTarget(config);
+  const deps = await buildDeps({ ...config, publicBaseUrl: target.publicBaseUrl, logLevel: level }, createLogger(level, 2), target.socketUrl);
   try {
     if (cmd === 'migrate') {
       console.log('migrations up to date');
@@ -96,7 +113,7 @@ async function run(argv: string[]): Promise<number> {
       console.log(`tenant ${positionals[0]}: ${Object.entries(settings).map(([k, v]) => `${k}=${v}`).join(', ')} (servers pick it up within 5 s)`);
       return 0;
     }
-    const auth = await authCommand(deps, cmd, sub, rest);
+    const auth = await authCommand(deps, cmd, sub, rest, target.baseSource);
     if (auth !== undefined) return auth;
     if (cmd === 'jobs') return await jobsCommand(deps, sub, rest);
     if (cmd === 'reindex') {

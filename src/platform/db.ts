@@ -280,6 +280,8 @@ export interface OpenDbOptions extends PoolSettings {
   databaseUrl?: string;
   databaseAdminUrl?: string;
   dataDir: string;
+  /** Recorded in server.json for the CLI (embedded only). */
+  publicBaseUrl?: string;
   poolSize: number;
   log: Logger;
 }
@@ -316,7 +318,7 @@ export async function openDb(opts: OpenDbOptions): Promise<Db> {
     const adminPool = new pg.Pool(poolOptions(opts.databaseAdminUrl ?? opts.databaseUrl, 2, opts.log, '', t));
     return createPoolDb('postgres', appPool, adminPool, opts.log, settings, async () => {});
   }
-  const embedded = await openEmbedded(opts.dataDir, opts.log);
+  const embedded = await openEmbedded(opts.dataDir, opts.log, opts.publicBaseUrl);
   // PGlite is one session; its socket server serialises connections and keeps a transaction on its own connection.
   const appPool = new pg.Pool(poolOptions(embedded.url, 1, opts.log, '', t));
   const adminPool = new pg.Pool(poolOptions(embedded.url, 1, opts.log, '', t));

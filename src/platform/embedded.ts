@@ -1,8 +1,9 @@
 // The embedded database (PGlite in DATA_DIR) and the private socket other processes of the same user reach it by.
 // The socket is a Unix socket in a directory only the server's user may enter (0700, the socket itself 0600): PGlite
 // has no authentication, so a loopback TCP port would hand any local user superuser access (issue 8, finding 5).
-// DATA_DIR/server.json (0600) names the socket; a live server is recognised by its socket answering, not by its PID
-// alone, so a file left behind by `kill -9` never blocks the next start (issue 8, fault 4).
+// DATA_DIR/server.json (0600) names the socket and the server's public base URL (the CLI mints tokens for it, issue 9);
+// a live server is recognised by its socket answering, not by its PID alone, so a file left behind by `kill -9` never
+// blocks the next start (issue 8, fault 4).
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -17,6 +18,8 @@ interface ServerFile {
   socketDir: string;
   nonce: string;
   startedAt: string;
+  /** PUBLIC_BASE_URL of the process holding the database: the audience its tokens must name. */
+  publicBaseUrl?: string;
 }
 
 const SOCKET_NAME = '.s.PGSQL.5432';
@@ -71,9 +74,15 @@ function socketAnswers(path: string, timeoutMs = 1000): Promise<boolean> {
  * stale.
  */
 export async function runningEmbeddedUrl(dataDir: string): Promise<string | undefined> {
+  return (await runningEmbedded(dataDir))?.url;
+}
+
+/** A live server's embedded database in `dataDir`, and the public base URL that server recorded (if any). */
+export async function runningEmbedded(dataDir: string): Promise<{ url: string; publicBaseUrl?: string } | undefined> {
   const f = readServerFile(dataDir);
   if (!f || !pidAlive(f.pid)) return undefined;
-  return (await socketAnswers(join(f.socketDir, SOCKET_NAME))) ? socketUrl(f.socketDir) : undefined;
+  if (!(await socketAnswers(join(f.socketDir, SOCKET_NAME)))) return undefined;
+  return { url: socketUrl(f.socketDir), ...(typeof f.publicBaseUrl === 'string' ? { publicBaseUrl: f.publicBaseUrl } : {}) };
 }
 
 export interface Embedded {
@@ -91,8 +100,8 @@ function privateSocketDir(dataDir: string): string {
   return mkdtempSync(join(tmpdir(), 'tenfhir-')); // created 0700
 }
 
-/** Opens PGlite in `dataDir` and serves it on a private Unix socket. */
-export async function openEmbedded(dataDir: string, log: Logger): Promise<Embedded> {
+/** Opens PGlite in `dataDir` and serves it on a private Unix socket; server.json records `publicBaseUrl` when given. */
+export async function openEmbedded(dataDir: string, log: Logger, publicBaseUrl?: string): Promise<Embedded> {
   const dir = resolve(dataDir);
   if (await runningEmbeddedUrl(dir)) throw new Error(`another server already uses the embedded database in ${dir}; stop it or set DATA_DIR`);
   const stale = readServerFile(dir);
@@ -112,7 +121,7 @@ export async function openEmbedded(dataDir: string, log: Logger): Promise<Embedd
   await server.start();
   chmodSync(socketPath, 0o600);
   const lock = embeddedLockPath(dir);
-  const file: ServerFile = { pid: process.pid, socketDir, nonce: randomBytes(8).toString('hex'), startedAt: new Date().toISOString() };
+  const file: ServerFile = { pid: process.pid, socketDir, nonce: randomBytes(8).toString('hex'), startedAt: new Date().toISOString(), ...(publicBaseUrl ? { publicBaseUrl } : {}) };
   if (existsSync(lock)) unlinkSync(lock);
   writeFileSync(lock, JSON.stringify(file), { mode: 0o600 });
   log.info({ dataDir: dir }, 'embedded PGlite database open');

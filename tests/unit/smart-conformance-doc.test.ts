@@ -6,8 +6,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
-/** The kit's server requirements (read-only, see the README beside it); SMART_REQUIREMENTS_CSV overrides the path. */
-const CSV_PATH = process.env.SMART_REQUIREMENTS_CSV ?? '/work/shared/standards/requirements/smart-server.csv';
+/**
+ * The kit's server requirements (read-only, see the README beside it) in the shared folder beside the repository
+ * (`../shared`, as every checkout and CI lays it out); SMART_REQUIREMENTS_CSV overrides the path.
+ */
+const CSV_PATH = process.env.SMART_REQUIREMENTS_CSV ?? join(ROOT, '../shared/standards/requirements/smart-server.csv');
 const DOC_PATH = join(ROOT, 'docs/smart-conformance.md');
 const REQ_SET = 'hl7.fhir.uv.smart-app-launch_2.2.0';
 const STATUSES = ['Proved by test', 'Met by design', 'Does not apply', 'NOT MET'] as const;

@@ -1,16 +1,17 @@
-// SMART App Launch in a real browser: Debian's chromium (driven by playwright-core) runs a small app built on the
-// official SMART JavaScript client (fhirclient, browser bundle). The app is served from another origin than the
-// FHIR server, so discovery, the token endpoint and the FHIR API are all reached cross-origin (CORS), and the user
-// signs in, picks a patient and consents on the server's own pages. Assertions are on what the app page shows.
+// SMART App Launch in a real browser: Chromium (Debian's, else the npm-shipped build; tests/helpers/chromium.ts)
+// driven by playwright-core runs a small app built on the official SMART JavaScript client (fhirclient, browser
+// bundle). The app is served from another origin than the FHIR server, so discovery, the token endpoint and the FHIR
+// API are all reached cross-origin (CORS), and the user signs in, picks a patient and consents on the server's own
+// pages. Assertions are on what the app page shows.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { chooseChromium } from '../../helpers/chromium.js';
 import { newApp, newUser, PASSWORD } from '../../helpers/oauth.js';
 import { create, newTenant, startServer, tokenFor, type TestServer, type TestTenant } from '../../helpers/server.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const FHIR_CLIENT_JS = new URL('../../../node_modules/fhirclient/build/fhir-client.js', import.meta.url);
 const STANDALONE_SCOPE = 'launch/patient patient/Patient.rs patient/Observation.rs openid fhirUser';
 const EHR_SCOPE = 'launch patient/Patient.rs patient/Observation.rs openid fhirUser';
@@ -94,9 +95,7 @@ async function startAppServer(): Promise<void> {
 }
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: the browser launch tests need Debian's chromium (apt-get install -y chromium; .ci/run installs it)`);
-  }
+  const chromiumChoice = await chooseChromium(['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']);
   server = await startServer();
   await startAppServer();
   t = await newTenant(server, 'browser');
@@ -113,9 +112,9 @@ beforeAll(async () => {
   await create(t, { resourceType: 'MedicationRequest', status: 'active', intent: 'order', medicationCodeableConcept: { text: 'aspirin' }, subject: { reference: `Patient/${patient.id}` } });
   encounter = await create(t, { resourceType: 'Encounter', status: 'in-progress', class: { code: 'AMB' }, subject: { reference: `Patient/${patient.id}` } });
   await newUser(server, t.slug, 'dr-quincy', 'practitioner', `Practitioner/${practitioner.id}`, 'Dr Quinn Quincy');
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  const { executablePath, args, env } = chromiumChoice;
+  browser = await chromium.launch({ executablePath, args, ...(env ? { env } : {}) }).catch((err: Error) => {
+    throw new Error(`could not start ${chromiumChoice.source} (${chromiumChoice.executablePath}): ${err.message}`);
   });
 }, 60_000);
 
