@@ -13,6 +13,7 @@ import { smartConfiguration } from '../auth/smart-config.js';
 import { TenantStore } from '../store/session.js';
 import type { TenantCache } from '../tenancy/tenant-cache.js';
 import { readBody } from './read-body.js';
+import type { CancelSignal } from '../platform/cancel.js';
 import { checkFormat, send } from './respond.js';
 
 /** Who is asking: the guard of the verified bearer token (401 otherwise), and the client it was issued to. */
@@ -149,7 +150,7 @@ export function fhirRouter(opts: RouterOptions) {
         log: res.locals.log,
         // metadata is public: no interaction of it reads tenant data beyond the CapabilityStatement
         guard: who?.guard ?? DISCOVERY_GUARD,
-        signal: res.locals.signal as AbortSignal,
+        signal: res.locals.signal as CancelSignal,
       };
       send(res, params, await opts.dispatch(ctx, await fhirRequest(req, rest, params, deps.config.maxBodyBytes)));
     } catch (err) {

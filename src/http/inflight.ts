@@ -1,12 +1,13 @@
-// Requests in flight, each with an AbortSignal that fires when its client goes away (or the server cuts it at the
+// Requests in flight, each with a cancellation signal that fires when its client goes away (or the server cuts it at the
 // shutdown deadline): the signal cancels the request's database statement, so abandoned work stops at once.
 import type { Request, Response } from 'express';
 import type { Logger } from '../platform/log.js';
+import { Cancellation, type CancelSignal } from '../platform/cancel.js';
 
 interface InFlight {
   req: Request;
   res: Response;
-  controller: AbortController;
+  controller: Cancellation;
   started: bigint;
 }
 
@@ -14,15 +15,15 @@ export class InFlightRequests {
   private readonly open = new Set<InFlight>();
 
   /** Registers a request; returns its signal. */
-  track(req: Request, res: Response): AbortSignal {
-    const entry: InFlight = { req, res, controller: new AbortController(), started: process.hrtime.bigint() };
+  track(req: Request, res: Response): CancelSignal {
+    const entry: InFlight = { req, res, controller: new Cancellation(), started: process.hrtime.bigint() };
     this.open.add(entry);
     res.on('close', () => {
       this.open.delete(entry);
       // closed before the whole response was written: the client is gone, stop its work
       if (!res.writableFinished) entry.controller.abort(new DOMException('the client closed the connection', 'AbortError'));
     });
-    return entry.controller.signal;
+    return entry.controller;
   }
 
   get size(): number {

@@ -9,6 +9,7 @@ import pg from 'pg';
 import { openEmbedded } from './embedded.js';
 import type { Logger } from './log.js';
 import { TenantGate } from './tenant-gate.js';
+import type { CancelSignal } from './cancel.js';
 
 export type Row = Record<string, unknown>;
 
@@ -19,7 +20,7 @@ export interface Queryable {
 
 /** Per-call options: `signal` cancels the running statement (the client went away, the server shuts down). */
 export interface DbCallOptions {
-  signal?: AbortSignal;
+  signal?: CancelSignal;
 }
 
 export interface Db {
@@ -112,7 +113,7 @@ function cancelBackend(client: pg.PoolClient, log: Logger): void {
 }
 
 /** Runs `fn` with `onAbort` wired to `signal` (if any). */
-async function whileListening<T>(signal: AbortSignal | undefined, onAbort: () => void, fn: () => Promise<T>): Promise<T> {
+async function whileListening<T>(signal: CancelSignal | undefined, onAbort: () => void, fn: () => Promise<T>): Promise<T> {
   if (!signal) return fn();
   if (signal.aborted) onAbort();
   signal.addEventListener('abort', onAbort, { once: true });
@@ -138,7 +139,7 @@ function createPoolDb(kind: Db['kind'], appPool: pg.Pool, adminPool: pg.Pool, lo
   appPool.on('error', (err) => log.warn({ err }, 'idle database connection failed'));
   adminPool.on('error', (err) => log.warn({ err }, 'idle admin database connection failed'));
 
-  async function acquire(tenantId: string, signal?: AbortSignal): Promise<{ client: pg.PoolClient; leave: () => void }> {
+  async function acquire(tenantId: string, signal?: CancelSignal): Promise<{ client: pg.PoolClient; leave: () => void }> {
     if (tenantId !== NO_TENANT && !SLUG.test(tenantId)) throw new Error(`invalid tenant id ${JSON.stringify(tenantId)}`);
     const leave = gate && tenantId !== NO_TENANT ? await gate.enter(tenantId, signal) : () => undefined;
     let client: pg.PoolClient;

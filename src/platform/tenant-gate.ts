@@ -1,6 +1,7 @@
 // Fair sharing of the connection pool between tenants: at most `max` connections per tenant at a time, so one
 // tenant's slow searches queue behind each other instead of taking every connection (issue 8, "search cost has no
 // bound"). Waiters are served in arrival order; a wait longer than `timeoutMs` gives up.
+import type { CancelSignal } from './cancel.js';
 
 /** Thrown when a tenant's share of the pool stayed full for the whole wait. */
 export class TenantBusyError extends Error {
@@ -25,7 +26,7 @@ export class TenantGate {
   ) {}
 
   /** Waits for one of the tenant's slots; resolves with its release function (call it exactly once). */
-  async enter(tenantId: string, signal?: AbortSignal): Promise<() => void> {
+  async enter(tenantId: string, signal?: CancelSignal): Promise<() => void> {
     const n = this.active.get(tenantId) ?? 0;
     if (n < this.max) {
       this.active.set(tenantId, n + 1);
