@@ -246,7 +246,9 @@ export class ServerProcess {
   static spawn(env: NodeJS.ProcessEnv, logPath: string, detached: boolean, opts: ServerProcessOptions = {}): ServerProcess {
     const fd = fs.openSync(logPath, 'a');
     try {
-      const child = spawn(process.execPath, ['--import', REGISTER_TS, opts.script ?? 'src/main.ts'], {
+      // BENCH_SERVER_NODE_ARGS: extra node flags for the server only (e.g. --cpu-prof --cpu-prof-dir=DIR to profile it)
+      const nodeArgs = (env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+      const child = spawn(process.execPath, [...nodeArgs, '--import', REGISTER_TS, opts.script ?? 'src/main.ts'], {
         cwd: ROOT,
         env,
         stdio: ['ignore', fd, fd],

@@ -290,8 +290,17 @@ interface ReadResult {
   errorSamples: string[];
 }
 
-async function serverRead(o: Options, client: HttpClient, refs: Ref[], stop: () => string | undefined): Promise<ReadResult> {
-  const rng = new Rng(`read/${o.seed}`);
+/** One request of a timed phase, and the status that counts as success. */
+interface PhaseRequest {
+  method: string;
+  url: string;
+  body?: string;
+  headers?: Record<string, string>;
+  okStatus: number;
+}
+
+/** A timed phase of independent requests: `next` says what each one is. */
+async function serverRequests(o: Options, client: HttpClient, next: () => PhaseRequest, stop: () => string | undefined): Promise<ReadResult> {
   const lat = new Latencies();
   const statuses = new Tally();
   const errors = new ErrorSamples();
@@ -301,24 +310,23 @@ async function serverRead(o: Options, client: HttpClient, refs: Ref[], stop: () 
     o.concurrency,
     o.seconds,
     async () => {
-      const r = rng.pick(refs);
-      const url = `/${r.type}/${r.id}`;
+      const r = next();
       const start = performance.now();
       try {
-        const res = await client.request('GET', url);
+        const res = await client.request(r.method, r.url, r.body, r.headers);
         const ms = performance.now() - start;
         statuses.add(res.status);
-        if (res.status === 200) {
+        if (res.status === r.okStatus) {
           ok++;
           lat.add(ms);
         } else {
           bad++;
-          errors.add(describeResponse('GET', url, res));
+          errors.add(describeResponse(r.method, r.url, res));
         }
       } catch (err) {
         bad++;
         statuses.add(errCode(err));
-        errors.add(`GET ${url}: ${errCode(err)}`);
+        errors.add(`${r.method} ${r.url}: ${errCode(err)}`);
       }
     },
     stop,
@@ -333,6 +341,40 @@ async function serverRead(o: Options, client: HttpClient, refs: Ref[], stop: () 
     statuses: statuses.counts,
     errorSamples: errors.samples,
   };
+}
+
+function serverRead(o: Options, client: HttpClient, refs: Ref[], stop: () => string | undefined): Promise<ReadResult> {
+  const rng = new Rng(`read/${o.seed}`);
+  return serverRequests(
+    o,
+    client,
+    () => {
+      const r = rng.pick(refs);
+      return { method: 'GET', url: `/${r.type}/${r.id}`, okStatus: 200 };
+    },
+    stop,
+  );
+}
+
+/**
+ * Creates of new Patients, plain or conditional (If-None-Exist on an identifier no resource has yet, so every one
+ * creates): the difference is what a conditional create costs (a search, and the re-check under a per-type lock).
+ */
+function serverCreate(o: Options, client: HttpClient, conditional: boolean, stop: () => string | undefined): Promise<ReadResult> {
+  const run = randomBytes(4).toString('hex');
+  let n = 0;
+  return serverRequests(
+    o,
+    client,
+    () => {
+      const value = `${run}-${conditional ? 'c' : 'p'}-${n++}`;
+      const body = JSON.stringify({ resourceType: 'Patient', identifier: [{ system: 'urn:bench:create', value }], name: [{ family: `Create${n}` }], gender: 'unknown' });
+      const headers: Record<string, string> = { 'content-type': 'application/fhir+json' };
+      if (conditional) headers['if-none-exist'] = `identifier=urn:bench:create|${value}`;
+      return { method: 'POST', url: '/Patient', body, headers, okStatus: 201 };
+    },
+    stop,
+  );
 }
 
 interface UpdateResult {
@@ -849,6 +891,12 @@ async function main(): Promise<number> {
     const hot = await serverHot(o, client, hotPool, stop);
     log(`  ${hot.passed ? 'PASS' : 'FAIL'}: ${hot.successfulIncrements} increments, ${hot.lostUpdates} lost, ${hot.conflicts412} x 412 retries`);
 
+    // (c'') plain and conditional creates
+    log(`(c'') create Patient: ${o.seconds} s plain, then ${o.seconds} s with If-None-Exist, ${o.concurrency} clients`);
+    const create = await serverCreate(o, client, false, stop);
+    const conditionalCreate = await serverCreate(o, client, true, stop);
+    log(`  ${create.perSec} creates/s plain, ${conditionalCreate.perSec} creates/s conditional`);
+
     // (d) raw PostgreSQL ceiling
     let raw: RawResult | undefined;
     let rawSkipped: string | undefined;
@@ -878,7 +926,7 @@ async function main(): Promise<number> {
     }
 
     // Report
-    const problemsSeen = ingest.bundlesFailed > 0 || read.errors > 0 || update.otherErrors > 0 || !hot.passed;
+    const problemsSeen = ingest.bundlesFailed > 0 || read.errors > 0 || create.errors > 0 || conditionalCreate.errors > 0 || update.otherErrors > 0 || !hot.passed;
     if (problemsSeen) keepWorkDir = true;
     console.log('');
     console.log(`tenfhir benchmark: ${o.patients} patients (${ingest.resources} resources), ${o.concurrency} clients, ${o.seconds} s per timed phase`);
@@ -891,6 +939,8 @@ async function main(): Promise<number> {
         ['read by id (req/s)', fmtRate(read.perSec), fmtRate(raw?.read.perSec), pct(read.perSec, raw?.read.perSec), fmtLatency(read.latencyMs), fmtLatency(raw?.read.latencyMs)],
         ['update GET+PUT (updates/s)', fmtRate(update.perSec), fmtRate(raw?.update.perSec), pct(update.perSec, raw?.update.perSec), fmtLatency(update.cycleLatencyMs), fmtLatency(raw?.update.latencyMs)],
         ['hot counter (increments/s)', fmtRate(hot.perSec), '-', '-', fmtLatency(hot.latencyMs), '-'],
+        ['create Patient (creates/s)', fmtRate(create.perSec), '-', '-', fmtLatency(create.latencyMs), '-'],
+        ['conditional create (creates/s)', fmtRate(conditionalCreate.perSec), '-', '-', fmtLatency(conditionalCreate.latencyMs), '-'],
       ],
     );
     console.log('');
@@ -908,6 +958,8 @@ async function main(): Promise<number> {
     for (const [name, samples] of [
       ['ingest', ingest.errorSamples],
       ['read', read.errorSamples],
+      ['create', create.errorSamples],
+      ['conditional create', conditionalCreate.errorSamples],
       ['update', update.errorSamples],
       ['lost-update check', hot.errorSamples],
     ] as const) {
@@ -931,6 +983,8 @@ async function main(): Promise<number> {
       read,
       update,
       lostUpdateCheck: hot,
+      create,
+      conditionalCreate,
       raw: raw ?? { skipped: rawSkipped },
     };
     const resultsDir = path.join(BENCH_DIR, 'results');
