@@ -13,8 +13,8 @@ import { accountId } from './claims.js';
 import type { InteractionDeps } from './interactions.js';
 import { checkPassword, checkTotp, readTicket, signTicket, type LoginOutcome } from './login.js';
 import { errorBox, esc, page, sendPage } from './pages.js';
-import { describeScope } from './scope-words.js';
-import { parseScopes } from './scopes.js';
+import { consentLines, describeScope } from './scope-words.js';
+import { isResourceScope, parseScopes, renderScope, type Scope } from './scopes.js';
 import { addressKey } from './sign-in-throttle.js';
 
 const COOKIE = 'tenfhir_manage';
@@ -86,6 +86,19 @@ async function patientLabel(a: InteractionDeps, tenant: string, id: string): Pro
   return (n ? n.text ?? [...(n.given ?? []), n.family].filter(Boolean).join(' ') : '') || `Patient/${id}`;
 }
 
+/**
+ * What a grant allows, in the consent page's words: a role ceiling stores `patient/*.rs` as one scope per type, so
+ * the types that share a context and letters are one line again, with the kinds of records on demand.
+ */
+function grantLines(scopes: Scope[], patient: string | undefined): string[] {
+  const resource = scopes.filter(isResourceScope);
+  const wildcards = parseScopes([...new Set(resource.filter((s) => !s.params.length).map((s) => renderScope({ ...s, resourceType: '*', v1: false })))].join(' ')).scopes;
+  const lines = consentLines(wildcards, resource, patient).map(
+    (l) => `<li>${esc(l.words)}${l.details ? `<details class="note"><summary>Which kinds</summary>${esc(l.details.join(', '))}</details>` : ''}</li>`,
+  );
+  return [...lines, ...scopes.filter((s) => !isResourceScope(s)).map((s) => `<li>${esc(describeScope(s, patient))}</li>`)];
+}
+
 async function appsPage(a: InteractionDeps, tenant: string, tenantName: string, user: UserRecord, cookie: string, message?: string): Promise<string> {
   const grants = (await listGrantsOf(a.deps.db, accountId(user.tenantId, user.id))).filter((g) => g.smart.tenant === tenant);
   const csrf = csrfToken(a, cookie);
@@ -95,7 +108,7 @@ async function appsPage(a: InteractionDeps, tenant: string, tenantName: string, 
     const name = String(client?.metadata.client_name ?? g.clientId);
     const patient = typeof g.smart.patient === 'string' ? await patientLabel(a, tenant, g.smart.patient) : undefined;
     const scopes = parseScopes([g.smart.scope, ...((g.smart.other as string[] | undefined) ?? [])].filter(Boolean).join(' ')).scopes;
-    const what = scopes.map((s) => `<li>${esc(describeScope(s, patient))}</li>`).join('');
+    const what = grantLines(scopes, patient).join('');
     items.push(`<li><strong>${esc(name)}</strong>${patient ? ` for ${esc(patient)}` : ''}${g.expiresAt ? ` <span class="note">until ${esc(g.expiresAt.toISOString().slice(0, 10))}</span>` : ''}
 <ul class="scopes">${what}</ul>
 <form method="post" action="${base(tenant)}/revoke"><input type="hidden" name="csrf" value="${esc(csrf)}"><input type="hidden" name="grant" value="${esc(String(g.smart.grantId))}">

@@ -18,6 +18,7 @@ beforeAll(async () => {
   patient = await create(t, { resourceType: 'Patient', name: [{ given: ['Ada'], family: 'Lovelace' }] });
   await newUser(server, t.slug, 'mgmt-doc', 'practitioner');
   await newUser(server, t.slug, 'mgmt-nurse', 'practitioner');
+  await newUser(server, t.slug, 'mgmt-wild', 'practitioner');
 });
 afterAll(() => server.close());
 
@@ -39,6 +40,20 @@ async function signIn(b: Browser, slug: string, username: string, password = PAS
 const refresh = (token: string) => tokenRequest(server.origin, { grant_type: 'refresh_token', refresh_token: token, client_id: app.clientId });
 
 describe('connected apps (SMART management_endpoint)', () => {
+  it("shows a staff member's patient/*.rs grant as one line, the kinds of records on demand", async () => {
+    const { redirect, pkce } = await runAuthorization(new Browser(server.origin), server.origin, {
+      clientId: app.clientId, aud: t.base, scope: 'launch/patient patient/*.rs', username: 'mgmt-wild', pickPatient: patient.id,
+    });
+    const tok = await tokenRequest(server.origin, { grant_type: 'authorization_code', code: redirect.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: pkce.verifier, client_id: app.clientId });
+    expect(tok.status).toBe(200);
+    expect(tok.body.scope.split(' ').length).toBeGreaterThan(10); // the role ceiling grants it type by type
+    const page = await signIn(new Browser(server.origin), t.slug, 'mgmt-wild');
+    expect(page.html).toMatch(/Read and search \d+ kinds of records of Ada Lovelace/);
+    expect(page.html!.match(/Which kinds/g)).toHaveLength(1);
+    expect(page.html).toContain('observations');
+    expect(page.html).not.toMatch(/<li>Read and search observations of Ada Lovelace<\/li>/);
+  });
+
   it('is advertised in the tenant discovery document', async () => {
     const res = await fetch(`${t.base}/.well-known/smart-configuration`);
     expect(((await res.json()) as { management_endpoint: string }).management_endpoint).toBe(`${server.origin}/auth/manage/${t.slug}`);
