@@ -4,7 +4,7 @@ import { createHash, randomBytes, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { createUser } from '../../src/auth/admin.js';
 import { registerClient, type NewClient } from '../../src/auth/admin.js';
-import type { TestServer } from './server.js';
+import { newTenant, startServer, type TestServer, type TestTenant } from './server.js';
 
 export function pkce(): { verifier: string; challenge: string } {
   const verifier = randomBytes(32).toString('base64url');
@@ -18,6 +18,16 @@ export async function newApp(server: TestServer, tenant: string, o: Partial<NewC
   const c = await registerClient(server.deps, server.app.auth.provider(), { tenant, kind: 'public', name: 'Test App', redirectUris: [REDIRECT], ...o });
   return { clientId: c.clientId, ...(c.clientSecret ? { clientSecret: c.clientSecret } : {}) };
 }
+
+/** A server, a tenant on it and a public app registered to that tenant with `scope` (the scope enforcement suites). */
+export async function serverWithApp(slug: string, scope: string): Promise<{ server: TestServer; t: TestTenant; app: { clientId: string } }> {
+  const server = await startServer();
+  const t = await newTenant(server, slug);
+  return { server, t, app: await newApp(server, t.slug, { scope }) };
+}
+
+/** HL7's Observation category code system (vital-signs, laboratory, ...). */
+export const OBSERVATION_CATEGORY = 'http://terminology.hl7.org/CodeSystem/observation-category';
 
 export const PASSWORD = 'correct horse battery staple';
 

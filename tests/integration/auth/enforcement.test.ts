@@ -2,19 +2,17 @@
 // results, _has, system and compartment search, $everything, batch and transaction entries, conditional writes,
 // history, and granular (category) scopes — each through real tokens over HTTP.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { newApp, newUser } from '../../helpers/oauth.js';
-import { authed, create, FHIR_JSON, newTenant, startServer, tokenFor, type Api, type TestServer, type TestTenant } from '../../helpers/server.js';
+import { newUser, OBSERVATION_CATEGORY, serverWithApp } from '../../helpers/oauth.js';
+import { authed, create, FHIR_JSON, tokenFor, type Api, type TestServer, type TestTenant } from '../../helpers/server.js';
 
 let server: TestServer;
 let t: TestTenant;
 let app: { clientId: string };
 const ids: Record<string, string> = {};
-const CAT = 'http://terminology.hl7.org/CodeSystem/observation-category';
+const CAT = OBSERVATION_CATEGORY;
 
 beforeAll(async () => {
-  server = await startServer();
-  t = await newTenant(server, 'enf');
-  app = await newApp(server, t.slug, { scope: 'openid fhirUser launch/patient user/*.cruds patient/*.cruds' });
+  ({ server, t, app } = await serverWithApp('enf', 'openid fhirUser launch/patient user/*.cruds patient/*.cruds'));
   ids.doc = (await create(t, { resourceType: 'Practitioner', name: [{ family: 'Doc' }] })).id;
   ids.me = (await create(t, { resourceType: 'Patient', name: [{ family: 'Mine' }], generalPractitioner: [{ reference: `Practitioner/${ids.doc}` }] })).id;
   ids.you = (await create(t, { resourceType: 'Patient', name: [{ family: 'Yours' }] })).id;

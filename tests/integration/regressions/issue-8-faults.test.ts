@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { request as httpRequest } from 'node:http';
 import pg from 'pg';
+import type { Config } from '../../../src/config/index.js';
 import { create, FHIR_JSON, newTenant, randomSlug, startServer, type TestServer, type TestTenant } from '../../helpers/server.js';
 import { startTcpProxy, type TcpProxy } from '../../helpers/tcp-proxy.js';
 
@@ -42,18 +43,23 @@ async function lockResource(tenant: string, type: string, id: string): Promise<{
 
 const patient = (family: string, extra: Record<string, unknown> = {}) => ({ resourceType: 'Patient', name: [{ family }], ...extra });
 
-describe('search cost has a bound (MAX_SEARCH_PARAMS)', () => {
-  let server: TestServer;
-  let t: TestTenant;
+/** A server (its settings read when it starts) and one tenant on it, for the enclosing describe block. */
+function serverWithTenant(settings: () => Partial<Config> = () => ({})): { server: TestServer; t: TestTenant } {
+  const s = {} as { server: TestServer; t: TestTenant };
   beforeAll(async () => {
-    server = await startServer();
-    t = await newTenant(server);
+    s.server = await startServer(settings());
+    s.t = await newTenant(s.server);
   });
-  afterAll(() => server.close());
+  afterAll(() => s.server.close());
+  return s;
+}
+
+describe('search cost has a bound (MAX_SEARCH_PARAMS)', () => {
+  const s = serverWithTenant();
 
   it('answers 400 SEARCH_TOO_COMPLEX (too-costly) for 200 ANDed name= parameters, at once', async () => {
     const q = Array.from({ length: 200 }, (_, i) => `name=n${i}`).join('&');
-    const res = await t.api.get(`${t.path}/Patient?${q}`);
+    const res = await s.t.api.get(`${s.t.path}/Patient?${q}`);
     expect(res.status).toBe(400);
     expect(res.body.issue[0].code).toBe('too-costly');
     expect(code(res.body)).toBe('SEARCH_TOO_COMPLEX');
@@ -62,26 +68,20 @@ describe('search cost has a bound (MAX_SEARCH_PARAMS)', () => {
 
   it('accepts 40 parameters and refuses 41, also in POST _search and in a conditional create', async () => {
     const forty = Array.from({ length: 40 }, (_, i) => `name=n${i}`).join('&');
-    expect((await t.api.get(`${t.path}/Patient?${forty}`)).status).toBe(200);
-    const post = await t.api.post(`${t.path}/Patient/_search`).set('Content-Type', 'application/x-www-form-urlencoded').send(`${forty}&gender=male`);
+    expect((await s.t.api.get(`${s.t.path}/Patient?${forty}`)).status).toBe(200);
+    const post = await s.t.api.post(`${s.t.path}/Patient/_search`).set('Content-Type', 'application/x-www-form-urlencoded').send(`${forty}&gender=male`);
     expect(post.status).toBe(400);
     expect(code(post.body)).toBe('SEARCH_TOO_COMPLEX');
-    const cond = await t.api.post(`${t.path}/Patient`).set('Content-Type', FHIR_JSON).set('If-None-Exist', `${forty}&gender=male`).send(JSON.stringify(patient('Cond')));
+    const cond = await s.t.api.post(`${s.t.path}/Patient`).set('Content-Type', FHIR_JSON).set('If-None-Exist', `${forty}&gender=male`).send(JSON.stringify(patient('Cond')));
     expect(cond.status).toBe(400);
     expect(code(cond.body)).toBe('SEARCH_TOO_COMPLEX');
-    const count = await t.api.get(`${t.path}/Patient?name=Cond&_summary=count`);
+    const count = await s.t.api.get(`${s.t.path}/Patient?name=Cond&_summary=count`);
     expect(count.body.total).toBe(0);
   });
 });
 
 describe('conditional creates with different criteria for the same new resource (fault 3)', () => {
-  let server: TestServer;
-  let t: TestTenant;
-  beforeAll(async () => {
-    server = await startServer();
-    t = await newTenant(server);
-  });
-  afterAll(() => server.close());
+  const s = serverWithTenant();
 
   it('creates exactly one Patient in each of 50 trials of two parallel If-None-Exist creates (identifier vs family:exact+birthdate)', async () => {
     const counts: number[] = [];
@@ -89,11 +89,11 @@ describe('conditional creates with different criteria for the same new resource 
       const mrn = `mrn-${randomSlug('c')}`;
       const family = `Race${mrn.replace(/[^a-z0-9]/g, '')}`;
       const body = JSON.stringify(patient(family, { identifier: [{ system: 'urn:mrn', value: mrn }], birthDate: '1980-02-03' }));
-      const post = (condition: string) => t.api.post(`${t.path}/Patient`).set('Content-Type', FHIR_JSON).set('If-None-Exist', condition).send(body);
+      const post = (condition: string) => s.t.api.post(`${s.t.path}/Patient`).set('Content-Type', FHIR_JSON).set('If-None-Exist', condition).send(body);
       const [a, b] = await Promise.all([post(`identifier=urn:mrn|${mrn}`), post(`family:exact=${family}&birthdate=1980-02-03`)]);
       expect([a.status, b.status].sort()).toEqual([200, 201]);
       expect(a.headers.location ?? b.headers.location).toBeDefined();
-      const found = await t.api.get(`${t.path}/Patient?identifier=urn:mrn|${mrn}&_summary=count`);
+      const found = await s.t.api.get(`${s.t.path}/Patient?identifier=urn:mrn|${mrn}&_summary=count`);
       counts.push(found.body.total);
     }
     expect(counts.every((n) => n === 1)).toBe(true);
@@ -105,23 +105,17 @@ describe('conditional creates with different criteria for the same new resource 
       const family = `Up${mrn.replace(/[^a-z0-9]/g, '')}`;
       const body = JSON.stringify(patient(family, { identifier: [{ system: 'urn:mrn', value: mrn }] }));
       await Promise.all([
-        t.api.put(`${t.path}/Patient?identifier=urn:mrn|${mrn}`).set('Content-Type', FHIR_JSON).send(body),
-        t.api.post(`${t.path}/Patient`).set('Content-Type', FHIR_JSON).set('If-None-Exist', `family:exact=${family}`).send(body),
+        s.t.api.put(`${s.t.path}/Patient?identifier=urn:mrn|${mrn}`).set('Content-Type', FHIR_JSON).send(body),
+        s.t.api.post(`${s.t.path}/Patient`).set('Content-Type', FHIR_JSON).set('If-None-Exist', `family:exact=${family}`).send(body),
       ]);
-      expect((await t.api.get(`${t.path}/Patient?identifier=urn:mrn|${mrn}&_summary=count`)).body.total).toBe(1);
+      expect((await s.t.api.get(`${s.t.path}/Patient?identifier=urn:mrn|${mrn}&_summary=count`)).body.total).toBe(1);
     }
   }, 60_000);
 });
 
 onPostgres('a lost database connection does not take the server down (fault 1)', () => {
-  let server: TestServer;
-  let t: TestTenant;
   const app = randomSlug('fault');
-  beforeAll(async () => {
-    server = await startServer({ databaseUrl: appUrl(app) });
-    t = await newTenant(server);
-  });
-  afterAll(() => server.close());
+  const s = serverWithTenant(() => ({ databaseUrl: appUrl(app) }));
 
   const bundle = (n: number) => ({
     resourceType: 'Bundle',
@@ -131,11 +125,11 @@ onPostgres('a lost database connection does not take the server down (fault 1)',
 
   it('answers every request in flight with success or 503 (never 500) when its backends are terminated, then serves again', async () => {
     const admin = await adminClient();
-    const p = await create(t, patient('Steady'));
+    const p = await create(s.t, patient('Steady'));
     const statuses: number[] = [];
     let terminated = 0;
     const load = Array.from({ length: 24 }, (_, i) =>
-      (i % 2 ? t.api.post(t.path).set('Content-Type', FHIR_JSON).send(JSON.stringify(bundle(40))) : t.api.get(`${t.path}/Patient/${p.id}`)).then((r) => statuses.push(r.status)),
+      (i % 2 ? s.t.api.post(s.t.path).set('Content-Type', FHIR_JSON).send(JSON.stringify(bundle(40))) : s.t.api.get(`${s.t.path}/Patient/${p.id}`)).then((r) => statuses.push(r.status)),
     );
     for (let round = 0; round < 5; round++) {
       await sleep(40);
@@ -147,16 +141,16 @@ onPostgres('a lost database connection does not take the server down (fault 1)',
     expect(terminated).toBeGreaterThan(0);
     expect(statuses.every((s) => s === 200 || s === 503)).toBe(true);
     // the pool replaces the dead connections: no restart needed
-    const again = await t.api.get(`${t.path}/Patient/${p.id}`);
+    const again = await s.t.api.get(`${s.t.path}/Patient/${p.id}`);
     expect(again.status).toBe(200);
   }, 60_000);
 
   it('a 503 for a broken connection names DB_UNAVAILABLE and asks to retry later', async () => {
     const admin = await adminClient();
-    const p = await create(t, patient('Victim'));
+    const p = await create(s.t, patient('Victim'));
     // a write blocked on a row lock is mid-statement when its backend is terminated
-    const lock = await lockResource(t.slug, 'Patient', p.id);
-    const put = t.api.put(`${t.path}/Patient/${p.id}`).set('Content-Type', FHIR_JSON).send(JSON.stringify({ ...p, gender: 'other' }));
+    const lock = await lockResource(s.t.slug, 'Patient', p.id);
+    const put = s.t.api.put(`${s.t.path}/Patient/${p.id}`).set('Content-Type', FHIR_JSON).send(JSON.stringify({ ...p, gender: 'other' }));
     const pending = put.then((r) => r);
     for (let i = 0; i < 50; i++) {
       const r = await admin.query(`SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`, [app]);
@@ -172,7 +166,7 @@ onPostgres('a lost database connection does not take the server down (fault 1)',
     expect(res.status).toBe(503);
     expect(code(res.body)).toBe('DB_UNAVAILABLE');
     expect(res.headers['retry-after']).toBe('5');
-    expect((await t.api.get(`${t.path}/Patient/${p.id}`)).body.meta.versionId).toBe('1');
+    expect((await s.t.api.get(`${s.t.path}/Patient/${p.id}`)).body.meta.versionId).toBe('1');
   }, 30_000);
 });
 
@@ -215,24 +209,18 @@ onPostgres('while the database is down (fault 1)', () => {
 });
 
 onPostgres('statement limits and abandoned requests (fault 2)', () => {
-  let server: TestServer;
-  let t: TestTenant;
   const app = randomSlug('stmt');
-  beforeAll(async () => {
-    server = await startServer({ databaseUrl: appUrl(app), dbStatementTimeoutMs: 400 });
-    t = await newTenant(server);
-  });
-  afterAll(() => server.close());
+  const s = serverWithTenant(() => ({ databaseUrl: appUrl(app), dbStatementTimeoutMs: 400 }));
 
   it('stops a statement that runs past DB_STATEMENT_TIMEOUT_MS and answers 503 STATEMENT_TIMEOUT (too-costly), changing nothing', async () => {
-    const p = await create(t, patient('Slow'));
-    const lock = await lockResource(t.slug, 'Patient', p.id);
-    const res = await t.api.put(`${t.path}/Patient/${p.id}`).set('Content-Type', FHIR_JSON).send(JSON.stringify({ ...p, gender: 'male' }));
+    const p = await create(s.t, patient('Slow'));
+    const lock = await lockResource(s.t.slug, 'Patient', p.id);
+    const res = await s.t.api.put(`${s.t.path}/Patient/${p.id}`).set('Content-Type', FHIR_JSON).send(JSON.stringify({ ...p, gender: 'male' }));
     await lock.release();
     expect(res.status).toBe(503);
     expect(code(res.body)).toBe('STATEMENT_TIMEOUT');
     expect(res.body.issue[0].code).toBe('too-costly');
-    expect((await t.api.get(`${t.path}/Patient/${p.id}`)).body.meta.versionId).toBe('1');
+    expect((await s.t.api.get(`${s.t.path}/Patient/${p.id}`)).body.meta.versionId).toBe('1');
   });
 
   it('cancels the statement of a request whose client went away', async () => {

@@ -3,19 +3,16 @@
 // tests/integration/platform/outbound.test.ts; the sign-in throttle and secrets at rest by the auth suites.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { generateKeyPairSync } from 'node:crypto';
-import { ASSERTION_TYPE, Browser, authorizeUrl, clientAssertion, formAction, newApp, newUser, offeredScopes, pkce, PASSWORD, tokenRequest } from '../../helpers/oauth.js';
-import { authed, create, FHIR_JSON, newTenant, startServer, testBackendKey, tokenFor, type Api, type TestServer, type TestTenant } from '../../helpers/server.js';
+import { ASSERTION_TYPE, authorizeUrl, Browser, clientAssertion, formAction, newUser, OBSERVATION_CATEGORY, offeredScopes, PASSWORD, pkce, serverWithApp, tokenRequest } from '../../helpers/oauth.js';
+import { authed, create, FHIR_JSON, testBackendKey, tokenFor, type Api, type TestServer, type TestTenant } from '../../helpers/server.js';
 
+const ids: Record<string, string> = {};
 let server: TestServer;
 let t: TestTenant;
 let app: { clientId: string };
-const ids: Record<string, string> = {};
-const CAT = 'http://terminology.hl7.org/CodeSystem/observation-category';
 
 beforeAll(async () => {
-  server = await startServer();
-  t = await newTenant(server, 'sec');
-  app = await newApp(server, t.slug, { scope: 'openid fhirUser launch launch/patient user/*.cruds patient/*.cruds' });
+  ({ server, t, app } = await serverWithApp('sec', 'openid fhirUser launch launch/patient user/*.cruds patient/*.cruds'));
   ids.gp = (await create(t, { resourceType: 'Practitioner', name: [{ family: 'Gp' }] })).id;
   ids.me = (
     await create(t, {
@@ -30,7 +27,7 @@ beforeAll(async () => {
     })
   ).id;
   ids.you = (await create(t, { resourceType: 'Patient', name: [{ family: 'Yours' }] })).id;
-  const obs = (subject: string, cat: string) => ({ resourceType: 'Observation', status: 'final', category: [{ coding: [{ system: CAT, code: cat }] }], code: { text: cat }, subject: { reference: `Patient/${subject}` } });
+  const obs = (subject: string, cat: string) => ({ resourceType: 'Observation', status: 'final', category: [{ coding: [{ system: OBSERVATION_CATEGORY, code: cat }] }], code: { text: cat }, subject: { reference: `Patient/${subject}` } });
   ids.myLab = (await create(t, obs(ids.me, 'laboratory'))).id;
   ids.myVital = (await create(t, obs(ids.me, 'vital-signs'))).id;
   ids.order = (await create(t, { resourceType: 'ServiceRequest', status: 'active', intent: 'order', code: { text: 'CBC' }, subject: { reference: `Patient/${ids.me}` } })).id;
@@ -216,7 +213,7 @@ describe('finding 4: no existence oracles', () => {
 
   it('a conditional update with no match does not reveal that its body id is taken by a resource the caller cannot read', async () => {
     const { api } = await as('sec-lab', 'user/Observation.crus user/Patient.rs');
-    const body = (id: string) => ({ resourceType: 'Observation', id, status: 'final', category: [{ coding: [{ system: CAT, code: 'laboratory' }] }], code: { text: 'x' }, subject: { reference: `Patient/${ids.me}` } });
+    const body = (id: string) => ({ resourceType: 'Observation', id, status: 'final', category: [{ coding: [{ system: OBSERVATION_CATEGORY, code: 'laboratory' }] }], code: { text: 'x' }, subject: { reference: `Patient/${ids.me}` } });
     const taken = await api.put(`${t.path}/Observation?code=no-such-code`).set('Content-Type', FHIR_JSON).send(body(ids.myVital));
     const free = await api.put(`${t.path}/Observation?code=no-such-code-2`).set('Content-Type', FHIR_JSON).send(body('free-id-8'));
     expect(taken.status).toBe(201);
