@@ -13,8 +13,6 @@ export interface ServeOptions {
   log: Logger;
   /** Requests in flight, cut at the grace deadline. */
   inflight?: InFlightRequests;
-  /** Before the HTTP server closes: stop background work from starting anew (it may still finish its step). */
-  stopping?: () => void;
   /** After the HTTP server has closed: stop timers and jobs, close the database. */
   cleanup: () => Promise<void>;
 }
@@ -34,20 +32,21 @@ export async function serve(app: Express, o: ServeOptions): Promise<Server> {
     flushLogs();
     process.exit(code);
   };
+  // the hard stop: whatever cleanup still waits for (a pool that never drains) does not keep the process alive
+  const exitAfter = (ms: number) =>
+    setTimeout(() => {
+      o.log.error('cleanup did not finish in time; exiting');
+      exit(1);
+    }, ms).unref();
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     o.log.info({ signal, inFlight: o.inflight?.size ?? 0 }, 'shutting down: no new connections, finishing in-flight requests');
-    o.stopping?.();
     const deadline = setTimeout(() => {
       const cut = o.inflight?.cutAll(o.log) ?? 0;
       server.closeAllConnections();
       o.log.warn({ cut, graceMs: o.shutdownGraceMs }, 'shutdown grace period over');
-      // the hard stop: whatever cleanup still waits for (a pool that never drains) does not keep the process alive
-      setTimeout(() => {
-        o.log.error('cleanup did not finish in time; exiting');
-        exit(1);
-      }, CLEANUP_MS).unref();
+      exitAfter(CLEANUP_MS);
     }, o.shutdownGraceMs);
     deadline.unref();
     // Keep-alive sockets become idle as in-flight requests finish; close them as they do.
@@ -58,11 +57,7 @@ export async function serve(app: Express, o: ServeOptions): Promise<Server> {
     });
     clearInterval(sweep);
     clearTimeout(deadline);
-    const hard = setTimeout(() => {
-      o.log.error('cleanup did not finish in time; exiting');
-      exit(1);
-    }, CLEANUP_MS + o.shutdownGraceMs);
-    hard.unref();
+    exitAfter(CLEANUP_MS + o.shutdownGraceMs);
     await o.cleanup();
     o.log.info('stopped');
     exit(0);

@@ -112,6 +112,11 @@ function cancelBackend(client: pg.PoolClient, log: Logger): void {
   });
 }
 
+/** The statement limit as a setting to run, with its trailing `; ` ('' when there is none). */
+function statementTimeoutSql(ms: number, scope: 'SET' | 'SET LOCAL'): string {
+  return ms > 0 ? `${scope} statement_timeout = ${Math.floor(ms)}; ` : '';
+}
+
 /** Runs `fn` with `onAbort` wired to `signal` (if any). */
 async function whileListening<T>(signal: CancelSignal | undefined, onAbort: () => void, fn: () => Promise<T>): Promise<T> {
   if (!signal) return fn();
@@ -135,7 +140,7 @@ async function whileListening<T>(signal: CancelSignal | undefined, onAbort: () =
 function createPoolDb(kind: Db['kind'], appPool: pg.Pool, adminPool: pg.Pool, log: Logger, settings: PoolSettings, onClose: () => Promise<void>): Db {
   const sessionBinding = kind === 'postgres';
   const gate = sessionBinding ? new TenantGate(Math.max(1, settings.tenantMaxConnections), settings.acquireTimeoutMs) : undefined;
-  const timeoutSql = settings.statementTimeoutMs > 0 ? `SET statement_timeout = ${Math.floor(settings.statementTimeoutMs)}` : '';
+  const localTimeoutSql = statementTimeoutSql(settings.statementTimeoutMs, 'SET LOCAL');
   appPool.on('error', (err) => log.warn({ err }, 'idle database connection failed'));
   adminPool.on('error', (err) => log.warn({ err }, 'idle admin database connection failed'));
 
@@ -168,7 +173,7 @@ function createPoolDb(kind: Db['kind'], appPool: pg.Pool, adminPool: pg.Pool, lo
   async function begin(client: pg.PoolClient, tenantId: string): Promise<void> {
     if (sessionBinding) await client.query('BEGIN');
     // The slug grammar excludes quotes, so inlining it is safe; one simple-protocol round trip.
-    else await client.query(`BEGIN; SET LOCAL ROLE ${APP_ROLE}; ${timeoutSql.replace('SET ', 'SET LOCAL ')}${timeoutSql ? ';' : ''} SELECT set_config('app.tenant_id', '${tenantId}', true)`);
+    else await client.query(`BEGIN; SET LOCAL ROLE ${APP_ROLE}; ${localTimeoutSql}SELECT set_config('app.tenant_id', '${tenantId}', true)`);
   }
 
   async function inTx<T>(tenantId: string, fn: (q: Queryable) => Promise<T>, opts: DbCallOptions = {}): Promise<T> {
@@ -314,8 +319,8 @@ export async function openDb(opts: OpenDbOptions): Promise<Db> {
     return createPoolDb('pglite', appPool, adminPool, opts.log, settings, async () => {});
   }
   if (opts.databaseUrl) {
-    const timeout = opts.statementTimeoutMs > 0 ? `; SET statement_timeout = ${Math.floor(opts.statementTimeoutMs)}` : '';
-    const appPool = new pg.Pool(poolOptions(opts.databaseUrl, opts.poolSize, opts.log, `SET ROLE ${APP_ROLE}${timeout}`, t));
+    const setup = `SET ROLE ${APP_ROLE}; ${statementTimeoutSql(opts.statementTimeoutMs, 'SET')}`;
+    const appPool = new pg.Pool(poolOptions(opts.databaseUrl, opts.poolSize, opts.log, setup, t));
     const adminPool = new pg.Pool(poolOptions(opts.databaseAdminUrl ?? opts.databaseUrl, 2, opts.log, '', t));
     return createPoolDb('postgres', appPool, adminPool, opts.log, settings, async () => {});
   }

@@ -60,11 +60,6 @@ export class TenantGate {
     });
   }
 
-  /** Connections the tenant holds now (for tests and logs). */
-  inUse(tenantId: string): number {
-    return this.active.get(tenantId) ?? 0;
-  }
-
   private releaser(tenantId: string): () => void {
     let done = false;
     return () => {
