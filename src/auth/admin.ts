@@ -8,7 +8,7 @@ import { findClient, upsertClient } from '../store/auth-payloads.js';
 import { findUserByName, insertUser, updateUser, type UserRecord } from '../store/auth-users.js';
 import { currentVersion } from '../store/resources.js';
 import { findTenant } from '../store/tenants.js';
-import { PLATFORM } from './login.js';
+import { PLATFORM } from '../core/tenant.js';
 import { hashPassword, passwordProblem } from './passwords.js';
 import { splitClientScope, TENANT_PROPERTY } from './provider.js';
 import { isRole, ROLES } from './role-matrix.js';

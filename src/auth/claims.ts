@@ -2,6 +2,7 @@
 // context stored with a grant, and the claims of an access token (one definition for oidc-provider's tokens and the
 // token CLI's).
 import type { Role } from './role-matrix.js';
+import { isTenantSlug } from '../core/tenant.js';
 
 /** Client metadata property naming the tenant a client is registered to. */
 export const TENANT_PROPERTY = 'tenant';
@@ -74,5 +75,5 @@ export function parseAccountId(sub: string): { tenantId: string; userId: string 
   if (i <= 0) return undefined;
   const tenantId = sub.slice(0, i);
   const userId = sub.slice(i + 1);
-  return /^[a-z0-9][a-z0-9-]{0,62}$/.test(tenantId) && userId ? { tenantId, userId } : undefined;
+  return isTenantSlug(tenantId) && userId ? { tenantId, userId } : undefined;
 }

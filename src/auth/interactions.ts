@@ -322,14 +322,14 @@ async function finishLogin(a: InteractionDeps, req: Request, res: Response, user
 }
 
 /** The sign-in's client address: req.ip honours X-Forwarded-For only when TRUST_PROXY is on. */
-function signInContext(a: InteractionDeps, req: Request): SignInContext {
+export function signInContext(a: InteractionDeps, req: Request): SignInContext {
   return { deps: a.deps, throttle: a.throttle, address: addressKey(req.ip) };
 }
 
 /** 429 for a lock or the address throttle, with when to come back (RFC 6585 §4). */
-function refusalStatus(res: Response, out: LoginOutcome): number {
+export function refusalStatus(a: InteractionDeps, res: Response, out: LoginOutcome): number {
   if (out.ok || (out.reason !== 'locked' && out.reason !== 'throttled')) return 401;
-  res.setHeader('Retry-After', String(Math.max(1, Math.ceil((out.until.getTime() - Date.now()) / 1000))));
+  res.setHeader('Retry-After', String(Math.max(1, Math.ceil((out.until.getTime() - a.deps.clock().getTime()) / 1000))));
   return 429;
 }
 
@@ -345,7 +345,7 @@ export async function submitLogin(a: InteractionDeps, req: Request, res: Respons
     const ticket = signTicket(a.ticketKey, { uid: f.details.uid, tenantId: out.user.tenantId, userId: out.user.id, ...(out.enrol ? { enrol: out.enrol } : {}) }, a.deps.clock());
     return send(res, 200, totpPage(f, ticket, out.enrol, out.user.username));
   }
-  send(res, refusalStatus(res, out), loginPage(f, out.message, username));
+  send(res, refusalStatus(a, res, out), loginPage(f, out.message, username));
 }
 
 /** POST /auth/interaction/:uid/totp */
@@ -358,7 +358,7 @@ export async function submitTotp(a: InteractionDeps, req: Request, res: Response
   const out = await checkTotp(signInContext(a, req), user, field(req, 'code'), ticket.enrol);
   a.deps.log.info({ tenantId: f.tenant.id, clientId: f.client.clientId, userId: user.id, outcome: out.ok ? 'signed-in' : out.reason, factor: 'totp' }, 'sign-in');
   if (out.ok) return finishLogin(a, req, res, out.user, out.amr);
-  if (out.reason === 'locked' || out.reason === 'throttled') return send(res, refusalStatus(res, out), loginPage(f, out.message, user.username));
+  if (out.reason === 'locked' || out.reason === 'throttled') return send(res, refusalStatus(a, res, out), loginPage(f, out.message, user.username));
   send(res, 401, totpPage(f, ticketText, ticket.enrol, user.username, out.reason === 'invalid' ? out.message : undefined));
 }
 

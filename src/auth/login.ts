@@ -9,6 +9,7 @@ import { claimTotpStep, findUserByName, updateUser, type UserRecord } from '../s
 import { dummyHash, verifyPassword } from './passwords.js';
 import type { AddressThrottle, Slot } from './sign-in-throttle.js';
 import { matchTotp, newTotpSecret } from './totp.js';
+import { PLATFORM } from '../core/tenant.js';
 
 export type LoginOutcome =
   | { ok: true; user: UserRecord; amr: string[] }
@@ -22,9 +23,6 @@ export interface SignInContext {
   throttle: AddressThrottle;
   address: string;
 }
-
-/** The platform administrators' pseudo-tenant (a reserved slug no tenant can take). */
-export const PLATFORM = 'platform';
 
 const INVALID = 'The username or password is not correct.';
 

@@ -5,17 +5,16 @@
 // are JWTs and run out within their lifetime, at most an hour).
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Request, Response } from 'express';
-import type { Tenant } from '../core/tenant.js';
+import { isTenantSlug, type Tenant } from '../core/tenant.js';
 import { findClient, listGrantsOf, revokeGrant } from '../store/auth-payloads.js';
 import { findUserById, type UserRecord } from '../store/auth-users.js';
 import { currentVersion } from '../store/resources.js';
 import { accountId } from './claims.js';
-import type { InteractionDeps } from './interactions.js';
+import { refusalStatus, signInContext, type InteractionDeps } from './interactions.js';
 import { checkPassword, checkTotp, readTicket, signTicket, type LoginOutcome } from './login.js';
 import { errorBox, esc, page, sendPage } from './pages.js';
 import { consentLines, describeScope } from './scope-words.js';
 import { isResourceScope, parseScopes, renderScope, type Scope } from './scopes.js';
-import { addressKey } from './sign-in-throttle.js';
 
 const COOKIE = 'tenfhir_manage';
 
@@ -103,8 +102,10 @@ async function appsPage(a: InteractionDeps, tenant: string, tenantName: string, 
   const grants = (await listGrantsOf(a.deps.db, accountId(user.tenantId, user.id))).filter((g) => g.smart.tenant === tenant);
   const csrf = csrfToken(a, cookie);
   const items: string[] = [];
+  const clients = new Map<string, ReturnType<typeof findClient>>(); // one lookup per app, however many grants it holds
   for (const g of grants) {
-    const client = await findClient(a.deps.db, g.clientId);
+    if (!clients.has(g.clientId)) clients.set(g.clientId, findClient(a.deps.db, g.clientId));
+    const client = await clients.get(g.clientId);
     const name = String(client?.metadata.client_name ?? g.clientId);
     const patient = typeof g.smart.patient === 'string' ? await patientLabel(a, tenant, g.smart.patient) : undefined;
     const scopes = parseScopes([g.smart.scope, ...((g.smart.other as string[] | undefined) ?? [])].filter(Boolean).join(' ')).scopes;
@@ -128,18 +129,12 @@ type Handler = (a: InteractionDeps, req: Request, res: Response, tenant: Tenant)
 
 /** Resolves the tenant of the URL (404 page when unknown) and runs `fn`. */
 function managePage(fn: Handler) {
-  return (a: InteractionDeps) => async (req: Request, res: Response) => {
+  return async (a: InteractionDeps, req: Request, res: Response): Promise<void> => {
     const slug = String(req.params.tenant);
-    const tenant = /^[a-z0-9][a-z0-9-]{0,62}$/.test(slug) ? await a.tenants.get(slug) : undefined;
+    const tenant = isTenantSlug(slug) ? await a.tenants.get(slug) : undefined;
     if (!tenant || tenant.status !== 'active') return send(res, 404, page({ title: 'Not found', body: errorBox('There is no such organization.') }));
     await fn(a, req, res, tenant);
   };
-}
-
-function refused(a: InteractionDeps, res: Response, out: LoginOutcome): number {
-  if (out.ok || (out.reason !== 'locked' && out.reason !== 'throttled')) return 401;
-  res.setHeader('Retry-After', String(Math.max(1, Math.ceil((out.until.getTime() - a.deps.clock().getTime()) / 1000))));
-  return 429;
 }
 
 /** GET /auth/manage/:tenant */
@@ -151,7 +146,7 @@ export const showApps = managePage(async (a, req, res, t) => {
 
 /** POST /auth/manage/:tenant/login */
 export const manageLogin = managePage(async (a, req, res, t) => {
-  const out = await checkPassword({ deps: a.deps, throttle: a.throttle, address: addressKey(req.ip) }, t.id, t.settings.mfaRequired === true, field(req, 'username').trim().slice(0, 200), field(req, 'password'));
+  const out = await checkPassword(signInContext(a, req), t.id, t.settings.mfaRequired === true, field(req, 'username').trim().slice(0, 200), field(req, 'password'));
   a.deps.log.info({ tenantId: t.id, userId: 'user' in out ? out.user.id : undefined, outcome: out.ok ? 'signed-in' : out.reason, page: 'manage' }, 'sign-in');
   if (out.ok) {
     setSession(a, res, t.id, out.user);
@@ -161,7 +156,7 @@ export const manageLogin = managePage(async (a, req, res, t) => {
     if (out.enrol) return send(res, 403, signInPage(t.id, t.name, 'Set up your authenticator app by signing in to an app first.'));
     return send(res, 200, totpPage(t.id, t.name, signTicket(a.ticketKey, { uid: `${uidOf(t.id)}:totp`, tenantId: out.user.tenantId, userId: out.user.id }, a.deps.clock())));
   }
-  send(res, refused(a, res, out), signInPage(t.id, t.name, out.message));
+  send(res, refusalStatus(a, res, out), signInPage(t.id, t.name, out.message));
 });
 
 /** POST /auth/manage/:tenant/totp */
@@ -169,12 +164,12 @@ export const manageTotp = managePage(async (a, req, res, t) => {
   const ticket = readTicket(a.ticketKey, field(req, 'ticket'), `${uidOf(t.id)}:totp`, a.deps.clock());
   const user = ticket ? await findUserById(a.deps.db, ticket.tenantId, ticket.userId) : undefined;
   if (!ticket || !user || user.disabled) return send(res, 401, signInPage(t.id, t.name, 'Your sign-in expired; sign in again.'));
-  const out = await checkTotp({ deps: a.deps, throttle: a.throttle, address: addressKey(req.ip) }, user, field(req, 'code'));
+  const out = await checkTotp(signInContext(a, req), user, field(req, 'code'));
   if (out.ok) {
     setSession(a, res, t.id, out.user);
     return void res.redirect(303, base(t.id));
   }
-  if (out.reason === 'locked' || out.reason === 'throttled') return send(res, refused(a, res, out), signInPage(t.id, t.name, out.message));
+  if (out.reason === 'locked' || out.reason === 'throttled') return send(res, refusalStatus(a, res, out), signInPage(t.id, t.name, out.message));
   send(res, 401, totpPage(t.id, t.name, field(req, 'ticket'), 'The authentication code is not correct.'));
 });
 

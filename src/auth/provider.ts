@@ -14,6 +14,7 @@ import { page } from './pages.js';
 import { parseScopes } from './scopes.js';
 import { storeAdapter } from './provider-adapter.js';
 import { fullScope, tokenContext, type SmartCtx } from './token-context.js';
+import { isTenantSlug } from '../core/tenant.js';
 
 export { TENANT_PROPERTY };
 /**
@@ -56,7 +57,7 @@ export function tenantOfBase(publicBaseUrl: string, url: string | undefined): st
   const prefix = `${publicBaseUrl}/fhir/`;
   if (!url.startsWith(prefix)) return undefined;
   const slug = url.slice(prefix.length).replace(/\/+$/, '');
-  return /^[a-z0-9][a-z0-9-]{0,62}$/.test(slug) ? slug : undefined;
+  return isTenantSlug(slug) ? slug : undefined;
 }
 
 /** Resource scope strings of a scope parameter (what oidc-provider calls the resource server's scopes). */
@@ -114,7 +115,7 @@ export function buildProvider(opts: ProviderOptions): Provider {
     extraClientMetadata: {
       properties: [TENANT_PROPERTY, SMART_SCOPE_PROPERTY, CEILING_PROPERTY],
       validator(_ctx, key, value, metadata) {
-        if (key === TENANT_PROPERTY && (typeof value !== 'string' || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(value))) {
+        if (key === TENANT_PROPERTY && !isTenantSlug(value)) {
           throw new errors.InvalidClientMetadata('tenant must be a tenant slug');
         }
         // SMART Backend Services are asymmetric only: "this [client secret] profile is not intended for SMART Backend

@@ -6,8 +6,7 @@ import { purgeExpiredPayloads } from '../store/auth-payloads.js';
 import { purgeExpiredSignInCounters } from '../store/auth-signin-counters.js';
 import { purgeExpiredLaunchesAndTokens } from '../store/auth-users.js';
 import { repeat } from '../store/maintenance.js';
-import { listTenants } from '../store/tenants.js';
-import { PLATFORM } from './login.js';
+import { signInTenantIds } from '../store/tenants.js';
 
 /** How often main.ts purges. */
 const PURGE_INTERVAL_MS = 10 * 60_000;
@@ -19,8 +18,7 @@ const PURGE_INTERVAL_MS = 10 * 60_000;
  */
 export async function purgeExpiredAuthRecords(db: Db, log: Logger): Promise<number> {
   let removed = await purgeExpiredPayloads(db);
-  const tenants = [PLATFORM, ...(await listTenants(db)).map((t) => t.id)];
-  for (const tenantId of tenants) {
+  for (const tenantId of await signInTenantIds(db)) {
     try {
       removed += await purgeExpiredLaunchesAndTokens(db, tenantId);
       removed += await purgeExpiredSignInCounters(db, tenantId);

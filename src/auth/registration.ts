@@ -6,18 +6,24 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type { Deps } from '../core/deps.js';
 import { FhirError } from '../core/errors.js';
+import { isTenantSlug } from '../core/tenant.js';
 import { findClient } from '../store/auth-payloads.js';
 import { insertRegistrationToken, useRegistrationToken } from '../store/auth-users.js';
 import type { Access } from './access.js';
 import type { OriginRegistry } from './origins.js';
 import { CEILING_PROPERTY, issuerOf, SMART_SCOPE_PROPERTY, splitClientScope, TENANT_PROPERTY } from './provider.js';
-import { intersectScopes, isResourceScope, OTHER_SCOPES, parseScopes, renderScopes, type ResourceScope, type ScopeContext } from './scopes.js';
+import { intersectScopes, isResourceScope, OTHER_SCOPES, parseScopes, renderScopes, type ResourceScope, type Scope, type ScopeContext } from './scopes.js';
 import { DEFAULT_REGISTRATION_SCOPE } from './smart-config.js';
+import { oauthError } from './api.js';
 import { bearerToken, type Principal } from './verify.js';
 
-
 const OTHER = new Set<string>(OTHER_SCOPES);
-const SLUG = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+/** Launch/identity/refresh scopes and the rendered resource scopes as one scope string, without repeats. */
+function joinScopes(other: string[], resource: Scope[]): string {
+  const rendered = renderScopes(resource);
+  return [...new Set([...other, ...(rendered ? rendered.split(' ') : [])])].join(' ');
+}
 
 /** A registration's requested scope capped by a ceiling: resource scopes intersected, others kept if allowed. */
 function capScope(requested: string, ceiling: string): string {
@@ -25,8 +31,7 @@ function capScope(requested: string, ceiling: string): string {
   const other = requested.split(' ').filter((s) => OTHER.has(s) && allowedOther.has(s));
   const r = parseScopes(requested).scopes.filter(isResourceScope);
   const c = parseScopes(ceiling).scopes.filter(isResourceScope);
-  const resource = renderScopes(intersectScopes(r, c));
-  return [...new Set([...other, ...(resource ? resource.split(' ') : [])])].join(' ');
+  return joinScopes(other, intersectScopes(r, c));
 }
 
 /** Which contexts a caller's scope may hand out: a user's data reach covers the same data for a user, a patient or a system client. */
@@ -49,8 +54,7 @@ function callerCeiling(access: Access): ResourceScope[] {
 /** requested ∩ what the caller may hand out; launch, identity and refresh scopes pass (they grant no data). */
 function capToCaller(requested: string, access: Access): string {
   const other = requested.split(' ').filter((s) => OTHER.has(s));
-  const resource = renderScopes(intersectScopes(parseScopes(requested).scopes.filter(isResourceScope), callerCeiling(access)));
-  return [...new Set([...other, ...(resource ? resource.split(' ') : [])])].join(' ');
+  return joinScopes(other, intersectScopes(parseScopes(requested).scopes.filter(isResourceScope), callerCeiling(access)));
 }
 
 function sha256(s: string): string {
@@ -96,12 +100,6 @@ function bindToCeiling(body: Record<string, unknown>, tenant: string, ceiling: s
   return Object.assign(out, splitClientScope(capScope(requested ?? ceiling, ceiling)));
 }
 
-function oauthError(res: Response, status: number, error: string, description: string): void {
-  res.status(status).setHeader('Cache-Control', 'no-store');
-  if (status === 401) res.setHeader('WWW-Authenticate', `Bearer error="${error}", error_description="${description.replace(/"/g, '')}"`);
-  res.json({ error, error_description: description });
-}
-
 /**
  * POST /auth/register (RFC 7591), before oidc-provider: a valid, unused initial access token binds the new client to
  * its tenant and caps its scope (the token is spent here).
@@ -111,7 +109,7 @@ export function guardRegistration(deps: Deps, origins: OriginRegistry) {
     try {
       const iat = bearerToken(req.headers.authorization);
       const tenant = iat?.split('.')[0];
-      const ceiling = iat && tenant && SLUG.test(tenant) ? await useRegistrationToken(deps.db, tenant, sha256(iat)) : undefined;
+      const ceiling = iat && isTenantSlug(tenant) ? await useRegistrationToken(deps.db, tenant, sha256(iat)) : undefined;
       if (!ceiling || !tenant) return oauthError(res, 401, 'invalid_token', 'registration needs a valid, unused initial access token (Authorization: Bearer)');
       const body = (req.body ?? {}) as Record<string, unknown>;
       req.body = bindToCeiling(body, tenant, ceiling.scope, scopeOf(body));

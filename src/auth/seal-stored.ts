@@ -5,13 +5,12 @@ import type { Logger } from '../platform/log.js';
 import { sealStoredKeys } from '../store/auth-keys.js';
 import { sealStoredClientSecrets } from '../store/auth-payloads.js';
 import { sealStoredTotpSecrets } from '../store/auth-users.js';
-import { listTenants } from '../store/tenants.js';
-import { PLATFORM } from './login.js';
+import { signInTenantIds } from '../store/tenants.js';
 
 /** Seals every secret still stored in clear; returns how many. Safe to run from several processes at once. */
 export async function sealStoredSecrets(db: Db, log: Logger): Promise<number> {
   let sealed = (await sealStoredKeys(db)) + (await sealStoredClientSecrets(db));
-  for (const tenantId of [PLATFORM, ...(await listTenants(db)).map((t) => t.id)]) sealed += await sealStoredTotpSecrets(db, tenantId);
+  for (const tenantId of await signInTenantIds(db)) sealed += await sealStoredTotpSecrets(db, tenantId);
   if (sealed) log.info({ sealed }, 'encrypted secrets that were stored in clear');
   return sealed;
 }

@@ -90,7 +90,7 @@ export function createAuthServer(deps: Deps, tenants: TenantCache): AuthServer {
   router.post('/interaction/:uid/abort', form, page(abortInteraction, expired));
 
   // SMART management_endpoint: the user's own connected apps, revocable
-  const manage = (fn: (a: InteractionDeps) => (req: Request, res: Response) => Promise<void>) => page((a, req, res) => fn(a)(req, res), 'Something went wrong; try again.', 500);
+  const manage = (fn: (a: InteractionDeps, req: Request, res: Response) => Promise<void>) => page(fn, 'Something went wrong; try again.', 500);
   router.get('/manage/:tenant', manage(showApps));
   router.post('/manage/:tenant/login', form, manage(manageLogin));
   router.post('/manage/:tenant/totp', form, manage(manageTotp));

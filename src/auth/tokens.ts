@@ -7,7 +7,7 @@ import { FhirError } from '../core/errors.js';
 import { findClient } from '../store/auth-payloads.js';
 import { findUserByName } from '../store/auth-users.js';
 import { grantAccess } from './access.js';
-import { PLATFORM } from './login.js';
+import { PLATFORM } from '../core/tenant.js';
 import { accountId, type AccessClaims } from './claims.js';
 import type { SigningKeys } from '../core/deps.js';
 import { clientScopes, issuerOf } from './provider.js';

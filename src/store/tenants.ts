@@ -1,6 +1,6 @@
 // Tenant records (outside FHIR): one row per tenant; the application reads only its bound tenant's row.
 import type { Db } from '../platform/db.js';
-import { TENANT_SLUG, type Tenant } from '../core/tenant.js';
+import { PLATFORM, TENANT_SLUG, type Tenant } from '../core/tenant.js';
 
 type Row = { id: Tenant['id']; name: string; status: string; settings: Tenant['settings'] };
 
@@ -19,6 +19,11 @@ export async function insertTenant(db: Db, slug: string, name: string): Promise<
 
 export async function listTenants(db: Db): Promise<Row[]> {
   return (await db.admin().query<Row>('SELECT id, name, status, settings FROM tenant ORDER BY id')).rows;
+}
+
+/** Every tenant id that holds sign-in rows (users, launches, tokens): the platform administrators' first, then each tenant. */
+export async function signInTenantIds(db: Db): Promise<string[]> {
+  return [PLATFORM, ...(await listTenants(db)).map((t) => t.id)];
 }
 
 export async function updateTenantSettings(db: Db, slug: string, settings: Tenant['settings']): Promise<void> {
