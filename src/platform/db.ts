@@ -38,9 +38,9 @@ export interface Db {
   platformTx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
   /**
    * Runs a statement as the admin (table owner) connection: migrations and platform-level reads only.
-   * On PGlite, code given a client by withClient must issue parameterised statements inside BEGIN/COMMIT.
+   * On PGlite, code given a client by withClient must issue parameterised statements inside BEGIN/COMMIT: `tx` does.
    */
-  admin(): Queryable & { withClient<T>(fn: (q: Queryable) => Promise<T>): Promise<T> };
+  admin(): Queryable & { withClient<T>(fn: (q: Queryable) => Promise<T>): Promise<T>; tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T> };
   /** Checks the database answers. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -232,22 +232,35 @@ function createPoolDb(kind: Db['kind'], appPool: pg.Pool, adminPool: pg.Pool, lo
     }
   }
 
+  async function adminWithClient<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
+    const c = await adminPool.connect();
+    try {
+      return await fn(c);
+    } finally {
+      c.release();
+    }
+  }
+
+  /** One transaction on an admin connection. */
+  function adminTx<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
+    return adminWithClient(async (q) => {
+      await q.query('BEGIN');
+      try {
+        const out = await fn(q);
+        await q.query('COMMIT');
+        return out;
+      } catch (err) {
+        await q.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    });
+  }
+
   async function adminQuery<R extends Row>(text: string, params?: unknown[]): Promise<pg.QueryResult<R>> {
     if (sessionBinding || !params?.length) return adminPool.query<R>(text, params);
     // PGlite's socket interleaves the extended-protocol messages (Parse/Bind/Execute) of different
     // connections unless a transaction holds the session: run parameterised admin statements inside one.
-    const c = await adminPool.connect();
-    try {
-      await c.query('BEGIN');
-      const r = await c.query<R>(text, params);
-      await c.query('COMMIT');
-      return r;
-    } catch (err) {
-      await c.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      c.release();
-    }
+    return adminTx((q) => q.query<R>(text, params));
   }
 
   return {
@@ -259,14 +272,8 @@ function createPoolDb(kind: Db['kind'], appPool: pg.Pool, adminPool: pg.Pool, lo
     admin() {
       return {
         query: adminQuery as Queryable['query'],
-        async withClient<T>(fn: (q: Queryable) => Promise<T>) {
-          const c = await adminPool.connect();
-          try {
-            return await fn(c);
-          } finally {
-            c.release();
-          }
-        },
+        withClient: adminWithClient,
+        tx: adminTx,
       };
     },
     async ping() {

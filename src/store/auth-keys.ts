@@ -46,21 +46,6 @@ export async function allKeys(db: Db): Promise<StoredKey[]> {
 
 const KEY_LOCK = 727_004;
 
-/** Runs `fn` in one transaction on the admin connection (PGlite: parameterised statements need the transaction). */
-async function adminTx<T>(db: Db, fn: (q: Queryable) => Promise<T>): Promise<T> {
-  return db.admin().withClient(async (q) => {
-    await q.query('BEGIN');
-    try {
-      const out = await fn(q);
-      await q.query('COMMIT');
-      return out;
-    } catch (err) {
-      await q.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    }
-  });
-}
-
 /**
  * Inserts `key` as the signing key. With `supersede`, the current signers stop signing now and stop verifying at
  * `retireAt`; without it, the key is inserted only if no live signer exists (first start, several processes racing).
@@ -68,7 +53,7 @@ async function adminTx<T>(db: Db, fn: (q: Queryable) => Promise<T>): Promise<T> 
  */
 export async function insertKey(db: Db, key: Omit<StoredKey, 'createdAt' | 'supersededAt' | 'retireAt'>, opts: { supersede?: boolean; retireAt?: Date } = {}): Promise<boolean> {
   const privateJwk = sealJwk(sealerOf(db), key.kid, key.privateJwk);
-  return adminTx(db, async (q) => {
+  return db.admin().tx(async (q) => {
     await q.query('SELECT pg_advisory_xact_lock($1)', [KEY_LOCK]);
     if (opts.supersede) {
       await q.query('UPDATE signing_key SET superseded_at = now(), retire_at = $1 WHERE superseded_at IS NULL', [opts.retireAt ?? new Date()]);

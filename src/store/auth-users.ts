@@ -14,22 +14,27 @@ export interface UserRecord {
   displayName: string | null;
   totpSecret: string | null;
   totpLastStep: number | null;
-  /** Failed sign-ins from all addresses in the current window (src/store/auth-signin-counters.ts). */
+  disabled: boolean;
+}
+
+/** A user as `user list` shows it: with the account-wide sign-in counter (src/store/auth-signin-counters.ts). */
+export interface ListedUser extends UserRecord {
+  /** Failed sign-ins from all addresses in the current window. */
   failedLogins: number;
   /** Set while the account is locked for everyone (the account-wide ceiling). */
   lockedUntil: Date | null;
-  disabled: boolean;
 }
 
 type UserRow = {
   tenant_id: string; id: string; username: string; password_hash: string; role: string; fhir_user: string | null; display_name: string | null;
-  totp_secret: string | null; totp_last_step: string | null; account_failures: number | null; account_locked_until: Date | null; disabled: boolean;
+  totp_secret: string | null; totp_last_step: string | null; disabled: boolean;
 };
 
-/** app_user with its account-wide sign-in counter (app_user.failed_logins/locked_until are no longer used). */
-const SELECT_USER = `SELECT u.tenant_id, u.id, u.username, u.password_hash, u.role, u.fhir_user, u.display_name, u.totp_secret, u.totp_last_step,
-       u.disabled, c.failures AS account_failures, CASE WHEN c.locked_until > now() THEN c.locked_until END AS account_locked_until
-  FROM app_user u LEFT JOIN signin_counter c ON c.tenant_id = u.tenant_id AND c.user_id = u.id AND c.address = '*' AND c.expires_at > now()`;
+type ListedUserRow = UserRow & { account_failures: number | null; account_locked_until: Date | null };
+
+/** app_user's columns that are still used (app_user.failed_logins/locked_until gave way to signin_counter). */
+const USER_COLUMNS = 'u.tenant_id, u.id, u.username, u.password_hash, u.role, u.fhir_user, u.display_name, u.totp_secret, u.totp_last_step, u.disabled';
+const SELECT_USER = `SELECT ${USER_COLUMNS} FROM app_user u`;
 
 const totpContext = (tenantId: string, id: string) => `app_user.totp_secret:${tenantId}/${id}`;
 
@@ -44,8 +49,6 @@ function toUser(db: Db, r: UserRow): UserRecord {
     displayName: r.display_name,
     totpSecret: r.totp_secret === null ? null : sealerOf(db).open(r.totp_secret, totpContext(r.tenant_id, r.id)),
     totpLastStep: r.totp_last_step === null ? null : Number(r.totp_last_step),
-    failedLogins: r.account_failures ?? 0,
-    lockedUntil: r.account_locked_until,
     disabled: r.disabled,
   };
 }
@@ -60,13 +63,21 @@ export async function findUserById(db: Db, tenantId: string, id: string): Promis
   return r.rows[0] ? toUser(db, r.rows[0]) : undefined;
 }
 
-export async function listUsers(db: Db, tenantId: string): Promise<UserRecord[]> {
-  const r = await db.withTenant(tenantId, (q) => q.query<UserRow>(`${SELECT_USER} WHERE u.tenant_id = $1 ORDER BY u.username`, [tenantId]));
-  return r.rows.map((row) => toUser(db, row));
+/** The tenant's users with their account-wide sign-in counters (the sign-in path reads those through claimSignInAttempt). */
+export async function listUsers(db: Db, tenantId: string): Promise<ListedUser[]> {
+  const r = await db.withTenant(tenantId, (q) =>
+    q.query<ListedUserRow>(
+      `SELECT ${USER_COLUMNS}, c.failures AS account_failures, CASE WHEN c.locked_until > now() THEN c.locked_until END AS account_locked_until
+         FROM app_user u LEFT JOIN signin_counter c ON c.tenant_id = u.tenant_id AND c.user_id = u.id AND c.address = '*' AND c.expires_at > now()
+        WHERE u.tenant_id = $1 ORDER BY u.username`,
+      [tenantId],
+    ),
+  );
+  return r.rows.map((row) => ({ ...toUser(db, row), failedLogins: row.account_failures ?? 0, lockedUntil: row.account_locked_until }));
 }
 
 /** Inserts a user; false when the username is taken in that tenant. */
-export async function insertUser(db: Db, u: Omit<UserRecord, 'failedLogins' | 'lockedUntil' | 'disabled' | 'totpLastStep'>): Promise<boolean> {
+export async function insertUser(db: Db, u: Omit<UserRecord, 'disabled' | 'totpLastStep'>): Promise<boolean> {
   const r = await db.withTenant(u.tenantId, (q) =>
     q.query(
       `INSERT INTO app_user (tenant_id, id, username, password_hash, role, fhir_user, display_name, totp_secret)

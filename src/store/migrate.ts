@@ -29,37 +29,29 @@ async function ensureTable(q: Queryable): Promise<void> {
  * the migration advisory lock, so concurrent starters wait and re-check (and PGlite's shared session is safe).
  */
 export async function migrate(db: Db): Promise<string[]> {
-  return db.admin().withClient(async (q) => {
-    const inTx = async <T>(fn: () => Promise<T>): Promise<T> => {
-      await q.query('BEGIN');
+  // each step in its own transaction holding the migration lock
+  const locked = <T>(fn: (q: Queryable) => Promise<T>): Promise<T> =>
+    db.admin().tx(async (q) => {
+      await q.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
+      return fn(q);
+    });
+  await locked(ensureTable);
+  const applied: string[] = [];
+  for (const m of listMigrations()) {
+    const ran = await locked(async (q) => {
+      const done = await q.query('SELECT 1 FROM schema_migration WHERE version = $1', [m.version]);
+      if (done.rowCount) return false;
       try {
-        await q.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
-        const out = await fn();
-        await q.query('COMMIT');
-        return out;
+        await q.query(m.sql);
       } catch (err) {
-        await q.query('ROLLBACK').catch(() => undefined);
-        throw err;
+        throw new Error(`migration ${m.name} failed: ${(err as Error).message}`, { cause: err });
       }
-    };
-    await inTx(() => ensureTable(q));
-    const applied: string[] = [];
-    for (const m of listMigrations()) {
-      const ran = await inTx(async () => {
-        const done = await q.query('SELECT 1 FROM schema_migration WHERE version = $1', [m.version]);
-        if (done.rowCount) return false;
-        try {
-          await q.query(m.sql);
-        } catch (err) {
-          throw new Error(`migration ${m.name} failed: ${(err as Error).message}`, { cause: err });
-        }
-        await q.query('INSERT INTO schema_migration (version, name) VALUES ($1, $2)', [m.version, m.name]);
-        return true;
-      });
-      if (ran) applied.push(m.name);
-    }
-    return applied;
-  });
+      await q.query('INSERT INTO schema_migration (version, name) VALUES ($1, $2)', [m.version, m.name]);
+      return true;
+    });
+    if (ran) applied.push(m.name);
+  }
+  return applied;
 }
 
 /** True when every migration in migrations/ is recorded as applied. */

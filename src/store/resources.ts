@@ -51,18 +51,6 @@ export async function readCurrent(q: Queryable, tenantId: string, type: string, 
   return r.rows[0] ? toVersion(r.rows[0]) : undefined;
 }
 
-/** Current versions of many resources at once (keys are "Type/id"). */
-export async function readMany(q: Queryable, tenantId: string, refs: { type: string; id: string }[]): Promise<Map<string, StoredVersion>> {
-  const out = new Map<string, StoredVersion>();
-  if (refs.length === 0) return out;
-  const r = await q.query<RawRow>(
-    `SELECT ${COLS} FROM resource WHERE tenant_id = $1 AND (resource_type, id) IN (SELECT * FROM unnest($2::text[], $3::text[]))`,
-    [tenantId, refs.map((x) => x.type), refs.map((x) => x.id)],
-  );
-  for (const row of r.rows) out.set(`${row.resource_type}/${row.id}`, toVersion(row));
-  return out;
-}
-
 /** Which of the given "Type/id" references exist (and are not deleted) in the tenant. */
 export async function existing(q: Queryable, tenantId: string, refs: { type: string; id: string }[]): Promise<Set<string>> {
   const out = new Set<string>();

@@ -1,10 +1,10 @@
 // The store as the layers above use it: bound to one tenant once, for one unit of work on one connection. Every call
 // of a TenantSession runs on that connection, for that tenant: nothing above passes a tenant id again (issue 9).
-import type { DbCallOptions, Queryable } from '../platform/db.js';
-import type { Db } from '../platform/db.js';
+import type { CancelSignal } from '../platform/cancel.js';
+import type { Db, DbCallOptions, Queryable } from '../platform/db.js';
 import type { IncludeSpec, Restriction, SearchPlan } from '../search/plan.js';
 import { advisoryXactLock } from './locks.js';
-import { existing, readCurrent, readHistory, readMany, readVersion, writeVersions, type HistoryQuery, type HistoryRow, type ResourceWrite, type StoredVersion } from './resources.js';
+import { existing, readCurrent, readHistory, readVersion, writeVersions, type HistoryQuery, type HistoryRow, type ResourceWrite, type StoredVersion } from './resources.js';
 import { loadIncludes, permittedIds, searchCount, searchEstimate, searchIds, searchPage, type SearchPage } from './search-sql.js';
 
 /** One tenant's data on one connection (inside a transaction, or autocommit). */
@@ -20,10 +20,6 @@ export class TenantSession {
   /** The current version (or deletion marker) of one resource; `lock` holds it until the transaction ends. */
   readCurrent(type: string, id: string, lock = false): Promise<StoredVersion | undefined> {
     return readCurrent(this.q, this.tenantId, type, id, lock);
-  }
-
-  readMany(refs: { type: string; id: string }[]): Promise<Map<string, StoredVersion>> {
-    return readMany(this.q, this.tenantId, refs);
   }
 
   /** Which of the "Type/id" references exist (and are not deleted). */
@@ -79,21 +75,30 @@ export class TenantSession {
   }
 }
 
-/** One tenant's store: units of work, each on its own connection bound to the tenant. */
+/**
+ * One tenant's store for one request (or one piece of the server's own work): units of work, each on its own
+ * connection bound to the tenant. `signal` (the request's: its client went away, the server cuts it at shutdown)
+ * cancels whatever statement runs when it fires, and keeps the transaction from committing.
+ */
 export class TenantStore {
+  private readonly opts: DbCallOptions;
+
   constructor(
     private readonly db: Db,
     readonly tenantId: string,
     readonly baseUrl: string,
-  ) {}
+    signal?: CancelSignal,
+  ) {
+    this.opts = signal ? { signal } : {};
+  }
 
   /** Autocommit statements on one connection (reads). */
-  read<T>(fn: (s: TenantSession) => Promise<T>, opts?: DbCallOptions): Promise<T> {
-    return this.db.withTenant(this.tenantId, (q) => fn(new TenantSession(q, this.tenantId, this.baseUrl)), opts);
+  read<T>(fn: (s: TenantSession) => Promise<T>): Promise<T> {
+    return this.db.withTenant(this.tenantId, (q) => fn(new TenantSession(q, this.tenantId, this.baseUrl)), this.opts);
   }
 
   /** ONE transaction (retried on serialization failures and deadlocks, so `fn` must be repeatable). */
-  tx<T>(fn: (s: TenantSession) => Promise<T>, opts?: DbCallOptions): Promise<T> {
-    return this.db.tx(this.tenantId, (q) => fn(new TenantSession(q, this.tenantId, this.baseUrl)), opts);
+  tx<T>(fn: (s: TenantSession) => Promise<T>): Promise<T> {
+    return this.db.tx(this.tenantId, (q) => fn(new TenantSession(q, this.tenantId, this.baseUrl)), this.opts);
   }
 }
