@@ -6,7 +6,6 @@ import type { Config } from '../config/index.js';
 import type { Db } from '../platform/db.js';
 import type { Logger } from '../platform/log.js';
 import type { SearchParamRegistry } from './search-registry.js';
-import type { TenantId } from './tenant.js';
 
 /** The authorization server's signing keys as the rest of the server uses them (src/auth/keys.ts KeyRing). */
 export interface SigningKeys {
@@ -28,9 +27,9 @@ export interface TenantSearchParameters {
   /** The official R4 parameters (shared by every tenant). */
   readonly base: SearchParamRegistry;
   /** The tenant's registry. Call outside any transaction: it may query the database. */
-  forTenant(tenantId: TenantId | string): Promise<SearchParamRegistry>;
+  forTenant(tenantId: string): Promise<SearchParamRegistry>;
   /** A SearchParameter of the tenant changed. */
-  invalidate(tenantId: TenantId | string): void;
+  invalidate(tenantId: string): void;
 }
 
 /** Background work of this process (src/jobs/runner.ts). */
@@ -42,7 +41,6 @@ export interface BackgroundJobs {
   wait(key: string): Promise<void>;
   /** Signals every job to stop and waits (briefly) for them. */
   stop(timeoutMs?: number): Promise<void>;
-  readonly size: number;
 }
 
 export interface Deps {

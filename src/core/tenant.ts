@@ -1,6 +1,6 @@
 // A tenant as every layer sees it, and the one grammar of tenant ids (slugs): lowercase letters, digits and '-',
 // 1-63 characters, starting with a letter or digit. TenantId is branded, so a raw string (a URL segment, a claim)
-// becomes one only through parseTenantId/asTenantId, which check the grammar.
+// becomes one only through isTenantSlug, which checks the grammar (or a cast where the database gave it).
 
 export type TenantId = string & { readonly __brand: 'TenantId' };
 
@@ -17,16 +17,6 @@ export function isTenantSlug(value: unknown): value is TenantId {
   return typeof value === 'string' && TENANT_SLUG.test(value);
 }
 
-/** The id, or undefined when `value` does not follow the slug grammar. */
-export function parseTenantId(value: unknown): TenantId | undefined {
-  return isTenantSlug(value) ? value : undefined;
-}
-
-/** The id; throws on anything that is not a slug (a programming error, never user input: use parseTenantId there). */
-export function asTenantId(value: string): TenantId {
-  if (!isTenantSlug(value)) throw new Error(`invalid tenant id ${JSON.stringify(value)}`);
-  return value;
-}
 
 export interface TenantSettings {
   /** Reject references to resources that do not exist in the tenant (default true). */

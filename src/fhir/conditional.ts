@@ -1,8 +1,7 @@
 // The criteria of a conditional request in one canonical spelling (http.html#ccreate, #cond-update, #cond-delete,
 // bundle.html conditional references): decoded, sorted and re-encoded, so `identifier=s|v`, `identifier=s%7Cv`, the
 // same criteria in another order, from If-None-Exist, a conditional URL or a bundle entry, are the same condition.
-
-const FORMAT_PARAMS = new Set(['_format', '_pretty']);
+import { FORMAT_PARAMS } from '../search/plan.js';
 
 function byNameThenValue([ak, av]: [string, string], [bk, bv]: [string, string]): number {
   return ak < bk ? -1 : ak > bk ? 1 : av < bv ? -1 : av > bv ? 1 : 0;

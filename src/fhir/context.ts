@@ -4,7 +4,6 @@ import type { Guard } from '../core/guard.js';
 import type { SearchParamRegistry } from '../core/search-registry.js';
 import type { Tenant } from '../core/tenant.js';
 import type { Logger } from '../platform/log.js';
-import type { CancelSignal } from '../platform/cancel.js';
 import type { TenantStore } from '../store/session.js';
 
 export interface FhirContext {
@@ -20,6 +19,4 @@ export interface FhirContext {
   log: Logger;
   /** What the caller may do: a verified token's guard, or SYSTEM_GUARD for the server's own work. */
   guard: Guard;
-  /** Fires when the client goes away (or the server cuts the request at shutdown): cancels its database work. */
-  signal?: CancelSignal;
 }

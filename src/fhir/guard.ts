@@ -160,20 +160,11 @@ export function readsWholeType(ctx: FhirContext, type: string): boolean {
  * Answers about the others are given as if they did not exist (issue 8, finding 4: existence oracles).
  */
 export async function readableKeys(ctx: FhirContext, s: TenantSession, keys: Iterable<string>): Promise<Set<string>> {
-  const all = [...keys];
-  const byType = new Map<string, string[]>();
-  for (const k of all) {
-    const [type, id] = k.split('/');
-    byType.set(type, [...(byType.get(type) ?? []), id]);
-  }
-  const out = new Set<string>();
-  for (const [type, ids] of byType) {
-    if (!ctx.guard.forType(type, 'r').allow) continue;
-    const restriction = restrictionFor(ctx, type, 'r');
-    const ok = restriction ? await s.permittedIds(type, ids, restriction) : new Set(ids);
-    for (const id of ok) out.add(`${type}/${id}`);
-  }
-  return out;
+  const rows = [...keys].map((key) => {
+    const [resourceType, id] = key.split('/');
+    return { resourceType, id, key };
+  });
+  return new Set((await visibleRows(ctx, s, rows, 'r')).map((v) => v.row.key));
 }
 
 /**

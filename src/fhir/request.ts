@@ -1,5 +1,6 @@
 // A FHIR interaction as a plain request, whoever sent it: http/ builds one from an HTTP request, a batch or
 // transaction builds one from each entry. The interaction table (interactions/index.ts) answers it with a FhirResult.
+import { FhirError } from '../core/errors.js';
 
 export type FhirMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -39,7 +40,7 @@ export interface FhirResult {
   status: number;
   body?: Record<string, unknown> | string;
   headers?: Record<string, string>;
-  /** The resource version the answer is about (reads and writes): a bundle entry's etag, lastModified and location. */
+  /** The version a write made: a bundle entry's etag, lastModified and location. */
   version?: { resourceType: string; id: string; versionId: number; lastUpdated: string };
   /** Prefer: return=OperationOutcome on a write: the outcome instead of the resource (the body of an HTTP answer). */
   outcome?: Record<string, unknown>;
@@ -59,4 +60,15 @@ export function parsePrefer(value: string | undefined): { return?: PreferReturn;
 /** The value of a single-valued parameter (the first one). */
 export function param(req: FhirRequest, name: string): string | undefined {
   return req.params.find(([k]) => k === name)?.[1];
+}
+
+/** Parameters of a query string or form body; a NUL character cannot be stored or compared by PostgreSQL, so it is a 400. */
+export function checkedParams(text: string): [string, string][] {
+  const params = [...new URLSearchParams(text)] as [string, string][];
+  for (const [k, v] of params) {
+    if (k.includes('\u0000') || v.includes('\u0000')) {
+      throw new FhirError('invalid', `Parameter '${k.replace(/\u0000/g, '\\0').slice(0, 64)}' contains a NUL character`, { code: 'PARAM_NUL_CHARACTER' });
+    }
+  }
+  return params;
 }

@@ -112,6 +112,20 @@ export async function checkTarget(ctx: FhirContext, s: TenantSession, type: stri
  * needed, only what the caller could find by searching counts as a match, and hidden elements may not be probed.
  */
 function conditionPlan(ctx: FhirContext, type: string, query: string): { plan: SearchPlan; params: [string, string][] } {
+  // planned and authorized once per request: a conditional create's re-check after its insert asks again
+  const key = `${type}\0${query}`;
+  let plans = conditionPlans.get(ctx);
+  const known = plans?.get(key);
+  if (known) return known;
+  const planned = planCondition(ctx, type, query);
+  if (!plans) conditionPlans.set(ctx, (plans = new Map()));
+  plans.set(key, planned);
+  return planned;
+}
+
+const conditionPlans = new WeakMap<FhirContext, Map<string, { plan: SearchPlan; params: [string, string][] }>>();
+
+function planCondition(ctx: FhirContext, type: string, query: string): { plan: SearchPlan; params: [string, string][] } {
   const params = [...new URLSearchParams(query)] as [string, string][];
   if (params.length === 0) throw new FhirError('invalid', `A conditional request on ${type} needs search criteria`, { code: 'CONDITION_EMPTY' });
   const plan = planSearch(ctx.registry, type, { strict: true, params, maxParams: ctx.deps.config.maxSearchParams, now: ctx.deps.clock() });
@@ -161,7 +175,7 @@ export async function commitWrites(ctx: FhirContext, s: TenantSession, prepared:
 
 /** Runs one prepared write on its own transaction. */
 export async function writeOne(ctx: FhirContext, prepare: (s: TenantSession) => Promise<Prepared>): Promise<WriteOutcome> {
-  const out = await ctx.store.tx(async (s) => (await commitWrites(ctx, s, [await prepare(s)]))[0], { signal: ctx.signal });
+  const out = await ctx.store.tx(async (s) => (await commitWrites(ctx, s, [await prepare(s)]))[0]);
   // again after COMMIT, so no request reloads the registry from the pre-commit state and keeps it
   if (out.resourceType === 'SearchParameter') ctx.deps.searchParams.invalidate(ctx.tenant.id);
   return out;

@@ -7,7 +7,7 @@ import type { Deps } from '../core/deps.js';
 import type { Guard } from '../core/guard.js';
 import type { FhirContext } from '../fhir/context.js';
 import type { Dispatch } from '../fhir/interactions/index.js';
-import { parsePrefer, type FhirMethod, type FhirRequest, type RequestHeaders } from '../fhir/request.js';
+import { checkedParams, parsePrefer, type FhirMethod, type FhirRequest, type RequestHeaders } from '../fhir/request.js';
 import type { OriginRegistry } from '../auth/origins.js';
 import { smartConfiguration } from '../auth/smart-config.js';
 import { TenantStore } from '../store/session.js';
@@ -31,16 +31,10 @@ export interface RouterOptions {
 
 const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
 
-/** Query or form parameters; a NUL character cannot be stored or compared by PostgreSQL, so it is a 400. */
+/** The query string's parameters (checkedParams: a NUL character is a 400). */
 function queryParams(req: Request): [string, string][] {
   const q = req.originalUrl.indexOf('?');
-  const params = q < 0 ? [] : ([...new URLSearchParams(req.originalUrl.slice(q + 1))] as [string, string][]);
-  for (const [k, v] of params) {
-    if (k.includes('\u0000') || v.includes('\u0000')) {
-      throw new FhirError('invalid', `Parameter '${k.replace(/\u0000/g, '\\0').slice(0, 64)}' contains a NUL character`, { code: 'PARAM_NUL_CHARACTER' });
-    }
-  }
-  return params;
+  return q < 0 ? [] : checkedParams(req.originalUrl.slice(q + 1));
 }
 
 function header(req: Request, name: string): string | undefined {
@@ -143,14 +137,13 @@ export function fhirRouter(opts: RouterOptions) {
       const ctx: FhirContext = {
         deps,
         tenant,
-        store: new TenantStore(deps.db, tenant.id, baseUrl),
+        store: new TenantStore(deps.db, tenant.id, baseUrl, res.locals.signal as CancelSignal),
         baseUrl,
         registry: await deps.searchParams.forTenant(tenant.id),
         requestId: res.locals.requestId,
         log: res.locals.log,
         // metadata is public: no interaction of it reads tenant data beyond the CapabilityStatement
         guard: who?.guard ?? DISCOVERY_GUARD,
-        signal: res.locals.signal as CancelSignal,
       };
       send(res, params, await opts.dispatch(ctx, await fhirRequest(req, rest, params, deps.config.maxBodyBytes)));
     } catch (err) {

@@ -8,6 +8,7 @@ import type { Deps } from '../core/deps.js';
 import { extractIndexRows } from '../search/extract.js';
 import { advanceJob, failJob, findJob, insertReindexJob, lockJob, nextResources, staleJobs, type JobRecord } from '../store/jobs.js';
 import { writeVersions, type ResourceWrite } from '../store/resources.js';
+import { repeat } from '../store/maintenance.js';
 import { listTenants } from '../store/tenants.js';
 
 export interface JobStatus {
@@ -119,12 +120,9 @@ async function resumeStaleJobs(deps: Deps, staleSeconds = 60): Promise<number> {
 
 /** Resumes stale jobs now (every running job, on the embedded database: no other process can be running it) and every minute. */
 export function startJobSweeper(deps: Deps): () => void {
+  const failure = 'could not resume background jobs';
   const sweep = (staleSeconds: number) =>
-    resumeStaleJobs(deps, staleSeconds)
-      .then((resumed) => resumed && deps.log.info({ resumed }, 'resumed background jobs'))
-      .catch((err) => deps.log.warn({ err }, 'could not resume background jobs'));
-  void sweep(deps.db.kind === 'pglite' ? 0 : 60);
-  const timer = setInterval(() => void sweep(60), 60_000);
-  timer.unref();
-  return () => clearInterval(timer);
+    resumeStaleJobs(deps, staleSeconds).then((resumed) => resumed && deps.log.info({ resumed }, 'resumed background jobs'));
+  void sweep(deps.db.kind === 'pglite' ? 0 : 60).catch((err) => deps.log.warn({ err }, failure));
+  return repeat(() => sweep(60), 60_000, deps.log, failure);
 }

@@ -26,10 +26,6 @@ export class JobRunner {
     await this.running.get(key);
   }
 
-  get size(): number {
-    return this.running.size;
-  }
-
   /** Signals every job to stop and waits up to `timeoutMs` for them. */
   async stop(timeoutMs = 5000): Promise<void> {
     this.controller.abort();

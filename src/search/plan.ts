@@ -294,7 +294,7 @@ function fixNear(criteria: Criterion[], now: number): void {
 }
 
 /** Parameters that only shape the output format. */
-const FORMAT_PARAMS = new Set(['_format', '_pretty']);
+export const FORMAT_PARAMS = new Set(['_format', '_pretty']);
 
 function checkSize(params: [string, string][], max: number | undefined): void {
   if (max === undefined) return;

@@ -19,12 +19,10 @@ import { prepareUpdate } from '../interactions/update.js';
 import { classifyReference, findReferences, rewritePlaceholders } from '../references.js';
 import type { FhirRequest, FhirResult, PreferReturn } from '../request.js';
 import { referenceIssues, refContext } from '../validation/index.js';
+import type { Dispatch } from '../interactions/index.js';
 import { writeAnswer } from '../write-answer.js';
 import { commitWrites, matchCondition, type PreparedWrite } from '../write.js';
 import { checkBundle, entryError, parseEntry, patchOperations, type ParsedEntry } from './entries.js';
-
-/** Answers one entry as a FHIR request (batch entries, and a transaction's GETs on its session). */
-export type EntryDispatch = (ctx: FhirContext, req: FhirRequest, s?: TenantSession) => Promise<FhirResult>;
 
 const STATUS_TEXT: Record<number, string> = {
   200: '200 OK',
@@ -58,19 +56,19 @@ interface EntryResult {
 }
 
 /**
- * An interaction's answer as a bundle entry's response (http.html#transaction-response). A read's lastModified is its
- * Last-Modified header (second precision, as the same read over HTTP says it); a write's is the version's instant.
+ * An interaction's answer as a bundle entry's response (http.html#transaction-response). A write's lastModified is its
+ * version's instant; a read's is its Last-Modified header (second precision, as the same read over HTTP says it).
  */
-function entryOf(r: FhirResult, withBody: boolean, read = false): EntryResult {
+function entryOf(r: FhirResult, withBody: boolean): EntryResult {
   const res: EntryResult = { status: r.status };
-  if (read) {
-    if (r.headers?.ETag) res.etag = r.headers.ETag;
-    if (r.headers?.['Last-Modified']) res.lastModified = new Date(r.headers['Last-Modified']).toISOString();
-  } else if (r.version) {
+  if (r.version) {
     res.etag = etag(r.version.versionId);
     res.lastModified = r.version.lastUpdated;
     if (r.headers?.Location) res.location = `${r.version.resourceType}/${r.version.id}/_history/${r.version.versionId}`;
-  } else if (r.headers?.ETag) res.etag = r.headers.ETag;
+  } else {
+    if (r.headers?.ETag) res.etag = r.headers.ETag;
+    if (r.headers?.['Last-Modified']) res.lastModified = new Date(r.headers['Last-Modified']).toISOString();
+  }
   if (withBody && r.body !== undefined) res.json = typeof r.body === 'string' ? r.body : JSON.stringify(r.body);
   if (r.outcome) res.outcome = r.outcome;
   return res;
@@ -245,7 +243,7 @@ async function checkReferences(ctx: FhirContext, s: TenantSession, written: { e:
   throw new FhirError('invalid', String(first.diagnostics), { issues, code });
 }
 
-async function runTransaction(ctx: FhirContext, s: TenantSession, parsed: ParsedEntry[], prefer: PreferReturn | undefined, dispatch: EntryDispatch): Promise<EntryResult[]> {
+async function runTransaction(ctx: FhirContext, s: TenantSession, parsed: ParsedEntry[], prefer: PreferReturn | undefined, dispatch: Dispatch): Promise<EntryResult[]> {
   // Work on copies: the database may retry this function after a serialization failure, and the placeholders
   // rewritten on one attempt must not leak into the next (which assigns new ids).
   const entries = parsed.map((e) => (e.resource ? { ...e, resource: structuredClone(e.resource) } : e));
@@ -340,9 +338,9 @@ function entryRequest(e: ParsedEntry, prefer: PreferReturn | undefined): FhirReq
  * A GET/HEAD inside a transaction changes nothing, so a failed read (404, 410, a bad search) is that entry's
  * answer rather than a reason to roll the writes back. Database failures still abort the transaction.
  */
-async function readInTransaction(ctx: FhirContext, s: TenantSession, e: ParsedEntry, dispatch: EntryDispatch): Promise<EntryResult> {
+async function readInTransaction(ctx: FhirContext, s: TenantSession, e: ParsedEntry, dispatch: Dispatch): Promise<EntryResult> {
   try {
-    return entryOf(await dispatch(ctx, entryRequest(e, undefined), s), e.method === 'GET', true);
+    return entryOf(await dispatch(ctx, entryRequest(e, undefined), s), e.method === 'GET');
   } catch (err) {
     if (!(err instanceof FhirError) || err.kind === 'internal' || (err.cause as { code?: unknown } | undefined)?.code) throw err;
     return errorResult(inEntry(err, e));
@@ -366,14 +364,14 @@ function responseEntry(b: RawJsonBuilder, ctx: FhirContext, r: EntryResult): Rec
 }
 
 /** POST [base] with a batch or transaction Bundle. */
-export async function processBundle(ctx: FhirContext, req: FhirRequest, dispatch: EntryDispatch): Promise<FhirResult> {
+export async function processBundle(ctx: FhirContext, req: FhirRequest, dispatch: Dispatch): Promise<FhirResult> {
   const prefer = req.headers.preferReturn;
   const { type, entries: raw } = checkBundle(bodyOf(req).value, ctx.deps.config.maxBundleEntries);
   const b = new RawJsonBuilder();
   let results: EntryResult[];
   if (type === 'transaction') {
     const entries = raw.map((r, i) => parseEntry(ctx, r, i));
-    results = await ctx.store.tx((s) => runTransaction(ctx, s, entries, prefer, dispatch), { signal: ctx.signal });
+    results = await ctx.store.tx((s) => runTransaction(ctx, s, entries, prefer, dispatch));
   } else {
     results = [];
     for (let i = 0; i < raw.length; i++) {
@@ -381,7 +379,7 @@ export async function processBundle(ctx: FhirContext, req: FhirRequest, dispatch
       try {
         e = parseEntry(ctx, raw[i], i);
         // each entry on its own, exactly as if it had been sent alone (its own transaction)
-        results.push(entryOf(await dispatch(ctx, entryRequest(e, prefer)), e.method !== 'HEAD', e.method === 'GET' || e.method === 'HEAD'));
+        results.push(entryOf(await dispatch(ctx, entryRequest(e, prefer)), e.method !== 'HEAD'));
       } catch (err) {
         const f = e ? inEntry(err, e) : asFhirError(err);
         if (f.kind === 'internal') ctx.log.error({ err, entry: i }, 'batch entry failed');

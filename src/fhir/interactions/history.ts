@@ -91,7 +91,7 @@ export async function history(ctx: FhirContext, req: FhirRequest, type?: string,
     }
     const rows = await s.readHistory(h);
     return { rows, visible: visibleEntries(ctx, rows.slice(0, h.count), id !== undefined) };
-  }, { signal: ctx.signal });
+  });
   const page = rows.slice(0, h.count);
   const b = new RawJsonBuilder();
   const path = [type, id].filter(Boolean).join('/');

@@ -3,6 +3,7 @@
 // behaves the same whoever asks (conditions, Prefer, _summary/_elements, element limits live in its file once).
 import { FhirError } from '../../core/errors.js';
 import type { TenantSession } from '../../store/session.js';
+import { bodyOf } from '../body.js';
 import { processBundle } from '../bundle/process.js';
 import { capabilityStatement } from '../capability.js';
 import type { FhirContext } from '../context.js';
@@ -10,7 +11,7 @@ import { assertResourceType } from '../ids.js';
 import { patientEverything } from '../operations/everything.js';
 import { reindexStart, reindexStatus } from '../operations/reindex.js';
 import { validateOperation } from '../operations/validate.js';
-import type { FhirMethod, FhirRequest, FhirResult } from '../request.js';
+import { checkedParams, type FhirMethod, type FhirRequest, type FhirResult } from '../request.js';
 import { conditionalDelete } from './conditional-delete.js';
 import { conditionalPatch } from './conditional-patch.js';
 import { conditionalUpdate } from './conditional-update.js';
@@ -50,19 +51,7 @@ function formSearch(req: FhirRequest): [string, string][] {
 }
 
 function formParams(req: FhirRequest): [string, string][] {
-  const kindOk = (req.body?.contentType ?? '').split(';')[0].trim().toLowerCase() === 'application/x-www-form-urlencoded';
-  if (!kindOk) {
-    throw new FhirError('unsupported-media', `Content-Type ${JSON.stringify((req.body?.contentType ?? '(none)').split(';')[0])} is not supported here; send application/x-www-form-urlencoded`, {
-      code: 'CONTENT_TYPE_UNSUPPORTED',
-    });
-  }
-  const params = [...new URLSearchParams(req.body?.text ?? '')] as [string, string][];
-  for (const [k, v] of params) {
-    if (k.includes('\u0000') || v.includes('\u0000')) {
-      throw new FhirError('invalid', `Parameter '${k.replace(/\u0000/g, '\\0').slice(0, 64)}' contains a NUL character`, { code: 'PARAM_NUL_CHARACTER' });
-    }
-  }
-  return params;
+  return checkedParams(bodyOf(req, ['form']).value as string);
 }
 
 const ROUTES: Route[] = [

@@ -7,7 +7,7 @@ import { etag, parseETag } from '../etag.js';
 import { assertInRegion, authorize, versionInRegion } from '../guard.js';
 import { assertId } from '../ids.js';
 import { param, type FhirRequest, type FhirResult, type RequestHeaders } from '../request.js';
-import { limitResource, subsetResource } from '../subset.js';
+import { shapeResource } from '../subset.js';
 
 function headersFor(versionId: number, lastUpdated: Date): Record<string, string> {
   return { ETag: etag(versionId), 'Last-Modified': lastUpdated.toUTCString() };
@@ -28,15 +28,27 @@ function notModified(h: RequestHeaders, versionId: number, lastUpdated: Date): b
 
 /** Runs on the given session (a transaction's, in bundles) or on a fresh connection bound to the tenant. */
 export function onSession<T>(ctx: FhirContext, s: TenantSession | undefined, fn: (s: TenantSession) => Promise<T>): Promise<T> {
-  return s ? fn(s) : ctx.store.read(fn, { signal: ctx.signal });
+  return s ? fn(s) : ctx.store.read(fn);
 }
 
-/** The stored JSON, cut down to the caller's element limit (lab technician's minimal Patient). */
-function visibleBody(json: string, elements: string[] | undefined): string | Record<string, unknown> {
-  return elements ? limitResource(JSON.parse(json) as Record<string, unknown>, elements) : json;
+/** _summary / _elements asked of a single resource (none: {}); `_summary=count` belongs to searches. */
+function askedShape(req: FhirRequest | undefined): { summary?: string; elements?: string[] } {
+  const summary = req && param(req, '_summary');
+  const elements = req && param(req, '_elements');
+  if ((!summary || summary === 'false') && !elements) return {};
+  if (summary === 'count') throw new FhirError('invalid', '_summary=count applies to searches only', { code: 'SUMMARY_INVALID' });
+  return { summary, elements: elements?.split(',').map((x) => x.trim()).filter(Boolean) };
 }
 
-export async function readResource(ctx: FhirContext, type: string, id: string, h: RequestHeaders, s?: TenantSession): Promise<FhirResult> {
+/** The stored JSON as asked and as the caller may see it: _summary/_elements, then its element limit (shapeResource). */
+function visibleBody(json: string, req: FhirRequest | undefined, limit: string[] | undefined): string | Record<string, unknown> {
+  const asked = askedShape(req);
+  if (!asked.summary && !asked.elements && !limit) return json;
+  return shapeResource(JSON.parse(json) as Record<string, unknown>, asked.summary, asked.elements, limit);
+}
+
+/** A read; `req` brings its conditional headers and _summary/_elements (none: the whole resource, unconditionally). */
+export async function readResource(ctx: FhirContext, type: string, id: string, req?: FhirRequest, s?: TenantSession): Promise<FhirResult> {
   assertId(id, 'URL');
   const d = authorize(ctx, { interaction: 'read', resourceType: type, id });
   const restricted = !!(d.compartment || d.searchFilters);
@@ -51,12 +63,14 @@ export async function readResource(ctx: FhirContext, type: string, id: string, h
     throw new FhirError('gone', `${type}/${id} was deleted`, { code: 'RESOURCE_DELETED' });
   }
   const headers = headersFor(row.versionId, row.lastUpdated);
-  const version = { resourceType: type, id, versionId: row.versionId, lastUpdated: row.lastUpdated.toISOString() };
-  if (notModified(h, row.versionId, row.lastUpdated)) return { status: 304, headers, version };
-  return { status: 200, body: visibleBody(row.json!, d.elements), headers, version };
+  if (notModified(req?.headers ?? {}, row.versionId, row.lastUpdated)) {
+    askedShape(req); // the same answer to _summary=count as a 200 gives
+    return { status: 304, headers };
+  }
+  return { status: 200, body: visibleBody(row.json!, req, d.elements), headers };
 }
 
-async function vreadResource(ctx: FhirContext, type: string, id: string, vid: string, s?: TenantSession): Promise<FhirResult> {
+async function vreadResource(ctx: FhirContext, req: FhirRequest, type: string, id: string, vid: string, s?: TenantSession): Promise<FhirResult> {
   assertId(id, 'URL');
   const d = authorize(ctx, { interaction: 'vread', resourceType: type, id });
   if (!/^\d{1,9}$/.test(vid)) throw new FhirError('not-found', `${type}/${id} has no version '${vid.slice(0, 64)}'`, { code: 'VERSION_NOT_FOUND' });
@@ -69,27 +83,15 @@ async function vreadResource(ctx: FhirContext, type: string, id: string, vid: st
   if (row.deleted) throw new FhirError('gone', `Version ${vid} of ${type}/${id} is a deletion`, { code: 'RESOURCE_DELETED' });
   // an old version is judged on its own content too: it may have been outside the region when it was current
   if (!versionInRegion(ctx, type, row.json, d)) throw new FhirError('not-found', `${type}/${id} has no version ${vid}`, { code: 'VERSION_NOT_FOUND' });
-  const version = { resourceType: type, id, versionId: row.versionId, lastUpdated: row.lastUpdated.toISOString() };
-  return { status: 200, body: visibleBody(row.json!, d.elements), headers: headersFor(row.versionId, row.lastUpdated), version };
-}
-
-/** _summary / _elements on a single resource (the element limit was applied first, so nothing hidden comes back). */
-function shaped(result: FhirResult, req: FhirRequest): FhirResult {
-  const summary = param(req, '_summary');
-  const elements = param(req, '_elements');
-  if ((!summary || summary === 'false') && !elements) return result;
-  if (summary === 'count') throw new FhirError('invalid', '_summary=count applies to searches only', { code: 'SUMMARY_INVALID' });
-  if (result.body === undefined) return result;
-  const resource = typeof result.body === 'string' ? (JSON.parse(result.body) as Record<string, unknown>) : result.body;
-  return { ...result, body: subsetResource(resource, summary, elements?.split(',').map((x) => x.trim()).filter(Boolean)) };
+  return { status: 200, body: visibleBody(row.json!, req, d.elements), headers: headersFor(row.versionId, row.lastUpdated) };
 }
 
 /** GET [type]/[id] */
 export async function read(ctx: FhirContext, req: FhirRequest, type: string, id: string, s?: TenantSession): Promise<FhirResult> {
-  return shaped(await readResource(ctx, type, id, req.headers, s), req);
+  return readResource(ctx, type, id, req, s);
 }
 
 /** GET [type]/[id]/_history/[vid] */
 export async function vread(ctx: FhirContext, req: FhirRequest, type: string, id: string, vid: string, s?: TenantSession): Promise<FhirResult> {
-  return shaped(await vreadResource(ctx, type, id, vid, s), req);
+  return vreadResource(ctx, req, type, id, vid, s);
 }

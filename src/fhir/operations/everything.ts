@@ -17,7 +17,7 @@ export async function patientEverything(ctx: FhirContext, req: FhirRequest, pati
   const params = req.params;
   assertId(patientId, 'URL');
   // 404/410 exactly like a read of the patient
-  await readResource(ctx, 'Patient', patientId, {});
+  await readResource(ctx, 'Patient', patientId);
   for (const [k] of params) {
     if (!ALLOWED.has(k)) throw new FhirError('invalid', `$everything does not take '${k}' (supported: _since, _type, _count)`, { code: 'EVERYTHING_PARAM_INVALID' });
   }

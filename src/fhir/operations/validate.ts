@@ -34,13 +34,10 @@ export async function validateOperation(ctx: FhirContext, req: FhirRequest, type
   if (mode === 'delete') {
     if (id === undefined) throw new FhirError('invalid', '$validate mode=delete needs an instance URL ([type]/[id]/$validate)', { code: 'VALIDATE_MODE_INVALID' });
     // a resource the caller may not read is reported like a missing one (issue 8, finding 4)
-    const visible = await ctx.store.read(
-      async (s) => {
-        const current = await s.readCurrent(type, id);
-        return !!current && !current.deleted && (await readableKeys(ctx, s, [`${type}/${id}`])).size === 1;
-      },
-      { signal: ctx.signal },
-    );
+    const visible = await ctx.store.read(async (s) => {
+      const current = await s.readCurrent(type, id);
+      return !!current && !current.deleted && (await readableKeys(ctx, s, [`${type}/${id}`])).size === 1;
+    });
     if (!visible) issues.push(issue('error', 'not-found', `${type}/${id} does not exist, so it cannot be deleted`, { code: 'RESOURCE_NOT_FOUND', expression: [type] }));
   } else {
     if (resource === undefined) throw new FhirError('invalid', '$validate needs a resource in the body', { code: 'VALIDATE_NO_RESOURCE' });
@@ -53,7 +50,7 @@ export async function validateOperation(ctx: FhirContext, req: FhirRequest, type
     if (issues.length === 0) {
       const r = resource as Record<string, unknown>;
       issues.push(...structuralIssues(r));
-      issues.push(...(await ctx.store.read((s) => referenceIssues(ctx, s, [{ resource: r }]), { signal: ctx.signal })));
+      issues.push(...(await ctx.store.read((s) => referenceIssues(ctx, s, [{ resource: r }]))));
       if (mode === 'update' && id === undefined && r.id === undefined) issues.push(issue('error', 'required', 'mode=update needs a resource id', { code: 'RESOURCE_ID_MISSING', expression: [`${type}.id`] }));
     }
   }
