@@ -99,6 +99,30 @@ export function formAction(html: string, part: string): string {
   return m;
 }
 
+/** The error message a server-rendered page shows (its element of class "error"). */
+export function errorText(html: string): string | undefined {
+  return /<[^>]*class="error"[^>]*>([\s\S]*?)<\//.exec(html)?.[1];
+}
+
+/**
+ * Resolves once `username`'s sign-in is locked (for some client address): parallel wrong guesses have been counted up
+ * to the lock, so a right password sent now must be refused, however slowly the machine checks passwords.
+ */
+export async function signInLocked(server: TestServer, tenant: string, username: string): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    const r = await server.deps.db.withTenant(tenant, (q) =>
+      q.query(
+        `SELECT 1 FROM signin_counter c JOIN app_user u ON u.tenant_id = c.tenant_id AND u.id = c.user_id
+          WHERE u.tenant_id = $1 AND u.username = $2 AND c.locked_until > now()`,
+        [tenant, username],
+      ),
+    );
+    if (r.rowCount) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`${username} was never locked`);
+}
+
 export function hiddenValue(html: string, name: string): string | undefined {
   return new RegExp(`name="${name}" value="([^"]*)"`).exec(html)?.[1]?.replace(/&amp;/g, '&');
 }

@@ -13,6 +13,7 @@ import {
   authorizeUrl,
   Browser,
   clientAssertion,
+  errorText,
   formAction,
   hiddenValue,
   newApp,
@@ -22,6 +23,7 @@ import {
   pkce,
   REDIRECT,
   runAuthorization,
+  signInLocked,
   tokenRequest,
 } from '../../helpers/oauth.js';
 import { authed, create, newBackendClient, newTenant, startServer, testBackendKey, tokenFor, type TestServer, type TestTenant } from '../../helpers/server.js';
@@ -125,9 +127,6 @@ async function loginForm(browser: Browser, url: string): Promise<string> {
   return formAction(step.html!, '/login');
 }
 
-function errorText(html: string): string | undefined {
-  return /<[^>]*class="error"[^>]*>([\s\S]*?)<\//.exec(html)?.[1];
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 
@@ -492,10 +491,10 @@ describe('password guessing', () => {
         return { br, action: await loginForm(br, url()) };
       }),
     );
-    // n - 1 wrong guesses at once, the right password a moment later, while the wrong ones are still being checked
+    // n - 1 wrong guesses at once, the right password once they have locked the account, while they are still being checked
     const guess = (i: number, password: string) => forms[i].br.follow(forms[i].action, { form: { username: 'burst', password } });
     const wrong = forms.slice(0, -1).map((_, i) => guess(i, `wrong-guess-${i}`));
-    await new Promise((r) => setTimeout(r, 10));
+    await signInLocked(server, a.slug, 'burst');
     const right = await guess(n - 1, PASSWORD);
     const results = await Promise.all(wrong);
     expect(right.res.status).toBe(429);

@@ -3,7 +3,7 @@
 // addresses. The server trusts X-Forwarded-For here, so each request names the address it comes from.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { resetPassword } from '../../../src/auth/admin.js';
-import { authorizeUrl, Browser, formAction, newApp, newUser, PASSWORD } from '../../helpers/oauth.js';
+import { authorizeUrl, Browser, errorText, formAction, newApp, newUser, PASSWORD, signInLocked } from '../../helpers/oauth.js';
 import { newTenant, startServer, type TestServer, type TestTenant } from '../../helpers/server.js';
 
 let server: TestServer;
@@ -20,10 +20,6 @@ afterAll(async () => server.close());
 
 const INVALID = 'The username or password is not correct.';
 const perAddress = () => server.deps.config.authLockoutAttempts;
-
-function errorText(html: string): string | undefined {
-  return /<[^>]*class="error"[^>]*>([\s\S]*?)<\//.exec(html)?.[1];
-}
 
 /** A browser at the sign-in form of a fresh authorization request; `attempt` posts it from address `from`. */
 async function signInPage(from: string) {
@@ -74,7 +70,7 @@ describe('lock per (account, client address)', () => {
     const n = 10; // within the address throttle (authIpFailures: 12), so only the account lock is at work
     const pages = await Promise.all(Array.from({ length: n }, () => signInPage('203.0.113.50')));
     const wrong = pages.slice(0, -1).map((p, i) => p.attempt('burst-b', `burst-${i}`));
-    await new Promise((r) => setTimeout(r, 10));
+    await signInLocked(server, t.slug, 'burst-b');
     const right = await pages[n - 1].attempt('burst-b', PASSWORD);
     const results = await Promise.all(wrong);
     expect(right).toMatchObject({ status: 429, signedIn: false });
