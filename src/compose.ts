@@ -13,7 +13,8 @@ import { ensureSecret } from './store/auth-keys.js';
 import { bindSealer } from './store/auth-sealing.js';
 import { migrate } from './store/migrate.js';
 import { checkAppRole, grantAppRole } from './store/roles.js';
-import { JobRunner } from './jobs/runner.js';
+import { createQueues } from './jobs/queues.js';
+import { Metrics } from './platform/metrics.js';
 
 export async function buildDeps(config: Config, log: Logger = createLogger(config.logLevel), pgliteSocketUrl?: string): Promise<Deps> {
   const db = await openDb({
@@ -47,6 +48,7 @@ export async function buildDeps(config: Config, log: Logger = createLogger(confi
     throw err;
   }
   const registry = new SearchParamRegistry();
+  const metrics = new Metrics();
   return {
     config,
     db,
@@ -56,6 +58,7 @@ export async function buildDeps(config: Config, log: Logger = createLogger(confi
     clock,
     newId: randomUUID,
     auth: { keys, cookieKeys: [cookieKey] },
-    jobs: new JobRunner(log),
+    queues: createQueues(config, log, metrics),
+    metrics,
   };
 }

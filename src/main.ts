@@ -4,7 +4,9 @@ import { loadConfig } from './config/index.js';
 import { buildDeps } from './compose.js';
 import { createApp } from './http/app.js';
 import { serve } from './http/serve.js';
-import { startJobSweeper } from './jobs/reindex.js';
+import { startJobSweeper, startReindexWorker } from './jobs/reindex.js';
+import { startSubscriptionWorkers, type SubscriptionWorkers } from './subscriptions/runtime.js';
+import { WebSocketChannel } from './subscriptions/websocket.js';
 import { startStatsKeeper } from './store/maintenance.js';
 import { createLogger, flushLogs } from './platform/log.js';
 import { findTenant } from './store/tenants.js';
@@ -28,27 +30,43 @@ async function main(): Promise<void> {
   const stopStats = startStatsKeeper(deps.db, log, config.statsIntervalMs);
   // expired authorization records (codes, sessions, refresh tokens, launches, sign-in counters) every 10 minutes
   const stopPurge = startAuthPurge(deps.db, log);
-  const { app, auth, inflight } = createApp(deps);
+  const { app, auth, inflight, subscriptions } = createApp(deps);
   if ((await findTenant(deps.db, 'demo')) && !(await findClient(deps.db, DEMO_CLIENT))) {
     await registerClient(deps, auth.provider(), { tenant: 'demo', kind: 'operator', name: 'Demo operator (CLI tokens)', clientId: DEMO_CLIENT, scope: 'system/*.cruds' });
   }
   // Jobs a previous process left running continue in the background: they never delay or block the start.
   let stopSweeper = () => {};
-  await serve(app, {
+  let workers: SubscriptionWorkers | undefined;
+  // the websocket channel: $get-ws-binding-token, /fhir/{tenant}/$subscription-ws, and the sender deliveries use
+  const websockets = new WebSocketChannel(deps);
+  subscriptions.websockets = websockets;
+  const server = await serve(app, {
     port: config.port,
     host: config.host,
     shutdownGraceMs: config.shutdownGraceMs,
     log,
     inflight,
     async cleanup() {
+      await websockets.close();
       stopStats();
       stopPurge();
       stopSweeper();
+      await workers?.stop();
       auth.close();
-      await deps.jobs.stop();
+      // workers first (their handlers stop between steps), then the database they write to
+      await deps.queues.close();
       await deps.db.close();
     },
   });
+  websockets.attach(server);
+  // upgraded sockets would hold server.close() until the grace deadline: they close (1001) as the shutdown begins
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void websockets.close());
+  // RUN_WORKERS=false: separate `npm run worker` processes work the shared (Redis) queues instead
+  if (config.runWorkers) {
+    startReindexWorker(deps);
+    // the outbox dispatcher, notification deliveries and the subscriptions' maintenance sweep
+    workers = await startSubscriptionWorkers(deps, { service: subscriptions, websockets });
+  }
   stopSweeper = startJobSweeper(deps);
   // Secrets stored in clear by an earlier version are sealed in the background (issue 8).
   void sealStoredSecrets(deps.db, log).catch((err) => log.warn({ err }, 'could not encrypt the secrets stored in clear'));

@@ -10,7 +10,8 @@ import { createLogger, flushLogs } from '../platform/log.js';
 import { findTenant, listTenants, updateTenantSettings } from '../store/tenants.js';
 import { createTenant } from '../tenancy/create-tenant.js';
 import { jobStatus, startReindex, waitForJob } from '../jobs/reindex.js';
-import { cancelJob, listJobs, type JobState } from '../store/jobs.js';
+import { jobsCommand, JOBS_USAGE } from './jobs.js';
+import { subscriptionCommand, SUBSCRIPTIONS_USAGE } from './subscriptions.js';
 import { authCommand, AUTH_USAGE } from './auth.js';
 import { registerClient } from '../auth/admin.js';
 import { createAuthServer } from '../auth/server.js';
@@ -22,8 +23,8 @@ const USAGE = `usage: npm run cli -- <command>
   tenant list                               list tenants
   tenant set <slug> [--referential-integrity true|false] [--mfa-required true|false]
   reindex <slug> [--type Observation,Patient]  recompute search index rows (after adding a SearchParameter)
-  jobs list [<slug>] [--status running|completed|failed|cancelled]   background jobs with their progress
-  jobs cancel <slug> <job-id>               stop a running job (at its next batch, in whichever process runs it)
+${JOBS_USAGE}
+${SUBSCRIPTIONS_USAGE}
   config docs                               print the configuration table (markdown)
 ${AUTH_USAGE}`;
 
@@ -116,6 +117,7 @@ async function run(argv: string[]): Promise<number> {
     const auth = await authCommand(deps, cmd, sub, rest, target.baseSource);
     if (auth !== undefined) return auth;
     if (cmd === 'jobs') return await jobsCommand(deps, sub, rest);
+    if (cmd === 'subscription') return await subscriptionCommand(deps, sub, rest);
     if (cmd === 'reindex') {
       const { values, positionals } = parseArgs({ args: [sub, ...rest].filter((x) => x !== undefined), options: { type: { type: 'string' } }, allowPositionals: true });
       const slug = positionals[0];
@@ -137,49 +139,9 @@ async function run(argv: string[]): Promise<number> {
     console.error(USAGE);
     return 2;
   } finally {
+    await deps.queues.close();
     await deps.db.close();
   }
-}
-
-const JOB_STATES = ['running', 'completed', 'failed', 'cancelled'];
-
-async function jobsCommand(deps: Awaited<ReturnType<typeof buildDeps>>, sub: string | undefined, rest: string[]): Promise<number> {
-  if (sub === 'list') {
-    const { values, positionals } = parseArgs({ args: rest, options: { status: { type: 'string' } }, allowPositionals: true });
-    if (values.status !== undefined && !JOB_STATES.includes(values.status)) {
-      console.error(`usage: jobs list [<slug>] [--status ${JOB_STATES.join('|')}]`);
-      return 2;
-    }
-    const tenants = positionals[0] ? [positionals[0]] : (await listTenants(deps.db)).map((t) => t.id);
-    if (positionals[0] && !(await findTenant(deps.db, positionals[0]))) {
-      console.error(`error: unknown tenant '${positionals[0]}'`);
-      return 1;
-    }
-    let n = 0;
-    for (const tenant of tenants) {
-      for (const j of await listJobs(deps.db, tenant, values.status as JobState | undefined)) {
-        const types = j.params.types?.join(',') ?? 'all types';
-        console.log(`${tenant}\t${j.id}\t${j.kind}\t${j.status}\t${j.done}/${j.total}\t${types}\tupdated ${j.updatedAt.toISOString()}${j.error ? `\t${j.error}` : ''}`);
-        n++;
-      }
-    }
-    if (!n) console.error('no jobs');
-    return 0;
-  }
-  if (sub === 'cancel' && rest[0] && rest[1]) {
-    if (!(await findTenant(deps.db, rest[0]))) {
-      console.error(`error: unknown tenant '${rest[0]}'`);
-      return 1;
-    }
-    if (!(await cancelJob(deps.db, rest[0], rest[1]))) {
-      console.error(`error: no running job '${rest[1]}' in ${rest[0]}`);
-      return 1;
-    }
-    console.log(`job ${rest[1]} cancelled (whichever process runs it stops at its next batch)`);
-    return 0;
-  }
-  console.error('usage: jobs list [<slug>] [--status running|completed|failed|cancelled] | jobs cancel <slug> <job-id>');
-  return 2;
 }
 
 run(process.argv.slice(2))

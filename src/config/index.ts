@@ -34,6 +34,26 @@ export interface Config {
   authAllowPrivateJwksUrls: boolean;
   /** The 32-byte key that encrypts secrets at rest (SECRETS_KEY); unset: `<DATA_DIR>/secrets.key`. */
   secretsKey: Buffer | undefined;
+  /** Run the background workers (outbox dispatcher, deliveries, jobs) inside this process. */
+  runWorkers: boolean;
+  /** Redis key prefix of the job queues (processes with different prefixes never share jobs). */
+  queuePrefix: string;
+  /** Rest-hook endpoints may be http:// on loopback (development and tests). */
+  subscriptionsAllowLoopback: boolean;
+  /** Host names or CIDRs a rest-hook endpoint may resolve to even though they are private (comma-separated). */
+  subscriptionsAllowHosts: string[];
+  /** Delivery attempts of one notification before the subscription goes to error. */
+  deliveryAttempts: number;
+  /** Longest wait between two delivery attempts (ms); the backoff doubles up to it. */
+  deliveryMaxBackoffMs: number;
+  /** How long delivered events stay readable through $events (days). */
+  eventRetentionDays: number;
+  /** How often the dispatcher looks for outbox events a missed wake-up left behind (ms). */
+  outboxPollMs: number;
+  /** Serve Prometheus metrics at /metrics. */
+  metricsEnabled: boolean;
+  /** If set, /metrics requires `Authorization: Bearer <METRICS_TOKEN>`. */
+  metricsToken: string | undefined;
 }
 
 interface KeySpec {
@@ -66,7 +86,37 @@ export const CONFIG_KEYS: KeySpec[] = [
     default: './data',
     doc: 'Where the embedded PGlite database lives (only when DATABASE_URL is unset), and the secrets key file `secrets.key` when SECRETS_KEY is unset.',
   },
-  { env: 'REDIS_URL', default: '(unset)', doc: 'Redis for the job queue (used by later features; not required today).' },
+  {
+    env: 'REDIS_URL',
+    default: '(unset: in-process queue)',
+    doc: 'Redis for the job queue (BullMQ): deliveries and background jobs are shared by every API and worker process on it. Unset: an in-process queue (one process).',
+  },
+  {
+    env: 'RUN_WORKERS',
+    default: 'true',
+    doc: 'Run the outbox dispatcher, notification deliveries and background jobs inside the server. Set false on API processes when separate `npm run worker` processes do this (needs REDIS_URL).',
+  },
+  { env: 'QUEUE_PREFIX', default: 'tenfhir', doc: 'Redis key prefix of the job queues: deployments sharing one Redis use different prefixes.' },
+  {
+    env: 'SUBSCRIPTIONS_ALLOW_LOOPBACK',
+    default: 'false',
+    doc: 'Accept `http://` rest-hook endpoints on loopback addresses (development and tests only; https is required otherwise).',
+  },
+  {
+    env: 'SUBSCRIPTIONS_ALLOW_HOSTS',
+    default: '(empty)',
+    doc: 'Comma-separated host names or CIDRs that rest-hook endpoints may reach although they are private (an integration engine on the LAN).',
+  },
+  { env: 'DELIVERY_ATTEMPTS', default: '15', doc: 'Attempts to deliver one notification (exponential backoff with jitter) before its subscription goes to `error`.' },
+  {
+    env: 'DELIVERY_MAX_BACKOFF_MS',
+    default: '14400000',
+    doc: 'Longest wait between two delivery attempts; with the defaults (1 s, tripling, capped at 4 h, 15 attempts) the last attempt comes about 23 hours after the first.',
+  },
+  { env: 'EVENT_RETENTION_DAYS', default: '30', doc: 'How long notification events (and their delivery log) stay readable through `$events` and `$status`.' },
+  { env: 'OUTBOX_POLL_MS', default: '1000', doc: 'How often the dispatcher looks for change events a missed wake-up (LISTEN/NOTIFY) left in the outbox.' },
+  { env: 'METRICS_ENABLED', default: 'true', doc: 'Serve Prometheus metrics at `/metrics` (no tenant or subscription ids as labels).' },
+  { env: 'METRICS_TOKEN', default: '(unset)', doc: 'When set, `/metrics` requires `Authorization: Bearer <METRICS_TOKEN>`.' },
   { env: 'LOG_LEVEL', default: 'info', doc: 'pino log level (fatal, error, warn, info, debug, trace, silent).' },
   { env: 'MAX_BODY_BYTES', default: '16777216', doc: 'Largest accepted request body (bytes); larger -> 413.' },
   { env: 'MAX_BUNDLE_ENTRIES', default: '1000', doc: 'Most entries accepted in one batch/transaction Bundle; more -> 413.' },
@@ -205,6 +255,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     authBackendTokenTtl: int(env, 'AUTH_BACKEND_TOKEN_TTL_SECONDS', 300, 30),
     authRefreshTokenDays: int(env, 'AUTH_REFRESH_TOKEN_DAYS', 30, 1),
     authSessionIdleMinutes: int(env, 'AUTH_SESSION_IDLE_MINUTES', 15, 1),
+    runWorkers: bool(env, 'RUN_WORKERS', true),
+    queuePrefix: env.QUEUE_PREFIX || 'tenfhir',
+    subscriptionsAllowLoopback: bool(env, 'SUBSCRIPTIONS_ALLOW_LOOPBACK', false),
+    subscriptionsAllowHosts: (env.SUBSCRIPTIONS_ALLOW_HOSTS ?? '').split(',').map((x) => x.trim()).filter(Boolean),
+    deliveryAttempts: int(env, 'DELIVERY_ATTEMPTS', 15, 1),
+    deliveryMaxBackoffMs: int(env, 'DELIVERY_MAX_BACKOFF_MS', 4 * 3600 * 1000, 10),
+    eventRetentionDays: int(env, 'EVENT_RETENTION_DAYS', 30, 1),
+    outboxPollMs: int(env, 'OUTBOX_POLL_MS', 1000, 10),
+    metricsEnabled: bool(env, 'METRICS_ENABLED', true),
+    metricsToken: env.METRICS_TOKEN || undefined,
     authLockoutAttempts: int(env, 'AUTH_LOCKOUT_ATTEMPTS', 5, 1),
     authLockoutMinutes: int(env, 'AUTH_LOCKOUT_MINUTES', 15, 1),
     authLockoutAccountAttempts: int(env, 'AUTH_LOCKOUT_ACCOUNT_ATTEMPTS', 50, 1),

@@ -1,10 +1,11 @@
 // Everything the composition root (src/compose.ts) builds once and passes down: no module-level singletons. The
 // services are interfaces here, implemented by the layers above (auth's key ring, tenancy's search parameters, the
-// job runner), so every layer can take Deps without importing the layers that implement it.
+// job queues), so every layer can take Deps without importing the layers that implement it.
 import type { KeyObject } from 'node:crypto';
 import type { Config } from '../config/index.js';
 import type { Db } from '../platform/db.js';
 import type { Logger } from '../platform/log.js';
+import type { Metrics } from '../platform/metrics.js';
 import type { SearchParamRegistry } from './search-registry.js';
 
 /** The authorization server's signing keys as the rest of the server uses them (src/auth/keys.ts KeyRing). */
@@ -32,15 +33,74 @@ export interface TenantSearchParameters {
   invalidate(tenantId: string): void;
 }
 
-/** Background work of this process (src/jobs/runner.ts). */
-export interface BackgroundJobs {
-  /** Starts `work` under `key` unless it already runs here; failures are logged, never thrown. */
-  start(key: string, work: (signal: AbortSignal) => Promise<void>): void;
-  has(key: string): boolean;
-  /** Waits for a job started in this process. */
-  wait(key: string): Promise<void>;
-  /** Signals every job to stop and waits (briefly) for them. */
-  stop(timeoutMs?: number): Promise<void>;
+/** One job as a queue hands it to its handler. */
+export interface QueuedJob<T = unknown> {
+  id: string;
+  name: string;
+  data: T;
+  /** Runs of this job that ended in an error so far (a JobDelay does not count). */
+  attemptsMade: number;
+}
+
+export interface JobOptions {
+  /** Jobs are idempotent by id: adding an id that is already waiting, delayed or active adds nothing. */
+  jobId: string;
+  delayMs?: number;
+  /** Runs before the job is failed for good (default 1: failures are the handler's to retry with JobDelay). */
+  attempts?: number;
+  /** Base of the exponential backoff between failed attempts (ms, with jitter). */
+  backoffMs?: number;
+}
+
+/** What `jobs list|show` prints about a job. */
+export interface JobInfo {
+  queue: string;
+  id: string;
+  name: string;
+  state: 'waiting' | 'delayed' | 'active' | 'completed' | 'failed' | 'unknown';
+  attemptsMade: number;
+  data: unknown;
+  failedReason?: string;
+  /** When it was added / will next run / finished (ms since the epoch). */
+  timestamp?: number;
+  runAt?: number;
+  finishedOn?: number;
+}
+
+export type JobState = JobInfo['state'];
+
+/**
+ * The job runtime (src/jobs/queues.ts): BullMQ on Redis when REDIS_URL is set (every API and worker process shares
+ * the queues), an in-process runner with the same behaviour otherwise.
+ */
+export interface JobQueues {
+  readonly kind: 'bullmq' | 'memory';
+  /** Adds a job (nothing when a job with that id is waiting, delayed or active). Rejects quickly when Redis is down. */
+  add<T>(queue: string, name: string, data: T, opts: JobOptions): Promise<void>;
+  /**
+   * Processes `queue` in this process with `handler`. A handler that throws JobDelay runs again after its delay
+   * without counting an attempt; any other error counts one (then backoff, until `attempts`). `signal` fires at stop().
+   */
+  work<T>(queue: string, handler: (job: QueuedJob<T>, signal: AbortSignal) => Promise<void>, opts?: { concurrency?: number }): void;
+  /** Jobs per state of a queue. */
+  counts(queue: string): Promise<Record<JobState, number>>;
+  /** Jobs of a queue in one state, newest first. */
+  list(queue: string, state: JobState, limit?: number): Promise<JobInfo[]>;
+  get(queue: string, id: string): Promise<JobInfo | undefined>;
+  /** Runs a failed job again; false when it is not failed. */
+  retry(queue: string, id: string): Promise<boolean>;
+  /** The queue names this process knows (added to or worked on). */
+  names(): string[];
+  /** Stops the workers of this process (their handlers' signals fire; waits briefly), then closes connections. */
+  close(): Promise<void>;
+}
+
+/** Thrown by a job handler: run this job again after `delayMs`, not counted as an attempt. */
+export class JobDelay extends Error {
+  constructor(readonly delayMs: number, reason = 'delayed') {
+    super(reason);
+    this.name = 'JobDelay';
+  }
 }
 
 export interface Deps {
@@ -56,6 +116,8 @@ export interface Deps {
   newId: () => string;
   /** The authorization server's signing keys and cookie secrets (loaded from the database at start). */
   auth: { keys: SigningKeys; cookieKeys: string[] };
-  /** Background jobs of this process. */
-  jobs: BackgroundJobs;
+  /** The job runtime (BullMQ on Redis, or in-process). */
+  queues: JobQueues;
+  /** Prometheus metrics (src/platform/metrics.ts). */
+  metrics: Metrics;
 }

@@ -1,6 +1,9 @@
 // The CapabilityStatement served at [base]/metadata (http.html#capabilities): only what really works.
 import type { FhirContext } from './context.js';
 import { r4ResourceTypes } from '../core/definitions.js';
+import { TOPICS, topicUrl } from './subscription-topics.js';
+
+const BACKPORT = 'http://hl7.org/fhir/uv/subscriptions-backport';
 
 /** Search parameter types the search engine evaluates ('special' ones such as Location near are not supported). */
 const SEARCHABLE = new Set(['token', 'string', 'reference', 'date', 'number', 'quantity', 'uri', 'composite']);
@@ -41,7 +44,9 @@ export function capabilityStatement(ctx: FhirContext, software: { name: string; 
       operation: [
         { name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' },
         ...(type === 'Patient' ? [{ name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' }] : []),
+        ...(type === 'Subscription' ? SUBSCRIPTION_OPERATIONS : []),
       ],
+      ...(type === 'Subscription' ? subscriptionExtras(ctx) : {}),
     };
   });
   return {
@@ -49,6 +54,7 @@ export function capabilityStatement(ctx: FhirContext, software: { name: string; 
     status: 'active',
     date: startedAt,
     kind: 'instance',
+    instantiates: [`${BACKPORT}/CapabilityStatement/backport-subscription-server-r4`],
     software,
     implementation: { description: `FHIR R4 server for ${ctx.tenant.name}`, url: ctx.baseUrl },
     fhirVersion: '4.0.1',
@@ -57,6 +63,8 @@ export function capabilityStatement(ctx: FhirContext, software: { name: string; 
     rest: [
       {
         mode: 'server',
+        // R4 websocket channel: where clients connect (then bind-with-token, Backport IG channels.html)
+        extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/capabilitystatement-websocket', valueUri: `${ctx.baseUrl.replace(/^http/, 'ws')}/$subscription-ws` }],
         documentation: 'Tenant-scoped FHIR R4 REST API, protected by SMART-on-FHIR (App Launch 2.x and Backend Services).',
         security,
         resource,
@@ -66,5 +74,22 @@ export function capabilityStatement(ctx: FhirContext, software: { name: string; 
         operation: [{ name: 'reindex', definition: 'urn:tenfhir:OperationDefinition/reindex' }],
       },
     ],
+  };
+}
+
+/** Backport IG: $status (SHALL), $events, $get-ws-binding-token, $resend. */
+const SUBSCRIPTION_OPERATIONS = [
+  { name: 'status', definition: `${BACKPORT}/OperationDefinition/backport-subscription-status` },
+  { name: 'events', definition: `${BACKPORT}/OperationDefinition/backport-subscription-events` },
+  { name: 'get-ws-binding-token', definition: `${BACKPORT}/OperationDefinition/backport-subscription-get-ws-binding-token` },
+  { name: 'resend', definition: `${BACKPORT}/OperationDefinition/backport-subscription-resend` },
+];
+
+/** The Subscription resource's Backport profile and the built-in topics' canonicals (topic discovery, components.html). */
+function subscriptionExtras(ctx: FhirContext): Record<string, unknown> {
+  const origin = ctx.deps.config.publicBaseUrl;
+  return {
+    supportedProfile: [`${BACKPORT}/StructureDefinition/backport-subscription`],
+    extension: TOPICS.map((t) => ({ url: `${BACKPORT}/StructureDefinition/capabilitystatement-subscriptiontopic-canonical`, valueCanonical: topicUrl(origin, t) })),
   };
 }

@@ -5,6 +5,7 @@ import type { SearchParamRegistry } from '../core/search-registry.js';
 import type { Tenant } from '../core/tenant.js';
 import type { Logger } from '../platform/log.js';
 import type { TenantStore } from '../store/session.js';
+import type { Caller, SubscriptionService } from './subscription-service.js';
 
 export interface FhirContext {
   deps: Deps;
@@ -19,4 +20,8 @@ export interface FhirContext {
   log: Logger;
   /** What the caller may do: a verified token's guard, or SYSTEM_GUARD for the server's own work. */
   guard: Guard;
+  /** The verified token's identity (absent for the server's own work and discovery). */
+  caller?: Caller;
+  /** Subscriptions (absent where none can be written: tenant creation, maintenance). */
+  subscriptions?: SubscriptionService;
 }

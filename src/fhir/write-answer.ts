@@ -7,7 +7,7 @@ import type { FhirResult, PreferReturn } from './request.js';
 import type { WriteOutcome } from './write.js';
 
 export function writeAnswer(ctx: FhirContext, w: WriteOutcome, prefer: PreferReturn | undefined): FhirResult {
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = { ...w.headers };
   const result: FhirResult = { status: w.status, headers };
   if (w.versionId > 0) {
     headers.ETag = etag(w.versionId);

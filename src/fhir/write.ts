@@ -29,6 +29,8 @@ export interface WriteOutcome {
   /** Serialized new version; null for deletes and for "nothing happened" answers. */
   json: string | null;
   resource?: Record<string, unknown>;
+  /** Headers of the answer beyond ETag/Location (a new Subscription's signing secret, shown once). */
+  headers?: Record<string, string>;
 }
 
 export interface WriteOptions {
@@ -88,6 +90,10 @@ export async function validateForWrite(ctx: FhirContext, s: TenantSession, resou
   throwIfErrors(issues);
   // A tenant's own SearchParameter must be usable before it is stored (search.html#custom).
   if (resource.resourceType === 'SearchParameter' && resource.status !== 'retired') throwIfErrors(customIssues(ctx.deps.registry, resource as unknown as SearchParameter));
+  if (resource.resourceType === 'Subscription') {
+    if (!ctx.subscriptions) throw new FhirError('unsupported', 'Subscriptions cannot be written here', { code: 'SUBSCRIPTION_UNSUPPORTED' });
+    await ctx.subscriptions.prepare(ctx, s, resource);
+  }
   if (!opts.skipReferenceCheck) throwIfErrors(await referenceIssues(ctx, s, [{ resource }], opts.pending));
 }
 
@@ -166,6 +172,12 @@ export async function commitWrites(ctx: FhirContext, s: TenantSession, prepared:
   const rows = prepared.flatMap((p) => ('row' in p && p.row ? [p.row] : []));
   if (rows.some((r) => r.resourceType === 'SearchParameter')) ctx.deps.searchParams.invalidate(ctx.tenant.id);
   await s.commit(rows);
+  for (const p of prepared) {
+    if (!('row' in p) || !p.row || p.row.resourceType !== 'Subscription') continue;
+    if (!ctx.subscriptions) throw new FhirError('unsupported', 'Subscriptions cannot be written here', { code: 'SUBSCRIPTION_UNSUPPORTED' });
+    const secret = await ctx.subscriptions.record(ctx, s, p.row.id, p.row.json);
+    if (secret) p.outcome.headers = { ...p.outcome.headers, 'X-Subscription-Secret': secret };
+  }
   const conditional = prepared.filter((p): p is PreparedWrite => 'row' in p && !!p.row && p.condition !== undefined);
   if (conditional.length) await recheckConditions(ctx, s, conditional);
   // SMART §7: writes must land inside the region of the scope that allowed them (patient compartment, granular filter)
@@ -176,6 +188,7 @@ export async function commitWrites(ctx: FhirContext, s: TenantSession, prepared:
 /** Runs one prepared write on its own transaction. */
 export async function writeOne(ctx: FhirContext, prepare: (s: TenantSession) => Promise<Prepared>): Promise<WriteOutcome> {
   const out = await ctx.store.tx(async (s) => (await commitWrites(ctx, s, [await prepare(s)]))[0]);
+  if (out.versionId > 0) ctx.subscriptions?.committed(ctx.tenant.id);
   // again after COMMIT, so no request reloads the registry from the pre-commit state and keeps it
   if (out.resourceType === 'SearchParameter') ctx.deps.searchParams.invalidate(ctx.tenant.id);
   return out;

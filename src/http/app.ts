@@ -1,6 +1,6 @@
 // The Express application: request ids and logging, CORS, operations endpoints, /fhir, errors.
-import { randomUUID } from 'node:crypto';
-import express, { type Express } from 'express';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import express, { type Express, type RequestHandler } from 'express';
 import type { Deps } from '../core/deps.js';
 import { FhirError } from '../core/errors.js';
 import { isMigrated } from '../store/migrate.js';
@@ -8,6 +8,7 @@ import { TenantCache } from '../tenancy/tenant-cache.js';
 import { createAuthServer, type AuthServer } from '../auth/server.js';
 import { capabilitySecurity } from '../auth/smart-config.js';
 import { dispatcher } from '../fhir/interactions/index.js';
+import { Subscriptions } from '../subscriptions/service.js';
 import { fhirRouter, type RequestVerifier } from './fhir-router.js';
 import { InFlightRequests } from './inflight.js';
 import { errorHandler } from './respond.js';
@@ -20,6 +21,8 @@ export interface AppHandle {
   auth: AuthServer;
   /** Requests in flight (graceful shutdown cuts them at its deadline). */
   inflight: InFlightRequests;
+  /** The subscription service of this app (its writes wake this process's dispatcher once workers run). */
+  subscriptions: Subscriptions;
 }
 
 export interface AppOptions {
@@ -53,6 +56,7 @@ export function createApp(deps: Deps, opts: AppOptions = {}): AppHandle {
     const start = process.hrtime.bigint();
     res.on('finish', () => {
       const durationMs = Number(process.hrtime.bigint() - start) / 1e6;
+      deps.metrics.observeRequest(req.method, res.statusCode, durationMs / 1000);
       // Path only: query strings carry PHI.
       (res.locals.log as typeof deps.log).info({ method: req.method, path: req.path, status: res.statusCode, durationMs: Math.round(durationMs * 100) / 100 }, 'request');
     });
@@ -76,18 +80,48 @@ export function createApp(deps: Deps, opts: AppOptions = {}): AppHandle {
     }
   });
 
+  if (deps.config.metricsEnabled) app.get('/metrics', metricsEndpoint(deps));
+
   app.use('/auth', auth.router);
   const tokens: RequestVerifier = {
     async verify(authorization, audience, tenantId) {
       const p = await auth.verifier.verify(authorization, audience, tenantId);
-      return { guard: p.guard, clientId: p.claims.client_id };
+      const c = p.claims;
+      const caller = { clientId: c.client_id, sub: c.sub, role: c.role, scope: c.scope, ...(c.patient ? { patient: c.patient } : {}), ...(c.fhirUser ? { fhirUser: c.fhirUser } : {}) };
+      return { guard: p.guard, clientId: c.client_id, caller };
     },
   };
+  const subscriptions = new Subscriptions(deps);
   const dispatch = dispatcher({ software: SOFTWARE, startedAt, security: capabilitySecurity(deps.config.publicBaseUrl) });
-  app.use('/fhir', fhirRouter({ deps, tenants, verifier: opts.verifier ?? tokens, origins: auth.origins, dispatch }));
+  app.use('/fhir', fhirRouter({ deps, tenants, verifier: opts.verifier ?? tokens, origins: auth.origins, dispatch, subscriptions }));
   app.use((req, _res, next) => {
     next(new FhirError('not-found', `Nothing at ${req.path.slice(0, 200)}; FHIR bases live under /fhir/{tenant}`, { code: 'PATH_UNKNOWN' }));
   });
   app.use(errorHandler(deps.log));
-  return { app, tenants, auth, inflight };
+  return { app, tenants, auth, inflight, subscriptions };
+}
+
+/**
+ * GET /metrics: the Prometheus text format. With METRICS_TOKEN set, only `Authorization: Bearer <token>` may read it
+ * (compared in constant time, over digests so the token's length does not leak either).
+ */
+function metricsEndpoint(deps: Deps): RequestHandler {
+  const token = deps.config.metricsToken;
+  const expected = token ? createHash('sha256').update(token).digest() : undefined;
+  return async (req, res, next) => {
+    if (expected) {
+      const given = /^Bearer +(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1] ?? '';
+      // rendered like every failure: 401 with `WWW-Authenticate: Bearer` (src/http/respond.ts)
+      if (!timingSafeEqual(createHash('sha256').update(given).digest(), expected)) {
+        next(new FhirError('unauthenticated', '/metrics needs Authorization: Bearer <METRICS_TOKEN>'));
+        return;
+      }
+    }
+    try {
+      const { contentType, body } = await deps.metrics.render();
+      res.set({ 'Content-Type': contentType, 'Cache-Control': 'no-store' }).send(body);
+    } catch (err) {
+      next(err);
+    }
+  };
 }

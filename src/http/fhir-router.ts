@@ -6,6 +6,7 @@ import { FhirError } from '../core/errors.js';
 import type { Deps } from '../core/deps.js';
 import type { Guard } from '../core/guard.js';
 import type { FhirContext } from '../fhir/context.js';
+import type { Caller, SubscriptionService } from '../fhir/subscription-service.js';
 import type { Dispatch } from '../fhir/interactions/index.js';
 import { checkedParams, parsePrefer, type FhirMethod, type FhirRequest, type RequestHeaders } from '../fhir/request.js';
 import type { OriginRegistry } from '../auth/origins.js';
@@ -18,7 +19,7 @@ import { checkFormat, send } from './respond.js';
 
 /** Who is asking: the guard of the verified bearer token (401 otherwise), and the client it was issued to. */
 export interface RequestVerifier {
-  verify(authorization: string | undefined, audience: string, tenantId: string): Promise<{ guard: Guard; clientId?: string }>;
+  verify(authorization: string | undefined, audience: string, tenantId: string): Promise<{ guard: Guard; clientId?: string; caller?: Caller }>;
 }
 
 export interface RouterOptions {
@@ -27,6 +28,7 @@ export interface RouterOptions {
   verifier: RequestVerifier;
   origins: OriginRegistry;
   dispatch: Dispatch;
+  subscriptions?: SubscriptionService;
 }
 
 const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
@@ -144,6 +146,8 @@ export function fhirRouter(opts: RouterOptions) {
         log: res.locals.log,
         // metadata is public: no interaction of it reads tenant data beyond the CapabilityStatement
         guard: who?.guard ?? DISCOVERY_GUARD,
+        ...(who?.caller ? { caller: who.caller } : {}),
+        ...(opts.subscriptions ? { subscriptions: opts.subscriptions } : {}),
       };
       send(res, params, await opts.dispatch(ctx, await fhirRequest(req, rest, params, deps.config.maxBodyBytes)));
     } catch (err) {

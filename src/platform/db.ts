@@ -41,6 +41,11 @@ export interface Db {
    * On PGlite, code given a client by withClient must issue parameterised statements inside BEGIN/COMMIT: `tx` does.
    */
   admin(): Queryable & { withClient<T>(fn: (q: Queryable) => Promise<T>): Promise<T>; tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T> };
+  /**
+   * LISTEN on `channel` on a connection of its own (PostgreSQL; re-connected after a failure): `onMessage` gets each
+   * NOTIFY's payload. On PGlite nothing is heard (one process: callers wake themselves). Returns the way to stop.
+   */
+  listen(channel: string, onMessage: (payload: string) => void): Promise<() => Promise<void>>;
   /** Checks the database answers. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -137,7 +142,7 @@ async function whileListening<T>(signal: CancelSignal | undefined, onAbort: () =
  * - PGlite (`local`): every connection shares PGlite's single session, so role and tenant are set with
  *   SET LOCAL inside a transaction around every unit of work (the socket keeps a transaction on one connection).
  */
-function createPoolDb(kind: Db['kind'], appPool: pg.Pool, adminPool: pg.Pool, log: Logger, settings: PoolSettings, onClose: () => Promise<void>): Db {
+function createPoolDb(kind: Db['kind'], appPool: pg.Pool, adminPool: pg.Pool, log: Logger, settings: PoolSettings, onClose: () => Promise<void>, listenUrl?: string): Db {
   const sessionBinding = kind === 'postgres';
   const gate = sessionBinding ? new TenantGate(Math.max(1, settings.tenantMaxConnections), settings.acquireTimeoutMs) : undefined;
   const localTimeoutSql = statementTimeoutSql(settings.statementTimeoutMs, 'SET LOCAL');
@@ -276,6 +281,7 @@ function createPoolDb(kind: Db['kind'], appPool: pg.Pool, adminPool: pg.Pool, lo
         tx: adminTx,
       };
     },
+    listen: (channel, onMessage) => (listenUrl ? listenOn(listenUrl, channel, onMessage, log) : Promise.resolve(async () => {})),
     async ping() {
       await adminPool.query('SELECT 1');
     },
@@ -284,6 +290,50 @@ function createPoolDb(kind: Db['kind'], appPool: pg.Pool, adminPool: pg.Pool, lo
       await adminPool.end();
       await onClose();
     },
+  };
+}
+
+/** A LISTEN connection that comes back after failures (1 s, doubling to 30 s); a NOTIFY sent while it is away is lost. */
+async function listenOn(url: string, channel: string, onMessage: (payload: string) => void, log: Logger): Promise<() => Promise<void>> {
+  if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new Error(`invalid channel name ${channel}`);
+  let stopped = false;
+  let client: pg.Client | undefined;
+  let delay = 1000;
+  let timer: NodeJS.Timeout | undefined;
+  const connectOnce = async () => {
+    if (stopped) return;
+    const c = new pg.Client({ connectionString: url });
+    client = c;
+    const retry = () => {
+      if (stopped || client !== c) return;
+      client = undefined;
+      c.end().catch(() => undefined);
+      timer = setTimeout(() => void connectOnce(), delay);
+      timer.unref();
+      delay = Math.min(delay * 2, 30_000);
+    };
+    c.on('error', (err) => {
+      log.warn({ err, channel }, 'LISTEN connection failed');
+      retry();
+    });
+    c.on('end', retry);
+    c.on('notification', (n) => {
+      if (n.channel === channel) onMessage(n.payload ?? '');
+    });
+    try {
+      await c.connect();
+      await c.query(`LISTEN ${channel}`);
+      delay = 1000;
+    } catch (err) {
+      log.warn({ err, channel }, 'LISTEN connection could not be opened');
+      retry();
+    }
+  };
+  await connectOnce();
+  return async () => {
+    stopped = true;
+    if (timer) clearTimeout(timer);
+    await client?.end().catch(() => undefined);
   };
 }
 
@@ -329,7 +379,7 @@ export async function openDb(opts: OpenDbOptions): Promise<Db> {
     const setup = `SET ROLE ${APP_ROLE}; ${statementTimeoutSql(opts.statementTimeoutMs, 'SET')}`;
     const appPool = new pg.Pool(poolOptions(opts.databaseUrl, opts.poolSize, opts.log, setup, t));
     const adminPool = new pg.Pool(poolOptions(opts.databaseAdminUrl ?? opts.databaseUrl, 2, opts.log, '', t));
-    return createPoolDb('postgres', appPool, adminPool, opts.log, settings, async () => {});
+    return createPoolDb('postgres', appPool, adminPool, opts.log, settings, async () => {}, opts.databaseUrl);
   }
   const embedded = await openEmbedded(opts.dataDir, opts.log, opts.publicBaseUrl);
   // PGlite is one session; its socket server serialises connections and keeps a transaction on its own connection.

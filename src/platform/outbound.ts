@@ -34,6 +34,8 @@ export interface OutboundOptions {
   maxBytes?: number;
   /** Development and tests only: lets loopback and private addresses through (still pinned, still no redirects). */
   allowPrivate?: boolean;
+  /** Lets these special-use addresses through (an allow-list: loopback for development, a LAN integration engine). */
+  allowAddress?: (address: string, hostname: string) => boolean;
   signal?: AbortSignal;
   /** Replaces the system resolver (tests use it to play a rebinding DNS server). Called once per request. */
   lookup?: (hostname: string) => Promise<ResolvedAddress[]>;
@@ -298,7 +300,7 @@ export async function outboundFetch(url: string | URL, opts: OutboundOptions = {
     const addresses = await untilAborted(resolveHost(t, opts.lookup), deadline.signal);
     if (addresses.length === 0) throw new OutboundError('NETWORK', `${t.url.host} has no address`);
     // the address itself stays out of the message: it could reach whoever chose the URL and map internal names
-    if (!opts.allowPrivate && addresses.some((a) => isSpecialUseAddress(a.address))) {
+    if (!opts.allowPrivate && addresses.some((a) => isSpecialUseAddress(a.address) && !opts.allowAddress?.(a.address, t.hostname))) {
       throw new OutboundError('ADDRESS_REFUSED', `refused an outbound request to ${t.url.host}: it is or resolves to a private or special-use address`);
     }
     for (const [i, address] of addresses.entries()) {

@@ -115,6 +115,10 @@ export async function writeVersions(q: Queryable, tenantId: string, writes: Reso
        SET version_id = EXCLUDED.version_id, last_updated = EXCLUDED.last_updated, deleted = EXCLUDED.deleted, content = EXCLUDED.content)`);
     parts.push(`hist AS (INSERT INTO resource_history (tenant_id, resource_type, id, version_id, last_updated, deleted, method, content)
      SELECT $1, t, i, v, l, d, m, c::jsonb FROM unnest(${types}, ${ids}, ${versions}, ${times}, ${deleted}, ${methods}, ${contents}) AS u(t, i, v, l, d, m, c))`);
+    // the change event (transactional outbox, issue 10): in the same statement, so it exists exactly when the version does
+    const actions = p(writes.map(actionOf), 'text');
+    parts.push(`ob AS (INSERT INTO outbox (tenant_id, resource_type, resource_id, version_id, action)
+     SELECT $1, t, i, v, a FROM unnest(${types}, ${ids}, ${versions}, ${actions}) AS u(t, i, v, a))`);
   }
   const replaced = opts.indexOnly ? writes : writes.filter((w) => w.replaces);
   if (replaced.length) {
@@ -157,7 +161,18 @@ export async function writeVersions(q: Queryable, tenantId: string, writes: Reso
     parts.push(`i_fulltext AS (INSERT INTO sp_fulltext (tenant_id, resource_type, resource_id, narrative, content)
        SELECT $1, t, i, CASE WHEN n = '' THEN NULL ELSE to_tsvector('simple', n) END, to_tsvector('simple', c) FROM unnest(${arrays.join(', ')}) AS u(t, i, n, c))`);
   }
-  await q.query(`WITH ${parts.join(',\n')} SELECT 1`, params);
+  // NOTIFY reaches other processes' dispatchers at COMMIT (nothing when the write rolls back)
+  await q.query(`WITH ${parts.join(',\n')} SELECT ${opts.indexOnly ? '1' : `pg_notify('${OUTBOX_CHANNEL}', $1)`}`, params);
+}
+
+/** The LISTEN/NOTIFY channel on which committed writes announce their tenant (payload: the tenant id). */
+export const OUTBOX_CHANNEL = 'tenfhir_outbox';
+
+export type ChangeAction = 'create' | 'update' | 'delete';
+
+function actionOf(w: ResourceWrite): ChangeAction {
+  if (w.json === null) return 'delete';
+  return w.versionId === 1 ? 'create' : 'update';
 }
 
 export interface HistoryQuery {

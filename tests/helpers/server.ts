@@ -14,32 +14,61 @@ import type { Deps } from '../../src/core/deps.js';
 import { createApp, type AppHandle } from '../../src/http/app.js';
 import { createLogger } from '../../src/platform/log.js';
 import { createTenant } from '../../src/tenancy/create-tenant.js';
+import { startSubscriptionWorkers, type SubscriptionWorkers } from '../../src/subscriptions/runtime.js';
+import { WebSocketChannel } from '../../src/subscriptions/websocket.js';
 
 export interface TestServer {
   origin: string;
   deps: Deps;
   http: Server;
   app: AppHandle;
+  /** The subscription workers (startServer(..., { workers: true })). */
+  workers?: SubscriptionWorkers;
+  /** Tenants made through this server (newTenant): its workers work these only, as test files share one database. */
+  tenants: Set<string>;
+  /** The websocket channel (/fhir/{tenant}/$subscription-ws and $get-ws-binding-token), always attached. */
+  websockets: WebSocketChannel;
   close(): Promise<void>;
+}
+
+export interface ServerOptions {
+  /** Run the subscription workers (dispatcher, deliveries, maintenance) in this server, as the shipped server does. */
+  workers?: boolean;
 }
 
 export const FHIR_JSON = 'application/fhir+json';
 
-export async function startServer(overrides: Partial<Config> = {}): Promise<TestServer> {
+export async function startServer(overrides: Partial<Config> = {}, opts: ServerOptions = {}): Promise<TestServer> {
   const http = createServer();
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   const origin = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
   // test JWKS URLs are served on 127.0.0.1 (the SSRF guard itself is tested with it switched back off)
-  const config = { ...loadConfig({ ...process.env, PUBLIC_BASE_URL: origin, DB_POOL_SIZE: '4', AUTH_ALLOW_PRIVATE_JWKS_URLS: 'true' }), ...overrides };
+  const config = {
+    ...loadConfig({ ...process.env, PUBLIC_BASE_URL: origin, DB_POOL_SIZE: '4', AUTH_ALLOW_PRIVATE_JWKS_URLS: 'true', SUBSCRIPTIONS_ALLOW_LOOPBACK: 'true', OUTBOX_POLL_MS: '200' }),
+    // each server its own queues on the shared Redis: parallel test files never run each other's jobs
+    queuePrefix: `test-${randomBytes(6).toString('hex')}`,
+    ...overrides,
+  };
   const deps = await buildDeps(config, createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'), process.env.TENFHIR_PGLITE_SOCKET);
   const app = createApp(deps);
   http.on('request', app.app);
+  const websockets = new WebSocketChannel(deps);
+  websockets.attach(http);
+  app.subscriptions.websockets = websockets;
+  const tenants = new Set<string>();
+  const workers = opts.workers ? await startSubscriptionWorkers(deps, { service: app.subscriptions, websockets, tenants: (t) => tenants.has(t) }) : undefined;
   return {
     origin,
     deps,
     http,
     app,
+    websockets,
+    ...(workers ? { workers } : {}),
+    tenants,
     async close() {
+      await websockets.close();
+      await workers?.stop();
+      await deps.queues.close();
       app.auth.close();
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));
@@ -124,6 +153,7 @@ export async function newBackendClient(server: TestServer, slug: string, scope =
 
 export async function newTenant(server: TestServer, prefix = 't'): Promise<TestTenant> {
   const slug = randomSlug(prefix);
+  server.tenants.add(slug);
   await createTenant(server.deps, slug, `Test ${slug}`);
   const clientId = await newBackendClient(server, slug);
   const token = await tokenFor(server, { slug, clientId });

@@ -372,6 +372,7 @@ export async function processBundle(ctx: FhirContext, req: FhirRequest, dispatch
   if (type === 'transaction') {
     const entries = raw.map((r, i) => parseEntry(ctx, r, i));
     results = await ctx.store.tx((s) => runTransaction(ctx, s, entries, prefer, dispatch));
+    ctx.subscriptions?.committed(ctx.tenant.id);
   } else {
     results = [];
     for (let i = 0; i < raw.length; i++) {

@@ -43,6 +43,14 @@ interface Route {
 }
 
 const strict = (req: FhirRequest) => req.headers.preferStrict === true;
+
+/** The Subscription operations (Backport IG): answered by the subscription service. */
+const SUBSCRIPTION_OPERATIONS = new Set(['$status', '$events', '$get-ws-binding-token', '$resend']);
+
+function subscriptionOperation(ctx: FhirContext, req: FhirRequest, name: string, id?: string): Promise<FhirResult> {
+  if (!ctx.subscriptions) throw new FhirError('not-found', `Unknown operation '${name}' on Subscription`, { code: 'OPERATION_UNKNOWN', issueType: 'not-supported' });
+  return ctx.subscriptions.operation(ctx, req, name, id);
+}
 const isType = (x: string | undefined) => x !== undefined && !x.startsWith('$') && !x.startsWith('_');
 
 /** POST [type]/_search: the form body's parameters join the query's (search.html#search). */
@@ -84,6 +92,16 @@ const ROUTES: Route[] = [
   },
   { what: (p) => `${p[0]}/_search`, match: (p) => p.length === 2 && isType(p[0]) && p[1] === '_search', methods: () => ({ POST: (ctx, req, p) => searchType(ctx, p[0], formSearch(req), strict(req)) }) },
   { what: (p) => `${p[0]}/_history`, match: (p) => p.length === 2 && isType(p[0]) && p[1] === '_history', methods: () => ({ GET: (ctx, req, p) => history(ctx, req, p[0]) }) },
+  {
+    what: (p) => `Subscription/${p[1]}`,
+    match: (p) => p.length === 2 && p[0] === 'Subscription' && SUBSCRIPTION_OPERATIONS.has(p[1]),
+    methods: () => ({ GET: (ctx, req, p) => subscriptionOperation(ctx, req, p[1]), POST: (ctx, req, p) => subscriptionOperation(ctx, req, p[1]) }),
+  },
+  {
+    what: (p) => `Subscription/${p[1]}/${p[2]}`,
+    match: (p) => p.length === 3 && p[0] === 'Subscription' && SUBSCRIPTION_OPERATIONS.has(p[2]),
+    methods: () => ({ GET: (ctx, req, p) => subscriptionOperation(ctx, req, p[2], p[1]), POST: (ctx, req, p) => subscriptionOperation(ctx, req, p[2], p[1]) }),
+  },
   { what: (p) => `${p[0]}/$validate`, match: (p) => p.length === 2 && isType(p[0]) && p[1] === '$validate', methods: () => ({ POST: (ctx, req, p) => validateOperation(ctx, req, p[0]) }) },
   { what: (p) => `${p[0]}/$reindex`, match: (p) => p.length === 2 && isType(p[0]) && p[1] === '$reindex', methods: () => ({ POST: (ctx, req, p) => reindexStart(ctx, req, p[0]) }) },
   {

@@ -14,7 +14,7 @@ const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
 const onEmbedded = process.env.DATABASE_URL ? describe.skip : describe;
 
 /** Every block the README must keep runnable, in README order ('start' is the one this test runs itself). */
-const BLOCKS = ['start', 'quick-start', 'tenants', 'newcomer', 'standalone-launch', 'ehr-launch', 'backend-services', 'registration'];
+const BLOCKS = ['start', 'quick-start', 'tenants', 'newcomer', 'standalone-launch', 'ehr-launch', 'backend-services', 'registration', 'subscriptions'];
 /** The README's commands talk to the default port; the test's server listens on a free one. */
 const README_ORIGIN = 'http://localhost:8080';
 
@@ -262,6 +262,12 @@ onEmbedded('the README, run as written on a fresh embedded server (issue 9)', ()
   it('dynamic registration: an initial access token from the CLI (the token alone on stdout) registers an app', async () => {
     const out = linesOf('registration', await runBlock('registration'));
     expect(out.at(-1)).toMatch(/^[A-Za-z0-9_-]{20,}$/);
+  }, 150_000);
+
+  it('subscriptions: the README\'s Subscription is created requested, and its signing secret comes back once', async () => {
+    const out = linesOf('subscriptions', await runBlock('subscriptions')).join('\n');
+    expect(out).toMatch(/^HTTP\/1\.1 201 Created$/m);
+    expect(out).toMatch(/^X-Subscription-Secret: [A-Za-z0-9_-]{43}$/im);
   }, 150_000);
 
   it('the CLI started without the server\'s PORT mints tokens for the running server, and says so', async () => {
