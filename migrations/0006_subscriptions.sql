@@ -51,7 +51,8 @@ CREATE TABLE subscription_event (
   delivered_at    timestamptz,
   PRIMARY KEY (tenant_id, subscription_id, event_number)
 );
-CREATE INDEX subscription_event_pending_idx ON subscription_event (tenant_id, next_attempt_at) WHERE status = 'pending';
+-- the head of each subscription's line (deliveries go in event order): found without walking delivered history
+CREATE INDEX subscription_event_pending_idx ON subscription_event (tenant_id, subscription_id, event_number) WHERE status = 'pending';
 
 -- Every delivery attempt (handshakes and heartbeats included): what $status, $events and `subscription log` show.
 CREATE TABLE delivery_log (

@@ -161,8 +161,11 @@ export async function writeVersions(q: Queryable, tenantId: string, writes: Reso
     parts.push(`i_fulltext AS (INSERT INTO sp_fulltext (tenant_id, resource_type, resource_id, narrative, content)
        SELECT $1, t, i, CASE WHEN n = '' THEN NULL ELSE to_tsvector('simple', n) END, to_tsvector('simple', c) FROM unnest(${arrays.join(', ')}) AS u(t, i, n, c))`);
   }
-  // NOTIFY reaches other processes' dispatchers at COMMIT (nothing when the write rolls back)
-  await q.query(`WITH ${parts.join(',\n')} SELECT ${opts.indexOnly ? '1' : `pg_notify('${OUTBOX_CHANNEL}', $1)`}`, params);
+  // NOTIFY reaches other processes' dispatchers at COMMIT (nothing when the write rolls back). Only tenants with live
+  // subscriptions notify: NOTIFY serialises committing transactions, and events nobody subscribed to can wait for the
+  // dispatcher's poll (this process wakes its own dispatcher directly).
+  const notify = `SELECT pg_notify('${OUTBOX_CHANNEL}', $1) WHERE EXISTS (SELECT 1 FROM subscription_state WHERE tenant_id = $1 AND status <> 'off')`;
+  await q.query(`WITH ${parts.join(',\n')} ${opts.indexOnly ? 'SELECT 1' : notify}`, params);
 }
 
 /** The LISTEN/NOTIFY channel on which committed writes announce their tenant (payload: the tenant id). */

@@ -239,13 +239,14 @@ export async function eventRange(q: Queryable, tenantId: string, sub: string, fr
  * deliveries go in order, so only the head of each subscription's line is ever queued by the sweep).
  */
 export async function duePending(q: Queryable, tenantId: string, olderThanMs: number, limit: number): Promise<StoredEvent[]> {
+  // one index probe per active subscription (subscription_event_pending_idx), however long its history or its line
   const r = await q.query<EventRow>(
-    `SELECT * FROM (
-       SELECT DISTINCT ON (e.subscription_id) ${EVENT_COLS.split(', ').map((c) => `e.${c}`).join(', ')}
-         FROM subscription_event e JOIN subscription_state s ON s.tenant_id = e.tenant_id AND s.id = e.subscription_id AND s.status = 'active'
-        WHERE e.tenant_id = $1 AND e.status = 'pending'
-        ORDER BY e.subscription_id, e.event_number) head
-      WHERE next_attempt_at <= now() - make_interval(secs => $2::float8 / 1000)
+    `SELECT ${EVENT_COLS.split(', ').map((c) => `e.${c}`).join(', ')}
+       FROM subscription_state s
+       CROSS JOIN LATERAL (
+         SELECT * FROM subscription_event x WHERE x.tenant_id = s.tenant_id AND x.subscription_id = s.id AND x.status = 'pending'
+          ORDER BY x.event_number LIMIT 1) e
+      WHERE s.tenant_id = $1 AND s.status = 'active' AND e.next_attempt_at <= now() - make_interval(secs => $2::float8 / 1000)
       LIMIT ${Math.floor(limit)}`,
     [tenantId, olderThanMs],
   );
@@ -328,7 +329,10 @@ export async function deliveryLog(q: Queryable, tenantId: string, sub: string, l
 /** Forgets finished events and log lines older than the retention. */
 export async function pruneEvents(q: Queryable, tenantId: string, retentionDays: number): Promise<number> {
   const r = await q.query(
-    `WITH l AS (DELETE FROM delivery_log WHERE tenant_id = $1 AND at < now() - make_interval(days => $2))
+    `WITH l AS (DELETE FROM delivery_log WHERE tenant_id = $1 AND at < now() - make_interval(days => $2)),
+          -- an event still pending after the whole retention (a websocket nobody binds to) is given up, then forgotten
+          x AS (UPDATE subscription_event SET status = 'failed', last_error = 'not delivered within the retention period'
+                 WHERE tenant_id = $1 AND status = 'pending' AND occurred_at < now() - make_interval(days => $2))
      DELETE FROM subscription_event WHERE tenant_id = $1 AND status <> 'pending' AND occurred_at < now() - make_interval(days => $2)`,
     [tenantId, retentionDays],
   );

@@ -11,7 +11,7 @@ import type { FhirContext } from '../fhir/context.js';
 import { visibleVersions } from '../fhir/guard.js';
 import { outboundFetch, OutboundError } from '../platform/outbound.js';
 import {
-  eventRange, findEvent, findState, leaseEvent, parkEvent, finishEvent, firstPending, logDelivery, markSent, rescheduleEvents, retryEvent, stateSecret,
+  findEvent, findState, leaseEvent, parkEvent, finishEvent, firstPending, logDelivery, markSent, rescheduleEvents, retryEvent, stateSecret,
   type NotificationType, type StoredEvent, type SubscriptionState,
 } from '../store/subscriptions.js';
 import { as, tenantContext } from './context.js';
@@ -74,14 +74,16 @@ export class Deliverer {
   private async handshake(ctx: FhirContext, state: SubscriptionState<SubscriptionSpec>, signal: AbortSignal): Promise<void> {
     if (state.status !== 'requested' || state.spec.channel !== 'rest-hook') return;
     const sent = await this.send(ctx, state, 'handshake', [], 0, signal);
+    if (!sent.ok && signal.aborted) throw new JobDelay(0, 'shutting down');
     if (sent.ok) {
       if (await changeStatus(ctx, state.id, 'active', null, ['requested'])) {
         // events that came while it was requested go out now, in order
-        const waiting = await ctx.store.read(async (s) => {
+        const head = await ctx.store.read(async (s) => {
           await rescheduleEvents(s.q, s.tenantId, state.id);
-          return eventRange(s.q, s.tenantId, state.id, 1, Number.MAX_SAFE_INTEGER, 1000);
+          return firstPending(s.q, s.tenantId, state.id);
         });
-        for (const e of waiting) if (e.status === 'pending') await enqueueEvent(this.deps, ctx.tenant.id, state.id, e.eventNumber);
+        // the first goes now; each delivery queues the next
+        if (head) await enqueueEvent(this.deps, ctx.tenant.id, state.id, head.eventNumber, true);
       }
     } else {
       // Backport IG channels.html: a failed handshake SHALL set the subscription to error
@@ -132,6 +134,8 @@ export class Deliverer {
     // a version the owner sees only in part (an element limit) goes out as a reference, never in full
     const json = visible[0].elements ? null : version!.json;
     const sent = await this.send(ctx, state, 'event-notification', [eventOf(ev, json)], ev.attempts + 1, signal);
+    // cut by this process's shutdown: not the receiver's fault, not an attempt (the lease runs out, another worker sends it)
+    if (!sent.ok && signal.aborted) throw new JobDelay(0, 'shutting down');
     if (!sent.ok && sent.unbound) {
       // a websocket subscription nobody is bound to: not a failed attempt; the event waits (binding sends it at once)
       await ctx.store.read((s) => parkEvent(s.q, t, state.id, n, new Date(Date.now() + UNBOUND_RETRY_MS)));
@@ -199,13 +203,13 @@ export class Deliverer {
     const spec = state.spec;
     const started = Date.now();
     const secret = await ctx.store.read((s) => stateSecret(this.deps.db, s.q, ctx.tenant.id, state.id));
-    // every channel.header line is sent (two lines of one name both go, joined as HTTP allows)
-    const headers = new Headers();
-    for (const [name, value] of spec.headers) headers.append(name, value);
-    headers.set('content-type', spec.contentType);
-    headers.set('x-tenfhir-subscription', `${ctx.baseUrl}/Subscription/${state.id}`);
-    if (secret) headers.set(SIGNATURE_HEADER, signature(secret, body, new Date()));
     try {
+      // every channel.header line is sent (two lines of one name both go, joined as HTTP allows)
+      const headers = new Headers();
+      for (const [name, value] of spec.headers) headers.append(name, value);
+      headers.set('content-type', spec.contentType);
+      headers.set('x-tenfhir-subscription', `${ctx.baseUrl}/Subscription/${state.id}`);
+      if (secret) headers.set(SIGNATURE_HEADER, signature(secret, body, new Date()));
       const res = await outboundFetch(spec.endpoint!, {
         method: 'POST',
         headers,

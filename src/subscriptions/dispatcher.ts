@@ -23,6 +23,14 @@ import { TOPICS } from '../fhir/subscription-topics.js';
 /** Events taken per transaction. */
 const BATCH = 500;
 
+/** The subscriptions changed between reading them and matching (the batch is rolled back and done again). */
+class StaleSubscriptions extends Error {}
+
+/** What matching depends on: which subscriptions, in which status, with which spec and owner. */
+function signature(states: SubscriptionState<unknown>[]): string {
+  return JSON.stringify(states.map((st) => [st.id, st.status, st.spec, st.owner]));
+}
+
 export class Dispatcher {
   private readonly waiting = new Set<string>();
   private readonly running = new Set<string>();
@@ -92,11 +100,10 @@ export class Dispatcher {
       for (;;) {
         if (this.stopped) return;
         const n = await this.dispatchOnce(tenantId);
-        if (n === -1) {
-          // another dispatcher holds this tenant: it drains what is there; look again shortly for what it missed
-          setTimeout(() => this.wake(tenantId), 200).unref();
-          return;
-        }
+        // -1: another dispatcher holds this tenant and drains it (later writes wake someone again); -2: the
+        // subscriptions changed while this batch was matched (rolled back): again, with the new ones
+        if (n === -1) return;
+        if (n === -2) continue;
         if (n < BATCH) return;
       }
     } catch (err) {
@@ -121,13 +128,22 @@ export class Dispatcher {
     const states = await ctx.store.read((s) => liveStates<SubscriptionSpec>(s.q, tenantId));
     const owners = new Map<string, OwnerAccess>();
     for (const st of states) owners.set(st.id, await this.owners.get(tenantId, st.id, st.owner));
-    const out = await ctx.store.tx(async (s) => {
-      if (!(await tryAdvisoryXactLock(s.q, `${tenantId}\0dispatch`))) return undefined;
-      const events = await claimOutbox(s.q, tenantId, BATCH);
-      const matched = states.length && events.length ? await match(ctx, s, states, owners, events) : [];
-      const numbered = await addEvents(s.q, tenantId, matched);
-      return { events, numbered };
-    });
+    let out: { events: OutboxEvent[]; numbered: { subscriptionId: string; eventNumber: number }[] } | undefined;
+    try {
+      out = await ctx.store.tx(async (s) => {
+        if (!(await tryAdvisoryXactLock(s.q, `${tenantId}\0dispatch`))) return undefined;
+        const events = await claimOutbox(s.q, tenantId, BATCH);
+        // the subscriptions were read before the lock: a subscription created or changed since must not miss these
+        // events, nor a deleted one get them
+        if (events.length && signature(await liveStates(s.q, tenantId)) !== signature(states)) throw new StaleSubscriptions();
+        const matched = states.length && events.length ? await match(ctx, s, states, owners, events) : [];
+        const numbered = await addEvents(s.q, tenantId, matched);
+        return { events, numbered };
+      });
+    } catch (err) {
+      if (err instanceof StaleSubscriptions) return -2;
+      throw err;
+    }
     if (!out) return -1;
     const now = Date.now();
     for (const e of out.events) {
@@ -203,7 +219,9 @@ async function match(ctx: FhirContext, s: TenantSession, states: SubscriptionSta
       const matched = await s.searchIds(plan, ids.length);
       const topic = spec.kind === 'topic' ? TOPICS.find((t) => t.name === spec.topic) : undefined;
       for (const id of matched) {
-        const versions = changed.get(id)!.sort((a, b) => a.versionId - b.versionId);
+        // only what happened since the subscription began (a write that committed just before it is not its event)
+        const versions = changed.get(id)!.filter((e) => e.createdAt >= st.createdAt).sort((a, b) => a.versionId - b.versionId);
+        if (!versions.length) continue;
         if (!topic) {
           const last = versions[versions.length - 1];
           out.push({ subscriptionId: st.id, resourceType: type, id, versionId: last.versionId, occurredAt: last.createdAt, seq: last.seq });

@@ -10,7 +10,7 @@ import type { FhirRequest, FhirResult } from '../fhir/request.js';
 import type { SubscriptionService } from '../fhir/subscription-service.js';
 import type { TenantSession } from '../store/session.js';
 import {
-  deliveryLog, dropState, eventRange, type DeliveryLogEntry, findState, listStates, rescheduleEvents, saveState, type SubscriptionOwner, type SubscriptionState, type SubscriptionStatus,
+  deliveryLog, dropState, eventRange, firstPending, type DeliveryLogEntry, findState, listStates, rescheduleEvents, saveState, type SubscriptionOwner, type SubscriptionState, type SubscriptionStatus,
 } from '../store/subscriptions.js';
 import { checkEndpoint } from './endpoint.js';
 import { notificationBundle, statusParameters, type NotificationEvent } from './notification.js';
@@ -25,6 +25,8 @@ export interface BindingTokens {
 
 /** Most events one $events answer carries. */
 const EVENTS_PAGE = 100;
+/** Most events one $resend delivers again. */
+const RESEND_MAX = 1000;
 
 export class Subscriptions implements SubscriptionService {
   /** Set by the process's dispatcher (src/subscriptions/runtime.ts): wakes it after this process's writes. */
@@ -91,7 +93,18 @@ export class Subscriptions implements SubscriptionService {
     if (name === '$resend') return this.resend(ctx, req, id, params);
     if (!this.websockets) throw new FhirError('unsupported', '$get-ws-binding-token is not available on this server', { code: 'OPERATION_UNSUPPORTED' });
     const ids = id ? [id] : params.filter(([k]) => k === 'id').flatMap(([, v]) => v.split(','));
-    for (const x of ids) authorize(ctx, { interaction: 'read', resourceType: 'Subscription', id: x });
+    // A bound socket receives what the subscription's OWNER may read: only the owner may bind (reading the
+    // Subscription resource is not enough: a platform operator may read subscriptions but no clinical data).
+    for (const x of ids) {
+      const st = await this.visibleState(ctx, x);
+      const c = ctx.caller;
+      if (!c || c.clientId !== st.owner.clientId || c.sub !== st.owner.sub) {
+        throw new FhirError('forbidden', `Only the owner of Subscription/${x} (the client and user that last wrote it) may bind to its notifications`, { code: 'SUBSCRIPTION_NOT_OWNER' });
+      }
+      // and with a token that may itself search what the subscription delivers
+      const d = ctx.guard.forType(st.resourceType, 's');
+      if (!d.allow) throw new FhirError('forbidden', `Binding to Subscription/${x} needs search access to ${st.resourceType}: ${d.reason}`, { code: 'SUBSCRIPTION_ACCESS' });
+    }
     if (!ids.length) throw new FhirError('invalid', '$get-ws-binding-token needs a subscription (Subscription/[id]/$get-ws-binding-token, or id=)', { code: 'PARAMETER_MISSING' });
     return { status: 200, body: await this.websockets.bindingToken(ctx, ids) };
   }
@@ -191,15 +204,19 @@ export class Subscriptions implements SubscriptionService {
       if (raw !== undefined && !/^\d{1,15}$/.test(raw)) throw new FhirError('invalid', `${name} must be a whole number`, { code: 'PARAMETER_INVALID', expression: [name] });
       return raw === undefined ? undefined : Number(raw);
     };
-    const since = num('eventsSinceNumber') ?? 1;
     const until = num('eventsUntilNumber') ?? state.eventsSinceStart;
-    const events = await ctx.store.read(async (s) => {
-      await rescheduleEvents(s.q, s.tenantId, id, since, until);
-      return eventRange(s.q, s.tenantId, id, since, until, 10_000);
-    });
-    for (const e of events) await enqueueEvent(this.deps, ctx.tenant.id, id, e.eventNumber, true);
+    const since = num('eventsSinceNumber') ?? Math.max(1, until - RESEND_MAX + 1);
+    if (until - since + 1 > RESEND_MAX) {
+      throw new FhirError('invalid', `$resend takes at most ${RESEND_MAX} events at a time (asked for ${since}..${until})`, { code: 'PARAMETER_INVALID', expression: ['eventsSinceNumber'] });
+    }
+    const { count, head } = await ctx.store.read(async (s) => ({
+      count: await rescheduleEvents(s.q, s.tenantId, id, since, until),
+      head: await firstPending(s.q, s.tenantId, id),
+    }));
+    // in order: the first pending event goes now, each delivery queues the next
+    if (head) await enqueueEvent(this.deps, ctx.tenant.id, id, head.eventNumber, true);
     const note = state.status === 'active' ? '' : ` (they go out once the subscription is active again; it is ${state.status})`;
-    return { status: 200, body: okOutcome(`${events.length} event(s) of Subscription/${id} (${since}..${until}) will be delivered again${note}`) as unknown as Record<string, unknown> };
+    return { status: 200, body: okOutcome(`${count} event(s) of Subscription/${id} (${since}..${until}) will be delivered again${note}`) as unknown as Record<string, unknown> };
   }
 }
 

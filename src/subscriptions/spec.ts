@@ -139,7 +139,8 @@ function headerLines(channel: Json): [string, string][] {
   if (list === undefined) return [];
   if (!Array.isArray(list)) throw bad('channel.header must be a list of "Name: value" strings', 'SUBSCRIPTION_HEADER_INVALID', 'Subscription.channel.header');
   return list.map((h, i) => {
-    const m = typeof h === 'string' ? /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):\s*([^\r\n]*)$/.exec(h) : null;
+    // visible ASCII, space and tab only: anything else cannot travel in an HTTP header
+    const m = typeof h === 'string' ? /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([\t\x20-\x7e]*)$/.exec(h) : null;
     if (!m) throw bad(`channel.header[${i}] is not "Name: value"`, 'SUBSCRIPTION_HEADER_INVALID', `Subscription.channel.header[${i}]`);
     if (FORBIDDEN_HEADERS.test(m[1])) throw bad(`channel.header[${i}] may not set ${m[1]}`, 'SUBSCRIPTION_HEADER_INVALID', `Subscription.channel.header[${i}]`);
     return [m[1], m[2]] as [string, string];

@@ -10,7 +10,7 @@ import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { Deps } from '../core/deps.js';
 import { FhirError } from '../core/errors.js';
 import type { FhirContext } from '../fhir/context.js';
-import { findState, rescheduleEvents, eventRange, type SubscriptionState } from '../store/subscriptions.js';
+import { findState, firstPending, rescheduleEvents, type SubscriptionState } from '../store/subscriptions.js';
 import { findTenant } from '../store/tenants.js';
 import { tenantContext } from './context.js';
 import type { WebSocketSender } from './deliver.js';
@@ -257,11 +257,12 @@ export class WebSocketChannel implements WebSocketSender, BindingTokens {
   }
 
   private async resume(ctx: FhirContext, id: string): Promise<void> {
-    const pending = await ctx.store.read(async (s) => {
-      if (!(await rescheduleEvents(s.q, s.tenantId, id))) return [];
-      return (await eventRange(s.q, s.tenantId, id, 1, Number.MAX_SAFE_INTEGER, 1000)).filter((e) => e.status === 'pending');
+    const head = await ctx.store.read(async (s) => {
+      if (!(await rescheduleEvents(s.q, s.tenantId, id))) return undefined;
+      return firstPending(s.q, s.tenantId, id);
     });
-    for (const e of pending) await enqueueEvent(this.deps, ctx.tenant.id, id, e.eventNumber, true);
+    // the first goes now; each delivery queues the next
+    if (head) await enqueueEvent(this.deps, ctx.tenant.id, id, head.eventNumber, true);
   }
 
   /** This process's sockets for `key`: how many took the body. */

@@ -1,6 +1,6 @@
 // Backport IG rows the first conformance review found unmet (docs/subscriptions-conformance.md rows 7, 26, 27, 108),
 // each with the test that now proves it.
-import { FHIR_JSON, authed, newTenant, startServer, tokenFor, type TestServer, type TestTenant } from '../../helpers/server.js';
+import { FHIR_JSON, authed, newBackendClient, newTenant, startServer, tokenFor, type TestServer, type TestTenant } from '../../helpers/server.js';
 import { newPatient, subscribe, topicSubscription, topicUrl, waitStatus } from '../../helpers/subscriptions.js';
 import { startReceiver, statusOf, waitFor, type Receiver } from '../../helpers/webhook.js';
 
@@ -97,5 +97,40 @@ describe('row 108: $status and $events show only the subscriptions the caller ma
     expect((await narrow.get(`${t.path}/Subscription/${on.id}/$status`)).status).toBe(404);
     expect((await narrow.get(`${t.path}/Subscription/${on.id}/$events`)).status).toBe(404);
     expect((await narrow.get(`${t.path}/Subscription/${off.id}/$status`)).status).toBe(200);
+  });
+});
+
+describe('review findings (issue 10)', () => {
+  it('only the owner may bind to a websocket subscription: reading Subscription is not enough to receive clinical data', async () => {
+    const ws = await subscribe(t, { ...topicSubscription(topicUrl(server, 'lab-result-final'), undefined, { channelType: 'websocket' }), status: 'requested' });
+    // another client that may read subscriptions (as a platform operator may) but no clinical data
+    const other = await newBackendClient(server, t.slug);
+    const reader = authed(server.origin, await tokenFor(server, { slug: t.slug, clientId: other }, { scope: 'system/Subscription.rs' }));
+    expect((await reader.get(`${t.path}/DiagnosticReport`)).status).toBe(403);
+    expect((await reader.get(`${t.path}/Subscription/${ws.id}`)).status).toBe(200);
+    const refused = await reader.get(`${t.path}/Subscription/${ws.id}/$get-ws-binding-token`);
+    expect(refused.status).toBe(403);
+    expect(refused.body.issue[0].details.coding[0].code).toBe('SUBSCRIPTION_NOT_OWNER');
+    // the owner's own client, with a token that may not read the reports: refused too
+    const narrow = authed(server.origin, await tokenFor(server, t, { scope: 'system/Subscription.rs' }));
+    const alsoRefused = await narrow.get(`${t.path}/Subscription/${ws.id}/$get-ws-binding-token`);
+    expect([alsoRefused.status, alsoRefused.body.issue[0].details.coding[0].code]).toEqual([403, 'SUBSCRIPTION_ACCESS']);
+    expect((await t.api.get(`${t.path}/Subscription/${ws.id}/$get-ws-binding-token`)).status).toBe(200);
+  });
+
+  it('a channel.header value that cannot travel in HTTP is refused at create (it would stall every delivery)', async () => {
+    const body = topicSubscription(topicUrl(server, 'lab-result-final'), 'http://127.0.0.1:9/hook');
+    (body.channel as Record<string, unknown>).header = ['X-Note: café ✓'];
+    const res = await t.api.post(`${t.path}/Subscription`).set('Content-Type', FHIR_JSON).send(JSON.stringify(body));
+    expect(res.status).toBe(400);
+    expect(res.body.issue[0].details.coding[0].code).toBe('SUBSCRIPTION_HEADER_INVALID');
+  });
+
+  it('$resend takes at most 1000 events at a time', async () => {
+    const hook = await receiver();
+    const sub = await subscribe(t, topicSubscription(topicUrl(server, 'lab-result-final'), hook.url));
+    const res = await t.api.post(`${t.path}/Subscription/${sub.id}/$resend?eventsSinceNumber=1&eventsUntilNumber=5000`);
+    expect(res.status).toBe(400);
+    expect(res.body.issue[0].diagnostics).toMatch(/at most 1000/);
   });
 });
