@@ -5,6 +5,7 @@ import { buildDeps } from './compose.js';
 import { createApp } from './http/app.js';
 import { serve } from './http/serve.js';
 import { startJobSweeper, startReindexWorker } from './jobs/reindex.js';
+import { startExportWorker } from './export/worker.js';
 import { startSubscriptionWorkers, type SubscriptionWorkers } from './subscriptions/runtime.js';
 import { WebSocketChannel } from './subscriptions/websocket.js';
 import { startStatsKeeper } from './store/maintenance.js';
@@ -30,12 +31,13 @@ async function main(): Promise<void> {
   const stopStats = startStatsKeeper(deps.db, log, config.statsIntervalMs);
   // expired authorization records (codes, sessions, refresh tokens, launches, sign-in counters) every 10 minutes
   const stopPurge = startAuthPurge(deps.db, log);
-  const { app, auth, inflight, subscriptions } = createApp(deps);
+  const { app, auth, inflight, subscriptions, exports } = createApp(deps);
   if ((await findTenant(deps.db, 'demo')) && !(await findClient(deps.db, DEMO_CLIENT))) {
     await registerClient(deps, auth.provider(), { tenant: 'demo', kind: 'operator', name: 'Demo operator (CLI tokens)', clientId: DEMO_CLIENT, scope: 'system/*.cruds' });
   }
   // Jobs a previous process left running continue in the background: they never delay or block the start.
   let stopSweeper = () => {};
+  let stopExports = () => {};
   let workers: SubscriptionWorkers | undefined;
   // the websocket channel: $get-ws-binding-token, /fhir/{tenant}/$subscription-ws, and the sender deliveries use
   const websockets = new WebSocketChannel(deps);
@@ -51,6 +53,7 @@ async function main(): Promise<void> {
       stopStats();
       stopPurge();
       stopSweeper();
+      stopExports();
       await workers?.stop();
       auth.close();
       // workers first (their handlers stop between steps), then the database they write to
@@ -64,6 +67,7 @@ async function main(): Promise<void> {
   // RUN_WORKERS=false: separate `npm run worker` processes work the shared (Redis) queues instead
   if (config.runWorkers) {
     startReindexWorker(deps);
+    stopExports = startExportWorker(deps, exports);
     // the outbox dispatcher, notification deliveries and the subscriptions' maintenance sweep
     workers = await startSubscriptionWorkers(deps, { service: subscriptions, websockets });
   }

@@ -4,6 +4,7 @@ import './platform/runtime-notice.js';
 import { loadConfig } from './config/index.js';
 import { buildDeps } from './compose.js';
 import { startJobSweeper, startReindexWorker } from './jobs/reindex.js';
+import { localExportStorage, startExportWorker } from './export/worker.js';
 import { createLogger, flushLogs } from './platform/log.js';
 import { startSubscriptionWorkers } from './subscriptions/runtime.js';
 import { WebSocketChannel } from './subscriptions/websocket.js';
@@ -27,6 +28,7 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel);
   const deps = await buildDeps(config, log);
   startReindexWorker(deps);
+  const stopExports = startExportWorker(deps, { storage: localExportStorage(deps) });
   // jobs whose process died are queued again (any number of workers and servers may sweep: adding is idempotent)
   const stopSweeper = startJobSweeper(deps);
   // no sockets here: websocket deliveries are PUBLISHed on Redis to the API processes holding the sockets
@@ -47,6 +49,7 @@ async function main(): Promise<void> {
       process.exit(1);
     }, config.shutdownGraceMs + 10_000).unref();
     stopSweeper();
+    stopExports();
     await subscriptions.stop().catch((err) => log.warn({ err }, 'stopping the subscription workers failed'));
     await websockets.close();
     // handlers see their signals and stop between steps; then the database they write to

@@ -54,6 +54,10 @@ export interface Config {
   metricsEnabled: boolean;
   /** If set, /metrics requires `Authorization: Bearer <METRICS_TOKEN>`. */
   metricsToken: string | undefined;
+  /** Bulk Data export: how long output files stay downloadable after the export completed (hours). */
+  exportRetentionHours: number;
+  /** Bulk Data export: most resources in one NDJSON file (a type with more is split over several files). */
+  exportFileMaxResources: number;
 }
 
 interface KeySpec {
@@ -117,6 +121,8 @@ export const CONFIG_KEYS: KeySpec[] = [
   { env: 'OUTBOX_POLL_MS', default: '1000', doc: 'How often the dispatcher looks for change events a missed wake-up (LISTEN/NOTIFY) left in the outbox.' },
   { env: 'METRICS_ENABLED', default: 'true', doc: 'Serve Prometheus metrics at `/metrics` (no tenant or subscription ids as labels).' },
   { env: 'METRICS_TOKEN', default: '(unset)', doc: 'When set, `/metrics` requires `Authorization: Bearer <METRICS_TOKEN>`.' },
+  { env: 'EXPORT_RETENTION_HOURS', default: '24', doc: 'Bulk Data `$export`: hours the output files of a completed export stay downloadable (files live under `$DATA_DIR/exports`).' },
+  { env: 'EXPORT_FILE_MAX_RESOURCES', default: '100000', doc: 'Bulk Data `$export`: most resources per NDJSON output file; a type with more is split over several files.' },
   { env: 'LOG_LEVEL', default: 'info', doc: 'pino log level (fatal, error, warn, info, debug, trace, silent).' },
   { env: 'MAX_BODY_BYTES', default: '16777216', doc: 'Largest accepted request body (bytes); larger -> 413.' },
   { env: 'MAX_BUNDLE_ENTRIES', default: '1000', doc: 'Most entries accepted in one batch/transaction Bundle; more -> 413.' },
@@ -265,6 +271,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     outboxPollMs: int(env, 'OUTBOX_POLL_MS', 1000, 10),
     metricsEnabled: bool(env, 'METRICS_ENABLED', true),
     metricsToken: env.METRICS_TOKEN || undefined,
+    exportRetentionHours: int(env, 'EXPORT_RETENTION_HOURS', 24, 1),
+    exportFileMaxResources: int(env, 'EXPORT_FILE_MAX_RESOURCES', 100000, 1),
     authLockoutAttempts: int(env, 'AUTH_LOCKOUT_ATTEMPTS', 5, 1),
     authLockoutMinutes: int(env, 'AUTH_LOCKOUT_MINUTES', 15, 1),
     authLockoutAccountAttempts: int(env, 'AUTH_LOCKOUT_ACCOUNT_ATTEMPTS', 50, 1),

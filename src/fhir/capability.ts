@@ -44,6 +44,9 @@ export function capabilityStatement(ctx: FhirContext, software: { name: string; 
       operation: [
         { name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' },
         ...(type === 'Patient' ? [{ name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' }] : []),
+        // Bulk Data 2.0: Patient and Group exports are declared on their resources (v1.0.1 correction)
+        ...(type === 'Patient' ? [{ name: 'export', definition: `${BULK}/OperationDefinition/patient-export` }] : []),
+        ...(type === 'Group' ? [{ name: 'export', definition: `${BULK}/OperationDefinition/group-export` }] : []),
         ...(type === 'Subscription' ? SUBSCRIPTION_OPERATIONS : []),
       ],
       ...(type === 'Subscription' ? subscriptionExtras(ctx) : {}),
@@ -54,7 +57,7 @@ export function capabilityStatement(ctx: FhirContext, software: { name: string; 
     status: 'active',
     date: startedAt,
     kind: 'instance',
-    instantiates: [`${BACKPORT}/CapabilityStatement/backport-subscription-server-r4`],
+    instantiates: [`${BACKPORT}/CapabilityStatement/backport-subscription-server-r4`, `${BULK}/CapabilityStatement/bulk-data`],
     software,
     implementation: { description: `FHIR R4 server for ${ctx.tenant.name}`, url: ctx.baseUrl },
     fhirVersion: '4.0.1',
@@ -71,11 +74,17 @@ export function capabilityStatement(ctx: FhirContext, software: { name: string; 
         interaction: [{ code: 'transaction' }, { code: 'batch' }, { code: 'search-system' }, { code: 'history-system' }],
         searchParam: COMMON_PARAMS,
         compartment: ['http://hl7.org/fhir/CompartmentDefinition/patient'],
-        operation: [{ name: 'reindex', definition: 'urn:tenfhir:OperationDefinition/reindex' }],
+        operation: [
+          { name: 'reindex', definition: 'urn:tenfhir:OperationDefinition/reindex' },
+          { name: 'export', definition: `${BULK}/OperationDefinition/export` },
+        ],
       },
     ],
   };
 }
+
+/** Bulk Data Access 2.0 (the canonicals of its OperationDefinitions and CapabilityStatement). */
+const BULK = 'http://hl7.org/fhir/uv/bulkdata';
 
 /** Backport IG: $status (SHALL), $events, $get-ws-binding-token, $resend. */
 const SUBSCRIPTION_OPERATIONS = [

@@ -5,6 +5,7 @@ import type { SearchParamRegistry } from '../core/search-registry.js';
 import type { Tenant } from '../core/tenant.js';
 import type { Logger } from '../platform/log.js';
 import type { TenantStore } from '../store/session.js';
+import type { ExportService } from './export-service.js';
 import type { Caller, SubscriptionService } from './subscription-service.js';
 
 export interface FhirContext {
@@ -24,4 +25,6 @@ export interface FhirContext {
   caller?: Caller;
   /** Subscriptions (absent where none can be written: tenant creation, maintenance). */
   subscriptions?: SubscriptionService;
+  /** Bulk Data export (absent where no export can be started: tenant creation, jobs). */
+  exports?: ExportService;
 }

@@ -15,6 +15,8 @@ export interface RequestHeaders {
   preferReturn?: PreferReturn;
   /** Prefer: handling=strict (search.html#errors) */
   preferStrict?: boolean;
+  /** Prefer: respond-async (async.html; Bulk Data kick-off) */
+  preferAsync?: boolean;
 }
 
 /** The body: bytes with their media type (HTTP), or a value already parsed (a bundle entry's resource). */
@@ -44,15 +46,20 @@ export interface FhirResult {
   version?: { resourceType: string; id: string; versionId: number; lastUpdated: string };
   /** Prefer: return=OperationOutcome on a write: the outcome instead of the resource (the body of an HTTP answer). */
   outcome?: Record<string, unknown>;
+  /** The body's media type when it is not FHIR JSON (Bulk Data manifest: application/json). */
+  contentType?: string;
+  /** A body streamed as it is (Bulk Data NDJSON files), with its media type in `contentType`. */
+  stream?: NodeJS.ReadableStream;
 }
 
 /** Parses a Prefer header (http.html#prefer): return=..., handling=strict|lenient. */
-export function parsePrefer(value: string | undefined): { return?: PreferReturn; strict?: boolean } {
-  const out: { return?: PreferReturn; strict?: boolean } = {};
+export function parsePrefer(value: string | undefined): { return?: PreferReturn; strict?: boolean; async?: boolean } {
+  const out: { return?: PreferReturn; strict?: boolean; async?: boolean } = {};
   for (const part of (value ?? '').split(/[,;]/)) {
     const [k, v] = part.split('=').map((s) => s?.trim().replace(/^"|"$/g, ''));
     if (k === 'return' && (v === 'minimal' || v === 'representation' || v === 'OperationOutcome')) out.return = v;
     if (k === 'handling') out.strict = v === 'strict';
+    if (k === 'respond-async') out.async = true;
   }
   return out;
 }

@@ -9,6 +9,8 @@ import { createAuthServer, type AuthServer } from '../auth/server.js';
 import { capabilitySecurity } from '../auth/smart-config.js';
 import { dispatcher } from '../fhir/interactions/index.js';
 import { Subscriptions } from '../subscriptions/service.js';
+import { Exports } from '../export/service.js';
+import { localExportStorage } from '../export/worker.js';
 import { fhirRouter, type RequestVerifier } from './fhir-router.js';
 import { InFlightRequests } from './inflight.js';
 import { errorHandler } from './respond.js';
@@ -23,6 +25,8 @@ export interface AppHandle {
   inflight: InFlightRequests;
   /** The subscription service of this app (its writes wake this process's dispatcher once workers run). */
   subscriptions: Subscriptions;
+  /** Bulk Data export (its worker: src/export/worker.ts startExportWorker). */
+  exports: Exports;
 }
 
 export interface AppOptions {
@@ -92,13 +96,14 @@ export function createApp(deps: Deps, opts: AppOptions = {}): AppHandle {
     },
   };
   const subscriptions = new Subscriptions(deps);
+  const exports = new Exports(deps, localExportStorage(deps));
   const dispatch = dispatcher({ software: SOFTWARE, startedAt, security: capabilitySecurity(deps.config.publicBaseUrl) });
-  app.use('/fhir', fhirRouter({ deps, tenants, verifier: opts.verifier ?? tokens, origins: auth.origins, dispatch, subscriptions }));
+  app.use('/fhir', fhirRouter({ deps, tenants, verifier: opts.verifier ?? tokens, origins: auth.origins, dispatch, subscriptions, exports }));
   app.use((req, _res, next) => {
     next(new FhirError('not-found', `Nothing at ${req.path.slice(0, 200)}; FHIR bases live under /fhir/{tenant}`, { code: 'PATH_UNKNOWN' }));
   });
   app.use(errorHandler(deps.log));
-  return { app, tenants, auth, inflight, subscriptions };
+  return { app, tenants, auth, inflight, subscriptions, exports };
 }
 
 /**

@@ -7,6 +7,7 @@ import type { Deps } from '../core/deps.js';
 import type { Guard } from '../core/guard.js';
 import type { FhirContext } from '../fhir/context.js';
 import type { Caller, SubscriptionService } from '../fhir/subscription-service.js';
+import type { ExportService } from '../fhir/export-service.js';
 import type { Dispatch } from '../fhir/interactions/index.js';
 import { checkedParams, parsePrefer, type FhirMethod, type FhirRequest, type RequestHeaders } from '../fhir/request.js';
 import type { OriginRegistry } from '../auth/origins.js';
@@ -29,6 +30,7 @@ export interface RouterOptions {
   origins: OriginRegistry;
   dispatch: Dispatch;
   subscriptions?: SubscriptionService;
+  exports?: ExportService;
 }
 
 const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
@@ -53,6 +55,7 @@ function requestHeaders(req: Request): RequestHeaders {
     ifNoneExist: header(req, 'if-none-exist'),
     preferReturn: prefer.return,
     preferStrict: prefer.strict,
+    ...(prefer.async ? { preferAsync: true } : {}),
   };
 }
 
@@ -148,6 +151,7 @@ export function fhirRouter(opts: RouterOptions) {
         guard: who?.guard ?? DISCOVERY_GUARD,
         ...(who?.caller ? { caller: who.caller } : {}),
         ...(opts.subscriptions ? { subscriptions: opts.subscriptions } : {}),
+        ...(opts.exports ? { exports: opts.exports } : {}),
       };
       send(res, params, await opts.dispatch(ctx, await fhirRequest(req, rest, params, deps.config.maxBodyBytes)));
     } catch (err) {

@@ -43,6 +43,18 @@ function pretty(params: [string, string][]): boolean {
 export function send(res: Response, params: [string, string][], result: FhirResult): void {
   const headers: Record<string, string | number> = { ...result.headers };
   // Prefer: return=OperationOutcome on a write answers with the outcome
+  if (result.stream) {
+    headers['Content-Type'] = result.contentType ?? FHIR_JSON;
+    res.writeHead(result.status, headers);
+    if (res.req.method === 'HEAD') {
+      (result.stream as { destroy?: () => void }).destroy?.();
+      res.end();
+      return;
+    }
+    result.stream.on('error', () => res.destroy());
+    result.stream.pipe(res);
+    return;
+  }
   const body = result.body ?? result.outcome;
   if (body === undefined || result.status === 304 || result.status === 204) {
     res.writeHead(result.status, headers).end();
@@ -50,7 +62,7 @@ export function send(res: Response, params: [string, string][], result: FhirResu
   }
   let text = typeof body === 'string' ? body : JSON.stringify(body);
   if (pretty(params)) text = JSON.stringify(JSON.parse(text), null, 2);
-  headers['Content-Type'] = FHIR_JSON;
+  headers['Content-Type'] = result.contentType ?? FHIR_JSON;
   headers['Content-Length'] = Buffer.byteLength(text);
   // HEAD gets the headers only
   res.writeHead(result.status, headers).end(res.req.method === 'HEAD' ? undefined : text);

@@ -343,6 +343,11 @@ function sortExpressions(plan: SearchPlan, s: Scope): { expr: string; desc: bool
   });
 }
 
+/** The WHERE condition over `resource r` that a plan's criteria, compartment and restrictions compile to (bulk export). */
+export function planCondition(plan: SearchPlan, tenantId: string, baseUrl: string, p: Params): string {
+  return baseWhere(plan, tenantId, baseUrl, p).where;
+}
+
 function baseWhere(plan: SearchPlan, tenantId: string, baseUrl: string, p: Params): { where: string; scope: Scope } {
   const tenant = p.add(tenantId);
   const s: Scope = { p, tenant, baseUrl, alias: 'r', types: plan.resourceTypes, depth: 0, restrictions: plan.restrictions };

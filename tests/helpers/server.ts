@@ -16,6 +16,7 @@ import { createLogger } from '../../src/platform/log.js';
 import { createTenant } from '../../src/tenancy/create-tenant.js';
 import { startSubscriptionWorkers, type SubscriptionWorkers } from '../../src/subscriptions/runtime.js';
 import { WebSocketChannel } from '../../src/subscriptions/websocket.js';
+import { startExportWorker } from '../../src/export/worker.js';
 
 export interface TestServer {
   origin: string;
@@ -57,6 +58,8 @@ export async function startServer(overrides: Partial<Config> = {}, opts: ServerO
   app.subscriptions.websockets = websockets;
   const tenants = new Set<string>();
   const workers = opts.workers ? await startSubscriptionWorkers(deps, { service: app.subscriptions, websockets, tenants: (t) => tenants.has(t) }) : undefined;
+  // the export queue and its sweeper (resumes this server's tenants' interrupted exports)
+  const stopExports = opts.workers ? startExportWorker(deps, app.exports, { tenants: (t) => tenants.has(t) }) : undefined;
   return {
     origin,
     deps,
@@ -68,6 +71,7 @@ export async function startServer(overrides: Partial<Config> = {}, opts: ServerO
     async close() {
       await websockets.close();
       await workers?.stop();
+      stopExports?.();
       await deps.queues.close();
       app.auth.close();
       http.closeAllConnections();

@@ -7,6 +7,7 @@ import { bodyOf } from '../body.js';
 import { processBundle } from '../bundle/process.js';
 import { capabilityStatement } from '../capability.js';
 import type { FhirContext } from '../context.js';
+import type { ExportService } from '../export-service.js';
 import { assertResourceType } from '../ids.js';
 import { patientEverything } from '../operations/everything.js';
 import { reindexStart, reindexStatus } from '../operations/reindex.js';
@@ -51,6 +52,11 @@ function subscriptionOperation(ctx: FhirContext, req: FhirRequest, name: string,
   if (!ctx.subscriptions) throw new FhirError('not-found', `Unknown operation '${name}' on Subscription`, { code: 'OPERATION_UNKNOWN', issueType: 'not-supported' });
   return ctx.subscriptions.operation(ctx, req, name, id);
 }
+/** Bulk Data export (Bulk 2.0): answered by the export service. */
+function exports(ctx: FhirContext): ExportService {
+  if (!ctx.exports) throw new FhirError('not-found', 'Bulk Data export is not available here', { code: 'OPERATION_UNKNOWN', issueType: 'not-supported' });
+  return ctx.exports;
+}
 const isType = (x: string | undefined) => x !== undefined && !x.startsWith('$') && !x.startsWith('_');
 
 /** POST [type]/_search: the form body's parameters join the query's (search.html#search). */
@@ -74,6 +80,34 @@ const ROUTES: Route[] = [
     methods: (facts) => ({ GET: async (ctx) => ({ status: 200, body: capabilityStatement(ctx, facts.software, facts.startedAt, facts.security) }) }),
   },
   { what: () => '_history', match: (p) => p.length === 1 && p[0] === '_history', methods: () => ({ GET: (ctx, req) => history(ctx, req) }) },
+  {
+    what: () => '$export',
+    match: (p) => p.length === 1 && p[0] === '$export',
+    methods: () => ({ GET: (ctx, req) => exports(ctx).kickOff(ctx, req, { level: 'system' }), POST: (ctx, req) => exports(ctx).kickOff(ctx, req, { level: 'system' }) }),
+  },
+  {
+    what: () => 'Patient/$export',
+    match: (p) => p.length === 2 && p[0] === 'Patient' && p[1] === '$export',
+    methods: () => ({ GET: (ctx, req) => exports(ctx).kickOff(ctx, req, { level: 'patient' }), POST: (ctx, req) => exports(ctx).kickOff(ctx, req, { level: 'patient' }) }),
+  },
+  {
+    what: (p) => `Group/${p[1]}/$export`,
+    match: (p) => p.length === 3 && p[0] === 'Group' && p[2] === '$export',
+    methods: () => ({
+      GET: (ctx, req, p) => exports(ctx).kickOff(ctx, req, { level: 'group', groupId: p[1] }),
+      POST: (ctx, req, p) => exports(ctx).kickOff(ctx, req, { level: 'group', groupId: p[1] }),
+    }),
+  },
+  {
+    what: () => '$export-status/[id]',
+    match: (p) => p.length === 2 && p[0] === '$export-status',
+    methods: () => ({ GET: (ctx, req, p) => exports(ctx).status(ctx, req, p[1]), DELETE: (ctx, _req, p) => exports(ctx).cancel(ctx, p[1]) }),
+  },
+  {
+    what: () => '$export-file/[id]/[name]',
+    match: (p) => p.length === 3 && p[0] === '$export-file',
+    methods: () => ({ GET: (ctx, _req, p) => exports(ctx).file(ctx, p[1], p[2]) }),
+  },
   {
     what: () => '$reindex',
     match: (p) => p.length === 1 && p[0] === '$reindex',

@@ -1,0 +1,99 @@
+// Bulk Data export jobs (issue 12): an export interrupted when its server stops continues on a new server over the same
+// database from the job row's cursor, with nothing duplicated or missing; a storage failure (disk full) ends the export
+// with an OperationOutcome in `error` and never serves a partial file.
+import { afterAll, describe, expect, it } from '@jest/globals';
+import type { ExportStorage } from '../../../src/export/storage.js';
+import { authed, create, newTenant, startServer, tokenFor, type TestServer } from '../../helpers/server.js';
+import { download, downloadAll, kickOff, pathOf, waitForManifest } from './helpers.js';
+
+const servers: TestServer[] = [];
+afterAll(async () => {
+  for (const s of servers) await s.close().catch(() => undefined);
+});
+
+async function waitFor(what: string, cond: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('export jobs survive a restart', () => {
+  it('an export interrupted after its first file completes on a new server without duplicated or missing resources', async () => {
+    const first = await startServer({ exportFileMaxResources: 2 }, { workers: true });
+    servers.push(first);
+    const t = await newTenant(first, 'expr');
+    const ids: string[] = [];
+    for (let i = 0; i < 9; i++) ids.push((await create(t, { resourceType: 'Patient', name: [{ family: `R${i}` }] })).id);
+    // slow the storage down so the export is caught between files
+    const real = first.app.exports.storage;
+    first.app.exports.storage = {
+      ...real,
+      put: async (...a) => {
+        const w = await real.put(...a);
+        return { ...w, commit: async () => { await new Promise((r) => setTimeout(r, 150)); await w.commit(); } };
+      },
+      get: (...a) => real.get(...a),
+      delete: (...a) => real.delete(...a),
+    } satisfies ExportStorage;
+    const status = await kickOff(t.api, `${t.path}/$export?_type=Patient`);
+    const id = status.split('/').at(-1)!;
+    await waitFor('the first file', async () => {
+      const r = await first.deps.db.withTenant(t.slug, (q) => q.query<{ done: number }>('SELECT done FROM job WHERE tenant_id = $1 AND id = $2', [t.slug, id]));
+      return (r.rows[0]?.done ?? 0) >= 2;
+    });
+    await first.close();
+    servers.splice(servers.indexOf(first), 1);
+
+    const second = await startServer({ exportFileMaxResources: 2 }, { workers: false });
+    servers.push(second);
+    second.tenants.add(t.slug);
+    const { startExportWorker } = await import('../../../src/export/worker.js');
+    const stop = startExportWorker(second.deps, second.app.exports, { tenants: (x) => x === t.slug, staleSeconds: 0 });
+    try {
+      const api = authed(second.origin, await tokenFor(second, t));
+      const m = await waitForManifest(api, status.replace(first.origin, second.origin));
+      const all = await downloadAll(api, { ...m, output: m.output.map((o) => ({ ...o, url: o.url })) });
+      expect(all.map((r) => r.id).sort()).toEqual([...ids].sort());
+      expect(m.output.map((o) => o.count).reduce((a, b) => a + b, 0)).toBe(9);
+    } finally {
+      stop();
+    }
+  }, 90_000);
+});
+
+describe('storage failure (disk full)', () => {
+  it('completes the export with an error entry and serves no partial file', async () => {
+    const server = await startServer();
+    servers.push(server);
+    const t = await newTenant(server, 'expd');
+    for (let i = 0; i < 3; i++) await create(t, { resourceType: 'Patient', name: [{ family: `D${i}` }] });
+    const real = server.app.exports.storage;
+    server.app.exports.storage = {
+      put: async (...a) => {
+        const w = await real.put(...a);
+        let n = 0;
+        return {
+          ...w,
+          write: async (line) => {
+            if (++n > 1) throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+            await w.write(line);
+          },
+        };
+      },
+      get: (...a) => real.get(...a),
+      delete: (...a) => real.delete(...a),
+    };
+    const status = await kickOff(t.api, `${t.path}/$export?_type=Patient`);
+    const m = await waitForManifest(t.api, status);
+    expect(m.output).toEqual([]);
+    expect(m.error).toHaveLength(1);
+    const errors = await download(t.api, m.error[0].url);
+    expect(errors[0]).toMatchObject({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'exception' }] });
+    // nothing was published under the file's name
+    const id = pathOf(status).split('/').at(-1)!;
+    expect(await real.get(t.slug, id, 'Patient-1.ndjson')).toBeUndefined();
+    expect((await t.api.get(`${t.path}/$export-file/${id}/Patient-1.ndjson`)).status).toBe(404);
+  });
+});
