@@ -17,7 +17,7 @@ import {
 import { as, tenantContext } from './context.js';
 import { endpointAllows } from './endpoint.js';
 import { notificationBundle, type NotificationEvent } from './notification.js';
-import { ownerAccess } from './owner.js';
+import { ownerAccess, type OwnerAccess } from './owner.js';
 import { enqueueEvent, type DeliveryJob } from './queue.js';
 import type { SubscriptionSpec } from './spec.js';
 import { changeStatus } from './status.js';
@@ -41,6 +41,11 @@ export function backoffMs(attempt: number, maxMs: number): number {
   const base = Math.min(maxMs, 1000 * 3 ** Math.max(0, attempt - 1));
   return Math.round(base * (0.8 + Math.random() * 0.4));
 }
+
+/** How long one delivery job goes down a subscription's line before handing the rest to a new job. */
+const LOOP_MS = 5000;
+/** Within one job, the owner's access is looked up again this often. */
+const OWNER_RECHECK_MS = 1000;
 
 /** How often an event of an unbound websocket subscription is looked at again (binding sends it at once anyway). */
 const UNBOUND_RETRY_MS = 60_000;
@@ -96,28 +101,52 @@ export class Deliverer {
     await this.send(ctx, state, 'heartbeat', [], 0, signal);
   }
 
+  /**
+   * Delivers the subscription's line from event `n` on, one event after the other, for up to LOOP_MS: a burst of
+   * events costs one job, not one job per event queued behind every other subscription's. What is left when the
+   * time is up goes on in a new job.
+   */
   private async event(ctx: FhirContext, state: SubscriptionState<SubscriptionSpec>, n: number, signal: AbortSignal): Promise<void> {
+    const started = Date.now();
+    const owner: { access?: OwnerAccess; at: number } = { at: 0 };
+    let next: number | undefined = n;
+    while (next !== undefined && !signal.aborted) {
+      if (Date.now() - started > LOOP_MS) {
+        await enqueueEvent(this.deps, ctx.tenant.id, state.id, next, true);
+        return;
+      }
+      next = await this.one(ctx, state, next, signal, owner);
+    }
+  }
+
+  /** One event; returns the next one to send at once (the new head of the line), if any. */
+  private async one(ctx: FhirContext, state: SubscriptionState<SubscriptionSpec>, n: number, signal: AbortSignal, owner: { access?: OwnerAccess; at: number }): Promise<number | undefined> {
     const t = ctx.tenant.id;
     const ev = await ctx.store.read((s) => findEvent(s.q, t, state.id, n));
-    if (!ev || ev.status !== 'pending') return;
+    if (!ev || ev.status !== 'pending') return undefined;
     // not active: the event waits (pending) for the handshake, or for the client to re-activate the subscription
     if (state.status === 'requested') throw new JobDelay(1000, 'waiting for the handshake');
-    if (state.status !== 'active') return;
-    // in order: while an earlier event is pending this one waits; delivering that one queues this one
+    if (state.status !== 'active') return undefined;
+    // in order: while an earlier event is pending this one waits; the job delivering that one goes on to this one
     const first = await ctx.store.read((s) => firstPending(s.q, t, state.id));
-    if (first && first.eventNumber < n) return;
+    if (first && first.eventNumber < n) return undefined;
     const wait = ev.nextAttemptAt.getTime() - Date.now();
     if (wait > 50) throw new JobDelay(wait, 'backoff');
     // one attempt at a time, whatever runs this job twice (two processes' sweeps, a stalled job re-run)
     const lease = (state.spec.timeoutSeconds ?? 10) + 10;
-    if (!(await ctx.store.read((s) => leaseEvent(s.q, t, state.id, n, lease)))) return;
+    if (!(await ctx.store.read((s) => leaseEvent(s.q, t, state.id, n, lease)))) return undefined;
 
-    // never cached here: a client removed or a user disabled a moment ago gets nothing more
-    const access = await ownerAccess(this.deps, t, state.owner);
+    // the owner's access as it is now (looked up again at least every OWNER_RECHECK_MS within a burst): a client
+    // removed or a user disabled gets nothing more
+    if (!owner.access || Date.now() - owner.at > OWNER_RECHECK_MS) {
+      owner.access = await ownerAccess(this.deps, t, state.owner);
+      owner.at = Date.now();
+    }
+    const access = owner.access;
     if ('revoked' in access) {
       await changeStatus(ctx, state.id, 'error', access.revoked, ['active', 'requested']);
       this.deps.metrics.notifications.inc({ channel: state.spec.channel, type: 'event-notification', outcome: 'withheld' });
-      return;
+      return undefined;
     }
     const version = await ctx.store.read((s) => s.readVersion(ev.resourceType, ev.id, ev.versionId));
     const visible = version ? visibleVersions(as(ctx, access.guard), [version], 'r') : [];
@@ -128,8 +157,7 @@ export class Deliverer {
         return firstPending(s.q, t, state.id);
       });
       this.deps.metrics.notifications.inc({ channel: state.spec.channel, type: 'event-notification', outcome: 'withheld' });
-      if (next) await enqueueEvent(this.deps, t, state.id, next.eventNumber, true);
-      return;
+      return next?.eventNumber;
     }
     // a version the owner sees only in part (an element limit) goes out as a reference, never in full
     const json = visible[0].elements ? null : version!.json;
@@ -139,7 +167,7 @@ export class Deliverer {
     if (!sent.ok && sent.unbound) {
       // a websocket subscription nobody is bound to: not a failed attempt; the event waits (binding sends it at once)
       await ctx.store.read((s) => parkEvent(s.q, t, state.id, n, new Date(Date.now() + UNBOUND_RETRY_MS)));
-      return;
+      return undefined;
     }
     if (sent.ok) {
       const next = await ctx.store.read(async (s) => {
@@ -147,8 +175,7 @@ export class Deliverer {
         return firstPending(s.q, t, state.id);
       });
       this.deps.metrics.notificationLatency.observe({ channel: state.spec.channel }, Math.max(0, Date.now() - ev.occurredAt.getTime()) / 1000);
-      if (next) await enqueueEvent(this.deps, t, state.id, next.eventNumber, true);
-      return;
+      return next?.eventNumber;
     }
     const delay = backoffMs(ev.attempts + 1, this.deps.config.deliveryMaxBackoffMs);
     const attempts = await ctx.store.read((s) => retryEvent(s.q, t, state.id, n, sent.error ?? 'failed', new Date(Date.now() + delay)));
@@ -156,7 +183,7 @@ export class Deliverer {
       await ctx.store.read((s) => finishEvent(s.q, t, state.id, n, 'failed', sent.error));
       await changeStatus(ctx, state.id, 'error', `event ${n} could not be delivered after ${attempts} attempts: ${sent.error}`, ['active']);
       this.deps.metrics.notifications.inc({ channel: state.spec.channel, type: 'event-notification', outcome: 'failed' });
-      return;
+      return undefined;
     }
     this.deps.metrics.notifications.inc({ channel: state.spec.channel, type: 'event-notification', outcome: 'retry' });
     throw new JobDelay(delay, sent.error ?? 'failed');

@@ -151,11 +151,15 @@ export class Dispatcher {
       this.deps.metrics.outboxLag.observe(Math.max(0, now - e.createdAt.getTime()) / 1000);
     }
     const active = new Set(states.filter((st) => st.status === 'active').map((st) => st.id));
+    const queued = new Set<string>();
     for (const n of out.numbered) {
       const st = states.find((x) => x.id === n.subscriptionId)!;
       this.deps.metrics.subscriptionMatches.inc({ kind: st.spec.kind });
-      // queued now only when active; the rest wait (pending) for the handshake or a re-activation
-      if (active.has(n.subscriptionId)) await enqueueEvent(this.deps, tenantId, n.subscriptionId, n.eventNumber);
+      // one job per subscription and batch, for its first new event: the job goes on down the line (deliver.ts);
+      // queued now only when active, the rest wait (pending) for the handshake or a re-activation
+      if (!active.has(n.subscriptionId) || queued.has(n.subscriptionId)) continue;
+      queued.add(n.subscriptionId);
+      await enqueueEvent(this.deps, tenantId, n.subscriptionId, n.eventNumber);
     }
     for (const e of out.events) if (e.resourceType === 'Subscription' && e.action !== 'delete') await enqueueHandshake(this.deps, tenantId, e.id);
     // an owner whose client was removed or whose account was disabled: the subscription stops, and says why
