@@ -1,5 +1,5 @@
 // The job runtime on Redis (REDIS_URL): BullMQ queues shared by every API and worker process. Connections open on the
-// first add/work/counts (most test servers never touch a queue); adds fail within ADD_TIMEOUT_MS while Redis is down,
+// first add(), work() or counts() (most test servers never touch a queue); adds fail within ADD_TIMEOUT_MS while Redis is down,
 // workers keep reconnecting (ioredis) and only warn, rate-limited. Job ids may hold ':' (BullMQ's own separator).
 import { DelayedError, Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import { JobDelay, type JobInfo, type JobOptions, type JobQueues, type JobState, type QueuedJob } from '../core/deps.js';

@@ -18,7 +18,7 @@ export function queuePrefix(config: Config): string {
   return config.queuePrefix || 'tenfhir';
 }
 
-/** BullMQ when `config.redisUrl` is set, else in-process. Nothing connects to Redis before the first add/work/counts. */
+/** BullMQ when `config.redisUrl` is set, else in-process. Nothing connects to Redis before the first add(), work() or counts(). */
 export function createQueues(config: Config, log: Logger, metrics: Metrics): JobQueues {
   return config.redisUrl ? new BullQueues(config.redisUrl, queuePrefix(config), log, metrics) : new MemoryQueues(log, metrics);
 }
