@@ -7,6 +7,7 @@ import WebSocket from 'ws';
 import { deliveryLog } from '../../../src/store/subscriptions.js';
 import { TenantStore } from '../../../src/store/session.js';
 import { FHIR_JSON, newTenant, startServer, type TestServer, type TestTenant } from '../../helpers/server.js';
+import { newPatient, postReport } from '../../helpers/subscriptions.js';
 import { startReceiver, statusOf, waitFor, type Receiver } from '../../helpers/webhook.js';
 
 const BACKPORT = 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition';
@@ -120,37 +121,6 @@ async function bound(url: string, token: string): Promise<WsClient> {
   c.ws.send(`bind-with-token ${token}`);
   await waitFor(() => c.messages.length > 0, 10_000, 'the answer to bind-with-token');
   return c;
-}
-
-async function newPatient(t: TestTenant): Promise<string> {
-  const res = await t.api.post(`${t.path}/Patient`).set('Content-Type', FHIR_JSON).send(JSON.stringify({ resourceType: 'Patient', name: [{ family: 'Socket' }] }));
-  expect(res.status).toBe(201);
-  return res.body.id;
-}
-
-/** The lab's transaction: a DiagnosticReport with two Observations, in one Bundle; returns the report's id. */
-async function postReport(t: TestTenant, patientId: string, status: string): Promise<string> {
-  const bundle = {
-    resourceType: 'Bundle',
-    type: 'transaction',
-    entry: [
-      { fullUrl: 'urn:uuid:0b1c3b4e-0000-4000-8000-000000000001', resource: { resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'http://loinc.org', code: '2345-7' }] }, subject: { reference: `Patient/${patientId}` }, valueQuantity: { value: 5.4, unit: 'mmol/L' } }, request: { method: 'POST', url: 'Observation' } },
-      { fullUrl: 'urn:uuid:0b1c3b4e-0000-4000-8000-000000000002', resource: { resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'http://loinc.org', code: '2951-2' }] }, subject: { reference: `Patient/${patientId}` }, valueQuantity: { value: 140, unit: 'mmol/L' } }, request: { method: 'POST', url: 'Observation' } },
-      {
-        fullUrl: 'urn:uuid:0b1c3b4e-0000-4000-8000-000000000003',
-        resource: {
-          resourceType: 'DiagnosticReport', status, code: { coding: [{ system: 'http://loinc.org', code: '24323-8' }] },
-          category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0074', code: 'LAB' }] }],
-          subject: { reference: `Patient/${patientId}` },
-          result: [{ reference: 'urn:uuid:0b1c3b4e-0000-4000-8000-000000000001' }, { reference: 'urn:uuid:0b1c3b4e-0000-4000-8000-000000000002' }],
-        },
-        request: { method: 'POST', url: 'DiagnosticReport' },
-      },
-    ],
-  };
-  const res = await t.api.post(t.path).set('Content-Type', FHIR_JSON).send(JSON.stringify(bundle));
-  expect(res.status).toBe(200);
-  return res.body.entry[2].response.location.split('/')[1];
 }
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
