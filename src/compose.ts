@@ -15,6 +15,7 @@ import { migrate } from './store/migrate.js';
 import { checkAppRole, grantAppRole } from './store/roles.js';
 import { createQueues } from './jobs/queues.js';
 import { Metrics } from './platform/metrics.js';
+import { AuditWriter, NO_AUDIT } from './store/audit.js';
 
 export async function buildDeps(config: Config, log: Logger = createLogger(config.logLevel), pgliteSocketUrl?: string): Promise<Deps> {
   const db = await openDb({
@@ -60,5 +61,6 @@ export async function buildDeps(config: Config, log: Logger = createLogger(confi
     auth: { keys, cookieKeys: [cookieKey] },
     queues: createQueues(config, log, metrics),
     metrics,
+    audit: config.auditTrail ? new AuditWriter(db, log) : NO_AUDIT,
   };
 }

@@ -14,6 +14,7 @@ import { findTenant } from './store/tenants.js';
 import { createTenant } from './tenancy/create-tenant.js';
 import { registerClient } from './auth/admin.js';
 import { startAuthPurge } from './auth/purge.js';
+import { startAuditPurge } from './jobs/audit-purge.js';
 import { sealStoredSecrets } from './auth/seal-stored.js';
 import { findClient } from './store/auth-payloads.js';
 
@@ -31,6 +32,7 @@ async function main(): Promise<void> {
   const stopStats = startStatsKeeper(deps.db, log, config.statsIntervalMs);
   // expired authorization records (codes, sessions, refresh tokens, launches, sign-in counters) every 10 minutes
   const stopPurge = startAuthPurge(deps.db, log);
+  const stopAuditPurge = startAuditPurge(deps);
   const { app, auth, inflight, subscriptions, exports } = createApp(deps);
   if ((await findTenant(deps.db, 'demo')) && !(await findClient(deps.db, DEMO_CLIENT))) {
     await registerClient(deps, auth.provider(), { tenant: 'demo', kind: 'operator', name: 'Demo operator (CLI tokens)', clientId: DEMO_CLIENT, scope: 'system/*.cruds' });
@@ -52,6 +54,7 @@ async function main(): Promise<void> {
       await websockets.close();
       stopStats();
       stopPurge();
+      stopAuditPurge();
       stopSweeper();
       stopExports();
       await workers?.stop();

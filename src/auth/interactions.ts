@@ -116,7 +116,7 @@ function pickerContext(a: InteractionDeps, f: Flow, role: Role): FhirContext {
     deps: a.deps,
     tenant: f.tenant,
     baseUrl: f.aud,
-    store: new TenantStore(a.deps.db, f.tenant.id, f.aud),
+    store: new TenantStore(a.deps.db, f.tenant.id, f.aud, undefined, a.deps.config.auditTrail ? undefined : null),
     registry,
     requestId: 'patient-picker',
     log: a.deps.log,

@@ -11,6 +11,7 @@ import { findTenant, listTenants, updateTenantSettings } from '../store/tenants.
 import { createTenant } from '../tenancy/create-tenant.js';
 import { jobStatus, startReindex, waitForJob } from '../jobs/reindex.js';
 import { jobsCommand, JOBS_USAGE } from './jobs.js';
+import { purgeAuditTrail } from '../jobs/audit-purge.js';
 import { subscriptionCommand, SUBSCRIPTIONS_USAGE } from './subscriptions.js';
 import { authCommand, AUTH_USAGE } from './auth.js';
 import { registerClient } from '../auth/admin.js';
@@ -21,7 +22,8 @@ const USAGE = `usage: npm run cli -- <command>
   migrate                                   apply pending migrations
   tenant create <slug> --name "<name>"      create a tenant, its root Organization and its operator client <slug>-cli
   tenant list                               list tenants
-  tenant set <slug> [--referential-integrity true|false] [--mfa-required true|false]
+  tenant set <slug> [--referential-integrity true|false] [--mfa-required true|false] [--audit-retention-days N]
+  audit purge [<slug>]                      delete audit records older than each tenant's retention now (it also runs every AUDIT_PURGE_INTERVAL_MINUTES)
   reindex <slug> [--type Observation,Patient]  recompute search index rows (after adding a SearchParameter)
 ${JOBS_USAGE}
 ${SUBSCRIPTIONS_USAGE}
@@ -97,19 +99,29 @@ async function run(argv: string[]): Promise<number> {
       return 0;
     }
     if (cmd === 'tenant' && sub === 'set') {
-      const { values, positionals } = parseArgs({ args: rest, options: { 'referential-integrity': { type: 'string' }, 'mfa-required': { type: 'string' } }, allowPositionals: true });
+      const { values, positionals } = parseArgs({
+        args: rest,
+        options: { 'referential-integrity': { type: 'string' }, 'mfa-required': { type: 'string' }, 'audit-retention-days': { type: 'string' } },
+        allowPositionals: true,
+      });
       const ri = values['referential-integrity'];
       const mfa = values['mfa-required'];
+      const days = values['audit-retention-days'];
       const ok = (v: string | undefined) => v === undefined || v === 'true' || v === 'false';
-      if (!positionals[0] || (ri === undefined && mfa === undefined) || !ok(ri) || !ok(mfa)) {
-        console.error('usage: tenant set <slug> [--referential-integrity true|false] [--mfa-required true|false]');
+      const okDays = days === undefined || (/^\d{1,6}$/.test(days) && Number(days) >= 1);
+      if (!positionals[0] || (ri === undefined && mfa === undefined && days === undefined) || !ok(ri) || !ok(mfa) || !okDays) {
+        console.error('usage: tenant set <slug> [--referential-integrity true|false] [--mfa-required true|false] [--audit-retention-days N (>= 1)]');
         return 2;
       }
       if (!(await findTenant(deps.db, positionals[0]))) {
         console.error(`error: unknown tenant '${positionals[0]}'`);
         return 1;
       }
-      const settings = { ...(ri !== undefined ? { referentialIntegrity: ri === 'true' } : {}), ...(mfa !== undefined ? { mfaRequired: mfa === 'true' } : {}) };
+      const settings = {
+        ...(ri !== undefined ? { referentialIntegrity: ri === 'true' } : {}),
+        ...(mfa !== undefined ? { mfaRequired: mfa === 'true' } : {}),
+        ...(days !== undefined ? { auditRetentionDays: Number(days) } : {}),
+      };
       await updateTenantSettings(deps.db, positionals[0], settings);
       console.log(`tenant ${positionals[0]}: ${Object.entries(settings).map(([k, v]) => `${k}=${v}`).join(', ')} (servers pick it up within 5 s)`);
       return 0;
@@ -117,6 +129,15 @@ async function run(argv: string[]): Promise<number> {
     const auth = await authCommand(deps, cmd, sub, rest, target.baseSource);
     if (auth !== undefined) return auth;
     if (cmd === 'jobs') return await jobsCommand(deps, sub, rest);
+    if (cmd === 'audit' && sub === 'purge') {
+      const slug = rest[0];
+      if (slug !== undefined && !(await findTenant(deps.db, slug))) {
+        console.error(`error: unknown tenant '${slug}'`);
+        return 1;
+      }
+      for (const r of await purgeAuditTrail(deps, slug)) console.log(`${r.tenantId}: ${r.deleted} audit records recorded before ${r.before} deleted (retention ${r.retentionDays} days)`);
+      return 0;
+    }
     if (cmd === 'subscription') return await subscriptionCommand(deps, sub, rest);
     if (cmd === 'reindex') {
       const { values, positionals } = parseArgs({ args: [sub, ...rest].filter((x) => x !== undefined), options: { type: { type: 'string' } }, allowPositionals: true });

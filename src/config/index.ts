@@ -58,6 +58,12 @@ export interface Config {
   exportRetentionHours: number;
   /** Bulk Data export: most resources in one NDJSON file (a type with more is split over several files). */
   exportFileMaxResources: number;
+  /** Record the audit trail (off only to measure what it costs). */
+  auditTrail: boolean;
+  /** Days audit records are kept, unless a tenant sets its own. */
+  auditRetentionDays: number;
+  /** Minutes between runs of the audit retention purge. */
+  auditPurgeIntervalMinutes: number;
 }
 
 interface KeySpec {
@@ -123,6 +129,9 @@ export const CONFIG_KEYS: KeySpec[] = [
   { env: 'METRICS_TOKEN', default: '(unset)', doc: 'When set, `/metrics` requires `Authorization: Bearer <METRICS_TOKEN>`.' },
   { env: 'EXPORT_RETENTION_HOURS', default: '24', doc: 'Bulk Data `$export`: hours the output files of a completed export stay downloadable (files live under `$DATA_DIR/exports`).' },
   { env: 'EXPORT_FILE_MAX_RESOURCES', default: '100000', doc: 'Bulk Data `$export`: most resources per NDJSON output file; a type with more is split over several files.' },
+  { env: 'AUDIT_TRAIL', default: 'true', doc: 'Record an AuditEvent for every interaction, sign-in and token (docs/audit.md). `false` exists only to measure what auditing costs; never turn it off in production.' },
+  { env: 'AUDIT_RETENTION_DAYS', default: '2192', doc: 'Days audit records are kept (6 years) unless the tenant sets its own (`npm run cli -- audit retention`); older ones are purged.' },
+  { env: 'AUDIT_PURGE_INTERVAL_MINUTES', default: '360', doc: 'Minutes between runs of the audit retention purge (each run is itself audited in every tenant it purged).' },
   { env: 'LOG_LEVEL', default: 'info', doc: 'pino log level (fatal, error, warn, info, debug, trace, silent).' },
   { env: 'MAX_BODY_BYTES', default: '16777216', doc: 'Largest accepted request body (bytes); larger -> 413.' },
   { env: 'MAX_BUNDLE_ENTRIES', default: '1000', doc: 'Most entries accepted in one batch/transaction Bundle; more -> 413.' },
@@ -273,6 +282,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsToken: env.METRICS_TOKEN || undefined,
     exportRetentionHours: int(env, 'EXPORT_RETENTION_HOURS', 24, 1),
     exportFileMaxResources: int(env, 'EXPORT_FILE_MAX_RESOURCES', 100000, 1),
+    auditTrail: bool(env, 'AUDIT_TRAIL', true),
+    auditRetentionDays: int(env, 'AUDIT_RETENTION_DAYS', 2192, 1),
+    auditPurgeIntervalMinutes: int(env, 'AUDIT_PURGE_INTERVAL_MINUTES', 360, 1),
     authLockoutAttempts: int(env, 'AUTH_LOCKOUT_ATTEMPTS', 5, 1),
     authLockoutMinutes: int(env, 'AUTH_LOCKOUT_MINUTES', 15, 1),
     authLockoutAccountAttempts: int(env, 'AUTH_LOCKOUT_ACCOUNT_ATTEMPTS', 50, 1),

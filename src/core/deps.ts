@@ -3,6 +3,7 @@
 // job queues), so every layer can take Deps without importing the layers that implement it.
 import type { KeyObject } from 'node:crypto';
 import type { Config } from '../config/index.js';
+import type { AuditSink } from './audit.js';
 import type { Db } from '../platform/db.js';
 import type { Logger } from '../platform/log.js';
 import type { Metrics } from '../platform/metrics.js';
@@ -120,4 +121,6 @@ export interface Deps {
   queues: JobQueues;
   /** Prometheus metrics (src/platform/metrics.ts). */
   metrics: Metrics;
+  /** The audit trail's records outside a write's own statement (src/store/audit.ts AuditWriter). */
+  audit: AuditSink;
 }

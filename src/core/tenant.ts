@@ -23,6 +23,8 @@ export interface TenantSettings {
   referentialIntegrity?: boolean;
   /** Every user must sign in with a second factor (TOTP); users without one enrol at their next sign-in. */
   mfaRequired?: boolean;
+  /** Days the tenant's audit records are kept (default AUDIT_RETENTION_DAYS). */
+  auditRetentionDays?: number;
 }
 
 export interface Tenant {

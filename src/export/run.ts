@@ -38,7 +38,7 @@ async function callerContext(deps: Deps, tenantId: string, id: string, p: Export
   const guard: Guard = access.guard;
   return {
     deps, tenant, baseUrl, guard, caller: p.caller,
-    store: new TenantStore(deps.db, tenantId, baseUrl),
+    store: new TenantStore(deps.db, tenantId, baseUrl, undefined, deps.config.auditTrail ? undefined : null),
     registry: await deps.searchParams.forTenant(tenantId),
     requestId: `export-${id}`,
     log: deps.log.child({ tenantId, jobId: id }),

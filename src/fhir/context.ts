@@ -1,4 +1,5 @@
 // The values every FHIR interaction receives: dependencies, the tenant and its store, and the request's identity.
+import type { AuditAgent } from '../core/audit.js';
 import type { Deps } from '../core/deps.js';
 import type { Guard } from '../core/guard.js';
 import type { SearchParamRegistry } from '../core/search-registry.js';
@@ -23,6 +24,8 @@ export interface FhirContext {
   guard: Guard;
   /** The verified token's identity (absent for the server's own work and discovery). */
   caller?: Caller;
+  /** Who acts, as audit records name them (absent: the server itself). */
+  agent?: AuditAgent;
   /** Subscriptions (absent where none can be written: tenant creation, maintenance). */
   subscriptions?: SubscriptionService;
   /** Bulk Data export (absent where no export can be started: tenant creation, jobs). */

@@ -13,6 +13,15 @@ import { FhirError } from '../core/errors.js';
 
 import type { Guard, GuardDecision, GuardLetter, GuardRequest } from '../core/guard.js';
 
+const AUDIT_WRITES = new Set<GuardRequest['interaction']>(['create', 'update', 'patch', 'delete']);
+
+function auditImmutable(interaction: string): FhirError {
+  return new FhirError('not-allowed', `AuditEvent ${interaction} is not allowed: the audit trail is written by the server only and cannot be changed or deleted`, {
+    code: 'AUDIT_IMMUTABLE',
+    headers: { Allow: 'GET, HEAD' },
+  });
+}
+
 function refuse(d: GuardDecision, what: string): FhirError {
   if (d.denial === 'not-found') return new FhirError('not-found', `${what} is not known`, { code: 'RESOURCE_NOT_FOUND' });
   return new FhirError('forbidden', `Insufficient scope: ${d.reason ?? 'not permitted'}`, { code: 'SCOPE_INSUFFICIENT', headers: { 'WWW-Authenticate': 'Bearer error="insufficient_scope"' } });
@@ -20,6 +29,8 @@ function refuse(d: GuardDecision, what: string): FhirError {
 
 /** Decides one interaction; throws 403 (scope) or 404 (outside the patient in context). */
 export function authorize(ctx: FhirContext, request: GuardRequest): GuardDecision {
+  // The audit trail is written by the server alone: no token, however broad, may write it (every write form comes here).
+  if (request.resourceType === 'AuditEvent' && AUDIT_WRITES.has(request.interaction)) throw auditImmutable(request.interaction);
   const d = ctx.guard.decide(request);
   if (!d.allow) throw refuse(d, request.resourceType && request.id ? `${request.resourceType}/${request.id}` : 'The resource');
   return d;

@@ -1,5 +1,6 @@
 // A FHIR interaction as a plain request, whoever sent it: http/ builds one from an HTTP request, a batch or
 // transaction builds one from each entry. The interaction table (interactions/index.ts) answers it with a FhirResult.
+import type { AuditFacts } from '../core/audit.js';
 import { FhirError } from '../core/errors.js';
 
 export type FhirMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -50,6 +51,8 @@ export interface FhirResult {
   contentType?: string;
   /** A body streamed as it is (Bulk Data NDJSON files), with its media type in `contentType`. */
   stream?: NodeJS.ReadableStream;
+  /** What the interaction touched, for its audit record (fhir/audit.ts); absent: what the path names. */
+  audit?: AuditFacts;
 }
 
 /** Parses a Prefer header (http.html#prefer): return=..., handling=strict|lenient. */

@@ -2,7 +2,9 @@
 // document, verifies the token (auth/), reads the body, builds the plain FhirRequest, lets the FHIR interaction table
 // answer it (fhir/interactions/index.ts), and writes the FhirResult back.
 import type { NextFunction, Request, Response } from 'express';
-import { FhirError } from '../core/errors.js';
+import type { AuditAgent } from '../core/audit.js';
+import { FhirError, toFhirError } from '../core/errors.js';
+import { outcomeOf } from '../fhir/audit.js';
 import type { Deps } from '../core/deps.js';
 import type { Guard } from '../core/guard.js';
 import type { FhirContext } from '../fhir/context.js';
@@ -132,17 +134,19 @@ export function fhirRouter(opts: RouterOptions) {
         throw new FhirError('not-allowed', `${req.method} is not a FHIR interaction`, { code: 'METHOD_NOT_ALLOWED', headers: { Allow: 'GET, HEAD, POST, PUT, PATCH, DELETE' } });
       }
       // Everything but metadata needs a token for this tenant's base (401 otherwise, another tenant's token included).
-      const who = discovery ? undefined : await opts.verifier.verify(req.headers.authorization, baseUrl, tenant.id);
+      const who = discovery ? undefined : await verified(opts, req, baseUrl, tenant.id);
       if (who?.clientId) {
         res.locals.log = res.locals.log.child({ clientId: who.clientId });
         if (cors && !(await opts.origins.forClient(who.clientId)).has(req.headers.origin!)) res.removeHeader('Access-Control-Allow-Origin');
       }
       const params = queryParams(req);
       checkFormat(req, params);
+      const agent = agentOf(req, who?.caller);
       const ctx: FhirContext = {
         deps,
         tenant,
-        store: new TenantStore(deps.db, tenant.id, baseUrl, res.locals.signal as CancelSignal),
+        store: new TenantStore(deps.db, tenant.id, baseUrl, res.locals.signal as CancelSignal, deps.config.auditTrail ? { agent, requestId: res.locals.requestId } : null),
+        agent,
         baseUrl,
         registry: await deps.searchParams.forTenant(tenant.id),
         requestId: res.locals.requestId,
@@ -158,6 +162,43 @@ export function fhirRouter(opts: RouterOptions) {
       next(err);
     }
   };
+}
+
+/** Who acts, as the audit trail names them: the token's user and client, its role, and the client's address. */
+function agentOf(req: Request, caller: Caller | undefined): AuditAgent {
+  const agent: AuditAgent = {};
+  if (req.ip) agent.address = req.ip;
+  if (!caller) return agent;
+  agent.clientId = caller.clientId;
+  agent.role = caller.role;
+  if (caller.sub !== caller.clientId) agent.userSub = caller.sub;
+  if (caller.fhirUser) agent.userRef = caller.fhirUser.replace(/^.*\/((?:Practitioner|PractitionerRole|Patient|RelatedPerson|Person)\/[^/]+)$/, '$1');
+  return agent;
+}
+
+/**
+ * The verified token; a refused one is audited (a rejected credential is a failed authentication, whoever tried it)
+ * before the 401 goes back.
+ */
+async function verified(opts: RouterOptions, req: Request, baseUrl: string, tenantId: string) {
+  try {
+    return await opts.verifier.verify(req.headers.authorization, baseUrl, tenantId);
+  } catch (err) {
+    const e = toFhirError(err);
+    await opts.deps.audit
+      .record(tenantId, [{
+        recorded: opts.deps.clock().toISOString(),
+        category: 'token',
+        subtype: 'token-rejected',
+        action: 'E',
+        outcome: outcomeOf(e.status),
+        outcomeDesc: e.message,
+        agent: agentOf(req, undefined),
+        detail: { path: req.path.slice(0, 200) },
+      }])
+      .catch((auditErr) => opts.deps.log.error({ err: auditErr }, 'the audit record of a refused token could not be stored'));
+    throw err;
+  }
 }
 
 /** The guard of the unauthenticated discovery request (`metadata`): it may not touch any resource. */

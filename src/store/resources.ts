@@ -1,7 +1,9 @@
 // The resource tables: current version, history, and search index rows, written together in one transaction.
 // Multi-row statements (unnest over column arrays) keep a 1,000-entry transaction at a handful of round trips.
+import { patientsOf, SERVER_AGENT, type AuditAgent, type AuditRecord } from '../core/audit.js';
 import type { Db, Queryable } from '../platform/db.js';
 import type { IndexRows } from '../search/extract.js';
+import { auditInsertSql } from './audit.js';
 
 export interface StoredVersion {
   resourceType: string;
@@ -25,6 +27,16 @@ export interface ResourceWrite {
   index: IndexRows | null;
   /** True when a current row may already exist (update/delete); false for a fresh create. */
   replaces: boolean;
+  /** The interaction as the audit record names it, when the method does not say (a PATCH is stored as a PUT). */
+  interaction?: 'patch';
+  /** Patients the version belonged to, when its content does not say (a deletion: the deleted version's). */
+  patients?: string[];
+}
+
+/** Who writes, for the audit record each written version gets in the same statement (null: AUDIT_TRAIL is off). */
+export interface WriteAudit {
+  agent: AuditAgent;
+  requestId?: string;
 }
 
 type RawRow = { resource_type: string; id: string; version_id: number; last_updated: Date; deleted: boolean; content: string | null };
@@ -93,7 +105,7 @@ const INDEX_COLUMNS: Record<Exclude<keyof IndexRows, 'fulltext'>, { table: strin
  * replaced versions' index rows and insertion of the new ones. All parts see the same snapshot, so the DELETEs
  * never touch the rows the INSERTs add. Call inside a transaction.
  */
-export async function writeVersions(q: Queryable, tenantId: string, writes: ResourceWrite[], opts: { indexOnly?: boolean } = {}): Promise<void> {
+export async function writeVersions(q: Queryable, tenantId: string, writes: ResourceWrite[], opts: { indexOnly?: boolean; audit?: WriteAudit | null } = {}): Promise<void> {
   if (writes.length === 0) return;
   const params: unknown[] = [tenantId];
   const p = (v: unknown, type: string) => {
@@ -119,6 +131,8 @@ export async function writeVersions(q: Queryable, tenantId: string, writes: Reso
     const actions = p(writes.map(actionOf), 'text');
     parts.push(`ob AS (INSERT INTO outbox (tenant_id, resource_type, resource_id, version_id, action)
      SELECT $1, t, i, v, a FROM unnest(${types}, ${ids}, ${versions}, ${actions}) AS u(t, i, v, a))`);
+    // the audit record of each version (issue 12): likewise in the same statement, so no write goes unaudited
+    if (opts.audit !== null) parts.push(`au AS (${auditInsertSql(writes.map((w) => auditRecordOf(w, opts.audit ?? undefined)), p)})`);
   }
   const replaced = opts.indexOnly ? writes : writes.filter((w) => w.replaces);
   if (replaced.length) {
@@ -176,6 +190,27 @@ export type ChangeAction = 'create' | 'update' | 'delete';
 function actionOf(w: ResourceWrite): ChangeAction {
   if (w.json === null) return 'delete';
   return w.versionId === 1 ? 'create' : 'update';
+}
+
+const AUDIT_ACTION = { create: 'C', update: 'U', delete: 'D' } as const;
+
+/** The audit record of one written version: the version written and, for an update or delete, the one it replaced. */
+function auditRecordOf(w: ResourceWrite, audit: WriteAudit | undefined): AuditRecord {
+  const action = actionOf(w);
+  const ref = `${w.resourceType}/${w.id}`;
+  const entities = [{ ref, version: w.versionId }];
+  if (w.versionId > 1) entities.push({ ref, version: w.versionId - 1 });
+  return {
+    recorded: w.lastUpdated,
+    category: 'rest',
+    subtype: w.interaction ?? action,
+    action: AUDIT_ACTION[action],
+    outcome: 0,
+    agent: audit?.agent ?? SERVER_AGENT,
+    entities,
+    patients: w.patients ?? patientsOf(w.resourceType, w.id, w.json),
+    ...(audit?.requestId ? { requestId: audit.requestId } : {}),
+  };
 }
 
 export interface HistoryQuery {

@@ -4,7 +4,7 @@ import type { CancelSignal } from '../platform/cancel.js';
 import type { Db, DbCallOptions, Queryable } from '../platform/db.js';
 import type { IncludeSpec, Restriction, SearchPlan } from '../search/plan.js';
 import { advisoryXactLock } from './locks.js';
-import { existing, readCurrent, readHistory, readVersion, writeVersions, type HistoryQuery, type HistoryRow, type ResourceWrite, type StoredVersion } from './resources.js';
+import { existing, readCurrent, readHistory, readVersion, writeVersions, type HistoryQuery, type HistoryRow, type ResourceWrite, type StoredVersion, type WriteAudit } from './resources.js';
 import { loadIncludes, permittedIds, searchCount, searchEstimate, searchIds, searchPage, type SearchPage } from './search-sql.js';
 
 /** One tenant's data on one connection (inside a transaction, or autocommit). */
@@ -15,6 +15,8 @@ export class TenantSession {
     readonly tenantId: string,
     /** The tenant's FHIR base: references spelled as absolute URLs on it are the tenant's own. */
     readonly baseUrl: string,
+    /** Who writes: the audit record of each version committed names them (absent: the server itself). */
+    readonly audit?: WriteAudit | null,
   ) {}
 
   /** The current version (or deletion marker) of one resource; `lock` holds it until the transaction ends. */
@@ -67,11 +69,11 @@ export class TenantSession {
 
   /**
    * The one place where writes land, inside the caller's transaction: current rows, history rows and search index
-   * rows in one statement. The change event (outbox) and the audit record of the write belong here, in the same
-   * transaction, so that a rolled-back write leaves neither.
+   * rows in one statement, with the change event (outbox) and the audit record of each version, so that a
+   * rolled-back write leaves neither.
    */
   async commit(writes: ResourceWrite[]): Promise<void> {
-    await writeVersions(this.q, this.tenantId, writes);
+    await writeVersions(this.q, this.tenantId, writes, this.audit === undefined ? {} : { audit: this.audit });
   }
 }
 
@@ -88,17 +90,19 @@ export class TenantStore {
     readonly tenantId: string,
     readonly baseUrl: string,
     signal?: CancelSignal,
+    /** Who acts through this store (audit records of its writes); absent: the server itself. */
+    readonly audit?: WriteAudit | null,
   ) {
     this.opts = signal ? { signal } : {};
   }
 
   /** Autocommit statements on one connection (reads). */
   read<T>(fn: (s: TenantSession) => Promise<T>): Promise<T> {
-    return this.db.withTenant(this.tenantId, (q) => fn(new TenantSession(q, this.tenantId, this.baseUrl)), this.opts);
+    return this.db.withTenant(this.tenantId, (q) => fn(new TenantSession(q, this.tenantId, this.baseUrl, this.audit)), this.opts);
   }
 
   /** ONE transaction (retried on serialization failures and deadlocks, so `fn` must be repeatable). */
   tx<T>(fn: (s: TenantSession) => Promise<T>): Promise<T> {
-    return this.db.tx(this.tenantId, (q) => fn(new TenantSession(q, this.tenantId, this.baseUrl)), this.opts);
+    return this.db.tx(this.tenantId, (q) => fn(new TenantSession(q, this.tenantId, this.baseUrl, this.audit)), this.opts);
   }
 }

@@ -15,7 +15,7 @@ export async function tenantContext(deps: Deps, tenantId: string, requestId: str
     deps,
     tenant,
     baseUrl,
-    store: new TenantStore(deps.db, tenantId, baseUrl),
+    store: new TenantStore(deps.db, tenantId, baseUrl, undefined, deps.config.auditTrail ? undefined : null),
     registry: await deps.searchParams.forTenant(tenantId),
     requestId,
     log: deps.log.child({ tenantId, work: requestId }),

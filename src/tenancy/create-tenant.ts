@@ -5,6 +5,7 @@ import { FhirError } from '../core/errors.js';
 import { prepareUpdate } from '../fhir/interactions/update.js';
 import { writeOne } from '../fhir/write.js';
 import { TenantStore } from '../store/session.js';
+import { SERVER_AGENT } from '../core/audit.js';
 import { SYSTEM_GUARD } from '../core/guard.js';
 import { isTenantSlug, RESERVED_SLUGS } from '../core/tenant.js';
 import { insertTenant } from '../store/tenants.js';
@@ -20,12 +21,23 @@ export async function createTenant(deps: Deps, slug: string, name: string): Prom
     deps,
     tenant: { id: slug, name, status: 'active', settings: {} },
     baseUrl,
-    store: new TenantStore(deps.db, slug, baseUrl),
+    store: new TenantStore(deps.db, slug, baseUrl, undefined, deps.config.auditTrail ? undefined : null),
     registry: deps.registry,
     requestId: 'tenant-create',
     log: deps.log,
     guard: SYSTEM_GUARD,
   };
   await writeOne(ctx, (s) => prepareUpdate(ctx, s, 'Organization', slug, { resourceType: 'Organization', id: slug, active: true, name }));
+  // the tenant's first audit record: its creation (a platform event the platform admins see in the tenant's trail)
+  await deps.audit.record(slug, [{
+    recorded: deps.clock().toISOString(),
+    category: 'admin',
+    subtype: 'tenant-create',
+    action: 'C',
+    outcome: 0,
+    agent: SERVER_AGENT,
+    entities: [{ ref: `Organization/${slug}`, version: 1 }],
+    detail: { name },
+  }]);
   return { baseUrl };
 }

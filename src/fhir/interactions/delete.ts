@@ -1,5 +1,6 @@
 // delete (http.html#delete): DELETE [type]/[id] writes a deletion version; deleting a missing or deleted resource has
 // no effect (204 either way).
+import { patientsOf } from '../../core/audit.js';
 import { FhirError } from '../../core/errors.js';
 import type { TenantSession } from '../../store/session.js';
 import type { FhirContext } from '../context.js';
@@ -31,7 +32,7 @@ export async function prepareDelete(ctx: FhirContext, s: TenantSession, type: st
   const lastUpdated = now(ctx);
   return {
     outcome: { status: 204, resourceType: type, id, versionId, lastUpdated, json: null },
-    row: { resourceType: type, id, versionId, lastUpdated, method: 'DELETE', json: null, index: null, replaces: true },
+    row: { resourceType: type, id, versionId, lastUpdated, method: 'DELETE', json: null, index: null, replaces: true, patients: patientsOf(type, id, current.json) },
   };
 }
 

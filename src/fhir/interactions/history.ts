@@ -1,4 +1,5 @@
 // history (http.html#history): instance, type and whole-tenant, with _since, _at, _count and keyset paging.
+import { factsOf } from '../audit.js';
 import type { HistoryQuery } from '../../store/resources.js';
 import { dateRange } from '../../search/date-range.js';
 import { RawJsonBuilder } from '../bundle-json.js';
@@ -113,5 +114,5 @@ export async function history(ctx: FhirContext, req: FhirRequest, type?: string,
   }));
   // FHIR JSON has no empty arrays (json.html): an empty page carries no `entry`.
   const bundle = { resourceType: 'Bundle', type: 'history', link: links, ...(entry.length ? { entry } : {}) };
-  return { status: 200, body: b.stringify(bundle) };
+  return { status: 200, body: b.stringify(bundle), audit: factsOf(visible.map((v) => v.row)) };
 }

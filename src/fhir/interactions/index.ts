@@ -5,6 +5,7 @@ import { FhirError } from '../../core/errors.js';
 import type { TenantSession } from '../../store/session.js';
 import { bodyOf } from '../body.js';
 import { processBundle } from '../bundle/process.js';
+import { auditAnswer, auditFailure } from '../audit.js';
 import { capabilityStatement } from '../capability.js';
 import type { FhirContext } from '../context.js';
 import type { ExportService } from '../export-service.js';
@@ -13,6 +14,7 @@ import { patientEverything } from '../operations/everything.js';
 import { reindexStart, reindexStatus } from '../operations/reindex.js';
 import { validateOperation } from '../operations/validate.js';
 import { checkedParams, type FhirMethod, type FhirRequest, type FhirResult } from '../request.js';
+import { auditEventInteraction, isAuditPath } from './audit-event.js';
 import { conditionalDelete } from './conditional-delete.js';
 import { conditionalPatch } from './conditional-patch.js';
 import { conditionalUpdate } from './conditional-update.js';
@@ -194,14 +196,28 @@ function unknownPath(p: string[]): FhirError {
 export type Dispatch = (ctx: FhirContext, req: FhirRequest, s?: TenantSession) => Promise<FhirResult>;
 
 export function dispatcher(facts: ServerFacts): Dispatch {
-  const dispatch: Dispatch = async (ctx, req, s) => {
+  const answer: Dispatch = async (ctx, req, s) => {
     const p = req.path;
     if (p.length >= 1 && isType(p[0]) && !(p.length === 1 && p[0] === 'metadata')) assertResourceType(p[0]);
+    if (isAuditPath(p)) return auditEventInteraction(ctx, req, () => formParams(req));
     const route = routes.find((r) => r.match(p));
     if (!route) throw unknownPath(p);
     const handler = route.byMethod[req.method];
     if (!handler) throw notAllowed(req.method, route.what(p), route.byMethod);
     return handler(ctx, req, p, s);
+  };
+  // Every interaction is audited (issue 12): answered ones before they answer, failed ones before the error goes up.
+  // A transaction's failed entry is not: its transaction fails, and the Bundle's own record says so.
+  const dispatch: Dispatch = async (ctx, req, s) => {
+    let result: FhirResult;
+    try {
+      result = await answer(ctx, req, s);
+    } catch (err) {
+      if (!s) await auditFailure(ctx, req, err).catch((auditErr) => ctx.log.error({ err: auditErr }, 'the audit record of a failed request could not be stored'));
+      throw err;
+    }
+    await auditAnswer(ctx, req, result, s);
+    return result;
   };
   const routes = ROUTES.map((r) => ({ ...r, byMethod: r.methods(facts, dispatch) }));
   return dispatch;

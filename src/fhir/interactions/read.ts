@@ -1,6 +1,7 @@
 // read and vread (http.html#read, #vread), with conditional read (If-None-Match, If-Modified-Since) and _summary /
 // _elements (search.html#summary), then the caller's element limit.
 import { FhirError } from '../../core/errors.js';
+import { factsOf } from '../audit.js';
 import type { TenantSession } from '../../store/session.js';
 import type { FhirContext } from '../context.js';
 import { etag, parseETag } from '../etag.js';
@@ -67,7 +68,7 @@ export async function readResource(ctx: FhirContext, type: string, id: string, r
     askedShape(req); // the same answer to _summary=count as a 200 gives
     return { status: 304, headers };
   }
-  return { status: 200, body: visibleBody(row.json!, req, d.elements), headers };
+  return { status: 200, body: visibleBody(row.json!, req, d.elements), headers, audit: factsOf([row]) };
 }
 
 async function vreadResource(ctx: FhirContext, req: FhirRequest, type: string, id: string, vid: string, s?: TenantSession): Promise<FhirResult> {
@@ -83,7 +84,7 @@ async function vreadResource(ctx: FhirContext, req: FhirRequest, type: string, i
   if (row.deleted) throw new FhirError('gone', `Version ${vid} of ${type}/${id} is a deletion`, { code: 'RESOURCE_DELETED' });
   // an old version is judged on its own content too: it may have been outside the region when it was current
   if (!versionInRegion(ctx, type, row.json, d)) throw new FhirError('not-found', `${type}/${id} has no version ${vid}`, { code: 'VERSION_NOT_FOUND' });
-  return { status: 200, body: visibleBody(row.json!, req, d.elements), headers: headersFor(row.versionId, row.lastUpdated) };
+  return { status: 200, body: visibleBody(row.json!, req, d.elements), headers: headersFor(row.versionId, row.lastUpdated), audit: factsOf([row]) };
 }
 
 /** GET [type]/[id] */

@@ -4,6 +4,7 @@
 import { planSearch, type Compartment, type SearchPlan } from '../../search/plan.js';
 import type { SearchRow } from '../../store/search-sql.js';
 import type { TenantSession } from '../../store/session.js';
+import { factsOf } from '../audit.js';
 import { RawJsonBuilder } from '../bundle-json.js';
 import { isInPatientCompartment, patientCompartment } from '../compartment.js';
 import type { FhirContext } from '../context.js';
@@ -86,7 +87,10 @@ export async function runSearch(ctx: FhirContext, target: SearchTarget, params: 
     });
   }
   const bundle = { resourceType: 'Bundle', type: 'searchset', ...(total !== undefined ? { total } : {}), link: links, ...(entries.length ? { entry: entries } : {}) };
-  return { status: 200, body: b.stringify(bundle) };
+  const audit = factsOf([...page.rows, ...included.map((x) => x.row)]);
+  // a search within one patient's compartment is about that patient, whatever it returned
+  if (target.compartment?.type === 'Patient' && !audit.patients.includes(target.compartment.id)) audit.patients.push(target.compartment.id);
+  return { status: 200, body: b.stringify(bundle), audit };
 }
 
 /** GET [base]/[type]?... */

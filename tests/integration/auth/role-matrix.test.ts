@@ -18,6 +18,7 @@ import {
   matrixCells,
   type Cell,
   type InDepthType,
+  type MatrixInteraction,
   type RoleName,
 } from '../../fixtures/role-matrix.js';
 import { Browser, newApp, newUser, REDIRECT, runAuthorization, tokenRequest } from '../../helpers/oauth.js';
@@ -251,7 +252,7 @@ beforeAll(async () => {
   seeds.set('Practitioner', [practitioner]);
   for (const type of ['PractitionerRole', 'Location', 'Subscription'] as const) seeds.set(type, [await create(t, body(type))]);
   // Patient-compartment types: the patient's own resource(s) first, then one of the other patient's.
-  for (const type of ['Encounter', 'MedicationRequest', 'ServiceRequest', 'DiagnosticReport', 'AuditEvent'] as const) {
+  for (const type of ['Encounter', 'MedicationRequest', 'ServiceRequest', 'DiagnosticReport'] as const) {
     const mine = await create(t, body(type));
     const theirs = await create(t, body(type, { patient: otherPatientId }));
     seeds.set(type, [mine, theirs]);
@@ -263,6 +264,11 @@ beforeAll(async () => {
   seeds.set('Observation', [lab, vitals, theirLab]);
   otherPatientSeeds.set('Observation', [theirLab]);
   otherPatientSeeds.set('Patient', [other]);
+  // AuditEvents are the server's own (issue 12): the seeds are the records of the writes above, the first about each patient
+  const firstAbout = async (patient: string) => (await t.api.get(`${t.path}/AuditEvent?patient=${patient}&_sort=date&_count=1`)).body.entry[0].resource;
+  const theirAudit = await firstAbout(otherPatientId);
+  seeds.set('AuditEvent', [await firstAbout(PATIENT_ID), theirAudit]);
+  otherPatientSeeds.set('AuditEvent', [theirAudit]);
 
   await newUser(server, 'platform', USERNAME['platform-admin'], 'platform-admin');
   await newUser(server, t.slug, USERNAME['tenant-admin'], 'tenant-admin');
@@ -301,7 +307,7 @@ async function runCell(c: Cell): Promise<void> {
     }
     case 'search-type': {
       const target = seed(c.type, params);
-      const res = await api.get(`${url}?_count=1000`);
+      const res = await api.get(`${url}?_count=1000${oldestFirst(c.type)}`);
       if (!c.allowed) return expectRefused(res);
       expectStatus(res, 200);
       expect(res.body).toMatchObject({ resourceType: 'Bundle', type: 'searchset' });
@@ -315,7 +321,7 @@ async function runCell(c: Cell): Promise<void> {
     case 'history-instance':
     case 'history-type': {
       const target = seed(c.type, params);
-      const res = await api.get(c.interaction === 'history-instance' ? `${url}/${target.id}/_history` : `${url}/_history?_count=1000`);
+      const res = await api.get(c.interaction === 'history-instance' ? `${url}/${target.id}/_history` : `${url}/_history?_count=1000${oldestFirst(c.type)}`);
       if (!c.allowed) return expectRefused(res);
       expectStatus(res, 200);
       expect(res.body).toMatchObject({ resourceType: 'Bundle', type: 'history' });
@@ -328,6 +334,13 @@ async function runCell(c: Cell): Promise<void> {
       }
       return;
     }
+    case 'create':
+    case 'update':
+    case 'patch':
+    case 'delete':
+      if (c.type === 'AuditEvent') return auditWriteRefused(api, c.interaction);
+  }
+  switch (c.interaction) {
     case 'create': {
       const b = content(c.type, params);
       const res = await api.post(url).set('Content-Type', FHIR_JSON).send(JSON.stringify(b));
@@ -372,6 +385,29 @@ async function runCell(c: Cell): Promise<void> {
       return;
     }
   }
+}
+
+/**
+ * AuditEvents grow with every request, newest first: their searches list the oldest first, so the seeds (the first
+ * records) stay on the page however many records the cells before have added.
+ */
+function oldestFirst(type: InDepthType): string {
+  return type === 'AuditEvent' ? '&_sort=date' : '';
+}
+
+/** Every write of an AuditEvent is refused with 405 whoever asks, whatever the scopes allow, and changes nothing. */
+async function auditWriteRefused(api: Api, interaction: MatrixInteraction): Promise<void> {
+  const url = `${t.path}/AuditEvent`;
+  const target = seed('AuditEvent', undefined);
+  const res =
+    interaction === 'create' ? await api.post(url).set('Content-Type', FHIR_JSON).send(JSON.stringify(content('AuditEvent', undefined)))
+    : interaction === 'update' ? await api.put(`${url}/${target.id}`).set('Content-Type', FHIR_JSON).send(JSON.stringify({ ...target, outcome: '8' }))
+    : interaction === 'patch' ? await api.patch(`${url}/${target.id}`).set('Content-Type', JSON_PATCH).send(JSON.stringify([{ op: 'replace', path: '/outcome', value: '8' }]))
+    : await api.delete(`${url}/${target.id}`);
+  expect({ status: res.status, code: res.body?.issue?.[0]?.details?.coding?.[0]?.code }).toEqual({ status: 405, code: 'AUDIT_IMMUTABLE' });
+  const after = await sysRead('AuditEvent', target.id);
+  expectStatus(after, 200);
+  expect(after.body).toEqual(target);
 }
 
 describe.each(ROLE_NAMES)('%s', (role) => {
@@ -555,13 +591,16 @@ describe('patient confinement: another patient\'s resources are absent', () => {
   });
 
   it.each(CONFINED_TYPES)('%s: search and type history return exactly the own compartment', async (_name, role, type) => {
+    // AuditEvents: the ones recorded before this test (each request below adds its own), oldest first
+    const q = type === 'AuditEvent' ? `&_sort=date&date=lt${new Date().toISOString()}` : '';
+    await new Promise((r) => setTimeout(r, 5));
     // what the system client finds in the patient's compartment (Patient itself: only the record)
     const compartment =
-      type === 'Patient' ? [PATIENT_ID] : ids(await t.api.get(`${t.path}/Patient/${PATIENT_ID}/${type}?_count=1000`));
+      type === 'Patient' ? [PATIENT_ID] : ids(await t.api.get(`${t.path}/Patient/${PATIENT_ID}/${type}?_count=1000${q}`));
     expect(compartment).toContain(seed(type, undefined).id);
-    const all = ids(await t.api.get(`${t.path}/${type}?_count=1000`));
+    const all = ids(await t.api.get(`${t.path}/${type}?_count=1000${q}`));
     expect(all.length).toBeGreaterThan(compartment.length);
-    const res = await apis[role].get(`${t.path}/${type}?_count=1000`);
+    const res = await apis[role].get(`${t.path}/${type}?_count=1000${q}`);
     expectStatus(res, 200);
     expect(ids(res).sort()).toEqual([...compartment].sort());
     for (const theirs of otherPatientSeeds.get(type)!) {
@@ -569,10 +608,11 @@ describe('patient confinement: another patient\'s resources are absent', () => {
       expectStatus(byId, 200);
       expect(ids(byId)).toEqual([]);
     }
-    const h = await apis[role].get(`${t.path}/${type}/_history?_count=1000`);
+    const h = await apis[role].get(`${t.path}/${type}/_history?_count=1000${q}`);
     expectStatus(h, 200);
     // each version is judged on its own content (it may since have been deleted): every entry shown is about the patient
-    const foreign = entries(h).filter((r) => (type === 'Patient' ? r.id !== PATIENT_ID : !JSON.stringify(r).includes(`"Patient/${PATIENT_ID}"`)));
+    // (an AuditEvent names the version it saw: Patient/[id]/_history/[n])
+    const foreign = entries(h).filter((r) => (type === 'Patient' ? r.id !== PATIENT_ID : !new RegExp(`"Patient/${PATIENT_ID}["/]`).test(JSON.stringify(r))));
     expect(foreign).toEqual([]);
     expect(entries(h).map((r) => r.id)).toEqual(expect.arrayContaining(compartment));
     for (const theirs of otherPatientSeeds.get(type)!) expect(entries(h).map((r) => r.id)).not.toContain(theirs.id);

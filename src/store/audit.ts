@@ -1,0 +1,257 @@
+// The audit_event table (migrations/0007_audit.sql): inserting records (by a write's own statement, or batched for
+// reads and sign-ins), searching them for the AuditEvent API, and the retention purge.
+import type { AuditRecord, AuditSink } from '../core/audit.js';
+import type { Db, Queryable } from '../platform/db.js';
+import type { Logger } from '../platform/log.js';
+
+/** The columns of audit_event as parallel arrays, in the order of AUDIT_COLUMNS (for INSERT ... SELECT unnest). */
+export const AUDIT_COLUMNS: [string, string][] = [
+  ['recorded', 'timestamptz'], ['category', 'text'], ['subtype', 'text'], ['action', 'text'], ['outcome', 'smallint'],
+  ['outcome_desc', 'text'], ['user_ref', 'text'], ['user_sub', 'text'], ['client_id', 'text'], ['role', 'text'],
+  ['address', 'text'], ['purpose', 'text'], ['entity', 'text'], ['entity_version', 'text'], ['patient', 'text'],
+  ['query', 'text'], ['request_id', 'text'], ['detail', 'text'],
+];
+
+/** Separator of list columns passed as one text per row (unnest would flatten a 2-D array): ids never contain it. */
+const SEP = '\u001f';
+
+function column(records: AuditRecord[], name: string): unknown[] {
+  return records.map((r) => {
+    switch (name) {
+      case 'recorded': return r.recorded;
+      case 'category': return r.category;
+      case 'subtype': return r.subtype;
+      case 'action': return r.action;
+      case 'outcome': return r.outcome;
+      case 'outcome_desc': return r.outcomeDesc?.slice(0, 2000) ?? null;
+      case 'user_ref': return r.agent.userRef ?? null;
+      case 'user_sub': return r.agent.userSub ?? null;
+      case 'client_id': return r.agent.clientId ?? null;
+      case 'role': return r.agent.role ?? null;
+      case 'address': return r.agent.address ?? null;
+      case 'purpose': return r.agent.purposeOfUse?.join(SEP) ?? null;
+      case 'entity': return (r.entities ?? []).map((e) => e.ref).join(SEP);
+      case 'entity_version': return (r.entities ?? []).map((e) => e.version ?? 0).join(SEP);
+      case 'patient': return (r.patients ?? []).join(SEP);
+      case 'query': return r.query?.slice(0, 4000) ?? null;
+      case 'request_id': return r.requestId ?? null;
+      case 'detail': return r.detail ? JSON.stringify(r.detail) : null;
+      default: throw new Error(`audit column ${name}`);
+    }
+  });
+}
+
+/**
+ * The INSERT of `records` as SQL text over parameters pushed with `p` (tenant in $1): a statement of its own, or a
+ * data-modifying CTE of a write's statement (src/store/resources.ts).
+ */
+export function auditInsertSql(records: AuditRecord[], p: (v: unknown, type: string) => string): string {
+  const arrays = AUDIT_COLUMNS.map(([name, type]) => p(column(records, name), type));
+  const split = (c: string) => `CASE WHEN ${c} IS NULL OR ${c} = '' THEN '{}'::text[] ELSE string_to_array(${c}, E'\\x1f') END`;
+  return `INSERT INTO audit_event (tenant_id, ${AUDIT_COLUMNS.map(([n]) => n).join(', ')})
+    SELECT $1, u.recorded, u.category, u.subtype, u.action, u.outcome, u.outcome_desc, u.user_ref, u.user_sub, u.client_id,
+           u.role, u.address, CASE WHEN u.purpose IS NULL THEN NULL ELSE string_to_array(u.purpose, E'\\x1f') END,
+           ${split('u.entity')}, ${split('u.entity_version')}::integer[], ${split('u.patient')}, u.query, u.request_id, u.detail::jsonb
+      FROM unnest(${arrays.join(', ')}) AS u(${AUDIT_COLUMNS.map(([n]) => n).join(', ')})`;
+}
+
+export async function insertAudit(q: Queryable, tenantId: string, records: AuditRecord[]): Promise<void> {
+  if (!records.length) return;
+  const params: unknown[] = [tenantId];
+  const p = (v: unknown, type: string) => {
+    params.push(v);
+    return `$${params.length}::${type}[]`;
+  };
+  await q.query(auditInsertSql(records, p), params);
+}
+
+/** The sink when AUDIT_TRAIL is off (measuring what auditing costs). */
+export const NO_AUDIT: AuditSink = { record: () => Promise.resolve() };
+
+interface Waiting {
+  records: AuditRecord[];
+  done: () => void;
+  failed: (err: unknown) => void;
+}
+
+/**
+ * Stores audit records outside a write's transaction (reads, searches, failed requests, sign-ins, token issue):
+ * the records of every request in flight are stored by one INSERT per tenant (group commit), and each caller waits
+ * for its own to be committed before it answers, so a record is never lost when the process dies after answering.
+ */
+export class AuditWriter implements AuditSink {
+  private queue: { tenantId: string; w: Waiting }[] = [];
+  private flushing = false;
+
+  constructor(
+    private readonly db: Db,
+    private readonly log: Logger,
+    private readonly maxBatch = 500,
+  ) {}
+
+  record(tenantId: string, records: AuditRecord[], q?: Queryable): Promise<void> {
+    if (!records.length) return Promise.resolve();
+    if (q) return insertAudit(q, tenantId, records);
+    return new Promise<void>((done, failed) => {
+      this.queue.push({ tenantId, w: { records, done, failed } });
+      if (!this.flushing) {
+        this.flushing = true;
+        setImmediate(() => void this.flush());
+      }
+    });
+  }
+
+  private async flush(): Promise<void> {
+    while (this.queue.length) {
+      const batch = this.queue.splice(0, this.maxBatch);
+      const byTenant = new Map<string, Waiting[]>();
+      for (const { tenantId, w } of batch) {
+        const list = byTenant.get(tenantId) ?? [];
+        list.push(w);
+        byTenant.set(tenantId, list);
+      }
+      await Promise.all(
+        [...byTenant].map(async ([tenantId, waiting]) => {
+          try {
+            await this.db.withTenant(tenantId, (q) => insertAudit(q, tenantId, waiting.flatMap((w) => w.records)));
+            for (const w of waiting) w.done();
+          } catch (err) {
+            this.log.error({ err, tenantId, records: waiting.length }, 'audit records could not be stored');
+            for (const w of waiting) w.failed(err);
+          }
+        }),
+      );
+    }
+    this.flushing = false;
+  }
+}
+
+export type AuditRow = {
+  seq: string;
+  recorded: Date;
+  category: string;
+  subtype: string;
+  action: string;
+  outcome: number;
+  outcome_desc: string | null;
+  user_ref: string | null;
+  user_sub: string | null;
+  client_id: string | null;
+  role: string | null;
+  address: string | null;
+  purpose: string[] | null;
+  entity: string[];
+  entity_version: number[];
+  patient: string[];
+  query: string | null;
+  request_id: string | null;
+  detail: Record<string, unknown> | null;
+};
+
+/** One condition of an audit search: values ORed (a comma list); conditions ANDed. */
+export type AuditCondition =
+  | { kind: 'seq'; values: string[] }
+  | { kind: 'patient' | 'entity' | 'user_ref' | 'user_sub' | 'client_id' | 'action' | 'category' | 'subtype' | 'address' | 'role'; values: string[] }
+  | { kind: 'outcome'; values: number[] }
+  | { kind: 'recorded'; op: 'gt' | 'ge' | 'lt' | 'le'; value: string }
+  | { kind: 'none' };
+
+export interface AuditQuery {
+  conditions: AuditCondition[];
+  /** Restriction by authorization: only records about this patient. */
+  patient?: string;
+  ascending: boolean;
+  count: number;
+  /** Keyset: continue strictly after this (recorded, seq) in the sort order. */
+  after?: { recorded: string; seq: string };
+}
+
+const ARRAY_COLUMNS = new Set(['patient', 'entity']);
+
+function where(q: AuditQuery, params: unknown[]): string[] {
+  const p = (v: unknown) => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  const out = ['tenant_id = $1'];
+  if (q.patient !== undefined) out.push(`patient && ARRAY[${p(q.patient)}::text]`);
+  for (const c of q.conditions) {
+    switch (c.kind) {
+      case 'none':
+        out.push('false');
+        break;
+      case 'seq':
+        out.push(`seq = ANY(${p(c.values.filter((v) => /^\d{1,18}$/.test(v)))}::bigint[])`);
+        break;
+      case 'outcome':
+        out.push(`outcome = ANY(${p(c.values)}::smallint[])`);
+        break;
+      case 'recorded': {
+        const op = { gt: '>', ge: '>=', lt: '<', le: '<=' }[c.op];
+        out.push(`recorded ${op} ${p(c.value)}::timestamptz`);
+        break;
+      }
+      default:
+        // column names come from the fixed kinds above
+        out.push(ARRAY_COLUMNS.has(c.kind) ? `${c.kind} && ${p(c.values)}::text[]` : `${c.kind} = ANY(${p(c.values)}::text[])`);
+    }
+  }
+  return out;
+}
+
+const ROW_COLS = `seq::text AS seq, recorded, category, subtype, action, outcome, outcome_desc, user_ref, user_sub, client_id, role, address,
+  purpose, entity, entity_version, patient, query, request_id, detail`;
+
+/** A page of records (count + 1 rows: the extra one says there is more), newest first unless `ascending`. */
+export async function searchAudit(q: Queryable, tenantId: string, query: AuditQuery): Promise<AuditRow[]> {
+  const params: unknown[] = [tenantId];
+  const conds = where(query, params);
+  const dir = query.ascending ? 'ASC' : 'DESC';
+  if (query.after) {
+    params.push(query.after.recorded, query.after.seq);
+    conds.push(`(recorded, seq) ${query.ascending ? '>' : '<'} ($${params.length - 1}::timestamptz, $${params.length}::bigint)`);
+  }
+  params.push(query.count + 1);
+  const r = await q.query<AuditRow>(
+    `SELECT ${ROW_COLS} FROM audit_event WHERE ${conds.join(' AND ')} ORDER BY recorded ${dir}, seq ${dir} LIMIT $${params.length}`,
+    params,
+  );
+  return r.rows;
+}
+
+export async function countAudit(q: Queryable, tenantId: string, query: AuditQuery): Promise<number> {
+  const params: unknown[] = [tenantId];
+  const r = await q.query<{ n: string }>(`SELECT count(*)::text AS n FROM audit_event WHERE ${where(query, params).join(' AND ')}`, params);
+  return Number(r.rows[0].n);
+}
+
+export async function readAudit(q: Queryable, tenantId: string, seq: string): Promise<AuditRow | undefined> {
+  if (!/^\d{1,18}$/.test(seq)) return undefined;
+  const r = await q.query<AuditRow>(`SELECT ${ROW_COLS} FROM audit_event WHERE tenant_id = $1 AND seq = $2::bigint`, [tenantId, seq]);
+  return r.rows[0];
+}
+
+/**
+ * Deletes a tenant's records recorded before `before`, on the owner's connection (the application role cannot
+ * delete audit records), in slices so a purge of years never holds one long transaction. Returns how many went.
+ */
+export async function purgeAudit(db: Db, tenantId: string, before: Date, slice = 10_000): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const r = await db.admin().query(
+      `DELETE FROM audit_event WHERE tenant_id = $1 AND seq IN (
+         SELECT seq FROM audit_event WHERE tenant_id = $1 AND recorded < $2 ORDER BY recorded LIMIT $3)`,
+      [tenantId, before.toISOString(), slice],
+    );
+    total += r.rowCount ?? 0;
+    if ((r.rowCount ?? 0) < slice) return total;
+  }
+}
+
+/** Tenants with their audit retention (days; null: the configured default), for the purge. */
+export async function auditRetentions(db: Db): Promise<{ tenantId: string; days: number | null }[]> {
+  const r = await db.admin().query<{ id: string; days: string | null }>(
+    `SELECT id, settings->>'auditRetentionDays' AS days FROM tenant ORDER BY id`,
+  );
+  return r.rows.map((row) => ({ tenantId: row.id, days: row.days === null ? null : Number(row.days) }));
+}
