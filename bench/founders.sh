@@ -3,13 +3,15 @@
 # validation on), on a fresh PostgreSQL database, and optionally the driver's raw-PostgreSQL ceiling in the same run.
 # --repo runs another checkout of this project (an A/B of two builds: alternate them in one session).
 #
-#   bench/founders.sh [--repo DIR] [--patients N] [--label TEXT] [--out-dir DIR] [--ceiling] [--port P]
+#   bench/founders.sh [--repo DIR] [--patients N] [--label TEXT] [--out-dir DIR] [--ceiling] [--port P] [--workloads w1,w2]
+#
+# The server's environment passes through (e.g. AUDIT_TRAIL=false bench/founders.sh: bench/audit-cost.sh does that).
 #
 # Needs PostgreSQL on 127.0.0.1:5432 with trust auth for `postgres` (as on the project's machines) and Node 20.
 # Results: JSON files of the driver in --out-dir (default bench/results), one line per file printed at the end.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-repo="$here"; patients=2000; label=""; out_dir="$here/bench/results"; ceiling=0; port=18180
+repo="$here"; patients=2000; label=""; out_dir="$here/bench/results"; ceiling=0; port=18180; workloads=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --repo) repo="$(cd "$2" && pwd)"; shift 2 ;;
@@ -18,6 +20,7 @@ while [ $# -gt 0 ]; do
     --out-dir) out_dir="$2"; shift 2 ;;
     --ceiling) ceiling=1; shift ;;
     --port) port="$2"; shift 2 ;;
+    --workloads) workloads="$2"; shift 2 ;;
     *) echo "unknown option $1"; exit 2 ;;
   esac
 done
@@ -52,7 +55,7 @@ token="$(cli token fb --client fb-ops --scope 'system/*.cruds' --ttl 86400 2>/de
 stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 out="$out_dir/founders-$label-$stamp.json"
 (cd "$driver" && node src/cli.mjs --base "http://127.0.0.1:$port/fhir/fb" --token "$token" --patients "$patients" -c 4 \
-  --tag "t$stamp" --label "$label" --watch-pid "$server_pid" --state "$work/state.json" --out "$out")
+  --tag "t$stamp" --label "$label" --watch-pid "$server_pid" --state "$work/state.json" --out "$out" ${workloads:+--workloads "$workloads"})
 echo "server RSS at the end: $(ps -o rss= -p "$server_pid" | awk '{printf "%.0f MB", $1/1024}')"
 if [ "$ceiling" = 1 ]; then
   raw="fhirbench_raw_$$_$RANDOM"

@@ -2,6 +2,7 @@
 // oidc-provider): validation first, then one row.
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import type Provider from 'oidc-provider';
+import type { AuditAgent } from '../core/audit.js';
 import type { Deps } from '../core/deps.js';
 import { FhirError } from '../core/errors.js';
 import { findClient, upsertClient } from '../store/auth-payloads.js';
@@ -9,8 +10,10 @@ import { findUserByName, insertUser, updateUser, type UserRecord } from '../stor
 import { currentVersion } from '../store/resources.js';
 import { findTenant } from '../store/tenants.js';
 import { PLATFORM } from '../core/tenant.js';
+import { OPERATOR, recordAuthEvents } from './audit.js';
+import { accountId } from './claims.js';
 import { hashPassword, passwordProblem } from './passwords.js';
-import { splitClientScope, TENANT_PROPERTY } from './provider.js';
+import { clientScopes, splitClientScope, TENANT_PROPERTY } from './provider.js';
 import { isRole, ROLES } from './role-matrix.js';
 import { DEFAULT_REGISTRATION_SCOPE } from './smart-config.js';
 import { newTotpSecret, otpauthUri } from './totp.js';
@@ -33,7 +36,21 @@ async function assertTenant(deps: Deps, tenant: string): Promise<void> {
   if (!(await findTenant(deps.db, tenant))) throw new FhirError('not-found', `Unknown tenant '${tenant}'`, { code: 'TENANT_UNKNOWN' });
 }
 
-export async function createUser(deps: Deps, u: NewUser): Promise<UserRecord> {
+/** What an account change says in the audit trail: the account (as tokens name it), its name, its FHIR record. */
+async function auditUser(deps: Deps, by: AuditAgent, user: UserRecord, subtype: string, action: 'C' | 'U'): Promise<void> {
+  await recordAuthEvents(deps, user.tenantId, {
+    category: 'admin',
+    subtype,
+    action,
+    outcome: 0,
+    agent: by,
+    ...(user.fhirUser ? { entities: [{ ref: user.fhirUser }] } : {}),
+    detail: { account: accountId(user.tenantId, user.id), username: user.username, role: user.role },
+  });
+}
+
+/** `by`, here and below: who acts, for the audit trail (the operator's CLI unless said). */
+export async function createUser(deps: Deps, u: NewUser, by: AuditAgent = OPERATOR): Promise<UserRecord> {
   await assertTenant(deps, u.tenant);
   if (!isRole(u.role) || u.role === 'system') throw new FhirError('invalid', `role must be one of ${ROLES.filter((r) => r !== 'system').join(', ')}`, { code: 'USER_ROLE_INVALID' });
   if ((u.tenant === PLATFORM) !== (u.role === 'platform-admin')) {
@@ -60,7 +77,9 @@ export async function createUser(deps: Deps, u: NewUser): Promise<UserRecord> {
     totpSecret: null,
   };
   if (!(await insertUser(deps.db, record))) throw new FhirError('conflict', `User '${u.username}' already exists in '${u.tenant}'`, { code: 'USER_EXISTS' });
-  return (await findUserByName(deps.db, u.tenant, u.username))!;
+  const created = (await findUserByName(deps.db, u.tenant, u.username))!;
+  await auditUser(deps, by, created, 'user-create', 'C');
+  return created;
 }
 
 async function existingUser(deps: Deps, tenant: string, username: string): Promise<UserRecord> {
@@ -70,28 +89,32 @@ async function existingUser(deps: Deps, tenant: string, username: string): Promi
 }
 
 /** Sets a new password (and unlocks the account). */
-export async function resetPassword(deps: Deps, tenant: string, username: string, password: string): Promise<void> {
+export async function resetPassword(deps: Deps, tenant: string, username: string, password: string, by: AuditAgent = OPERATOR): Promise<void> {
   const user = await existingUser(deps, tenant, username);
   const problem = passwordProblem(password, user.username);
   if (problem) throw new FhirError('invalid', problem, { code: 'PASSWORD_POLICY' });
   await updateUser(deps.db, tenant, user.id, { passwordHash: await hashPassword(password) });
+  await auditUser(deps, by, user, 'user-password-reset', 'U');
 }
 
 /** Enrols (a new secret) or removes the user's TOTP second factor. */
-export async function setTotp(deps: Deps, tenant: string, username: string, enable: boolean, issuer: string): Promise<{ secret?: string; uri?: string }> {
+export async function setTotp(deps: Deps, tenant: string, username: string, enable: boolean, issuer: string, by: AuditAgent = OPERATOR): Promise<{ secret?: string; uri?: string }> {
   const user = await existingUser(deps, tenant, username);
   if (!enable) {
     await updateUser(deps.db, tenant, user.id, { totpSecret: null });
+    await auditUser(deps, by, user, 'user-totp-remove', 'U');
     return {};
   }
   const secret = newTotpSecret();
   await updateUser(deps.db, tenant, user.id, { totpSecret: secret });
+  await auditUser(deps, by, user, 'user-totp-enrol', 'U');
   return { secret, uri: otpauthUri(secret, user.username, issuer) };
 }
 
-export async function setUserDisabled(deps: Deps, tenant: string, username: string, disabled: boolean): Promise<void> {
+export async function setUserDisabled(deps: Deps, tenant: string, username: string, disabled: boolean, by: AuditAgent = OPERATOR): Promise<void> {
   const user = await existingUser(deps, tenant, username);
   await updateUser(deps.db, tenant, user.id, { disabled });
+  await auditUser(deps, by, user, disabled ? 'user-disable' : 'user-enable', 'U');
 }
 
 /**
@@ -141,7 +164,7 @@ function launchUriMetadata(uri: string): Record<string, string> {
 }
 
 /** Registers a client to one tenant; the metadata is validated by oidc-provider exactly as it will be used. */
-export async function registerClient(deps: Deps, provider: Provider, c: NewClient): Promise<RegisteredClient> {
+export async function registerClient(deps: Deps, provider: Provider, c: NewClient, by: AuditAgent = OPERATOR): Promise<RegisteredClient> {
   await assertTenant(deps, c.tenant);
   if (c.tenant === PLATFORM) throw new FhirError('invalid', 'clients belong to a tenant', { code: 'CLIENT_INVALID' });
   const clientId = c.clientId ?? `${c.kind === 'backend' || c.kind === 'operator' ? 'svc' : 'app'}-${randomBytes(9).toString('base64url')}`;
@@ -152,7 +175,7 @@ export async function registerClient(deps: Deps, provider: Provider, c: NewClien
   if (c.kind === 'operator') {
     // a throwaway public key: the token endpoint cannot be used, only the operator's CLI mints tokens
     const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-384' });
-    return registerClient(deps, provider, { ...c, kind: 'backend', jwks: { keys: [{ ...publicKey.export({ format: 'jwk' }), kid: 'unused', alg: 'ES384' }] }, jwksUri: undefined });
+    return registerClient(deps, provider, { ...c, kind: 'backend', jwks: { keys: [{ ...publicKey.export({ format: 'jwk' }), kid: 'unused', alg: 'ES384' }] }, jwksUri: undefined }, by);
   }
   if (c.kind === 'backend') {
     if (!c.jwksUri && !c.jwks) throw new FhirError('invalid', 'a backend client needs --jwks-uri or --jwks (its public keys)', { code: 'CLIENT_INVALID' });
@@ -187,6 +210,14 @@ export async function registerClient(deps: Deps, provider: Provider, c: NewClien
     throw new FhirError('invalid', `Invalid client metadata: ${(err as { error_description?: string }).error_description ?? (err as Error).message}`, { code: 'CLIENT_INVALID' });
   }
   await upsertClient(deps.db, { clientId, tenantId: c.tenant, metadata });
+  await recordAuthEvents(deps, c.tenant, {
+    category: 'admin',
+    subtype: 'client-register',
+    action: 'C',
+    outcome: 0,
+    agent: by,
+    detail: { client_id: clientId, client_name: c.name, kind: c.kind, scope: clientScopes(metadata) },
+  });
   return { clientId, ...(secret ? { clientSecret: secret } : {}), metadata };
 }
 

@@ -5,12 +5,14 @@ import type { Request, Response } from 'express';
 import type Provider from 'oidc-provider';
 import { searchType } from '../fhir/interactions/search.js';
 import type { FhirContext } from '../fhir/context.js';
+import type { AuditAgent } from '../core/audit.js';
 import type { Deps } from '../core/deps.js';
 import type { Tenant } from '../core/tenant.js';
 import { clientScopes, tenantOfBase } from './provider.js';
 import type { SmartContext } from './claims.js';
 import { accountId, parseAccountId, SMART_GRANT } from './claims.js';
 import { accessForType, accessFromToken, grantAccess, R4_TYPES } from './access.js';
+import { auditSignIn, recordAuthEvents, userAgent, type AuthEvent } from './audit.js';
 import { checkPassword, checkTotp, readTicket, signTicket, type LoginOutcome, type SignInContext } from './login.js';
 import { errorBox, esc, page, sendPage } from './pages.js';
 import { isRole, type Role } from './role-matrix.js';
@@ -337,9 +339,11 @@ export function refusalStatus(a: InteractionDeps, res: Response, out: LoginOutco
 export async function submitLogin(a: InteractionDeps, req: Request, res: Response): Promise<void> {
   const f = await flowOf(a, req, res);
   const username = field(req, 'username').trim().slice(0, 200);
-  const out = await checkPassword(signInContext(a, req), f.tenant.id, f.tenant.settings.mfaRequired === true, username, field(req, 'password'));
-  // an audit line per sign-in attempt: the user id when known, never the username typed or the password
-  a.deps.log.info({ tenantId: f.tenant.id, clientId: f.client.clientId, userId: 'user' in out ? out.user.id : undefined, outcome: out.ok ? 'signed-in' : out.reason }, 'sign-in');
+  const c = signInContext(a, req);
+  const out = await checkPassword(c, f.tenant.id, f.tenant.settings.mfaRequired === true, username, field(req, 'password'));
+  // a log line per sign-in attempt: the user id when known, never the username typed or the password
+  a.deps.log.info({ tenantId: f.tenant.id, clientId: f.client.clientId, userId: 'user' in out ? out.user?.id : undefined, outcome: out.ok ? 'signed-in' : out.reason }, 'sign-in');
+  await auditSignIn(a.deps, f.tenant.id, out, username, { clientId: f.client.clientId, address: c.address }, { factor: 'password' });
   if (out.ok) return finishLogin(a, req, res, out.user, out.amr);
   if (out.reason === 'second-factor') {
     const ticket = signTicket(a.ticketKey, { uid: f.details.uid, tenantId: out.user.tenantId, userId: out.user.id, ...(out.enrol ? { enrol: out.enrol } : {}) }, a.deps.clock());
@@ -355,8 +359,10 @@ export async function submitTotp(a: InteractionDeps, req: Request, res: Response
   const ticket = readTicket(a.ticketKey, ticketText, f.details.uid, a.deps.clock());
   const user = ticket ? await findUserById(a.deps.db, ticket.tenantId, ticket.userId) : undefined;
   if (!ticket || !user || user.disabled) return send(res, 401, loginPage(f, 'Your sign-in expired; sign in again.'));
-  const out = await checkTotp(signInContext(a, req), user, field(req, 'code'), ticket.enrol);
+  const c = signInContext(a, req);
+  const out = await checkTotp(c, user, field(req, 'code'), ticket.enrol);
   a.deps.log.info({ tenantId: f.tenant.id, clientId: f.client.clientId, userId: user.id, outcome: out.ok ? 'signed-in' : out.reason, factor: 'totp' }, 'sign-in');
+  await auditSignIn(a.deps, f.tenant.id, out, user, { clientId: f.client.clientId, address: c.address }, { factor: 'totp' });
   if (out.ok) return finishLogin(a, req, res, out.user, out.amr);
   if (out.reason === 'locked' || out.reason === 'throttled') return send(res, refusalStatus(a, res, out), loginPage(f, out.message, user.username));
   send(res, 401, totpPage(f, ticketText, ticket.enrol, user.username, out.reason === 'invalid' ? out.message : undefined));
@@ -367,14 +373,36 @@ export async function abortInteraction(a: InteractionDeps, req: Request, res: Re
   await a.provider().interactionFinished(req, res, { error: 'access_denied', error_description: 'The user cancelled the request' }, { mergeWithLastSubmission: false });
 }
 
+/** The audit records of an allowed consent: what was granted, and the launch context (patient, encounter) it carries. */
+function consentEvents(agent: AuditAgent, requested: string[], smart: SmartContext, ehrLaunch: boolean): AuthEvent[] {
+  const granted = [smart.scope, ...smart.other].filter(Boolean).join(' ');
+  const events: AuthEvent[] = [{ category: 'authorization', subtype: 'consent', action: 'E', outcome: 0, agent, detail: { scope: granted, requested: requested.join(' ') } }];
+  if (!smart.patient && !smart.encounter) return events;
+  const entities = [...(smart.patient ? [{ ref: `Patient/${smart.patient}` }] : []), ...(smart.encounter ? [{ ref: `Encounter/${smart.encounter}` }] : [])];
+  events.push({
+    category: 'authorization',
+    subtype: 'launch',
+    action: 'E',
+    outcome: 0,
+    agent,
+    entities,
+    patients: smart.patient ? [smart.patient] : [],
+    detail: { launch: ehrLaunch ? 'ehr' : 'standalone' },
+  });
+  return events;
+}
+
 /** POST /auth/interaction/:uid/consent — records exactly what the user allowed, with the SMART launch context. */
 export async function submitConsent(a: InteractionDeps, req: Request, res: Response): Promise<void> {
   const f = await flowOf(a, req, res);
+  const user = await sessionUser(a, f);
+  const agent = { ...(user ? userAgent(user) : {}), clientId: f.client.clientId, address: addressKey(req.ip) };
+  const requested = requestedScopes(f);
   if (field(req, 'decision') !== 'allow') {
+    await recordAuthEvents(a.deps, f.tenant.id, { category: 'authorization', subtype: 'consent', action: 'E', outcome: 4, outcomeDesc: 'The user denied access', agent, detail: { requested: requested.join(' ') } });
     await a.provider().interactionFinished(req, res, { error: 'access_denied', error_description: 'The user denied access' }, { mergeWithLastSubmission: true });
     return;
   }
-  const user = await sessionUser(a, f);
   if (!user || f.details.prompt.name !== 'consent') return send(res, 401, loginPage(f, 'Please sign in again.'));
   const pickedPatient = field(req, 'patient') || undefined;
   if (pickedPatient && user.role !== 'patient' && !f.details.params.launch && !(await mayReadPatient(a, f, user, pickedPatient))) {
@@ -388,7 +416,6 @@ export async function submitConsent(a: InteractionDeps, req: Request, res: Respo
   const resourceChosen = consentLines(offer.requested, offer.resource).filter((l) => chosen.has(l.value)).flatMap((l) => l.scopes.map(renderScope));
   const g = grantAccess({ requested: resourceChosen.join(' '), clientAllowed: resourceChosen.join(' '), role: user.role as Role, patientId: offer.patient });
   const other = offer.other.filter((s) => chosen.has(s));
-  const requested = requestedScopes(f);
   const requestedOther = requested.filter((s) => !/^(patient|user|system)\//.test(s));
   const requestedResource = requested.filter((s) => /^(patient|user|system)\//.test(s));
 
@@ -396,6 +423,7 @@ export async function submitConsent(a: InteractionDeps, req: Request, res: Respo
   // launch (two tabs, a replayed form), exactly one gets its context (issue 8).
   const launchId = f.details.params.launch as string | undefined;
   if (launchId && !(await takeLaunch(a.deps.db, f.tenant.id, launchId))) {
+    await recordAuthEvents(a.deps, f.tenant.id, { category: 'authorization', subtype: 'launch', action: 'E', outcome: 4, outcomeDesc: 'The EHR launch was already used or has expired', agent, detail: { launch: 'ehr' } });
     return send(res, 400, errorPage('This EHR launch has already been used or has expired. Launch the app again from the EHR.', f.tenant.name));
   }
 
@@ -423,5 +451,6 @@ export async function submitConsent(a: InteractionDeps, req: Request, res: Respo
     grantId,
   };
   await upsertPayload(a.deps.db, SMART_GRANT, grantId, smart as unknown as Record<string, unknown>, a.deps.config.authRefreshTokenDays * 86_400);
+  await recordAuthEvents(a.deps, f.tenant.id, ...consentEvents(agent, requested, smart, offer.ehrLaunch));
   await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
 }

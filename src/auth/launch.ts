@@ -7,6 +7,8 @@ import type { Deps } from '../core/deps.js';
 import { FhirError } from '../core/errors.js';
 import { insertLaunch } from '../store/auth-users.js';
 import { currentVersion } from '../store/resources.js';
+import { recordAuthEvents, tokenAgent } from './audit.js';
+import { addressKey } from './sign-in-throttle.js';
 import type { Principal } from './verify.js';
 
 /** Roles that may create EHR launch contexts. */
@@ -34,6 +36,17 @@ export async function createLaunch(deps: Deps, who: Principal, req: Request, res
   const id = randomBytes(18).toString('base64url');
   const expiresAt = new Date(deps.clock().getTime() + LAUNCH_TTL * 1000);
   await insertLaunch(deps.db, { tenantId: tenant, id, clientId: clientId ?? null, patient: patient ?? null, encounter: encounter ?? null, createdBy: who.claims.sub, expiresAt });
+  // the EHR user chose this context for an app; the app's authorization later records the grant it went into
+  await recordAuthEvents(deps, tenant, {
+    category: 'authorization',
+    subtype: 'launch-create',
+    action: 'C',
+    outcome: 0,
+    agent: tokenAgent(who, addressKey(req.ip)),
+    entities: [...(patient ? [{ ref: `Patient/${patient}` }] : []), ...(encounter ? [{ ref: `Encounter/${encounter}` }] : [])],
+    patients: patient ? [patient] : [],
+    ...(clientId ? { detail: { client_id: clientId } } : {}),
+  });
   res.status(201).setHeader('Cache-Control', 'no-store');
   res.json({ launch: id, iss: who.claims.aud, expires_in: LAUNCH_TTL, ...(patient ? { patient } : {}), ...(encounter ? { encounter } : {}) });
 }

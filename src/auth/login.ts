@@ -11,10 +11,11 @@ import type { AddressThrottle, Slot } from './sign-in-throttle.js';
 import { matchTotp, newTotpSecret } from './totp.js';
 import { PLATFORM } from '../core/tenant.js';
 
+/** A refusal's `user`: the account the attempt was against, when one matched (for the audit trail, never shown). */
 export type LoginOutcome =
   | { ok: true; user: UserRecord; amr: string[] }
-  | { ok: false; reason: 'invalid'; message: string }
-  | { ok: false; reason: 'locked' | 'throttled'; message: string; until: Date }
+  | { ok: false; reason: 'invalid'; message: string; user?: UserRecord }
+  | { ok: false; reason: 'locked' | 'throttled'; message: string; until: Date; user?: UserRecord }
   | { ok: false; reason: 'second-factor'; user: UserRecord; enrol?: string };
 
 /** Who is signing in from where: the process's address throttle and the client address (addressKey(req.ip)). */
@@ -34,8 +35,8 @@ async function findSigner(deps: Deps, tenantId: string, username: string): Promi
 const minutesUntil = (until: Date, now: Date) => Math.max(1, Math.ceil((until.getTime() - now.getTime()) / 60_000));
 const plural = (n: number) => `${n} more minute${n === 1 ? '' : 's'}`;
 
-function locked(until: Date, now: Date): LoginOutcome {
-  return { ok: false, reason: 'locked', until, message: `Too many failed sign-ins: this account is locked for ${plural(minutesUntil(until, now))}.` };
+function locked(until: Date, now: Date, user: UserRecord): LoginOutcome {
+  return { ok: false, reason: 'locked', until, user, message: `Too many failed sign-ins: this account is locked for ${plural(minutesUntil(until, now))}.` };
 }
 
 function throttled(until: Date, now: Date): LoginOutcome {
@@ -68,7 +69,7 @@ export async function checkPassword(c: SignInContext, tenantId: string, mfaRequi
     const user = username ? await findSigner(c.deps, tenantId, username) : undefined;
     if (!user || user.disabled) {
       await verifyPassword(await dummyHash(), password); // same cost as a real check
-      return { ok: false, reason: 'invalid', message: INVALID };
+      return { ok: false, reason: 'invalid', message: INVALID, ...(user ? { user } : {}) };
     }
     const attempt = await claimAttempt(c, user);
     if (!attempt.allowed) {
@@ -93,8 +94,8 @@ async function claimAttempt(c: SignInContext, user: UserRecord): Promise<Attempt
   const cfg = c.deps.config;
   const limits = { perAddress: cfg.authLockoutAttempts, perAccount: cfg.authLockoutAccountAttempts, minutes: cfg.authLockoutMinutes };
   const claim = await claimSignInAttempt(c.deps.db, user.tenantId, user.id, c.address, limits);
-  if (!claim.allowed) return { allowed: false, outcome: locked(claim.lockedUntil, c.deps.clock()) };
-  const failure: LoginOutcome = claim.lockedUntil ? locked(claim.lockedUntil, c.deps.clock()) : { ok: false, reason: 'invalid', message: INVALID };
+  if (!claim.allowed) return { allowed: false, outcome: locked(claim.lockedUntil, c.deps.clock(), user) };
+  const failure: LoginOutcome = claim.lockedUntil ? locked(claim.lockedUntil, c.deps.clock(), user) : { ok: false, reason: 'invalid', message: INVALID, user };
   return { allowed: true, set: claim.set, failure };
 }
 
@@ -111,7 +112,7 @@ export async function checkTotp(c: SignInContext, user: UserRecord, code: string
     // each code is accepted once (RFC 6238 §5.2)
     if (step === undefined || !(await claimTotpStep(c.deps.db, user.tenantId, user.id, step))) {
       const out = attempt.failure;
-      return out.ok || out.reason !== 'invalid' ? out : { ok: false, reason: 'invalid', message: 'The authentication code is not correct.' };
+      return out.ok || out.reason !== 'invalid' ? out : { ok: false, reason: 'invalid', message: 'The authentication code is not correct.', user };
     }
     if (enrol) await updateUser(c.deps.db, user.tenantId, user.id, { totpSecret: enrol });
     await recordSignInSuccess(c.deps.db, user.tenantId, user.id, c.address, attempt.set);

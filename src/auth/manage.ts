@@ -9,12 +9,14 @@ import { isTenantSlug, type Tenant } from '../core/tenant.js';
 import { findClient, listGrantsOf, revokeGrant } from '../store/auth-payloads.js';
 import { findUserById, type UserRecord } from '../store/auth-users.js';
 import { currentVersion } from '../store/resources.js';
+import { auditSignIn, recordAuthEvents, userAgent } from './audit.js';
 import { accountId } from './claims.js';
 import { refusalStatus, signInContext, type InteractionDeps } from './interactions.js';
 import { checkPassword, checkTotp, readTicket, signTicket, type LoginOutcome } from './login.js';
 import { errorBox, esc, page, sendPage } from './pages.js';
 import { consentLines, describeScope } from './scope-words.js';
 import { isResourceScope, parseScopes, renderScope, type Scope } from './scopes.js';
+import { addressKey } from './sign-in-throttle.js';
 
 const COOKIE = 'tenfhir_manage';
 
@@ -146,8 +148,11 @@ export const showApps = managePage(async (a, req, res, t) => {
 
 /** POST /auth/manage/:tenant/login */
 export const manageLogin = managePage(async (a, req, res, t) => {
-  const out = await checkPassword(signInContext(a, req), t.id, t.settings.mfaRequired === true, field(req, 'username').trim().slice(0, 200), field(req, 'password'));
-  a.deps.log.info({ tenantId: t.id, userId: 'user' in out ? out.user.id : undefined, outcome: out.ok ? 'signed-in' : out.reason, page: 'manage' }, 'sign-in');
+  const c = signInContext(a, req);
+  const username = field(req, 'username').trim().slice(0, 200);
+  const out = await checkPassword(c, t.id, t.settings.mfaRequired === true, username, field(req, 'password'));
+  a.deps.log.info({ tenantId: t.id, userId: 'user' in out ? out.user?.id : undefined, outcome: out.ok ? 'signed-in' : out.reason, page: 'manage' }, 'sign-in');
+  await auditSignIn(a.deps, t.id, out, username, { address: c.address }, { factor: 'password', page: 'manage' });
   if (out.ok) {
     setSession(a, res, t.id, out.user);
     return void res.redirect(303, base(t.id));
@@ -164,7 +169,9 @@ export const manageTotp = managePage(async (a, req, res, t) => {
   const ticket = readTicket(a.ticketKey, field(req, 'ticket'), `${uidOf(t.id)}:totp`, a.deps.clock());
   const user = ticket ? await findUserById(a.deps.db, ticket.tenantId, ticket.userId) : undefined;
   if (!ticket || !user || user.disabled) return send(res, 401, signInPage(t.id, t.name, 'Your sign-in expired; sign in again.'));
-  const out = await checkTotp(signInContext(a, req), user, field(req, 'code'));
+  const c = signInContext(a, req);
+  const out = await checkTotp(c, user, field(req, 'code'));
+  await auditSignIn(a.deps, t.id, out, user, { address: c.address }, { factor: 'totp', page: 'manage' });
   if (out.ok) {
     setSession(a, res, t.id, out.user);
     return void res.redirect(303, base(t.id));
@@ -191,6 +198,16 @@ export const manageRevoke = managePage(async (a, req, res, t) => {
   await grant?.destroy();
   await revokeGrant(a.deps.db, grantId);
   a.deps.log.info({ tenantId: t.id, userId: s.user.id, clientId: own.clientId }, 'grant revoked by its user');
+  const patient = typeof own.smart.patient === 'string' ? own.smart.patient : undefined;
+  await recordAuthEvents(a.deps, t.id, {
+    category: 'authorization',
+    subtype: 'grant-revoke',
+    action: 'D',
+    outcome: 0,
+    agent: userAgent(s.user, { address: addressKey(req.ip) }),
+    ...(patient ? { patients: [patient] } : {}),
+    detail: { client_id: own.clientId, page: 'manage' },
+  });
   const client = await findClient(a.deps.db, own.clientId);
   send(res, 200, await appsPage(a, t.id, t.name, s.user, s.cookie, `Access for ${String(client?.metadata.client_name ?? own.clientId)} revoked.`));
 });
@@ -198,6 +215,9 @@ export const manageRevoke = managePage(async (a, req, res, t) => {
 /** POST /auth/manage/:tenant/logout */
 export const manageLogout = managePage(async (a, req, res, t) => {
   const s = await signedIn(a, req, t.id);
-  if (s && csrfOk(a, req, s.cookie)) setSession(a, res, t.id, undefined);
+  if (s && csrfOk(a, req, s.cookie)) {
+    setSession(a, res, t.id, undefined);
+    await recordAuthEvents(a.deps, t.id, { category: 'logout', subtype: 'logout', action: 'E', outcome: 0, agent: userAgent(s.user, { address: addressKey(req.ip) }), detail: { page: 'manage' } });
+  }
   res.redirect(303, base(t.id));
 });

@@ -7,6 +7,7 @@ import { peekLaunch, findUserById } from '../store/auth-users.js';
 import type { TenantCache } from '../tenancy/tenant-cache.js';
 import { guardedFetch } from '../platform/outbound.js';
 import { grantAccess } from './access.js';
+import { auditProviderRoute } from './audit.js';
 import { accessTokenClaims, parseAccountId, TENANT_PROPERTY, type SmartContext } from './claims.js';
 import { honourJwksCacheControl, noteJwksCacheControl, resolveAssertionKey } from './client-keys.js';
 import type { SigningKeys } from '../core/deps.js';
@@ -315,24 +316,31 @@ export function buildProvider(opts: ProviderOptions): Provider {
     await next();
     const route = ctx.oidc?.route;
     if (route === 'token' || route === 'revocation') asInvalidClient(ctx);
-    if (route !== 'token') return;
-    // SMART: token responses carry Cache-Control: no-store AND Pragma: no-cache
-    ctx.set('Pragma', 'no-cache');
-    const body = ctx.body as Record<string, unknown> | undefined;
-    const smart = (ctx as SmartCtx).smart;
-    if (ctx.status === 200 && body?.access_token && smart) {
-      body.scope = fullScope(smart);
-      if (smart.patient) body.patient = smart.patient;
-      if (smart.encounter) body.encounter = smart.encounter;
-      if (smart.role !== 'system') {
-        // SMART launch context: the organization (tenant) that launched the app, the banner and style hints
-        body.tenant = smart.tenant;
-        body.need_patient_banner = smart.needPatientBanner;
-        if (smart.smartStyleUrl) body.smart_style_url = smart.smartStyleUrl;
-      }
-    }
+    if (route === 'token') smartTokenResponse(ctx as SmartCtx);
+    // the response is final but not sent yet: its audit record is stored first (issue 12); a fault there never
+    // turns an answer into a 500
+    await auditProviderRoute(deps, ctx as SmartCtx).catch((err) => deps.log.error({ err, route }, 'auditing an authorization server response failed'));
   });
   return provider;
+}
+
+/** The SMART parts of a token response: the effective scope and the launch context. */
+function smartTokenResponse(ctx: SmartCtx): void {
+  // SMART: token responses carry Cache-Control: no-store AND Pragma: no-cache
+  ctx.set('Pragma', 'no-cache');
+  const body = ctx.body as Record<string, unknown> | undefined;
+  const smart = ctx.smart;
+  if (ctx.status === 200 && body?.access_token && smart) {
+    body.scope = fullScope(smart);
+    if (smart.patient) body.patient = smart.patient;
+    if (smart.encounter) body.encounter = smart.encounter;
+    if (smart.role !== 'system') {
+      // SMART launch context: the organization (tenant) that launched the app, the banner and style hints
+      body.tenant = smart.tenant;
+      body.need_patient_banner = smart.needPatientBanner;
+      if (smart.smartStyleUrl) body.smart_style_url = smart.smartStyleUrl;
+    }
+  }
 }
 
 /**

@@ -4,6 +4,7 @@
 // bound to the token's tenant with its scope capped by the token; updates that keep both.
 import { createHash, randomBytes } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
+import type { AuditAgent } from '../core/audit.js';
 import type { Deps } from '../core/deps.js';
 import { FhirError } from '../core/errors.js';
 import { isTenantSlug } from '../core/tenant.js';
@@ -15,6 +16,7 @@ import { CEILING_PROPERTY, issuerOf, SMART_SCOPE_PROPERTY, splitClientScope, TEN
 import { intersectScopes, isResourceScope, OTHER_SCOPES, parseScopes, renderScopes, type ResourceScope, type Scope, type ScopeContext } from './scopes.js';
 import { DEFAULT_REGISTRATION_SCOPE } from './smart-config.js';
 import { oauthError } from './api.js';
+import { OPERATOR, recordAuthEvents, tokenAgent } from './audit.js';
 import { bearerToken, type Principal } from './verify.js';
 
 const OTHER = new Set<string>(OTHER_SCOPES);
@@ -61,10 +63,11 @@ function sha256(s: string): string {
   return createHash('sha256').update(s).digest('hex');
 }
 
-/** Creates an initial access token for `tenant` (CLI and API); only its SHA-256 is stored. */
-export async function issueRegistrationToken(deps: Deps, tenant: string, scope: string, createdBy: string, ttlSeconds: number): Promise<{ initial_access_token: string; expires_in: number; scope: string; registration_endpoint: string }> {
+/** Creates an initial access token for `tenant` (CLI and API); only its SHA-256 is stored. `by`: who asked, for the audit trail. */
+export async function issueRegistrationToken(deps: Deps, tenant: string, scope: string, createdBy: string, ttlSeconds: number, by: AuditAgent = OPERATOR): Promise<{ initial_access_token: string; expires_in: number; scope: string; registration_endpoint: string }> {
   const token = `${tenant}.${randomBytes(24).toString('base64url')}`;
   await insertRegistrationToken(deps.db, tenant, sha256(token), scope, createdBy, new Date(deps.clock().getTime() + ttlSeconds * 1000));
+  await recordAuthEvents(deps, tenant, { category: 'admin', subtype: 'registration-token-issue', action: 'C', outcome: 0, agent: by, detail: { scope, expires_in: ttlSeconds } });
   return { initial_access_token: token, expires_in: ttlSeconds, scope, registration_endpoint: `${issuerOf(deps.config.publicBaseUrl)}/register` };
 }
 
@@ -73,7 +76,7 @@ export async function issueRegistrationToken(deps: Deps, tenant: string, scope: 
  * one: a machine credential must not be able to mint further credentials (a stolen or over-scoped one would become
  * a factory of new clients); registering is an accountable act of a person, or of the operator's CLI.
  */
-export async function initialAccessToken(deps: Deps, who: Principal, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+export async function initialAccessToken(deps: Deps, who: Principal, body: Record<string, unknown>, address: string): Promise<Record<string, unknown>> {
   if (who.claims.role !== 'tenant-admin') {
     throw new FhirError('forbidden', 'Only tenant administrators obtain initial access tokens (backend clients cannot register further clients)', { code: 'SCOPE_INSUFFICIENT' });
   }
@@ -82,7 +85,7 @@ export async function initialAccessToken(deps: Deps, who: Principal, body: Recor
   if (parseScopes(requested).scopes.some(isResourceScope) && !parseScopes(scope).scopes.some(isResourceScope)) {
     throw new FhirError('forbidden', `None of the requested resource scopes lies within your own access (${requested.slice(0, 300)})`, { code: 'SCOPE_INSUFFICIENT' });
   }
-  return issueRegistrationToken(deps, who.claims.tenant, scope, who.claims.sub, 24 * 3600);
+  return issueRegistrationToken(deps, who.claims.tenant, scope, who.claims.sub, 24 * 3600, tokenAgent(who, address));
 }
 
 function scopeOf(body: Record<string, unknown>): string | undefined {

@@ -15,7 +15,7 @@ import { manageLogin, manageLogout, manageRevoke, manageTotp, showApps } from '.
 import { OriginRegistry } from './origins.js';
 import { buildProvider, issuerOf } from './provider.js';
 import { guardRegistration, guardRegistrationUpdate, initialAccessToken } from './registration.js';
-import { AddressThrottle } from './sign-in-throttle.js';
+import { AddressThrottle, addressKey } from './sign-in-throttle.js';
 import { SMART_STYLE } from './smart-config.js';
 import { TokenVerifier } from './verify.js';
 
@@ -105,7 +105,7 @@ export function createAuthServer(deps: Deps, tenants: TenantCache): AuthServer {
     json,
     form,
     api(deps, async (req, res) => {
-      const out = await initialAccessToken(deps, await who(req), (req.body ?? {}) as Record<string, unknown>);
+      const out = await initialAccessToken(deps, await who(req), (req.body ?? {}) as Record<string, unknown>, addressKey(req.ip));
       res.status(201).setHeader('Cache-Control', 'no-store');
       res.json(out);
     }),

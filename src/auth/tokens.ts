@@ -7,6 +7,7 @@ import { FhirError } from '../core/errors.js';
 import { findClient } from '../store/auth-payloads.js';
 import { findUserByName } from '../store/auth-users.js';
 import { grantAccess } from './access.js';
+import { OPERATOR, recordAuthEvents } from './audit.js';
 import { PLATFORM } from '../core/tenant.js';
 import { accountId, type AccessClaims } from './claims.js';
 import type { SigningKeys } from '../core/deps.js';
@@ -75,5 +76,16 @@ export async function mintAccessToken(deps: Deps, keys: SigningKeys, req: MintRe
     ...(patient ? { patient } : {}),
     ...(fhirUser ? { fhirUser } : {}),
   };
-  return { accessToken: signAccessToken(keys, claims), scope: g.scope, expiresIn: req.ttlSeconds, claims };
+  const accessToken = signAccessToken(keys, claims);
+  // minted by the operator, not asked for at the token endpoint: the record says so (the holder is the agent, as there)
+  await recordAuthEvents(deps, req.tenant, {
+    category: 'token',
+    subtype: 'token-issue',
+    action: 'E',
+    outcome: 0,
+    agent: { ...(sub !== req.clientId ? { userSub: sub } : {}), ...(fhirUser ? { userRef: fhirUser } : {}), clientId: req.clientId, role },
+    ...(patient ? { patients: [patient], entities: [{ ref: `Patient/${patient}` }] } : {}),
+    detail: { grant_type: 'operator-mint', scope: g.scope, issued_by: OPERATOR.userSub },
+  });
+  return { accessToken, scope: g.scope, expiresIn: req.ttlSeconds, claims };
 }

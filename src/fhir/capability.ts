@@ -1,4 +1,5 @@
 // The CapabilityStatement served at [base]/metadata (http.html#capabilities): only what really works.
+import { AUDIT_SEARCH_PARAMS } from './interactions/audit-event.js';
 import type { FhirContext } from './context.js';
 import { r4ResourceTypes } from '../core/definitions.js';
 import { TOPICS, topicUrl } from './subscription-topics.js';
@@ -22,6 +23,7 @@ const COMMON_PARAMS = [
 /** `security` is CapabilityStatement.rest.security, supplied by the authorization layer (src/auth/smart-config.ts). */
 export function capabilityStatement(ctx: FhirContext, software: { name: string; version: string }, startedAt: string, security: Record<string, unknown>): Record<string, unknown> {
   const resource = [...r4ResourceTypes()].sort().map((type) => {
+    if (type === 'AuditEvent') return auditEventCapability(ctx);
     const params = [...ctx.registry.paramsFor(type).values()]
       .filter((p) => SEARCHABLE.has(p.type) && p.extract && !p.code.startsWith('_'))
       .map((p) => ({ name: p.code, definition: p.url, type: p.type }));
@@ -80,6 +82,34 @@ export function capabilityStatement(ctx: FhirContext, software: { name: string; 
         ],
       },
     ],
+  };
+}
+
+/**
+ * AuditEvent: the server's own audit trail (issue 12), read and searched by the parameters of an audit review
+ * (fhir/interactions/audit-event.ts), never written through the API.
+ */
+function auditEventCapability(ctx: FhirContext): Record<string, unknown> {
+  const official = ctx.registry.paramsFor('AuditEvent');
+  return {
+    type: 'AuditEvent',
+    profile: 'http://hl7.org/fhir/StructureDefinition/AuditEvent',
+    documentation: 'Recorded by the server for every interaction, sign-in and token; read-only (create, update, patch and delete answer 405).',
+    interaction: ['read', 'vread', 'history-instance', 'history-type', 'search-type'].map((code) => ({ code })),
+    versioning: 'no-version',
+    readHistory: false,
+    updateCreate: false,
+    conditionalCreate: false,
+    conditionalUpdate: false,
+    conditionalDelete: 'not-supported',
+    searchParam: [
+      { name: '_id', type: 'token' },
+      ...AUDIT_SEARCH_PARAMS.filter((n) => n !== '_id').map((name) => {
+        const p = official.get(name);
+        return p ? { name, definition: p.url, type: p.type } : { name, type: 'token', documentation: 'the client id that acted (tenfhir)' };
+      }),
+    ],
+    operation: [{ name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' }],
   };
 }
 
