@@ -65,6 +65,40 @@ export async function insertAudit(q: Queryable, tenantId: string, records: Audit
   await q.query(auditInsertSql(records, p), params);
 }
 
+/** A value as an SQL literal: E'' strings escape both quote and backslash, whatever standard_conforming_strings says. */
+function literal(v: unknown, type: string): string {
+  if (v === null || v === undefined) return 'NULL';
+  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : 'NULL';
+  const s = String(v).replace(/\u0000/g, '').replace(/\\/g, '\\\\').replace(/'/g, "''");
+  return `E'${s}'::${type}`;
+}
+
+function arrayLiteral(values: (string | number)[], type: string): string {
+  return values.length ? `ARRAY[${values.map((v) => literal(v, type.replace('[]', ''))).join(', ')}]::${type}` : `'{}'::${type}`;
+}
+
+/**
+ * The records as ONE simple-protocol statement group with their values inlined: BEGIN, SET LOCAL synchronous_commit
+ * off, INSERT, COMMIT in a single round trip. Asynchronous commit means the INSERT does not wait for its WAL flush:
+ * the record is committed (visible, and durable once the WAL writer flushes, within a fraction of a second) before
+ * the request answers, so the process dying after answering loses nothing; only a crash of PostgreSQL itself in that
+ * fraction of a second could. Writes keep synchronous commit: their records are part of the write's own transaction.
+ */
+export function asyncCommitSql(records: AuditRecord[]): string {
+  const rows = records.map((r) => {
+    const values = [
+      literal(r.recorded, 'timestamptz'), literal(r.category, 'text'), literal(r.subtype, 'text'), literal(r.action, 'text'), literal(r.outcome, 'smallint'),
+      literal(r.outcomeDesc?.slice(0, 2000), 'text'), literal(r.agent.userRef, 'text'), literal(r.agent.userSub, 'text'), literal(r.agent.clientId, 'text'),
+      literal(r.agent.role, 'text'), literal(r.agent.address, 'text'), r.agent.purposeOfUse ? arrayLiteral(r.agent.purposeOfUse, 'text[]') : 'NULL',
+      arrayLiteral((r.entities ?? []).map((e) => e.ref), 'text[]'), arrayLiteral((r.entities ?? []).map((e) => e.version ?? 0), 'integer[]'),
+      arrayLiteral(r.patients ?? [], 'text[]'), literal(r.query?.slice(0, 4000), 'text'), literal(r.requestId, 'text'),
+      r.detail ? literal(JSON.stringify(r.detail), 'jsonb') : 'NULL',
+    ];
+    return `(current_setting('app.tenant_id'), ${values.join(', ')})`;
+  });
+  return `BEGIN; SET LOCAL synchronous_commit TO off; INSERT INTO audit_event (tenant_id, ${AUDIT_COLUMNS.map(([n]) => n).join(', ')}) VALUES ${rows.join(', ')}; COMMIT`;
+}
+
 /** The sink when AUDIT_TRAIL is off (measuring what auditing costs). */
 export const NO_AUDIT: AuditSink = { record: () => Promise.resolve() };
 
@@ -113,7 +147,19 @@ export class AuditWriter implements AuditSink {
       await Promise.all(
         [...byTenant].map(async ([tenantId, waiting]) => {
           try {
-            await this.db.withTenant(tenantId, (q) => insertAudit(q, tenantId, waiting.flatMap((w) => w.records)));
+            const records = waiting.flatMap((w) => w.records);
+            // PGlite (one process, its own session): a plain INSERT in the unit of work withTenant opens there
+            if (this.db.kind !== 'postgres') await this.db.withTenant(tenantId, (q) => insertAudit(q, tenantId, records));
+            else {
+              await this.db.withTenant(tenantId, async (q) => {
+                try {
+                  await q.query(asyncCommitSql(records));
+                } catch (err) {
+                  await q.query('ROLLBACK').catch(() => undefined);
+                  throw err;
+                }
+              });
+            }
             for (const w of waiting) w.done();
           } catch (err) {
             this.log.error({ err, tenantId, records: waiting.length }, 'audit records could not be stored');

@@ -305,6 +305,18 @@ describe('searching the trail', () => {
   });
 });
 
+describe('what the client sent is recorded as sent', () => {
+  it('a query with quotes, backslashes and SQL in it is stored verbatim (and runs nothing)', async () => {
+    const name = `o'brien\\'); DELETE FROM audit_event; --\\\\ é`;
+    const res = await t.api.get(`${t.path}/Patient?name=${encodeURIComponent(name)}`);
+    expect(res.status).toBe(200);
+    const [rec] = (await t.api.get(`${t.path}/AuditEvent?subtype=search-type&client=${t.clientId}&_count=1`)).body.entry.map((e: Res) => e.resource);
+    const query = rec.entity.find((x: Res) => x.query);
+    expect(Buffer.from(query.query, 'base64').toString()).toBe(`name=${name}`);
+    expect((await t.api.get(`${t.path}/AuditEvent?_summary=count`)).body.total).toBeGreaterThan(5);
+  });
+});
+
 describe('retention', () => {
   it('the purge deletes records older than the tenant\'s retention, records that it did, and leaves other tenants alone', async () => {
     const otherBefore = (await other.api.get(`${other.path}/AuditEvent?_summary=count`)).body.total;
