@@ -5,7 +5,8 @@
 #
 #   bench/founders.sh [--repo DIR] [--patients N] [--label TEXT] [--out-dir DIR] [--ceiling] [--port P] [--workloads w1,w2]
 #
-# The server's environment passes through (e.g. AUDIT_TRAIL=false bench/founders.sh: bench/audit-cost.sh does that).
+# The server's environment passes through (e.g. AUDIT_TRAIL=false bench/founders.sh: bench/audit-cost.sh does that);
+# SERVER_NODE_ARGS adds node flags to the server (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
 #
 # Needs PostgreSQL on 127.0.0.1:5432 with trust auth for `postgres` (as on the project's machines) and Node 20.
 # Results: JSON files of the driver in --out-dir (default bench/results), one line per file printed at the end.
@@ -45,7 +46,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-(cd "$repo" && exec node --import ./scripts/register-ts.mjs src/main.ts) > "$work/server.log" 2>&1 &
+(cd "$repo" && exec node ${SERVER_NODE_ARGS:-} --import ./scripts/register-ts.mjs src/main.ts) > "$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.5; done
 cli() { (cd "$repo" && node --import ./scripts/register-ts.mjs src/cli/index.ts "$@"); }

@@ -19,11 +19,12 @@ export async function insertExportJob(db: Db, tenantId: string, id: string, para
 }
 
 /**
- * Records one finished file chunk (or the end): the new params (outputs, errors), the keyset cursor and the count. Only
- * while the job is still running: false when it was cancelled meanwhile (the caller then removes its files).
+ * Records one finished file chunk (or the end): the new params (outputs, errors), the keyset cursor (type, last id, and
+ * the run's step within the type) and the count. Only while the job is still running: false when it was cancelled
+ * meanwhile (the caller then removes its files).
  */
 export async function advanceExport(
-  db: Db, tenantId: string, id: string, params: Record<string, unknown>, cursor: [string, string] | null, processed: number, finished: boolean,
+  db: Db, tenantId: string, id: string, params: Record<string, unknown>, cursor: readonly string[] | null, processed: number, finished: boolean,
 ): Promise<boolean> {
   const r = await db.withTenant(tenantId, (q) =>
     q.query(`UPDATE job SET params = $3, cursor = $4, done = done + $5, status = $6, updated_at = now() WHERE tenant_id = $1 AND id = $2 AND kind = 'export' AND status = 'running'`, [
@@ -72,7 +73,6 @@ export async function staleExports(db: Db, tenantId: string, staleSeconds: numbe
 /** One resource of an export batch: its JSON as of the snapshot (undefined: skipped, e.g. created later). */
 export interface ExportRow {
   id: string;
-  lastUpdated: Date;
   json: string;
   /** Changed after the snapshot: this is the older version from history, not matched in SQL (judge it in memory). */
   historic: boolean;
@@ -101,20 +101,20 @@ export async function exportBatch(q: Queryable, tenantId: string, baseUrl: strin
   const after = p.add(b.afterId);
   const since = p.add(b.since ?? null);
   const limit = Math.floor(b.limit);
-  const sql = `(SELECT r.id, r.last_updated, r.content::text AS content, false AS later FROM resource r
+  const sql = `(SELECT r.id, r.content::text AS content, false AS later FROM resource r
                   WHERE r.tenant_id = ${tenant} AND r.resource_type = ${type} AND ${conds.length ? conds.join(' AND ') : 'NOT r.deleted'}
                     AND r.last_updated <= ${t}::timestamptz AND (${since}::timestamptz IS NULL OR r.last_updated > ${since}::timestamptz) AND r.id > ${after}
                   ORDER BY r.id LIMIT ${limit})
                UNION ALL
-               (SELECT r.id, r.last_updated, NULL AS content, true AS later FROM resource r
+               (SELECT r.id, NULL AS content, true AS later FROM resource r
                   WHERE r.tenant_id = ${tenant} AND r.resource_type = ${type} AND r.last_updated > ${t}::timestamptz AND r.id > ${after}
                   ORDER BY r.id LIMIT ${limit})
                ORDER BY id LIMIT ${limit}`;
-  const r = await q.query<{ id: string; last_updated: Date; content: string | null; later: boolean }>(sql, p.list);
+  const r = await q.query<{ id: string; content: string | null; later: boolean }>(sql, p.list);
   const more = r.rows.length === limit;
   const lastId = r.rows.at(-1)?.id;
   const later = r.rows.filter((x) => x.later).map((x) => x.id);
-  const old = new Map<string, { lastUpdated: Date; json: string }>();
+  const old = new Map<string, string>();
   if (later.length) {
     // the version each had at the snapshot: the latest one written up to transactionTime (none, or a deletion: skip)
     const h = await q.query<{ id: string; last_updated: Date; deleted: boolean; content: string | null }>(
@@ -126,16 +126,78 @@ export async function exportBatch(q: Queryable, tenantId: string, baseUrl: strin
     for (const x of h.rows) {
       if (x.deleted || x.content === null) continue;
       if (b.since && x.last_updated.getTime() <= Date.parse(b.since)) continue;
-      old.set(x.id, { lastUpdated: x.last_updated, json: x.content });
+      old.set(x.id, x.content);
     }
   }
   const rows: ExportRow[] = [];
   for (const x of r.rows) {
-    if (!x.later) rows.push({ id: x.id, lastUpdated: x.last_updated, json: x.content!, historic: false });
+    if (!x.later) rows.push({ id: x.id, json: x.content!, historic: false });
     else {
-      const v = old.get(x.id);
-      if (v) rows.push({ id: x.id, lastUpdated: v.lastUpdated, json: v.json, historic: true });
+      const json = old.get(x.id);
+      if (json !== undefined) rows.push({ id: x.id, json, historic: true });
     }
   }
   return { rows, ...(lastId !== undefined ? { lastId } : {}), more };
+}
+
+/** One resource deleted in (since, transactionTime] that was still deleted at transactionTime. */
+export interface DeletedRow {
+  id: string;
+  /** Its last version before the deletion (the content it had), when asked for (null: none, or not asked for). */
+  live: string | null;
+}
+
+export interface DeletedBatchQuery {
+  type: string;
+  since: string;
+  transactionTime: string;
+  afterId: string;
+  limit: number;
+  /** Also read each one's last version before the deletion (to judge whether it was in the caller's region). */
+  withContent: boolean;
+}
+
+/**
+ * The manifest's `deleted` (Bulk 2.0 export.html#response---complete-status): the next `limit` resources of one type
+ * after `afterId` (id order) whose state at transactionTime is a deletion written after `since`. Deletion rows carry no
+ * content and no search index rows, so what they were is read from history: the version before the deletion. A resource
+ * deleted and created again before transactionTime is not here (it is in `output`), so no resource is in both. Like
+ * exportBatch, `lastId`/`more` describe the scan: rows that are not deletions still advance the cursor.
+ */
+export async function deletedBatch(q: Queryable, tenantId: string, b: DeletedBatchQuery): Promise<{ rows: DeletedRow[]; lastId?: string; more: boolean }> {
+  const limit = Math.floor(b.limit);
+  // current rows written up to the snapshot: a deleted one is the state at the snapshot; rows written after it: the
+  // state at the snapshot is their latest history version up to transactionTime (s)
+  const sql = `WITH c AS (
+      (SELECT r.id, r.version_id, false AS later FROM resource r
+         WHERE r.tenant_id = $1 AND r.resource_type = $2 AND r.deleted AND r.last_updated > $3::timestamptz AND r.last_updated <= $4::timestamptz AND r.id > $5
+         ORDER BY r.id LIMIT ${limit})
+      UNION ALL
+      (SELECT r.id, NULL::integer, true AS later FROM resource r
+         WHERE r.tenant_id = $1 AND r.resource_type = $2 AND r.last_updated > $4::timestamptz AND r.id > $5
+         ORDER BY r.id LIMIT ${limit})
+      ORDER BY id LIMIT ${limit})
+    SELECT c.id, gone.version_id IS NOT NULL AS listed, live.content
+      FROM c
+      LEFT JOIN LATERAL (
+        SELECT s.version_id FROM (
+          SELECT h.version_id, h.deleted, h.last_updated FROM resource_history h
+           WHERE c.later AND h.tenant_id = $1 AND h.resource_type = $2 AND h.id = c.id AND h.last_updated <= $4::timestamptz
+           ORDER BY h.version_id DESC LIMIT 1) s
+         WHERE s.deleted AND s.last_updated > $3::timestamptz
+        UNION ALL
+        SELECT c.version_id WHERE NOT c.later) gone ON true
+      LEFT JOIN LATERAL (
+        SELECT h.content::text AS content FROM resource_history h
+         WHERE $6::boolean AND gone.version_id IS NOT NULL AND h.tenant_id = $1 AND h.resource_type = $2 AND h.id = c.id
+           AND NOT h.deleted AND h.version_id < gone.version_id
+         ORDER BY h.version_id DESC LIMIT 1) live ON true
+     ORDER BY c.id`;
+  const r = await q.query<{ id: string; listed: boolean; content: string | null }>(sql, [tenantId, b.type, b.since, b.transactionTime, b.afterId, b.withContent]);
+  const lastId = r.rows.at(-1)?.id;
+  return {
+    rows: r.rows.filter((x) => x.listed).map((x) => ({ id: x.id, live: x.content })),
+    ...(lastId !== undefined ? { lastId } : {}),
+    more: r.rows.length === limit,
+  };
 }

@@ -3,7 +3,7 @@
 import { patientsOf, SERVER_AGENT, type AuditAgent, type AuditRecord } from '../core/audit.js';
 import type { Db, Queryable } from '../platform/db.js';
 import type { IndexRows } from '../search/extract.js';
-import { auditInsertSql } from './audit.js';
+import { auditedReadSql, auditInsertSql } from './audit.js';
 
 export interface StoredVersion {
   resourceType: string;
@@ -61,6 +61,17 @@ export async function readCurrent(q: Queryable, tenantId: string, type: string, 
     [tenantId, type, id],
   );
   return r.rows[0] ? toVersion(r.rows[0]) : undefined;
+}
+
+/**
+ * readCurrent that records the read in the same round trip (PostgreSQL only: see auditedReadSql). `recorded` true:
+ * the audit record was stored (the version exists and is not deleted).
+ */
+export async function readCurrentAudited(q: Queryable, tenantId: string, type: string, id: string, rec: AuditRecord): Promise<{ row?: StoredVersion; recorded: boolean }> {
+  const results = (await q.query(auditedReadSql(COLS, tenantId, type, id, rec))) as unknown as { rows: RawRow[] }[];
+  const raw = results[results.length - 1].rows[0];
+  const row = raw ? toVersion(raw) : undefined;
+  return { ...(row ? { row } : {}), recorded: !!row && !row.deleted };
 }
 
 /** Which of the given "Type/id" references exist (and are not deleted) in the tenant. */

@@ -1,6 +1,7 @@
 // read and vread (http.html#read, #vread), with conditional read (If-None-Match, If-Modified-Since) and _summary /
 // _elements (search.html#summary), then the caller's element limit.
 import { FhirError } from '../../core/errors.js';
+import type { AuditRecord } from '../../core/audit.js';
 import { factsOf } from '../audit.js';
 import type { TenantSession } from '../../store/session.js';
 import type { FhirContext } from '../context.js';
@@ -49,11 +50,20 @@ function visibleBody(json: string, req: FhirRequest | undefined, limit: string[]
 }
 
 /** A read; `req` brings its conditional headers and _summary/_elements (none: the whole resource, unconditionally). */
-export async function readResource(ctx: FhirContext, type: string, id: string, req?: FhirRequest, s?: TenantSession): Promise<FhirResult> {
+export async function readResource(ctx: FhirContext, type: string, id: string, req?: FhirRequest, s?: TenantSession, selfAudit = false): Promise<FhirResult> {
   assertId(id, 'URL');
   const d = authorize(ctx, { interaction: 'read', resourceType: type, id });
+  askedShape(req); // a bad _summary fails before anything is read (and recorded as read)
   const restricted = !!(d.compartment || d.searchFilters);
+  let audited = false;
   const row = await onSession(ctx, s, async (c) => {
+    // An unrestricted read of its own records itself in its statement (issue 12: no extra round trip); a restricted
+    // one is recorded once its region check has passed (fhir/audit.ts).
+    if (selfAudit && !s && !restricted) {
+      const out = await c.readCurrentAuditing(type, id, () => readRecord(ctx));
+      audited = out.recorded;
+      return out.row;
+    }
     const row = await c.readCurrent(type, id);
     // Under a patient/ or granular scope, a resource outside the region is as absent as a missing one.
     if (row && restricted) await assertInRegion(ctx, c, type, id, d);
@@ -65,10 +75,9 @@ export async function readResource(ctx: FhirContext, type: string, id: string, r
   }
   const headers = headersFor(row.versionId, row.lastUpdated);
   if (notModified(req?.headers ?? {}, row.versionId, row.lastUpdated)) {
-    askedShape(req); // the same answer to _summary=count as a 200 gives
-    return { status: 304, headers };
+    return { status: 304, headers, audit: factsOf([row]), audited };
   }
-  return { status: 200, body: visibleBody(row.json!, req, d.elements), headers, audit: factsOf([row]) };
+  return { status: 200, body: visibleBody(row.json!, req, d.elements), headers, audit: factsOf([row]), audited };
 }
 
 async function vreadResource(ctx: FhirContext, req: FhirRequest, type: string, id: string, vid: string, s?: TenantSession): Promise<FhirResult> {
@@ -89,7 +98,12 @@ async function vreadResource(ctx: FhirContext, req: FhirRequest, type: string, i
 
 /** GET [type]/[id] */
 export async function read(ctx: FhirContext, req: FhirRequest, type: string, id: string, s?: TenantSession): Promise<FhirResult> {
-  return readResource(ctx, type, id, req, s);
+  return readResource(ctx, type, id, req, s, true);
+}
+
+/** The audit record of a read, as the read's own statement stores it (the store fills in who, what and the patients). */
+function readRecord(ctx: FhirContext): AuditRecord {
+  return { recorded: ctx.deps.clock().toISOString(), category: 'rest', subtype: 'read', action: 'R', outcome: 0, agent: {} };
 }
 
 /** GET [type]/[id]/_history/[vid] */
