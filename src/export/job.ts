@@ -25,6 +25,11 @@ export interface ExportParams {
   /** The snapshot (the database's now() at kick-off). */
   transactionTime: string;
   output: ExportOutput[];
+  /**
+   * With _since: the files of deletions (Bulk 2.0 manifest `deleted`), each item `type: 'Bundle'` (transaction Bundles
+   * of DELETE entries); absent in jobs started before it existed.
+   */
+  deleted?: ExportOutput[];
   /** OperationOutcome resources for the manifest's `error` file. */
   errors: Record<string, unknown>[];
   completedAt?: string;

@@ -1,7 +1,9 @@
 // One Bulk Data export job, run in a worker (Bulk 2.0 export.html): for each type, keyset batches in id order as of
 // the snapshot (transactionTime), shaped for the caller (its current access, rebuilt from the job row; _elements;
-// element limits), written to NDJSON files of at most EXPORT_FILE_MAX_RESOURCES. After each file the cursor is stored
-// in the job row, so a resumed run continues exactly after the last file it recorded: nothing twice, nothing missed.
+// element limits), written to NDJSON files of at most EXPORT_FILE_MAX_RESOURCES. With _since, each type's output is
+// followed by its deletions since then (the manifest's `deleted`: one transaction Bundle with one DELETE entry per
+// resource). After each file the cursor is stored in the job row, so a resumed run continues exactly after the last
+// file it recorded: nothing twice, nothing missed.
 import type { Deps } from '../core/deps.js';
 import type { Guard } from '../core/guard.js';
 import { patientCompartment } from '../fhir/compartment.js';
@@ -9,7 +11,7 @@ import type { FhirContext } from '../fhir/context.js';
 import { authorizeSearch, versionInRegion } from '../fhir/guard.js';
 import { shapeResource } from '../fhir/subset.js';
 import { planSearch, type Restriction, type SearchPlan } from '../search/plan.js';
-import { advanceExport, exportBatch, touchExport } from '../store/export.js';
+import { advanceExport, deletedBatch, exportBatch, touchExport } from '../store/export.js';
 import { failJob, findJob } from '../store/jobs.js';
 import { TenantStore } from '../store/session.js';
 import { findTenant } from '../store/tenants.js';
@@ -20,9 +22,18 @@ import type { ExportFileWriter, ExportStorage } from './storage.js';
 /** How a run ended: finished (or nothing left to do), or interrupted (shutdown: the queue runs it again). */
 export type RunEnd = 'done' | 'interrupted';
 
+/** Most rows of one database read (embedded: small, so requests keep their turn on the one in-process database). */
 function batchSize(deps: Deps): number {
-  return deps.db.kind === 'pglite' ? 50 : 500;
+  return deps.db.kind === 'pglite' ? 50 : 1000;
 }
+
+/**
+ * About how much text one read may bring (the run holds at most two reads): the rows of the next read are cut to fit
+ * by the size of the rows so far, so memory stays flat whether resources are 1 kB or 1 MB. The first read of a file
+ * is small until the size is known.
+ */
+const BATCH_BYTES = 4 * 1024 * 1024;
+const FIRST_BATCH = 100;
 
 function pause(deps: Deps): Promise<void> {
   return new Promise((r) => setTimeout(r, deps.db.kind === 'pglite' ? 5 : 0));
@@ -47,8 +58,11 @@ async function callerContext(deps: Deps, tenantId: string, id: string, p: Export
 
 interface TypeScan {
   plans: SearchPlan[];
-  /** In-memory checks of a version changed after the snapshot (judged on its own content; fail closed). */
-  holds: (json: string) => boolean;
+  /**
+   * In-memory checks of a version changed after the snapshot, or of a deleted resource's last version (judged on its
+   * own content; fail closed). `holds(null)` is true only when nothing restricts the type (no content needed).
+   */
+  holds: (json: string | null) => boolean;
   elements?: string[];
   limit?: string[];
 }
@@ -59,7 +73,7 @@ function scanOf(ctx: FhirContext, p: ExportParams, type: string): TypeScan {
   const limits = authorizeSearch(ctx, base, { interaction: 'search-type', resourceType: type }, 's');
   const plans: SearchPlan[] = [base];
   const decision = ctx.guard.forType(type, 's');
-  const checks: ((json: string) => boolean)[] = [(json) => versionInRegion(ctx, type, json, decision)];
+  const checks: ((json: string | null) => boolean)[] = [(json) => versionInRegion(ctx, type, json, decision)];
   const filters = p.typeFilter?.[type];
   const members = p.level === 'group' ? (p.members ?? []) : undefined;
   if (filters || members) {
@@ -87,9 +101,20 @@ function scanOf(ctx: FhirContext, p: ExportParams, type: string): TypeScan {
   };
 }
 
-/** The file's name: type and a sequence number (deterministic, so a resumed chunk replaces its half-written twin). */
-function fileName(p: ExportParams, type: string): string {
-  return `${type}-${p.output.filter((o) => o.type === type).length + 1}.ndjson`;
+/** A step of a run: one type's resources (`output`), then, with _since, its deletions (`deleted`). */
+type Phase = 'output' | 'deleted';
+
+/** The job row's cursor: the type, the last id scanned of it, and 'deleted' in that type's deletion step. */
+type Cursor = [type: string, afterId: string] | [type: string, afterId: string, phase: 'deleted'];
+
+/**
+ * The file's name: type and a sequence number (deterministic, so a resumed chunk replaces its half-written twin);
+ * deletion files `Type-deleted-n.ndjson` (no resource type has a '-').
+ */
+function fileName(p: ExportParams, type: string, phase: Phase): string {
+  if (phase === 'output') return `${type}-${p.output.filter((o) => o.type === type).length + 1}.ndjson`;
+  const prefix = `${type}-deleted-`;
+  return `${prefix}${(p.deleted ?? []).filter((o) => o.name.startsWith(prefix)).length + 1}.ndjson`;
 }
 
 /** Runs (or resumes) the export until done, cancelled, or interrupted by `signal`. */
@@ -102,37 +127,48 @@ export async function runExport(deps: Deps, storage: ExportStorage, tenantId: st
     await failJob(deps.db, tenantId, id, ctx);
     return 'done';
   }
-  let cursor: [string, string] = job.cursor ?? [p.types[0] ?? '', ''];
+  p.deleted ??= [];
+  const phases: Phase[] = p.since ? ['output', 'deleted'] : ['output'];
+  let cursor: Cursor = (job.cursor as Cursor | null) ?? [p.types[0] ?? '', ''];
   const maxFile = deps.config.exportFileMaxResources;
-  for (let t = Math.max(0, p.types.indexOf(cursor[0])); t < p.types.length; t++) {
+  const first = Math.max(0, p.types.indexOf(cursor[0]));
+  let afterId = p.types[first] === cursor[0] ? cursor[1] : '';
+  let ph = p.types[first] === cursor[0] && cursor[2] === 'deleted' && p.since ? 1 : 0;
+  for (let t = first; t < p.types.length; t++, ph = 0) {
     const type = p.types[t];
-    let afterId = type === cursor[0] ? cursor[1] : '';
     const scan = scanOf(ctx, p, type);
-    for (;;) {
-      const name = fileName(p, type);
-      const chunk = await writeChunk(ctx, storage, p, type, scan, afterId, maxFile, signal, tenantId, id, name);
-      if (chunk === 'interrupted' || chunk === 'cancelled') {
-        if (chunk === 'cancelled') await storage.delete(tenantId, id).catch(() => undefined);
-        return chunk === 'interrupted' ? 'interrupted' : 'done';
+    for (; ph < phases.length; ph++, afterId = '') {
+      const phase = phases[ph];
+      const files = phase === 'output' ? p.output : p.deleted;
+      const source = phase === 'output' ? outputLines(ctx, p, type, scan) : deletionLines(ctx, p, type, scan);
+      for (;;) {
+        const name = fileName(p, type, phase);
+        const chunk = await writeChunk(ctx, storage, source, afterId, maxFile, signal, tenantId, id, name);
+        if (chunk === 'interrupted' || chunk === 'cancelled') {
+          if (chunk === 'cancelled') await storage.delete(tenantId, id).catch(() => undefined);
+          return chunk === 'interrupted' ? 'interrupted' : 'done';
+        }
+        if ('failed' in chunk) {
+          const what = phase === 'output' ? `The ${type} export file` : `The file of ${type} deletions`;
+          p.errors.push(outcome('error', 'exception', `${what} could not be written (storage failure); the export stopped there`));
+          ctx.log.warn({ err: chunk.failed, resourceType: type }, 'export file could not be written');
+          p.completedAt = new Date().toISOString();
+          if (!(await advanceExport(deps.db, tenantId, id, p as unknown as Record<string, unknown>, cursor, 0, true))) await storage.delete(tenantId, id).catch(() => undefined);
+          return 'done';
+        }
+        if (chunk.count) files.push({ type: phase === 'output' ? type : 'Bundle', name, count: chunk.count });
+        const stepDone = !chunk.more;
+        const last = stepDone && t === p.types.length - 1 && ph === phases.length - 1;
+        if (!stepDone) cursor = phase === 'deleted' ? [type, chunk.lastId, 'deleted'] : [type, chunk.lastId];
+        else cursor = ph + 1 < phases.length ? [type, '', 'deleted'] : [p.types[t + 1] ?? type, ''];
+        if (last) p.completedAt = new Date().toISOString();
+        if (!(await advanceExport(deps.db, tenantId, id, p as unknown as Record<string, unknown>, cursor, chunk.count, last))) {
+          await storage.delete(tenantId, id).catch(() => undefined);
+          return 'done';
+        }
+        afterId = chunk.lastId;
+        if (stepDone) break;
       }
-      if ('failed' in chunk) {
-        p.errors.push(outcome('error', 'exception', `The ${type} export file could not be written (storage failure); the export stopped there`));
-        ctx.log.warn({ err: chunk.failed, resourceType: type }, 'export file could not be written');
-        p.completedAt = new Date().toISOString();
-        if (!(await advanceExport(deps.db, tenantId, id, p as unknown as Record<string, unknown>, cursor, 0, true))) await storage.delete(tenantId, id).catch(() => undefined);
-        return 'done';
-      }
-      if (chunk.count) p.output.push({ type, name, count: chunk.count });
-      const typeDone = !chunk.more;
-      const last = typeDone && t === p.types.length - 1;
-      cursor = typeDone ? [p.types[t + 1] ?? type, ''] : [type, chunk.lastId];
-      if (last) p.completedAt = new Date().toISOString();
-      if (!(await advanceExport(deps.db, tenantId, id, p as unknown as Record<string, unknown>, cursor, chunk.count, last))) {
-        await storage.delete(tenantId, id).catch(() => undefined);
-        return 'done';
-      }
-      afterId = chunk.lastId;
-      if (typeDone) break;
     }
   }
   if (!p.types.length) {
@@ -142,45 +178,132 @@ export async function runExport(deps: Deps, storage: ExportStorage, tenantId: st
   return 'done';
 }
 
+/**
+ * One batch of a step, read from the database: `rows` rows scanned (an upper bound of its lines), the scan stopped at
+ * `lastId` and may go on (`more`); render() makes its NDJSON text (`count` lines).
+ */
+interface Batch {
+  rows: number;
+  lastId?: string;
+  more: boolean;
+  render(): { text: string; count: number };
+}
+
+/** Reads the next batch of a step after `afterId` (at most `limit` rows scanned). */
+type LineSource = (afterId: string, limit: number) => Promise<Batch>;
+
+/** A type's resources as of the snapshot, shaped for the caller. */
+function outputLines(ctx: FhirContext, p: ExportParams, type: string, scan: TypeScan): LineSource {
+  const raw = !scan.elements && !scan.limit;
+  return async (afterId, limit) => {
+    const batch = await ctx.store.read((s) =>
+      exportBatch(s.q, ctx.tenant.id, ctx.baseUrl, { type, plans: scan.plans, ...(p.since ? { since: p.since } : {}), transactionTime: p.transactionTime, afterId, limit }),
+    );
+    return {
+      rows: batch.rows.length,
+      ...(batch.lastId !== undefined ? { lastId: batch.lastId } : {}),
+      more: batch.more,
+      render() {
+        let text = '';
+        let count = 0;
+        for (const row of batch.rows) {
+          if (row.historic && !scan.holds(row.json)) continue;
+          // unshaped, the stored JSON text goes out as it is (as read and search send it; jsonb's text has no newlines)
+          if (raw) text += `${row.json}\n`;
+          else text += `${JSON.stringify(shapeResource(JSON.parse(row.json) as Record<string, unknown>, undefined, scan.elements, scan.limit))}\n`;
+          count++;
+        }
+        return { text, count };
+      },
+    };
+  };
+}
+
+/**
+ * A type's deletions since _since (Bulk 2.0 `deleted`): one transaction Bundle per deleted resource, with one entry
+ * whose request is `DELETE Type/id`. A deletion carries no content, so whether the resource was in the caller's region
+ * (a patient's compartment, a Group's members, granular scopes, _typeFilter) is judged on its last version before the
+ * deletion, like a version changed after the snapshot (`holds`: fail closed); with nothing restricting the type, no
+ * content is read.
+ */
+function deletionLines(ctx: FhirContext, p: ExportParams, type: string, scan: TypeScan): LineSource {
+  const open = scan.holds(null);
+  return async (afterId, limit) => {
+    const batch = await ctx.store.read((s) =>
+      deletedBatch(s.q, ctx.tenant.id, { type, since: p.since!, transactionTime: p.transactionTime, afterId, limit, withContent: !open }),
+    );
+    return {
+      rows: batch.rows.length,
+      ...(batch.lastId !== undefined ? { lastId: batch.lastId } : {}),
+      more: batch.more,
+      render() {
+        let text = '';
+        let count = 0;
+        for (const row of batch.rows) {
+          if (!open && !scan.holds(row.live)) continue;
+          text += `${JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'DELETE', url: `${type}/${row.id}` } }] })}\n`;
+          count++;
+        }
+        return { text, count };
+      },
+    };
+  };
+}
+
 type Chunk = { count: number; lastId: string; more: boolean } | { failed: unknown };
 
-/** Up to `max` resources of `type` after `afterId` into one file, committed whole (or nothing: no resources, a failure). */
+/**
+ * Up to `max` lines of one step after `afterId` into one file, committed whole (or nothing: no lines, a failure). The
+ * database reads the next batch while this one is rendered and written (one query in flight at a time, so at most
+ * two batches in memory).
+ */
 async function writeChunk(
-  ctx: FhirContext, storage: ExportStorage, p: ExportParams, type: string, scan: TypeScan, afterId: string, max: number, signal: AbortSignal,
+  ctx: FhirContext, storage: ExportStorage, source: LineSource, afterId: string, max: number, signal: AbortSignal,
   tenantId: string, id: string, name: string,
 ): Promise<Chunk | 'interrupted' | 'cancelled'> {
   const deps = ctx.deps;
+  const most = batchSize(deps);
+  let size = Math.min(most, FIRST_BATCH);
+  // a read ahead is never awaited when the chunk stops early (interrupted, cancelled, failed): mark it handled
+  const read = (after: string, limit: number): Promise<Batch> => {
+    const b = source(after, limit);
+    b.catch(() => undefined);
+    return b;
+  };
   let file: ExportFileWriter | undefined;
   let count = 0;
   let lastId = afterId;
   let more = true;
   let batches = 0;
+  let next: Promise<Batch> | undefined = read(lastId, Math.min(size, max));
   try {
-    while (count < max) {
+    while (next) {
       if (signal.aborted) {
         await file?.abort();
         return 'interrupted';
       }
-      const limit = Math.min(batchSize(deps), max - count);
-      const batch = await ctx.store.read((s) =>
-        exportBatch(s.q, tenantId, ctx.baseUrl, { type, plans: scan.plans, ...(p.since ? { since: p.since } : {}), transactionTime: p.transactionTime, afterId: lastId, limit }),
-      );
-      for (const row of batch.rows) {
-        if (row.historic && !scan.holds(row.json)) continue;
-        const resource = shapeResource(JSON.parse(row.json) as Record<string, unknown>, undefined, scan.elements, scan.limit);
-        file ??= await storage.put(tenantId, id, name);
-        await file.write(`${JSON.stringify(resource)}\n`);
-        count++;
-      }
+      const batch: Batch = await next;
+      next = undefined;
       if (batch.lastId !== undefined) lastId = batch.lastId;
       more = batch.more;
-      if (!more) break;
+      // read ahead while this batch is rendered and written, when it cannot fill the file
+      const room = max - count - batch.rows;
+      if (more && room > 0) next = read(lastId, Math.min(size, room));
+      const { text, count: lines } = batch.render();
+      if (batch.rows) size = Math.max(1, Math.min(most, Math.floor((BATCH_BYTES * batch.rows) / Math.max(1, text.length))));
+      if (lines) {
+        file ??= await storage.put(tenantId, id, name);
+        await file.write(text);
+        count += lines;
+      }
+      if (!more || count >= max) break;
       // a long file: show the job is alive, and stop at once when the client cancelled it
       if (++batches % 20 === 0 && !(await touchExport(deps.db, tenantId, id))) {
         await file?.abort();
         return 'cancelled';
       }
       await pause(deps);
+      next ??= read(lastId, Math.min(size, max - count));
     }
     await file?.commit();
   } catch (err) {

@@ -104,7 +104,7 @@ export class Exports implements ExportService {
     const job = await this.own(ctx, id);
     const p = job.params;
     if (job.status === 'running') {
-      const files = p.output.length;
+      const files = p.output.length + (p.deleted?.length ?? 0);
       return { status: 202, headers: { 'X-Progress': `in progress: ${job.done} resources in ${files} file${files === 1 ? '' : 's'}`, 'Retry-After': '2' } };
     }
     if (job.status === 'failed') {
@@ -117,6 +117,8 @@ export class Exports implements ExportService {
       request: p.request,
       requiresAccessToken: true,
       output: p.output.map((o) => ({ type: o.type, url: `${base}/${o.name}`, count: o.count })),
+      // always an array: empty without _since (nothing to compare against) or when nothing was deleted
+      deleted: (p.deleted ?? []).map((o) => ({ type: o.type, url: `${base}/${o.name}`, count: o.count })),
       error: p.errors.length ? [{ type: 'OperationOutcome', url: `${base}/${ERROR_FILE}`, count: p.errors.length }] : [],
     };
     return { status: 200, body: manifest, contentType: 'application/json', headers: { Expires: expires.toUTCString() } };
@@ -136,7 +138,7 @@ export class Exports implements ExportService {
       // kept in the job row, not in storage: an export whose storage failed can still say why
       return { status: 200, body: job.params.errors.map((e) => JSON.stringify(e)).join('\n') + '\n', contentType: NDJSON };
     }
-    if (!job.params.output.some((o) => o.name === name)) throw notFound();
+    if (!job.params.output.some((o) => o.name === name) && !job.params.deleted?.some((o) => o.name === name)) throw notFound();
     const f = await this.storage.get(ctx.tenant.id, id, name);
     if (!f) throw notFound();
     return { status: 200, stream: f.stream, contentType: NDJSON, headers: { 'Content-Length': String(f.size) } };

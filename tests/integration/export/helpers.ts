@@ -18,6 +18,8 @@ export interface Manifest {
   request: string;
   requiresAccessToken: boolean;
   output: { type: string; url: string; count: number }[];
+  /** Files of transaction Bundles of DELETE entries (with _since; always an array on this server). */
+  deleted: { type: string; url: string; count: number }[];
   error: { type: string; url: string; count?: number }[];
 }
 
@@ -64,4 +66,30 @@ export async function runExport(api: Api, path: string): Promise<{ manifest: Man
   const status = await kickOff(api, path);
   const manifest = await waitForManifest(api, status);
   return { manifest, resources: await downloadAll(api, manifest), status };
+}
+
+/**
+ * Every `Type/id` of the manifest's `deleted` files, each file checked on the way: an item like output's (type
+ * Bundle, url, count = its lines), every line a transaction Bundle with one or more entries, each entry's request
+ * `DELETE Type/id`.
+ */
+export async function downloadDeleted(api: Api, m: Manifest): Promise<string[]> {
+  expect(Array.isArray(m.deleted)).toBe(true);
+  const refs: string[] = [];
+  for (const item of m.deleted) {
+    expect(Object.keys(item).sort()).toEqual(['count', 'type', 'url']);
+    expect(item.type).toBe('Bundle');
+    const bundles = await download(api, item.url);
+    expect(bundles.length).toBe(item.count);
+    for (const b of bundles) {
+      expect(b).toMatchObject({ resourceType: 'Bundle', type: 'transaction' });
+      expect(b.entry.length).toBeGreaterThanOrEqual(1);
+      for (const e of b.entry) {
+        expect(e.request.method).toBe('DELETE');
+        expect(e.request.url).toMatch(/^[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/);
+        refs.push(e.request.url);
+      }
+    }
+  }
+  return refs;
 }

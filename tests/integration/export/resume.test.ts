@@ -4,7 +4,7 @@
 import { afterAll, describe, expect, it } from '@jest/globals';
 import type { ExportStorage } from '../../../src/export/storage.js';
 import { authed, create, newTenant, startServer, tokenFor, type TestServer } from '../../helpers/server.js';
-import { download, downloadAll, kickOff, pathOf, waitForManifest } from './helpers.js';
+import { download, downloadAll, downloadDeleted, kickOff, pathOf, waitForManifest } from './helpers.js';
 
 const servers: TestServer[] = [];
 afterAll(async () => {
@@ -61,6 +61,54 @@ describe('export jobs survive a restart', () => {
       stop();
     }
   }, 90_000);
+
+  it('an export interrupted in its deletions (_since) completes on a new server listing each deletion once', async () => {
+    const first = await startServer({ exportFileMaxResources: 2 }, { workers: true });
+    servers.push(first);
+    const t = await newTenant(first, 'exprd');
+    const refs: string[] = [];
+    for (let i = 0; i < 5; i++) refs.push(`Patient/${(await create(t, { resourceType: 'Patient', name: [{ family: `RD${i}` }] })).id}`);
+    await new Promise((r) => setTimeout(r, 20));
+    const since = new Date().toISOString();
+    await new Promise((r) => setTimeout(r, 20));
+    for (const ref of refs) expect((await t.api.delete(`${t.path}/${ref}`)).status).toBe(204);
+    const real = first.app.exports.storage;
+    first.app.exports.storage = {
+      ...real,
+      put: async (...a) => {
+        const w = await real.put(...a);
+        return { ...w, commit: async () => { await new Promise((r) => setTimeout(r, 150)); await w.commit(); } };
+      },
+      get: (...a) => real.get(...a),
+      delete: (...a) => real.delete(...a),
+    } satisfies ExportStorage;
+    const status = await kickOff(t.api, `${t.path}/$export?_type=Patient&_since=${encodeURIComponent(since)}`);
+    const id = status.split('/').at(-1)!;
+    await waitFor('the first file of deletions', async () => {
+      const r = await first.deps.db.withTenant(t.slug, (q) => q.query<{ done: number }>('SELECT done FROM job WHERE tenant_id = $1 AND id = $2', [t.slug, id]));
+      return (r.rows[0]?.done ?? 0) >= 2;
+    });
+    await first.close();
+    servers.splice(servers.indexOf(first), 1);
+
+    const second = await startServer({ exportFileMaxResources: 2 }, { workers: false });
+    servers.push(second);
+    second.tenants.add(t.slug);
+    // stopped within the Patient deletions: the cursor names the step
+    const row = await second.deps.db.withTenant(t.slug, (q) => q.query<{ cursor: unknown; status: string }>('SELECT cursor, status FROM job WHERE tenant_id = $1 AND id = $2', [t.slug, id]));
+    expect(row.rows[0]).toEqual({ status: 'running', cursor: ['Patient', expect.any(String), 'deleted'] });
+    const { startExportWorker } = await import('../../../src/export/worker.js');
+    const stop = startExportWorker(second.deps, second.app.exports, { tenants: (x) => x === t.slug, staleSeconds: 0 });
+    try {
+      const api = authed(second.origin, await tokenFor(second, t));
+      const m = await waitForManifest(api, status.replace(first.origin, second.origin));
+      expect(m.output).toEqual([]);
+      expect((await downloadDeleted(api, m)).sort()).toEqual([...refs].sort());
+      expect(m.deleted.map((d) => d.count)).toEqual([2, 2, 1]);
+    } finally {
+      stop();
+    }
+  }, 90_000);
 });
 
 describe('storage failure (disk full)', () => {
@@ -73,12 +121,12 @@ describe('storage failure (disk full)', () => {
     server.app.exports.storage = {
       put: async (...a) => {
         const w = await real.put(...a);
-        let n = 0;
         return {
           ...w,
-          write: async (line) => {
-            if (++n > 1) throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
-            await w.write(line);
+          // the disk fills up in the middle of the file's first write (the run writes a batch of lines at a time)
+          write: async (text) => {
+            await w.write(text.slice(0, Math.floor(text.length / 2)));
+            throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
           },
         };
       },
