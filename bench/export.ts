@@ -8,7 +8,7 @@
 //
 // The server runs as shipped in its own process (auth, row-level security, validation, the export worker in the
 // server): on PostgreSQL when DATABASE_URL is set (passed as given, with DATABASE_ADMIN_URL and REDIS_URL; use a scratch
-// database, e.g. `source /tmp/pgenv.sh exportbench`), else on embedded PGlite in a temp DATA_DIR. The tenant is loaded
+// database), else on embedded PGlite in a temp DATA_DIR. The tenant is loaded
 // over HTTP with bench/synth.ts's 23-resource transaction Bundles (what `npm run bench` ingests: every resource goes
 // through validation, the search index and history exactly as a client's would), the token is an operator client's
 // (system/*.cruds, minted like bench/run.ts does), and every output file is downloaded and its lines counted against

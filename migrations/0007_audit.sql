@@ -36,3 +36,38 @@ ALTER TABLE audit_event FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON audit_event USING (tenant_id = current_setting('app.tenant_id', true))
   WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
 GRANT SELECT, INSERT ON audit_event TO fhir_app;
+
+-- A read by id that records itself (src/store/resources.ts readCurrentAudited): the current version and, when it exists
+-- and is not deleted, its audit record, in one call. A function so that its statements' plans are cached per
+-- connection (planning the same work as one ad-hoc statement cost more than the read). It runs as the caller, under
+-- row-level security like any statement. The read's commit is asynchronous: the record is committed before the
+-- request answers, durable once the WAL writer flushes (a fraction of a second later).
+CREATE FUNCTION audit_read_current(p_type text, p_id text, p_recorded timestamptz, p_user_ref text, p_user_sub text,
+    p_client text, p_role text, p_address text, p_purpose text[], p_request text)
+  RETURNS TABLE (rt text, rid text, vid integer, lu timestamptz, del boolean, body text)
+  LANGUAGE plpgsql AS $f$
+DECLARE
+  t text := current_setting('app.tenant_id', true);
+  cur record;
+BEGIN
+  SELECT r.version_id, r.last_updated, r.deleted, r.content::text AS content INTO cur
+    FROM resource r WHERE r.tenant_id = t AND r.resource_type = p_type AND r.id = p_id;
+  IF NOT FOUND THEN
+    RETURN;
+  END IF;
+  IF NOT cur.deleted THEN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    INSERT INTO audit_event (tenant_id, recorded, category, subtype, action, outcome, user_ref, user_sub, client_id, role,
+                             address, purpose, entity, entity_version, patient, request_id)
+    VALUES (t, p_recorded, 'rest', 'read', 'R', 0, p_user_ref, p_user_sub, p_client, p_role, p_address, p_purpose,
+            ARRAY[p_type || '/' || p_id], ARRAY[cur.version_id],
+            ARRAY(SELECT x.target_id FROM sp_reference x
+                   WHERE x.tenant_id = t AND x.resource_id = p_id AND x.resource_type = p_type AND x.target_type = 'Patient'
+                  UNION SELECT p_id WHERE p_type = 'Patient'),
+            p_request);
+  END IF;
+  rt := p_type; rid := p_id; vid := cur.version_id; lu := cur.last_updated; del := cur.deleted; body := cur.content;
+  RETURN NEXT;
+END
+$f$;
+GRANT EXECUTE ON FUNCTION audit_read_current(text, text, timestamptz, text, text, text, text, text, text[], text) TO fhir_app;

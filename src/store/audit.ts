@@ -99,29 +99,6 @@ export function asyncCommitSql(records: AuditRecord[]): string {
   return `BEGIN; SET LOCAL synchronous_commit TO off; INSERT INTO audit_event (tenant_id, ${AUDIT_COLUMNS.map(([n]) => n).join(', ')}) VALUES ${rows.join(', ')}; COMMIT`;
 }
 
-/** jsonb's text form of a reference to a patient (relative or absolute, versioned or not): its id is group 1. */
-const PATIENT_REF_SQL = '"reference": "(?:[^"]*/)?Patient/([A-Za-z0-9.-]{1,64})(?:/_history/[^"]*)?"';
-
-/**
- * A read by id that records itself (PostgreSQL): ONE simple-protocol round trip whose statement reads the current
- * version and, when it exists and is not deleted, inserts the read's audit record (the resource, its version, the
- * patients its content refers to) — with asynchronous commit, as asyncCommitSql explains. Values are inlined
- * literals. Nothing is inserted for a missing or deleted resource: the request fails and the failure is recorded.
- */
-export function auditedReadSql(cols: string, tenantId: string, type: string, id: string, rec: AuditRecord): string {
-  const a = rec.agent;
-  return `SET LOCAL synchronous_commit TO off;
-WITH r AS (SELECT ${cols} FROM resource WHERE tenant_id = ${literal(tenantId, 'text')} AND resource_type = ${literal(type, 'text')} AND id = ${literal(id, 'text')}),
-a AS (INSERT INTO audit_event (tenant_id, ${AUDIT_COLUMNS.map(([n]) => n).join(', ')})
-  SELECT ${literal(tenantId, 'text')}, ${literal(rec.recorded, 'timestamptz')}, ${literal(rec.category, 'text')}, ${literal(rec.subtype, 'text')}, ${literal(rec.action, 'text')}, 0, NULL,
-    ${literal(a.userRef, 'text')}, ${literal(a.userSub, 'text')}, ${literal(a.clientId, 'text')}, ${literal(a.role, 'text')}, ${literal(a.address, 'text')},
-    ${a.purposeOfUse ? arrayLiteral(a.purposeOfUse, 'text[]') : 'NULL'}, ARRAY[r.resource_type || '/' || r.id], ARRAY[r.version_id],
-    ARRAY(SELECT DISTINCT p FROM (SELECT (regexp_matches(r.content, ${literal(PATIENT_REF_SQL, 'text')}, 'g'))[1] AS p UNION ALL SELECT r.id WHERE r.resource_type = 'Patient') s),
-    NULL, ${literal(rec.requestId, 'text')}, NULL
-  FROM r WHERE NOT r.deleted)
-SELECT * FROM r`;
-}
-
 /** The sink when AUDIT_TRAIL is off (measuring what auditing costs). */
 export const NO_AUDIT: AuditSink = { record: () => Promise.resolve() };
 

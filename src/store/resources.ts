@@ -3,7 +3,7 @@
 import { patientsOf, SERVER_AGENT, type AuditAgent, type AuditRecord } from '../core/audit.js';
 import type { Db, Queryable } from '../platform/db.js';
 import type { IndexRows } from '../search/extract.js';
-import { auditedReadSql, auditInsertSql } from './audit.js';
+import { auditInsertSql } from './audit.js';
 
 export interface StoredVersion {
   resourceType: string;
@@ -64,13 +64,19 @@ export async function readCurrent(q: Queryable, tenantId: string, type: string, 
 }
 
 /**
- * readCurrent that records the read in the same round trip (PostgreSQL only: see auditedReadSql). `recorded` true:
- * the audit record was stored (the version exists and is not deleted).
+ * readCurrent that records the read in the same round trip (PostgreSQL only): the function audit_read_current
+ * (migrations/0007_audit.sql) reads the current version and, when it exists and is not deleted, inserts the read's
+ * audit record — the resource, its version, the patients its search index refers to — with asynchronous commit.
+ * `recorded` true: the record was stored.
  */
-export async function readCurrentAudited(q: Queryable, tenantId: string, type: string, id: string, rec: AuditRecord): Promise<{ row?: StoredVersion; recorded: boolean }> {
-  const results = (await q.query(auditedReadSql(COLS, tenantId, type, id, rec))) as unknown as { rows: RawRow[] }[];
-  const raw = results[results.length - 1].rows[0];
-  const row = raw ? toVersion(raw) : undefined;
+export async function readCurrentAudited(q: Queryable, _tenantId: string, type: string, id: string, rec: AuditRecord): Promise<{ row?: StoredVersion; recorded: boolean }> {
+  const a = rec.agent;
+  const r = await q.query<RawRow>(
+    `SELECT rt AS resource_type, rid AS id, vid AS version_id, lu AS last_updated, del AS deleted, body AS content
+       FROM audit_read_current($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+    [type, id, rec.recorded, a.userRef ?? null, a.userSub ?? null, a.clientId ?? null, a.role ?? null, a.address ?? null, a.purposeOfUse ?? null, rec.requestId ?? null],
+  );
+  const row = r.rows[0] ? toVersion(r.rows[0]) : undefined;
   return { ...(row ? { row } : {}), recorded: !!row && !row.deleted };
 }
 

@@ -17,6 +17,7 @@ let patientApi: Api;
 let admin: Api;
 let patientId: string;
 let otherPatientId: string;
+let appId: string;
 const DOCTOR = 'Practitioner/audit-doc';
 const ADMIN = 'Practitioner/audit-admin';
 
@@ -51,6 +52,7 @@ beforeAll(async () => {
   t = await newTenant(server, 'au');
   other = await newTenant(server, 'au2');
   const app = await newApp(server, t.slug, { scope: 'openid fhirUser launch/patient user/*.cruds patient/*.cruds' });
+  appId = app.clientId;
   await put(t, { resourceType: 'Practitioner', id: 'audit-doc', name: [{ family: 'Doc' }] });
   await put(t, { resourceType: 'Practitioner', id: 'audit-admin', name: [{ family: 'Admin' }] });
   patientId = (await create(t, { resourceType: 'Patient', name: [{ family: 'Audited' }] })).id;
@@ -147,6 +149,21 @@ describe('every interaction records exactly one AuditEvent', () => {
     const last = after[after.length - 1];
     expect(last.agent.find((a: Res) => a.who?.identifier)?.who.identifier.value).toBe(t.clientId);
     expect(last.agent.some((a: Res) => a.who?.reference)).toBe(false);
+  });
+
+  it.each(['receptionist', 'lab-technician', 'tenant-admin'] as const)('a %s: a read, a search and a refused write, under that role', async (role) => {
+    const username = `au-${role}`;
+    await put(t, { resourceType: 'Practitioner', id: username, name: [{ family: role }] });
+    await newUser(server, t.slug, username, role, `Practitioner/${username}`);
+    const api = authed(server.origin, await tokenFor(server, t, { clientId: appId, username, scope: 'user/*.cruds' }));
+    expect((await api.get(`${t.path}/Patient/${patientId}`)).status).toBe(200);
+    expect((await api.get(`${t.path}/Patient?_id=${patientId}`)).status).toBe(200);
+    const mr = { resourceType: 'MedicationRequest', status: 'active', intent: 'order', medicationCodeableConcept: { text: 'x' }, subject: { reference: `Patient/${patientId}` } };
+    expect((await api.post(`${t.path}/MedicationRequest`).set('Content-Type', FHIR_JSON).send(JSON.stringify(mr))).status).toBe(403);
+    const records = await trail(admin, t, `agent=Practitioner/${username}&type=rest`);
+    expect(records.map(line)).toEqual([`read | R | 0 | Patient/${patientId}`, `search-type | E | 0 | Patient/${patientId}`, 'create | C | 4 | ']);
+    for (const e of records) expect(e.agent.find((a: Res) => a.who?.reference === `Practitioner/${username}`)?.role[0].text).toBe(role);
+    expect((await trail(admin, t, `agent-role=${role}&agent=Practitioner/${username}&type=rest`)).map(line)).toEqual(records.map(line));
   });
 
   it('a rejected token is recorded as a failed authentication, with the address it came from', async () => {
