@@ -61,9 +61,10 @@ BEGIN
                              address, purpose, entity, entity_version, patient, request_id)
     VALUES (t, p_recorded, 'rest', 'read', 'R', 0, p_user_ref, p_user_sub, p_client, p_role, p_address, p_purpose,
             ARRAY[p_type || '/' || p_id], ARRAY[cur.version_id],
-            ARRAY(SELECT x.target_id FROM sp_reference x
-                   WHERE x.tenant_id = t AND x.resource_id = p_id AND x.resource_type = p_type AND x.target_type = 'Patient'
-                  UNION SELECT p_id WHERE p_type = 'Patient'),
+            -- (a UNION with the Patient's own id cost twice as much as the lookup itself)
+            CASE WHEN p_type = 'Patient' THEN ARRAY[p_id]
+                 ELSE ARRAY(SELECT DISTINCT x.target_id FROM sp_reference x
+                             WHERE x.tenant_id = t AND x.resource_id = p_id AND x.resource_type = p_type AND x.target_type = 'Patient') END,
             p_request);
   END IF;
   rt := p_type; rid := p_id; vid := cur.version_id; lu := cur.last_updated; del := cur.deleted; body := cur.content;

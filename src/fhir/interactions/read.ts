@@ -75,9 +75,9 @@ export async function readResource(ctx: FhirContext, type: string, id: string, r
   }
   const headers = headersFor(row.versionId, row.lastUpdated);
   if (notModified(req?.headers ?? {}, row.versionId, row.lastUpdated)) {
-    return { status: 304, headers, audit: factsOf([row]), audited };
+    return { status: 304, headers, ...(audited ? { audited } : { audit: factsOf([row]) }) };
   }
-  return { status: 200, body: visibleBody(row.json!, req, d.elements), headers, audit: factsOf([row]), audited };
+  return { status: 200, body: visibleBody(row.json!, req, d.elements), headers, ...(audited ? { audited } : { audit: factsOf([row]) }) };
 }
 
 async function vreadResource(ctx: FhirContext, req: FhirRequest, type: string, id: string, vid: string, s?: TenantSession): Promise<FhirResult> {
