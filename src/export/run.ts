@@ -4,19 +4,22 @@
 // followed by its deletions since then (the manifest's `deleted`: one transaction Bundle with one DELETE entry per
 // resource). After each file the cursor is stored in the job row, so a resumed run continues exactly after the last
 // file it recorded: nothing twice, nothing missed.
+import { r4ResourceTypes } from '../core/definitions.js';
 import type { Deps } from '../core/deps.js';
-import type { Guard } from '../core/guard.js';
-import { patientCompartment } from '../fhir/compartment.js';
+import type { Guard, GuardDecision } from '../core/guard.js';
+import { isInPatientCompartment, patientCompartment } from '../fhir/compartment.js';
 import type { FhirContext } from '../fhir/context.js';
 import { authorizeSearch, versionInRegion } from '../fhir/guard.js';
 import { shapeResource } from '../fhir/subset.js';
+import { extractIndexRows } from '../search/extract.js';
 import { planSearch, type Restriction, type SearchPlan } from '../search/plan.js';
-import { advanceExport, deletedBatch, exportBatch, touchExport } from '../store/export.js';
+import { advanceExport, deletedBatch, exportBatch, statesAt, touchExport, type ByTarget, type LiftedPlan } from '../store/export.js';
 import { failJob, findJob } from '../store/jobs.js';
-import { TenantStore } from '../store/session.js';
+import { TenantStore, type TenantSession } from '../store/session.js';
 import { findTenant } from '../store/tenants.js';
 import { ownerAccess } from '../subscriptions/owner.js';
 import { outcome, type ExportParams } from './job.js';
+import { alternativesHold } from './criteria.js';
 import type { ExportFileWriter, ExportStorage } from './storage.js';
 
 /** How a run ended: finished (or nothing left to do), or interrupted (shutdown: the queue runs it again). */
@@ -56,15 +59,59 @@ async function callerContext(deps: Deps, tenantId: string, id: string, p: Export
   };
 }
 
+type Check = (json: string | null) => boolean;
+
 interface TypeScan {
   plans: SearchPlan[];
+  /** The in-memory twins of `plans` (one each, in the same order). */
+  checks: Check[];
   /**
    * In-memory checks of a version changed after the snapshot, or of a deleted resource's last version (judged on its
    * own content; fail closed). `holds(null)` is true only when nothing restricts the type (no content needed).
    */
-  holds: (json: string | null) => boolean;
+  holds: Check;
+  /** Provenance at Patient and Group level: also the ones whose target lies in the exported compartments. */
+  byTarget?: ByTarget & {
+    /** Parallel to `checks`: the check with its Patient compartments lifted, and those patients. */
+    liftedChecks: ({ check: Check; patients: string[] } | undefined)[];
+  };
   elements?: string[];
   limit?: string[];
+}
+
+/** A plan without the Patient compartments that confine `type` (undefined when none does). */
+function liftPlan(plan: SearchPlan, type: string): LiftedPlan | undefined {
+  const r = plan.restrictions?.[type];
+  if (!r) return undefined;
+  const patients = new Set<string>();
+  if (r.compartment) patients.add(r.compartment.id);
+  for (const alt of r.anyOf ?? []) if (alt.compartment) patients.add(alt.compartment.id);
+  if (!patients.size) return undefined;
+  const lifted: Restriction = r.anyOf ? { anyOf: r.anyOf.map((alt) => ({ criteria: alt.criteria })) } : {};
+  return { plan: { ...plan, restrictions: { ...plan.restrictions, [type]: lifted } }, patients: [...patients] };
+}
+
+/** The same for a decision judged in memory (its filters kept, their compartments lifted). */
+function liftDecision(ctx: FhirContext, type: string, d: GuardDecision): { check: Check; patients: string[] } | undefined {
+  const patients = new Set<string>();
+  if (d.compartment) patients.add(d.compartment.patientId);
+  for (const f of d.searchFilters ?? []) if (f.compartment) patients.add(f.compartment.patientId);
+  if (!patients.size) return undefined;
+  const lifted: GuardDecision = { allow: true, ...(d.searchFilters ? { searchFilters: d.searchFilters.map((f) => ({ params: f.params })) } : {}) };
+  return { check: (json) => versionInRegion(ctx, type, json, lifted), patients: [...patients] };
+}
+
+/**
+ * The types a Provenance's target may have to bring it into the export: members of the Patient compartment the
+ * caller may search with no filter (a Patient also under `_id` filters: the patient in context). Targets of a type
+ * the caller sees only through a granular filter do not count (fail closed: the target itself is not judged).
+ */
+function targetTypes(ctx: FhirContext): string[] {
+  return [...r4ResourceTypes()].filter((t) => {
+    if (t !== 'Patient' && !isInPatientCompartment(t)) return false;
+    const d = ctx.guard.forType(t, 's');
+    return d.allow && (!d.searchFilters || (t === 'Patient' && d.searchFilters.every((f) => f.params.every(([k]) => k === '_id'))));
+  });
 }
 
 /** The SQL plans and in-memory checks of one type: the caller's region, _typeFilter, the Group's members. */
@@ -73,7 +120,9 @@ function scanOf(ctx: FhirContext, p: ExportParams, type: string): TypeScan {
   const limits = authorizeSearch(ctx, base, { interaction: 'search-type', resourceType: type }, 's');
   const plans: SearchPlan[] = [base];
   const decision = ctx.guard.forType(type, 's');
-  const checks: ((json: string | null) => boolean)[] = [(json) => versionInRegion(ctx, type, json, decision)];
+  // each plan's in-memory twin, and the same with its Patient compartments lifted (for Provenance by target)
+  const checks: Check[] = [(json) => versionInRegion(ctx, type, json, decision)];
+  const liftedChecks: ({ check: Check; patients: string[] } | undefined)[] = [liftDecision(ctx, type, decision)];
   const filters = p.typeFilter?.[type];
   const members = p.level === 'group' ? (p.members ?? []) : undefined;
   if (filters || members) {
@@ -84,18 +133,31 @@ function scanOf(ctx: FhirContext, p: ExportParams, type: string): TypeScan {
       else for (const m of members) alternatives.push({ criteria, compartment: { ...patientCompartment(m, [type]), includeSelf: type === 'Patient' } });
     }
     plans.push({ ...base, criteria: [], restrictions: { [type]: { anyOf: alternatives } } });
-    // the same alternatives as a decision of their own, judged on the historic version
-    const asDecision = {
-      allow: true,
-      searchFilters: (filters ?? [[]]).flatMap((params) => (members ?? [undefined]).map((m) => ({ params, ...(m ? { compartment: { patientId: m } } : {}) }))),
+    // the same alternatives judged on the historic version (every criterion the SQL search understands, but chains,
+    // _has, full text and composites: those fail closed)
+    checks.push((json) => alternativesHold(ctx.registry, ctx.baseUrl, type, json, alternatives));
+    const open = alternatives.map((alt) => ({ criteria: alt.criteria }));
+    liftedChecks.push(members?.length ? { check: (json) => alternativesHold(ctx.registry, ctx.baseUrl, type, json, open), patients: members } : undefined);
+  }
+  // Bulk 2.0 (includeAssociatedData not supported): a Patient- or Group-level export has every Provenance whose
+  // target is in the exported compartments, not only those naming the patient
+  let byTarget: TypeScan['byTarget'];
+  const lifted = type === 'Provenance' && p.level !== 'system' ? plans.map((plan) => liftPlan(plan, type)) : [];
+  if (lifted.some(Boolean)) {
+    byTarget = {
+      lifted,
+      liftedChecks,
+      targetTypes: targetTypes(ctx),
+      compartmentParams: patientCompartment('-').params,
     };
-    checks.push((json) => versionInRegion(ctx, type, json, asDecision));
   }
   const elements = p.elements ? p.elements.filter((e) => !e.includes('.') || e.startsWith(`${type}.`)) : undefined;
   const scoped = p.elements?.some((e) => e.includes('.')) && !elements?.length;
   return {
     plans,
+    checks,
     holds: (json) => checks.every((c) => c(json)),
+    ...(byTarget ? { byTarget } : {}),
     ...(elements?.length && !scoped ? { elements } : {}),
     ...(limits.get(type) ? { limit: limits.get(type) } : {}),
   };
@@ -192,13 +254,73 @@ interface Batch {
 /** Reads the next batch of a step after `afterId` (at most `limit` rows scanned). */
 type LineSource = (afterId: string, limit: number) => Promise<Batch>;
 
+/**
+ * One version to admit: judged on its own content (`historic`: a version of the snapshot read from history, or a
+ * deleted resource's last version), or a current row that SQL matched, with the plans it met only lifted (`pending`).
+ */
+interface Candidate {
+  json: string | null;
+  historic: boolean;
+  pending?: number[];
+}
+
+/**
+ * Which candidates belong in the export. Only a Provenance at Patient or Group level (scan.byTarget) needs more than
+ * its own content: whether one of its targets lay, at the snapshot, in a lifted plan's compartments (read in one query
+ * per batch; a target changed since the snapshot is judged on its version then).
+ */
+async function admit(ctx: FhirContext, s: TenantSession, scan: TypeScan, transactionTime: string, list: Candidate[]): Promise<boolean[]> {
+  const out = list.map((c) => (c.historic ? scan.holds(c.json) : !c.pending?.length));
+  const bt = scan.byTarget;
+  if (!bt) return out;
+  const targets = new Map<number, string[]>();
+  for (const [i, c] of list.entries()) {
+    if (out[i] || c.json === null) continue;
+    const rows = extractIndexRows(ctx.registry, JSON.parse(c.json) as Record<string, unknown>, ctx.baseUrl).reference;
+    const keys = rows.filter(([code, t, id]) => code === 'target' && t !== null && id !== null && bt.targetTypes.includes(t)).map(([, t, id]) => `${t}/${id}`);
+    if (keys.length) targets.set(i, keys);
+  }
+  if (!targets.size) return out;
+  const keys = [...new Set([...targets.values()].flat())];
+  const states = await statesAt(s.q, ctx.tenant.id, keys.map((k) => k.split('/') as [string, string]), transactionTime, bt.compartmentParams);
+  const patientsOf = new Map<string, Set<string>>();
+  for (const key of keys) {
+    const [type, id] = key.split('/');
+    const st = states.get(key);
+    const ids = new Set<string>();
+    if (st && type === 'Patient') ids.add(id);
+    if (st && 'patients' in st) st.patients.forEach((x) => ids.add(x));
+    else if (st) {
+      for (const [code, t, target] of extractIndexRows(ctx.registry, JSON.parse(st.json) as Record<string, unknown>, ctx.baseUrl).reference) {
+        if (t === 'Patient' && target !== null && bt.compartmentParams.includes(`${type}:${code}`)) ids.add(target);
+      }
+    }
+    patientsOf.set(key, ids);
+  }
+  const reaches = (keys: string[], patients: string[]) => keys.some((k) => patients.some((x) => patientsOf.get(k)?.has(x)));
+  for (const [i, keys] of targets) {
+    const c = list[i];
+    if (c.historic) {
+      out[i] = scan.checks.every((check, k) => {
+        if (check(c.json)) return true;
+        const l = bt.liftedChecks[k];
+        return !!l && l.check(c.json) && reaches(keys, l.patients);
+      });
+    } else out[i] = c.pending!.every((k) => reaches(keys, bt.lifted[k]!.patients));
+  }
+  return out;
+}
+
 /** A type's resources as of the snapshot, shaped for the caller. */
 function outputLines(ctx: FhirContext, p: ExportParams, type: string, scan: TypeScan): LineSource {
   const raw = !scan.elements && !scan.limit;
   return async (afterId, limit) => {
-    const batch = await ctx.store.read((s) =>
-      exportBatch(s.q, ctx.tenant.id, ctx.baseUrl, { type, plans: scan.plans, ...(p.since ? { since: p.since } : {}), transactionTime: p.transactionTime, afterId, limit }),
-    );
+    const batch = await ctx.store.read(async (s) => {
+      const b = await exportBatch(s.q, ctx.tenant.id, ctx.baseUrl, {
+        type, plans: scan.plans, ...(p.since ? { since: p.since } : {}), transactionTime: p.transactionTime, afterId, limit, ...(scan.byTarget ? { byTarget: scan.byTarget } : {}),
+      });
+      return { ...b, keep: await admit(ctx, s, scan, p.transactionTime, b.rows) };
+    });
     return {
       rows: batch.rows.length,
       ...(batch.lastId !== undefined ? { lastId: batch.lastId } : {}),
@@ -206,8 +328,8 @@ function outputLines(ctx: FhirContext, p: ExportParams, type: string, scan: Type
       render() {
         let text = '';
         let count = 0;
-        for (const row of batch.rows) {
-          if (row.historic && !scan.holds(row.json)) continue;
+        for (const [i, row] of batch.rows.entries()) {
+          if (!batch.keep[i]) continue;
           // unshaped, the stored JSON text goes out as it is (as read and search send it; jsonb's text has no newlines)
           if (raw) text += `${row.json}\n`;
           else text += `${JSON.stringify(shapeResource(JSON.parse(row.json) as Record<string, unknown>, undefined, scan.elements, scan.limit))}\n`;
@@ -229,9 +351,10 @@ function outputLines(ctx: FhirContext, p: ExportParams, type: string, scan: Type
 function deletionLines(ctx: FhirContext, p: ExportParams, type: string, scan: TypeScan): LineSource {
   const open = scan.holds(null);
   return async (afterId, limit) => {
-    const batch = await ctx.store.read((s) =>
-      deletedBatch(s.q, ctx.tenant.id, { type, since: p.since!, transactionTime: p.transactionTime, afterId, limit, withContent: !open }),
-    );
+    const batch = await ctx.store.read(async (s) => {
+      const b = await deletedBatch(s.q, ctx.tenant.id, { type, since: p.since!, transactionTime: p.transactionTime, afterId, limit, withContent: !open });
+      return { ...b, keep: open ? b.rows.map(() => true) : await admit(ctx, s, scan, p.transactionTime, b.rows.map((r) => ({ json: r.live, historic: true }))) };
+    });
     return {
       rows: batch.rows.length,
       ...(batch.lastId !== undefined ? { lastId: batch.lastId } : {}),
@@ -239,8 +362,8 @@ function deletionLines(ctx: FhirContext, p: ExportParams, type: string, scan: Ty
       render() {
         let text = '';
         let count = 0;
-        for (const row of batch.rows) {
-          if (!open && !scan.holds(row.live)) continue;
+        for (const [i, row] of batch.rows.entries()) {
+          if (!batch.keep[i]) continue;
           text += `${JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'DELETE', url: `${type}/${row.id}` } }] })}\n`;
           count++;
         }

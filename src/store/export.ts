@@ -76,6 +76,31 @@ export interface ExportRow {
   json: string;
   /** Changed after the snapshot: this is the older version from history, not matched in SQL (judge it in memory). */
   historic: boolean;
+  /**
+   * A current row that met these plans (indexes into `plans`) only in their lifted form (ExportBatchQuery.byTarget):
+   * it belongs in the export only if one of its targets lay in one of the lifted compartments at the snapshot.
+   */
+  pending?: number[];
+}
+
+/** A plan whose Patient compartment restrictions on the type are lifted (its other criteria kept). */
+export interface LiftedPlan {
+  plan: SearchPlan;
+  /** The patients whose compartments were lifted: the resource must then reach one of them through a target. */
+  patients: string[];
+}
+
+/**
+ * Provenance at Patient and Group level (Bulk 2.0 export.html#query-parameters): a Provenance is in the export when
+ * a plan holds as it is, or in its lifted form with a `target` in one of the lifted patients' compartments.
+ */
+export interface ByTarget {
+  /** Parallel to `plans` (undefined: the plan holds as it is). */
+  lifted: (LiftedPlan | undefined)[];
+  /** The types a target may have (the caller may search them without a filter). */
+  targetTypes: string[];
+  /** "Type:code" pairs of the Patient compartment. */
+  compartmentParams: string[];
 }
 
 export interface ExportBatchQuery {
@@ -86,6 +111,7 @@ export interface ExportBatchQuery {
   transactionTime: string;
   afterId: string;
   limit: number;
+  byTarget?: ByTarget;
 }
 
 /**
@@ -96,21 +122,33 @@ export async function exportBatch(q: Queryable, tenantId: string, baseUrl: strin
   const p = new Params();
   const tenant = p.add(tenantId);
   const type = p.add(b.type);
-  const conds = b.plans.map((plan) => planCondition({ ...plan, resourceTypes: [b.type] }, tenantId, baseUrl, p));
   const t = p.add(b.transactionTime);
+  // per lifted plan, whether the plan held as it is ('1') or only lifted ('0': its targets are judged in memory)
+  const flags: string[] = [];
+  const liftedAt: number[] = [];
+  const conds = b.plans.map((plan, i) => {
+    const main = planCondition({ ...plan, resourceTypes: [b.type] }, tenantId, baseUrl, p);
+    const l = b.byTarget?.lifted[i];
+    if (!l || !b.byTarget) return main;
+    const lifted = planCondition({ ...l.plan, resourceTypes: [b.type] }, tenantId, baseUrl, p);
+    flags.push(`CASE WHEN ${main} THEN '1' ELSE '0' END`);
+    liftedAt.push(i);
+    return `((${main}) OR ((${lifted}) AND ${targetCondition(p, tenant, t, b.byTarget, l.patients)}))`;
+  });
+  const flagsOf = flags.length ? `concat(${flags.join(', ')})` : `''`;
   const after = p.add(b.afterId);
   const since = p.add(b.since ?? null);
   const limit = Math.floor(b.limit);
-  const sql = `(SELECT r.id, r.content::text AS content, false AS later FROM resource r
+  const sql = `(SELECT r.id, r.content::text AS content, false AS later, ${flagsOf} AS flags FROM resource r
                   WHERE r.tenant_id = ${tenant} AND r.resource_type = ${type} AND ${conds.length ? conds.join(' AND ') : 'NOT r.deleted'}
                     AND r.last_updated <= ${t}::timestamptz AND (${since}::timestamptz IS NULL OR r.last_updated > ${since}::timestamptz) AND r.id > ${after}
                   ORDER BY r.id LIMIT ${limit})
                UNION ALL
-               (SELECT r.id, NULL AS content, true AS later FROM resource r
+               (SELECT r.id, NULL AS content, true AS later, NULL AS flags FROM resource r
                   WHERE r.tenant_id = ${tenant} AND r.resource_type = ${type} AND r.last_updated > ${t}::timestamptz AND r.id > ${after}
                   ORDER BY r.id LIMIT ${limit})
                ORDER BY id LIMIT ${limit}`;
-  const r = await q.query<{ id: string; content: string | null; later: boolean }>(sql, p.list);
+  const r = await q.query<{ id: string; content: string | null; later: boolean; flags: string | null }>(sql, p.list);
   const more = r.rows.length === limit;
   const lastId = r.rows.at(-1)?.id;
   const later = r.rows.filter((x) => x.later).map((x) => x.id);
@@ -131,13 +169,74 @@ export async function exportBatch(q: Queryable, tenantId: string, baseUrl: strin
   }
   const rows: ExportRow[] = [];
   for (const x of r.rows) {
-    if (!x.later) rows.push({ id: x.id, json: x.content!, historic: false });
-    else {
+    if (!x.later) {
+      const pending = liftedAt.filter((_, k) => x.flags?.[k] !== '1');
+      rows.push({ id: x.id, json: x.content!, historic: false, ...(pending.length ? { pending } : {}) });
+    } else {
       const json = old.get(x.id);
       if (json !== undefined) rows.push({ id: x.id, json, historic: true });
     }
   }
   return { rows, ...(lastId !== undefined ? { lastId } : {}), more };
+}
+
+/**
+ * The row `r` (a Provenance) has a `target` that may have lain in one of `patients`' compartments at the snapshot: one
+ * unchanged since then that is in one now (by its index rows), or one changed since (its state then is judged in
+ * memory, compartmentsAt). A pre-filter: the rows it lets through are judged exactly in memory.
+ */
+function targetCondition(p: Params, tenant: string, t: string, bt: ByTarget, patients: string[]): string {
+  const ids = p.add(patients);
+  return `EXISTS (SELECT 1 FROM sp_reference pt
+      JOIN resource tr ON tr.tenant_id = pt.tenant_id AND tr.resource_type = pt.target_type AND tr.id = pt.target_id
+     WHERE pt.tenant_id = ${tenant} AND pt.resource_id = r.id AND pt.resource_type = r.resource_type AND pt.code = 'target'
+       AND pt.target_type = ANY(${p.add(bt.targetTypes)}::text[])
+       AND (tr.last_updated > ${t}::timestamptz OR (NOT tr.deleted AND (
+             (tr.resource_type = 'Patient' AND tr.id = ANY(${ids}::text[]))
+             OR EXISTS (SELECT 1 FROM sp_reference c
+                         WHERE c.tenant_id = ${tenant} AND c.resource_id = tr.id AND c.resource_type = tr.resource_type
+                           AND c.target_type = 'Patient' AND c.target_id = ANY(${ids}::text[])
+                           AND (c.resource_type || ':' || c.code) = ANY(${p.add(bt.compartmentParams)}::text[]))))))`;
+}
+
+/**
+ * What a resource was at the snapshot, for a Patient compartment check: unchanged since, the patients whose
+ * compartment its index rows put it in; changed since, its content then (judged in memory); absent: it did not exist
+ * then (or was deleted).
+ */
+export type StateAt = { patients: string[] } | { json: string };
+
+/** The state at transactionTime of each `[type, id]` (keyed `Type/id`), in this tenant. */
+export async function statesAt(q: Queryable, tenantId: string, refs: [string, string][], transactionTime: string, compartmentParams: string[]): Promise<Map<string, StateAt>> {
+  const out = new Map<string, StateAt>();
+  if (!refs.length) return out;
+  const types = refs.map((x) => x[0]);
+  const ids = refs.map((x) => x[1]);
+  const cur = await q.query<{ resource_type: string; id: string; later: boolean; deleted: boolean; patients: string | null }>(
+    `SELECT r.resource_type, r.id, r.last_updated > $4::timestamptz AS later, r.deleted,
+            (SELECT string_agg(DISTINCT c.target_id, ',') FROM sp_reference c
+              WHERE c.tenant_id = $1 AND c.resource_id = r.id AND c.resource_type = r.resource_type AND c.target_type = 'Patient'
+                AND (c.resource_type || ':' || c.code) = ANY($5::text[])) AS patients
+       FROM unnest($2::text[], $3::text[]) AS k(resource_type, id)
+       JOIN resource r ON r.tenant_id = $1 AND r.resource_type = k.resource_type AND r.id = k.id`,
+    [tenantId, types, ids, transactionTime, compartmentParams],
+  );
+  const later: [string, string][] = [];
+  for (const x of cur.rows) {
+    if (x.later) later.push([x.resource_type, x.id]);
+    else if (!x.deleted) out.set(`${x.resource_type}/${x.id}`, { patients: x.patients ? x.patients.split(',') : [] });
+  }
+  if (later.length) {
+    const h = await q.query<{ resource_type: string; id: string; deleted: boolean; content: string | null }>(
+      `SELECT DISTINCT ON (h.resource_type, h.id) h.resource_type, h.id, h.deleted, h.content::text AS content
+         FROM unnest($2::text[], $3::text[]) AS k(resource_type, id)
+         JOIN resource_history h ON h.tenant_id = $1 AND h.resource_type = k.resource_type AND h.id = k.id AND h.last_updated <= $4::timestamptz
+        ORDER BY h.resource_type, h.id, h.last_updated DESC, h.version_id DESC`,
+      [tenantId, later.map((x) => x[0]), later.map((x) => x[1]), transactionTime],
+    );
+    for (const x of h.rows) if (!x.deleted && x.content !== null) out.set(`${x.resource_type}/${x.id}`, { json: x.content });
+  }
+  return out;
 }
 
 /** One resource deleted in (since, transactionTime] that was still deleted at transactionTime. */

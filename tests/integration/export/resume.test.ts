@@ -111,6 +111,61 @@ describe('export jobs survive a restart', () => {
   }, 90_000);
 });
 
+describe('export jobs survive a restart: Provenance by target (Patient and Group level)', () => {
+  it("a Group-level export interrupted in its Provenance completes on a new server with each Provenance of the members' resources once", async () => {
+    const first = await startServer({ exportFileMaxResources: 2 }, { workers: true });
+    servers.push(first);
+    const t = await newTenant(first, 'exprp');
+    const me = await create(t, { resourceType: 'Patient', name: [{ family: 'Member' }] });
+    const them = await create(t, { resourceType: 'Patient', name: [{ family: 'Other' }] });
+    const obs = (p: Record<string, any>) => ({ resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: `Patient/${p.id}` } });
+    const mine = await create(t, obs(me));
+    const theirs = await create(t, obs(them));
+    const prov = (target: Record<string, any>) => ({ resourceType: 'Provenance', recorded: new Date().toISOString(), target: [{ reference: `Observation/${target.id}` }], agent: [{ who: { display: 'x' } }] });
+    const wanted: string[] = [];
+    for (let i = 0; i < 7; i++) {
+      wanted.push((await create(t, prov(mine))).id);
+      await create(t, prov(theirs));
+    }
+    const group = await create(t, { resourceType: 'Group', type: 'person', actual: true, member: [{ entity: { reference: `Patient/${me.id}` } }] });
+    const real = first.app.exports.storage;
+    first.app.exports.storage = {
+      ...real,
+      put: async (...a) => {
+        const w = await real.put(...a);
+        return { ...w, commit: async () => { await new Promise((r) => setTimeout(r, 150)); await w.commit(); } };
+      },
+      get: (...a) => real.get(...a),
+      delete: (...a) => real.delete(...a),
+    } satisfies ExportStorage;
+    const status = await kickOff(t.api, `${t.path}/Group/${group.id}/$export?_type=Provenance`);
+    const id = status.split('/').at(-1)!;
+    await waitFor('the first file', async () => {
+      const r = await first.deps.db.withTenant(t.slug, (q) => q.query<{ done: number }>('SELECT done FROM job WHERE tenant_id = $1 AND id = $2', [t.slug, id]));
+      return (r.rows[0]?.done ?? 0) >= 2;
+    });
+    await first.close();
+    servers.splice(servers.indexOf(first), 1);
+
+    const second = await startServer({ exportFileMaxResources: 2 }, { workers: false });
+    servers.push(second);
+    second.tenants.add(t.slug);
+    const row = await second.deps.db.withTenant(t.slug, (q) => q.query<{ cursor: unknown; status: string }>('SELECT cursor, status FROM job WHERE tenant_id = $1 AND id = $2', [t.slug, id]));
+    expect(row.rows[0]).toEqual({ status: 'running', cursor: ['Provenance', expect.any(String)] });
+    const { startExportWorker } = await import('../../../src/export/worker.js');
+    const stop = startExportWorker(second.deps, second.app.exports, { tenants: (x) => x === t.slug, staleSeconds: 0 });
+    try {
+      const api = authed(second.origin, await tokenFor(second, t));
+      const m = await waitForManifest(api, status.replace(first.origin, second.origin));
+      const all = await downloadAll(api, m);
+      expect(all.map((r) => r.id).sort()).toEqual([...wanted].sort());
+      expect(m.output.map((o) => o.count)).toEqual([2, 2, 2, 1]);
+    } finally {
+      stop();
+    }
+  }, 90_000);
+});
+
 describe('storage failure (disk full)', () => {
   it('completes the export with an error entry and serves no partial file', async () => {
     const server = await startServer();
