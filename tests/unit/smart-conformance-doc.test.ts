@@ -1,133 +1,26 @@
 // docs/smart-conformance.md stays in step with the SMART certification kit's requirement list and with the tests it
 // cites: every SMART App Launch 2.2.0 SHALL / SHALL NOT row of the kit's CSV has exactly one entry (in ID order, with
 // its conformance level, spec URL and a status), the summary counts are right, and every cited test exists by name.
+// The checks themselves: tests/helpers/conformance-doc.ts.
 import { describe, expect, it } from '@jest/globals';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { conformanceDoc } from '../helpers/conformance-doc.js';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
+const REQ_SET = 'hl7.fhir.uv.smart-app-launch_2.2.0';
 /**
  * The kit's server requirements (read-only, see the README beside it) in the shared folder beside the repository
  * (`../shared`, as every checkout and CI lays it out); SMART_REQUIREMENTS_CSV overrides the path.
  */
-const CSV_PATH = process.env.SMART_REQUIREMENTS_CSV ?? join(ROOT, '../shared/standards/requirements/smart-server.csv');
-const DOC_PATH = join(ROOT, 'docs/smart-conformance.md');
-const REQ_SET = 'hl7.fhir.uv.smart-app-launch_2.2.0';
-const STATUSES = ['Proved by test', 'Met by design', 'Does not apply', 'NOT MET'] as const;
-type Status = (typeof STATUSES)[number];
-
-/** RFC 4180: comma-separated, CRLF or LF records, fields optionally in double quotes ("" inside is a quote; quoted fields may hold commas and newlines). */
-function parseCsv(text: string): string[][] {
-  const records: string[][] = [];
-  let record: string[] = [];
-  let field = '';
-  let quoted = false;
-  let i = 0;
-  const endField = () => {
-    record.push(field);
-    field = '';
-  };
-  const endRecord = () => {
-    endField();
-    records.push(record);
-    record = [];
-  };
-  while (i < text.length) {
-    const ch = text[i];
-    if (quoted) {
-      if (ch === '"') {
-        if (text[i + 1] === '"') {
-          field += '"';
-          i += 2;
-          continue;
-        }
-        quoted = false;
-        i++;
-        continue;
-      }
-      field += ch;
-      i++;
-      continue;
-    }
-    if (ch === '"') {
-      if (field !== '') throw new Error(`CSV: a quote inside an unquoted field (record ${records.length + 1})`);
-      quoted = true;
-    } else if (ch === ',') endField();
-    else if (ch === '\n') endRecord();
-    else if (ch === '\r' && text[i + 1] === '\n') {
-      endRecord();
-      i++;
-    } else field += ch;
-    i++;
-  }
-  if (quoted) throw new Error('CSV: unterminated quoted field');
-  if (field !== '' || record.length) endRecord();
-  return records;
-}
-
-interface Requirement {
-  id: number;
-  url: string;
-  conformance: string;
-}
-
-function requirements(): { all: Record<string, string>[]; selected: Requirement[] } {
-  if (!existsSync(CSV_PATH)) throw new Error(`${CSV_PATH} is missing: the SMART requirement list is needed to check docs/smart-conformance.md (set SMART_REQUIREMENTS_CSV)`);
-  const [header, ...rows] = parseCsv(readFileSync(CSV_PATH, 'utf8').replace(/^\uFEFF/, ''));
-  const all = rows.map((r) => {
-    if (r.length !== header.length) throw new Error(`CSV: a record with ${r.length} fields, expected ${header.length}: ${r.slice(0, 2).join(',')}`);
-    return Object.fromEntries(header.map((h, i) => [h, r[i]]));
-  });
-  const selected = all
-    .filter((r) => r['Req Set'] === REQ_SET && (r.Conformance === 'SHALL' || r.Conformance === 'SHALL NOT'))
-    .map((r) => ({ id: Number(r.ID), url: r.URL, conformance: r.Conformance }))
-    .sort((a, b) => a.id - b.id);
-  return { all, selected };
-}
-
-interface Entry {
-  id: number;
-  conformance: string;
-  body: string;
-  status?: Status;
-  citations: Citation[];
-}
-
-interface Citation {
-  file: string;
-  describe: string;
-  test: string;
-}
-
-const CITATION = /^- `(tests\/[^`]+\.test\.ts)` › `([^`]+)` › `([^`]+)`\s*$/gm;
-
-function citationsIn(text: string): Citation[] {
-  return [...text.matchAll(CITATION)].map((m) => ({ file: m[1], describe: m[2], test: m[3] }));
-}
-
-function entries(doc: string): Entry[] {
-  const heads = [...doc.matchAll(/^### (\d+) · (SHALL NOT|SHALL) · .+$/gm)];
-  return heads.map((h, i) => {
-    const body = doc.slice(h.index! + h[0].length, i + 1 < heads.length ? heads[i + 1].index : doc.length);
-    const status = /^\*\*Status:\*\* (.+)$/m.exec(body)?.[1].trim();
-    return { id: Number(h[1]), conformance: h[2], body, status: STATUSES.find((s) => s === status), citations: citationsIn(body) };
-  });
-}
-
-/** A title as it may be spelled in the test source: as is, or with its quotes escaped. */
-function inSource(source: string, title: string): number {
-  for (const spelling of [title, title.replace(/'/g, "\\'"), title.replace(/"/g, '\\"')]) {
-    const at = source.indexOf(spelling);
-    if (at >= 0) return at;
-  }
-  return -1;
-}
-
-const doc = readFileSync(DOC_PATH, 'utf8');
+const smart = conformanceDoc({
+  kit: 'SMART',
+  csvFile: 'shared/standards/requirements/smart-server.csv',
+  csvEnv: 'SMART_REQUIREMENTS_CSV',
+  docFile: 'docs/smart-conformance.md',
+  reqSet: REQ_SET,
+});
 
 describe('docs/smart-conformance.md against the SMART 2.2.0 requirement list', () => {
   it('the CSV parses into the README\'s counts (530 server rows; 172 SHALL/SHALL NOT rows for 2.2.0)', () => {
-    const { all, selected } = requirements();
+    const { all, selected } = smart.requirements();
     expect(all).toHaveLength(530);
     expect(selected).toHaveLength(172);
     expect(new Set(selected.map((r) => r.id)).size).toBe(172);
@@ -135,71 +28,5 @@ describe('docs/smart-conformance.md against the SMART 2.2.0 requirement list', (
     expect(all.find((r) => r['Req Set'] === REQ_SET && r.ID === '338')?.Requirement).toMatch(/jku[\s\S]*\n[\s\S]*kid/);
   });
 
-  it('has exactly one entry per 2.2.0 SHALL / SHALL NOT ID, in ID order, none for other IDs', () => {
-    const { selected } = requirements();
-    const ids = entries(doc).map((e) => e.id);
-    const wanted = selected.map((r) => r.id);
-    expect(wanted.filter((id) => !ids.includes(id))).toEqual([]); // missing from the doc
-    expect(ids.filter((id) => !wanted.includes(id))).toEqual([]); // not a 2.2.0 SHALL row
-    expect(ids).toEqual(wanted); // once each, in order
-  });
-
-  it("gives each entry the row's conformance level, its spec URL and a status; a proof cites a test; NOT MET says what is missing", () => {
-    const byId = new Map(requirements().selected.map((r) => [r.id, r]));
-    const problems: string[] = [];
-    for (const e of entries(doc)) {
-      const r = byId.get(e.id);
-      if (!r) continue;
-      if (e.conformance !== r.conformance) problems.push(`${e.id}: says ${e.conformance}, the CSV says ${r.conformance}`);
-      if (!e.body.includes(`](${r.url})`)) problems.push(`${e.id}: no link to ${r.url}`);
-      if (!e.status) problems.push(`${e.id}: no status (one of ${STATUSES.join(', ')})`);
-      if (e.status === 'Proved by test' && !e.citations.length) problems.push(`${e.id}: proved by test, but no test is cited`);
-      const explanation = e.body
-        .replace(CITATION, '')
-        .split('\n')
-        .filter((l) => l.trim() && !l.startsWith('[') && !l.startsWith('**Status:**') && !l.startsWith('<a id='));
-      if (e.status && e.status !== 'Proved by test' && !explanation.length) {
-        problems.push(`${e.id}: ${e.status} without an explanation`);
-      }
-    }
-    expect(problems).toEqual([]);
-  });
-
-  it('the summary table counts the statuses of the entries', () => {
-    const counted = Object.fromEntries(STATUSES.map((s) => [s, 0])) as Record<Status, number>;
-    for (const e of entries(doc)) if (e.status) counted[e.status]++;
-    const table = Object.fromEntries([...doc.matchAll(/^\| (Proved by test|Met by design|Does not apply|NOT MET) \| (\d+) \|$/gm)].map((m) => [m[1], Number(m[2])]));
-    expect(table).toEqual(counted);
-    expect(Number(/^\| \*\*Total\*\* \| \*\*(\d+)\*\* \|$/m.exec(doc)?.[1])).toBe(entries(doc).length);
-  });
-
-  it('lists every NOT MET entry in the NOT MET section', () => {
-    const section = doc.slice(doc.indexOf('### NOT MET'), doc.indexOf('## Requirements'));
-    const notMet = entries(doc).filter((e) => e.status === 'NOT MET').map((e) => e.id);
-    const listed = [...section.matchAll(/^- \[(\d+)\]\(#req-(\d+)\)/gm)].map((m) => Number(m[1]));
-    expect(listed).toEqual(notMet);
-    for (const id of notMet) expect(doc).toContain(`<a id="req-${id}"></a>`);
-  });
-
-  it('every cited test exists by name (describe and test title) in the cited file', () => {
-    const all = citationsIn(doc);
-    expect(all.length).toBeGreaterThan(100);
-    const problems: string[] = [];
-    const sources = new Map<string, string>();
-    for (const c of all) {
-      const path = join(ROOT, c.file);
-      if (!sources.has(c.file)) sources.set(c.file, existsSync(path) ? readFileSync(path, 'utf8') : '');
-      const source = sources.get(c.file)!;
-      if (!source) {
-        problems.push(`${c.file}: no such file`);
-        continue;
-      }
-      const d = inSource(source, c.describe);
-      const t = inSource(source, c.test);
-      if (d < 0) problems.push(`${c.file}: no describe "${c.describe}"`);
-      if (t < 0) problems.push(`${c.file}: no test "${c.test}"`);
-      if (d >= 0 && t >= 0 && t < d) problems.push(`${c.file}: "${c.test}" comes before its describe "${c.describe}"`);
-    }
-    expect(problems).toEqual([]);
-  });
+  smart.checks();
 });
