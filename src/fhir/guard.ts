@@ -15,7 +15,8 @@ import type { Guard, GuardDecision, GuardLetter, GuardRequest } from '../core/gu
 
 const AUDIT_WRITES = new Set<GuardRequest['interaction']>(['create', 'update', 'patch', 'delete']);
 
-function auditImmutable(interaction: string): FhirError {
+/** Any write of an AuditEvent, whoever asks: the audit trail is the server's (fhir/interactions/audit-event.ts too). */
+export function auditImmutable(interaction: string): FhirError {
   return new FhirError('not-allowed', `AuditEvent ${interaction} is not allowed: the audit trail is written by the server only and cannot be changed or deleted`, {
     code: 'AUDIT_IMMUTABLE',
     headers: { Allow: 'GET, HEAD' },

@@ -11,7 +11,7 @@ import { MAX_COUNT, splitOr } from '../../search/plan.js';
 import { countAudit, readAudit, searchAudit, type AuditCondition, type AuditQuery, type AuditRow } from '../../store/audit.js';
 import { categoriesOf, renderAuditEvent, subtypeKey } from '../audit.js';
 import type { FhirContext } from '../context.js';
-import { authorize } from '../guard.js';
+import { auditImmutable, authorize } from '../guard.js';
 import type { FhirRequest, FhirResult } from '../request.js';
 import { shapeResource } from '../subset.js';
 
@@ -218,13 +218,9 @@ async function readOne(ctx: FhirContext, id: string, access: GuardRequest): Prom
   return { row, d };
 }
 
-/** A write on an audit path: the same 405 authorize() gives every AuditEvent write. */
+/** A write on an audit path: the 405 authorize() gives every AuditEvent write. */
 function immutable(method: string): FhirError {
-  const interaction = { POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: 'delete' }[method] ?? method;
-  return new FhirError('not-allowed', `AuditEvent ${interaction} is not allowed: the audit trail is written by the server only and cannot be changed or deleted`, {
-    code: 'AUDIT_IMMUTABLE',
-    headers: { Allow: 'GET, HEAD' },
-  });
+  return auditImmutable({ POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: 'delete' }[method] ?? method);
 }
 
 /** True when the path is the audit trail's (AuditEvent/..., Patient/[id]/AuditEvent). */
