@@ -4,7 +4,6 @@ import type { CancelSignal } from '../platform/cancel.js';
 import type { Db, DbCallOptions, Queryable } from '../platform/db.js';
 import type { IncludeSpec, Restriction, SearchPlan } from '../search/plan.js';
 import { advisoryXactLock } from './locks.js';
-import type { AuditRecord } from '../core/audit.js';
 import { existing, readCurrent, readCurrentAudited, readHistory, readVersion, writeVersions, type HistoryQuery, type HistoryRow, type ResourceWrite, type StoredVersion, type WriteAudit } from './resources.js';
 import { loadIncludes, permittedIds, searchCount, searchEstimate, searchIds, searchPage, type SearchPage } from './search-sql.js';
 
@@ -23,12 +22,12 @@ export class TenantSession {
   ) {}
 
   /**
-   * readCurrent that, where it can, records the read (`rec`) in the same round trip; `recorded` says whether it did
-   * (else the caller records it the ordinary way).
+   * readCurrent that, where it can, records the read (at `recorded`, by this session's agent) in the same round trip;
+   * `recorded` in the result says whether it did (else the caller records it the ordinary way).
    */
-  async readCurrentAuditing(type: string, id: string, rec: () => AuditRecord): Promise<{ row?: StoredVersion; recorded: boolean }> {
+  async readCurrentAuditing(type: string, id: string, recorded: string): Promise<{ row?: StoredVersion; recorded: boolean }> {
     if (!this.selfAuditing || !this.audit) return { row: await this.readCurrent(type, id), recorded: false };
-    return readCurrentAudited(this.q, this.tenantId, type, id, { ...rec(), agent: this.audit.agent, ...(this.audit.requestId ? { requestId: this.audit.requestId } : {}) });
+    return readCurrentAudited(this.q, type, id, recorded, this.audit);
   }
 
   /** The current version (or deletion marker) of one resource; `lock` holds it until the transaction ends. */

@@ -1,7 +1,6 @@
 // read and vread (http.html#read, #vread), with conditional read (If-None-Match, If-Modified-Since) and _summary /
 // _elements (search.html#summary), then the caller's element limit.
 import { FhirError } from '../../core/errors.js';
-import type { AuditRecord } from '../../core/audit.js';
 import { factsOf } from '../audit.js';
 import type { TenantSession } from '../../store/session.js';
 import type { FhirContext } from '../context.js';
@@ -60,7 +59,7 @@ export async function readResource(ctx: FhirContext, type: string, id: string, r
     // An unrestricted read of its own records itself in its statement (issue 12: no extra round trip); a restricted
     // one is recorded once its region check has passed (fhir/audit.ts).
     if (selfAudit && !s && !restricted) {
-      const out = await c.readCurrentAuditing(type, id, () => readRecord(ctx));
+      const out = await c.readCurrentAuditing(type, id, ctx.deps.clock().toISOString());
       audited = out.recorded;
       return out.row;
     }
@@ -99,11 +98,6 @@ async function vreadResource(ctx: FhirContext, req: FhirRequest, type: string, i
 /** GET [type]/[id] */
 export async function read(ctx: FhirContext, req: FhirRequest, type: string, id: string, s?: TenantSession): Promise<FhirResult> {
   return readResource(ctx, type, id, req, s, true);
-}
-
-/** The audit record of a read, as the read's own statement stores it (the store fills in who, what and the patients). */
-function readRecord(ctx: FhirContext): AuditRecord {
-  return { recorded: ctx.deps.clock().toISOString(), category: 'rest', subtype: 'read', action: 'R', outcome: 0, agent: {} };
 }
 
 /** GET [type]/[id]/_history/[vid] */
