@@ -52,6 +52,8 @@ export interface AuditFacts {
   entities: { ref: string; version?: number }[];
   patients: string[];
   query?: string;
+  /** The interaction's name where its path cannot say it (a posted Bundle: transaction or batch). */
+  subtype?: string;
 }
 
 /** The server acting for itself (tenant creation, background jobs, maintenance). */

@@ -72,9 +72,9 @@ function queryOf(req: FhirRequest): string | undefined {
 }
 
 /** The record of one interaction that is not a successful write (those record themselves). */
-function recordOf(ctx: FhirContext, req: FhirRequest, kind: Kind, status: number, facts: AuditFacts | undefined, failure?: string, bundleType?: string): AuditRecord {
+function recordOf(ctx: FhirContext, req: FhirRequest, kind: Kind, status: number, facts: AuditFacts | undefined, failure?: string): AuditRecord {
   const f = facts ?? pathFacts(req);
-  const subtype = kind.subtype === 'batch' && bundleType ? bundleType : kind.subtype;
+  const subtype = f.subtype ?? kind.subtype;
   const operation = req.path.find((x) => x.startsWith('$'));
   const query = f.query ?? (kind.subtype.startsWith('search') || kind.subtype === 'operation' ? queryOf(req) : undefined);
   return {
@@ -100,15 +100,15 @@ function recordOf(ctx: FhirContext, req: FhirRequest, kind: Kind, status: number
 export async function auditAnswer(ctx: FhirContext, req: FhirRequest, result: FhirResult, s?: TenantSession): Promise<void> {
   const kind = interactionOf(req);
   if (!kind || (kind.write && result.status < 400) || result.audited) return;
-  const rec = recordOf(ctx, req, kind, result.status, result.audit, undefined, kind.subtype === 'batch' ? bundleTypeOf(req) : undefined);
+  const rec = recordOf(ctx, req, kind, result.status, result.audit);
   await ctx.deps.audit.record(ctx.tenant.id, [rec], s?.q);
 }
 
-/** A posted Bundle's type (batch or transaction), parsed again from the request (the answer may be raw JSON text). */
-function bundleTypeOf(req: FhirRequest): string | undefined {
+/** A posted Bundle's type (batch or transaction) when it failed before saying so: parsed again from the request. */
+function failedBundleFacts(req: FhirRequest): AuditFacts | undefined {
   try {
     const type = (req.body?.value ?? JSON.parse(req.body?.text ?? 'null'))?.type;
-    return type === 'transaction' || type === 'batch' ? type : undefined;
+    return type === 'transaction' || type === 'batch' ? { entities: [], patients: [], subtype: type } : undefined;
   } catch {
     return undefined;
   }
@@ -119,7 +119,7 @@ export async function auditFailure(ctx: FhirContext, req: FhirRequest, err: unkn
   const kind = interactionOf(req);
   if (!kind) return;
   const e = toFhirError(err);
-  await ctx.deps.audit.record(ctx.tenant.id, [recordOf(ctx, req, kind, e.status, undefined, e.message, kind.subtype === 'batch' ? bundleTypeOf(req) : undefined)]);
+  await ctx.deps.audit.record(ctx.tenant.id, [recordOf(ctx, req, kind, e.status, kind.subtype === 'batch' ? failedBundleFacts(req) : undefined, e.message)]);
 }
 
 // ---- rendering ------------------------------------------------------------------------------------------------

@@ -394,5 +394,6 @@ export async function processBundle(ctx: FhirContext, req: FhirRequest, dispatch
     // FHIR JSON has no empty arrays: an empty Bundle gets a response without entries.
     ...(results.length ? { entry: results.map((r) => responseEntry(b, ctx, r)) } : {}),
   };
-  return { status: 200, body: b.stringify(bundle) };
+  // the audit record names the Bundle's type (fhir/audit.ts); its entries record themselves
+  return { status: 200, body: b.stringify(bundle), audit: { entities: [], patients: [], subtype: type } };
 }
