@@ -47,12 +47,21 @@ function column(records: AuditRecord[], name: string): unknown[] {
  */
 export function auditInsertSql(records: AuditRecord[], p: (v: unknown, type: string) => string): string {
   const arrays = AUDIT_COLUMNS.map(([name, type]) => p(column(records, name), type));
-  const split = (c: string) => `CASE WHEN ${c} IS NULL OR ${c} = '' THEN '{}'::text[] ELSE string_to_array(${c}, E'\\x1f') END`;
   return `INSERT INTO audit_event (tenant_id, ${AUDIT_COLUMNS.map(([n]) => n).join(', ')})
-    SELECT $1, u.recorded, u.category, u.subtype, u.action, u.outcome, u.outcome_desc, u.user_ref, u.user_sub, u.client_id,
-           u.role, u.address, CASE WHEN u.purpose IS NULL THEN NULL ELSE string_to_array(u.purpose, E'\\x1f') END,
-           ${split('u.entity')}, ${split('u.entity_version')}::integer[], ${split('u.patient')}, u.query, u.request_id, u.detail::jsonb
+    SELECT $1, ${AUDIT_COLUMNS.map(([n]) => columnSql(n, `u.${n}`)).join(', ')}
       FROM unnest(${arrays.join(', ')}) AS u(${AUDIT_COLUMNS.map(([n]) => n).join(', ')})`;
+}
+
+/** A column's value as stored, from `v` (an SQL expression of its AUDIT_COLUMNS type): lists split, detail as jsonb. */
+function columnSql(name: string, v: string): string {
+  const split = `CASE WHEN ${v} IS NULL OR ${v} = '' THEN '{}'::text[] ELSE string_to_array(${v}, E'\\x1f') END`;
+  switch (name) {
+    case 'purpose': return `CASE WHEN ${v} IS NULL THEN NULL ELSE string_to_array(${v}, E'\\x1f') END`;
+    case 'entity': case 'patient': return split;
+    case 'entity_version': return `(${split})::integer[]`;
+    case 'detail': return `${v}::jsonb`;
+    default: return v;
+  }
 }
 
 export async function insertAudit(q: Queryable, tenantId: string, records: AuditRecord[]): Promise<void> {
@@ -66,15 +75,11 @@ export async function insertAudit(q: Queryable, tenantId: string, records: Audit
 }
 
 /** A value as an SQL literal: E'' strings escape both quote and backslash, whatever standard_conforming_strings says. */
-export function literal(v: unknown, type: string): string {
+function literal(v: unknown, type: string): string {
   if (v === null || v === undefined) return 'NULL';
   if (typeof v === 'number') return Number.isFinite(v) ? String(v) : 'NULL';
   const s = String(v).replace(/\u0000/g, '').replace(/\\/g, '\\\\').replace(/'/g, "''");
   return `E'${s}'::${type}`;
-}
-
-function arrayLiteral(values: (string | number)[], type: string): string {
-  return values.length ? `ARRAY[${values.map((v) => literal(v, type.replace('[]', ''))).join(', ')}]::${type}` : `'{}'::${type}`;
 }
 
 /**
@@ -85,17 +90,7 @@ function arrayLiteral(values: (string | number)[], type: string): string {
  * fraction of a second could. Writes keep synchronous commit: their records are part of the write's own transaction.
  */
 export function asyncCommitSql(records: AuditRecord[]): string {
-  const rows = records.map((r) => {
-    const values = [
-      literal(r.recorded, 'timestamptz'), literal(r.category, 'text'), literal(r.subtype, 'text'), literal(r.action, 'text'), literal(r.outcome, 'smallint'),
-      literal(r.outcomeDesc?.slice(0, 2000), 'text'), literal(r.agent.userRef, 'text'), literal(r.agent.userSub, 'text'), literal(r.agent.clientId, 'text'),
-      literal(r.agent.role, 'text'), literal(r.agent.address, 'text'), r.agent.purposeOfUse ? arrayLiteral(r.agent.purposeOfUse, 'text[]') : 'NULL',
-      arrayLiteral((r.entities ?? []).map((e) => e.ref), 'text[]'), arrayLiteral((r.entities ?? []).map((e) => e.version ?? 0), 'integer[]'),
-      arrayLiteral(r.patients ?? [], 'text[]'), literal(r.query?.slice(0, 4000), 'text'), literal(r.requestId, 'text'),
-      r.detail ? literal(JSON.stringify(r.detail), 'jsonb') : 'NULL',
-    ];
-    return `(current_setting('app.tenant_id'), ${values.join(', ')})`;
-  });
+  const rows = records.map((r) => `(current_setting('app.tenant_id'), ${AUDIT_COLUMNS.map(([n, type]) => columnSql(n, literal(column([r], n)[0], type))).join(', ')})`);
   return `BEGIN; SET LOCAL synchronous_commit TO off; INSERT INTO audit_event (tenant_id, ${AUDIT_COLUMNS.map(([n]) => n).join(', ')}) VALUES ${rows.join(', ')}; COMMIT`;
 }
 
