@@ -1,5 +1,6 @@
 // Builds the Deps object from configuration: database (migrated), logger, search registry, clock and ids.
 import { randomBytes, randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import { ensureSigningKey, KeyRing } from './auth/keys.js';
 import { SecretBox } from './auth/secret-box.js';
 import { loadSecretsKey } from './auth/secrets-key.js';
@@ -15,7 +16,8 @@ import { migrate } from './store/migrate.js';
 import { checkAppRole, grantAppRole } from './store/roles.js';
 import { createQueues } from './jobs/queues.js';
 import { Metrics } from './platform/metrics.js';
-import { AuditWriter, NO_AUDIT } from './store/audit.js';
+import { NO_AUDIT } from './store/audit.js';
+import { AuditSpool } from './store/audit-spool.js';
 
 export async function buildDeps(config: Config, log: Logger = createLogger(config.logLevel), pgliteSocketUrl?: string): Promise<Deps> {
   const db = await openDb({
@@ -50,6 +52,7 @@ export async function buildDeps(config: Config, log: Logger = createLogger(confi
   }
   const registry = new SearchParamRegistry();
   const metrics = new Metrics();
+  const audit = config.auditTrail ? new AuditSpool(db, log, join(config.dataDir, 'audit-spool'), { shipIntervalMs: config.auditShipIntervalMs }) : NO_AUDIT;
   return {
     config,
     db,
@@ -61,6 +64,6 @@ export async function buildDeps(config: Config, log: Logger = createLogger(confi
     auth: { keys, cookieKeys: [cookieKey] },
     queues: createQueues(config, log, metrics),
     metrics,
-    audit: config.auditTrail ? new AuditWriter(db, log) : NO_AUDIT,
+    audit,
   };
 }

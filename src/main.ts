@@ -2,6 +2,7 @@
 import './platform/runtime-notice.js';
 import { loadConfig } from './config/index.js';
 import { buildDeps } from './compose.js';
+import { AuditSpool } from './store/audit-spool.js';
 import { createApp } from './http/app.js';
 import { serve } from './http/serve.js';
 import { startJobSweeper, startReindexWorker } from './jobs/reindex.js';
@@ -25,6 +26,8 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.logLevel);
   const deps = await buildDeps(config, log);
+  // audit records a stopped process spooled but had not stored yet (src/store/audit-spool.ts)
+  if (deps.audit instanceof AuditSpool) deps.audit.startRecovery();
   if (config.demoTenant && !(await findTenant(deps.db, 'demo'))) {
     await createTenant(deps, 'demo', 'Demo Clinic');
     log.info({ tenantId: 'demo' }, 'created the demo tenant');
@@ -61,6 +64,7 @@ async function main(): Promise<void> {
       auth.close();
       // workers first (their handlers stop between steps), then the database they write to
       await deps.queues.close();
+      await deps.audit.close();
       await deps.db.close();
     },
   });

@@ -3,6 +3,7 @@
 import './platform/runtime-notice.js';
 import { loadConfig } from './config/index.js';
 import { buildDeps } from './compose.js';
+import { AuditSpool } from './store/audit-spool.js';
 import { startJobSweeper, startReindexWorker } from './jobs/reindex.js';
 import { localExportStorage, startExportWorker } from './export/worker.js';
 import { createLogger, flushLogs } from './platform/log.js';
@@ -27,6 +28,8 @@ async function main(): Promise<void> {
   }
   const log = createLogger(config.logLevel);
   const deps = await buildDeps(config, log);
+  // audit records a stopped process spooled but had not stored yet (src/store/audit-spool.ts)
+  if (deps.audit instanceof AuditSpool) deps.audit.startRecovery();
   startReindexWorker(deps);
   const stopExports = startExportWorker(deps, { storage: localExportStorage(deps) });
   // jobs whose process died are queued again (any number of workers and servers may sweep: adding is idempotent)
@@ -54,6 +57,7 @@ async function main(): Promise<void> {
     await websockets.close();
     // handlers see their signals and stop between steps; then the database they write to
     await deps.queues.close();
+    await deps.audit.close();
     await deps.db.close();
     flushLogs();
     process.exit(0);

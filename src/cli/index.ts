@@ -161,6 +161,7 @@ async function run(argv: string[]): Promise<number> {
     return 2;
   } finally {
     await deps.queues.close();
+    await deps.audit.close();
     await deps.db.close();
   }
 }

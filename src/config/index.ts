@@ -64,6 +64,8 @@ export interface Config {
   auditRetentionDays: number;
   /** Minutes between runs of the audit retention purge. */
   auditPurgeIntervalMinutes: number;
+  /** Milliseconds between a record's append to the audit spool and its batch's INSERT. */
+  auditShipIntervalMs: number;
 }
 
 interface KeySpec {
@@ -131,6 +133,7 @@ export const CONFIG_KEYS: KeySpec[] = [
   { env: 'EXPORT_FILE_MAX_RESOURCES', default: '100000', doc: 'Bulk Data `$export`: most resources per NDJSON output file; a type with more is split over several files.' },
   { env: 'AUDIT_TRAIL', default: 'true', doc: 'Record an AuditEvent for every interaction, sign-in and token (docs/audit.md). `false` exists only to measure what auditing costs; never turn it off in production.' },
   { env: 'AUDIT_RETENTION_DAYS', default: '2192', doc: 'Days audit records are kept (6 years) unless the tenant sets its own (`npm run cli -- audit retention`); older ones are purged.' },
+  { env: 'AUDIT_SHIP_INTERVAL_MS', default: '20', doc: 'Audit records of reads, searches and sign-ins are appended to a spool file under `$DATA_DIR/audit-spool` before the answer goes out, and stored in the database in batches this many milliseconds later (docs/audit.md). A process that dies leaves its file; the next one on the same DATA_DIR stores it.' },
   { env: 'AUDIT_PURGE_INTERVAL_MINUTES', default: '360', doc: 'Minutes between runs of the audit retention purge (each run is itself audited in every tenant it purged).' },
   { env: 'LOG_LEVEL', default: 'info', doc: 'pino log level (fatal, error, warn, info, debug, trace, silent).' },
   { env: 'MAX_BODY_BYTES', default: '16777216', doc: 'Largest accepted request body (bytes); larger -> 413.' },
@@ -285,6 +288,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     auditTrail: bool(env, 'AUDIT_TRAIL', true),
     auditRetentionDays: int(env, 'AUDIT_RETENTION_DAYS', 2192, 1),
     auditPurgeIntervalMinutes: int(env, 'AUDIT_PURGE_INTERVAL_MINUTES', 360, 1),
+    auditShipIntervalMs: int(env, 'AUDIT_SHIP_INTERVAL_MS', 20, 1),
     authLockoutAttempts: int(env, 'AUTH_LOCKOUT_ATTEMPTS', 5, 1),
     authLockoutMinutes: int(env, 'AUTH_LOCKOUT_MINUTES', 15, 1),
     authLockoutAccountAttempts: int(env, 'AUTH_LOCKOUT_ACCOUNT_ATTEMPTS', 50, 1),

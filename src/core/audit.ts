@@ -1,5 +1,5 @@
 // The audit trail as every layer sees it (issue 12): what one audit record says, and the sink that stores records
-// outside a write's transaction (src/store/audit.ts AuditWriter). A write's own record is stored by the write's
+// outside a write's transaction (src/store/audit-spool.ts AuditSpool). A write's own record is stored by the write's
 // statement (TenantSession.commit), so it exists exactly when the write does.
 import type { Queryable } from '../platform/db.js';
 
@@ -37,14 +37,21 @@ export interface AuditRecord {
   query?: string;
   requestId?: string;
   detail?: Record<string, unknown>;
+  /** Where the spool keeps it (file, line, position): a record recovered twice is stored once. */
+  origin?: string;
 }
 
 export interface AuditSink {
   /**
-   * Stores records of a tenant; resolves once they are committed (records of requests in flight share one INSERT).
-   * `q`: store them on this connection instead (a transaction's own reads, rolled back with it).
+   * Keeps records of a tenant: resolves once they are safe from the process dying (spooled to a local file, stored
+   * in the database shortly after). `q`: store them on this connection instead (a transaction's own reads, rolled
+   * back with it).
    */
   record(tenantId: string, records: AuditRecord[], q?: Queryable): Promise<void>;
+  /** Resolves once every record kept before the call is in the database (the AuditEvent API reads after it). */
+  settle(): Promise<void>;
+  /** Stores what is left (shutdown). */
+  close(): Promise<void>;
 }
 
 /** What an interaction tells the audit about what it touched (set on its FhirResult). */

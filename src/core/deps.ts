@@ -121,6 +121,6 @@ export interface Deps {
   queues: JobQueues;
   /** Prometheus metrics (src/platform/metrics.ts). */
   metrics: Metrics;
-  /** The audit trail's records outside a write's own statement (src/store/audit.ts AuditWriter). */
+  /** The audit trail's records outside a write's own statement (src/store/audit-spool.ts AuditSpool); closed before the database. */
   audit: AuditSink;
 }

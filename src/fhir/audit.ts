@@ -99,7 +99,7 @@ function recordOf(ctx: FhirContext, req: FhirRequest, kind: Kind, status: number
  */
 export async function auditAnswer(ctx: FhirContext, req: FhirRequest, result: FhirResult, s?: TenantSession): Promise<void> {
   const kind = interactionOf(req);
-  if (!kind || (kind.write && result.status < 400) || result.audited) return;
+  if (!kind || (kind.write && result.status < 400)) return;
   const rec = recordOf(ctx, req, kind, result.status, result.audit);
   await ctx.deps.audit.record(ctx.tenant.id, [rec], s?.q);
 }

@@ -53,8 +53,6 @@ export interface FhirResult {
   stream?: NodeJS.ReadableStream;
   /** What the interaction touched, for its audit record (fhir/audit.ts); absent: what the path names. */
   audit?: AuditFacts;
-  /** The interaction recorded its audit record itself (a read by id on PostgreSQL, in its own statement). */
-  audited?: boolean;
 }
 
 /** Parses a Prefer header (http.html#prefer): return=..., handling=strict|lenient. */

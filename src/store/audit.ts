@@ -1,15 +1,14 @@
-// The audit_event table (migrations/0007_audit.sql): inserting records (by a write's own statement, or batched for
-// reads and sign-ins), searching them for the AuditEvent API, and the retention purge.
+// The audit_event table (migrations/0007_audit.sql, 0008): inserting records (by a write's own statement, or in
+// batches from the spool, src/store/audit-spool.ts), searching them for the AuditEvent API, and the retention purge.
 import type { AuditRecord, AuditSink } from '../core/audit.js';
 import type { Db, Queryable } from '../platform/db.js';
-import type { Logger } from '../platform/log.js';
 
 /** The columns of audit_event as parallel arrays, in the order of AUDIT_COLUMNS (for INSERT ... SELECT unnest). */
 export const AUDIT_COLUMNS: [string, string][] = [
   ['recorded', 'timestamptz'], ['category', 'text'], ['subtype', 'text'], ['action', 'text'], ['outcome', 'smallint'],
   ['outcome_desc', 'text'], ['user_ref', 'text'], ['user_sub', 'text'], ['client_id', 'text'], ['role', 'text'],
   ['address', 'text'], ['purpose', 'text'], ['entity', 'text'], ['entity_version', 'text'], ['patient', 'text'],
-  ['query', 'text'], ['request_id', 'text'], ['detail', 'text'],
+  ['query', 'text'], ['request_id', 'text'], ['detail', 'text'], ['origin', 'text'],
 ];
 
 /** Separator of list columns passed as one text per row (unnest would flatten a 2-D array): ids never contain it. */
@@ -36,6 +35,7 @@ function column(records: AuditRecord[], name: string): unknown[] {
       case 'query': return r.query?.slice(0, 4000) ?? null;
       case 'request_id': return r.requestId ?? null;
       case 'detail': return r.detail ? JSON.stringify(r.detail) : null;
+      case 'origin': return r.origin ?? null;
       default: throw new Error(`audit column ${name}`);
     }
   });
@@ -74,97 +74,21 @@ export async function insertAudit(q: Queryable, tenantId: string, records: Audit
   await q.query(auditInsertSql(records, p), params);
 }
 
-/** A value as an SQL literal: E'' strings escape both quote and backslash, whatever standard_conforming_strings says. */
-function literal(v: unknown, type: string): string {
-  if (v === null || v === undefined) return 'NULL';
-  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : 'NULL';
-  const s = String(v).replace(/\u0000/g, '').replace(/\\/g, '\\\\').replace(/'/g, "''");
-  return `E'${s}'::${type}`;
-}
-
-/**
- * The records as ONE simple-protocol statement group with their values inlined: BEGIN, SET LOCAL synchronous_commit
- * off, INSERT, COMMIT in a single round trip. Asynchronous commit means the INSERT does not wait for its WAL flush:
- * the record is committed (visible, and durable once the WAL writer flushes, within a fraction of a second) before
- * the request answers, so the process dying after answering loses nothing; only a crash of PostgreSQL itself in that
- * fraction of a second could. Writes keep synchronous commit: their records are part of the write's own transaction.
- */
-export function asyncCommitSql(records: AuditRecord[]): string {
-  const rows = records.map((r) => `(current_setting('app.tenant_id'), ${AUDIT_COLUMNS.map(([n, type]) => columnSql(n, literal(column([r], n)[0], type))).join(', ')})`);
-  return `BEGIN; SET LOCAL synchronous_commit TO off; INSERT INTO audit_event (tenant_id, ${AUDIT_COLUMNS.map(([n]) => n).join(', ')}) VALUES ${rows.join(', ')}; COMMIT`;
-}
-
 /** The sink when AUDIT_TRAIL is off (measuring what auditing costs). */
-export const NO_AUDIT: AuditSink = { record: () => Promise.resolve() };
-
-interface Waiting {
-  records: AuditRecord[];
-  done: () => void;
-  failed: (err: unknown) => void;
-}
+export const NO_AUDIT: AuditSink = { record: () => Promise.resolve(), settle: () => Promise.resolve(), close: () => Promise.resolve() };
 
 /**
- * Stores audit records outside a write's transaction (reads, searches, failed requests, sign-ins, token issue):
- * the records of every request in flight are stored by one INSERT per tenant (group commit), and each caller waits
- * for its own to be committed before it answers, so a record is never lost when the process dies after answering.
+ * Which of the records (each with its spool origin) are stored already: looked up within their time span, on the
+ * (tenant_id, recorded) index, so recovering a spool file never stores a record twice.
  */
-export class AuditWriter implements AuditSink {
-  private queue: { tenantId: string; w: Waiting }[] = [];
-  private flushing = false;
-
-  constructor(
-    private readonly db: Db,
-    private readonly log: Logger,
-    private readonly maxBatch = 500,
-  ) {}
-
-  record(tenantId: string, records: AuditRecord[], q?: Queryable): Promise<void> {
-    if (!records.length) return Promise.resolve();
-    if (q) return insertAudit(q, tenantId, records);
-    return new Promise<void>((done, failed) => {
-      this.queue.push({ tenantId, w: { records, done, failed } });
-      if (!this.flushing) {
-        this.flushing = true;
-        setImmediate(() => void this.flush());
-      }
-    });
-  }
-
-  private async flush(): Promise<void> {
-    while (this.queue.length) {
-      const batch = this.queue.splice(0, this.maxBatch);
-      const byTenant = new Map<string, Waiting[]>();
-      for (const { tenantId, w } of batch) {
-        const list = byTenant.get(tenantId) ?? [];
-        list.push(w);
-        byTenant.set(tenantId, list);
-      }
-      await Promise.all(
-        [...byTenant].map(async ([tenantId, waiting]) => {
-          try {
-            const records = waiting.flatMap((w) => w.records);
-            // PGlite (one process, its own session): a plain INSERT in the unit of work withTenant opens there
-            if (this.db.kind !== 'postgres') await this.db.withTenant(tenantId, (q) => insertAudit(q, tenantId, records));
-            else {
-              await this.db.withTenant(tenantId, async (q) => {
-                try {
-                  await q.query(asyncCommitSql(records));
-                } catch (err) {
-                  await q.query('ROLLBACK').catch(() => undefined);
-                  throw err;
-                }
-              });
-            }
-            for (const w of waiting) w.done();
-          } catch (err) {
-            this.log.error({ err, tenantId, records: waiting.length }, 'audit records could not be stored');
-            for (const w of waiting) w.failed(err);
-          }
-        }),
-      );
-    }
-    this.flushing = false;
-  }
+export async function storedOrigins(q: Queryable, tenantId: string, records: AuditRecord[]): Promise<Set<string>> {
+  const times = records.map((r) => Date.parse(r.recorded)).filter(Number.isFinite);
+  if (!times.length) return new Set();
+  const r = await q.query<{ origin: string }>(
+    `SELECT origin FROM audit_event WHERE tenant_id = $1 AND recorded BETWEEN $2 AND $3 AND origin = ANY($4::text[])`,
+    [tenantId, new Date(Math.min(...times)).toISOString(), new Date(Math.max(...times)).toISOString(), records.map((x) => x.origin)],
+  );
+  return new Set(r.rows.map((x) => x.origin));
 }
 
 export type AuditRow = {

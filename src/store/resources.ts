@@ -63,23 +63,6 @@ export async function readCurrent(q: Queryable, tenantId: string, type: string, 
   return r.rows[0] ? toVersion(r.rows[0]) : undefined;
 }
 
-/**
- * readCurrent that records the read in the same round trip (PostgreSQL only): the function audit_read_current
- * (migrations/0007_audit.sql) reads the current version and, when it exists and is not deleted, inserts the read's
- * audit record — the resource, its version, the patients its search index refers to — with asynchronous commit.
- * `recorded` (the result) true: the record was stored.
- */
-export async function readCurrentAudited(q: Queryable, type: string, id: string, recorded: string, by: WriteAudit): Promise<{ row?: StoredVersion; recorded: boolean }> {
-  const a = by.agent;
-  const r = await q.query<RawRow>(
-    `SELECT rt AS resource_type, rid AS id, vid AS version_id, lu AS last_updated, del AS deleted, body AS content
-       FROM audit_read_current($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-    [type, id, recorded, a.userRef ?? null, a.userSub ?? null, a.clientId ?? null, a.role ?? null, a.address ?? null, a.purposeOfUse ?? null, by.requestId ?? null],
-  );
-  const row = r.rows[0] ? toVersion(r.rows[0]) : undefined;
-  return { ...(row ? { row } : {}), recorded: !!row && !row.deleted };
-}
-
 /** Which of the given "Type/id" references exist (and are not deleted) in the tenant. */
 export async function existing(q: Queryable, tenantId: string, refs: { type: string; id: string }[]): Promise<Set<string>> {
   const out = new Set<string>();

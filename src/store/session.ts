@@ -4,7 +4,7 @@ import type { CancelSignal } from '../platform/cancel.js';
 import type { Db, DbCallOptions, Queryable } from '../platform/db.js';
 import type { IncludeSpec, Restriction, SearchPlan } from '../search/plan.js';
 import { advisoryXactLock } from './locks.js';
-import { existing, readCurrent, readCurrentAudited, readHistory, readVersion, writeVersions, type HistoryQuery, type HistoryRow, type ResourceWrite, type StoredVersion, type WriteAudit } from './resources.js';
+import { existing, readCurrent, readHistory, readVersion, writeVersions, type HistoryQuery, type HistoryRow, type ResourceWrite, type StoredVersion, type WriteAudit } from './resources.js';
 import { loadIncludes, permittedIds, searchCount, searchEstimate, searchIds, searchPage, type SearchPage } from './search-sql.js';
 
 /** One tenant's data on one connection (inside a transaction, or autocommit). */
@@ -17,18 +17,7 @@ export class TenantSession {
     readonly baseUrl: string,
     /** Who writes: the audit record of each version committed names them (absent: the server itself). */
     readonly audit?: WriteAudit | null,
-    /** Reads may record themselves in their own statement (PostgreSQL, outside a transaction). */
-    private readonly selfAuditing = false,
   ) {}
-
-  /**
-   * readCurrent that, where it can, records the read (at `recorded`, by this session's agent) in the same round trip;
-   * `recorded` in the result says whether it did (else the caller records it the ordinary way).
-   */
-  async readCurrentAuditing(type: string, id: string, recorded: string): Promise<{ row?: StoredVersion; recorded: boolean }> {
-    if (!this.selfAuditing || !this.audit) return { row: await this.readCurrent(type, id), recorded: false };
-    return readCurrentAudited(this.q, type, id, recorded, this.audit);
-  }
 
   /** The current version (or deletion marker) of one resource; `lock` holds it until the transaction ends. */
   readCurrent(type: string, id: string, lock = false): Promise<StoredVersion | undefined> {
@@ -109,7 +98,7 @@ export class TenantStore {
 
   /** Autocommit statements on one connection (reads). */
   read<T>(fn: (s: TenantSession) => Promise<T>): Promise<T> {
-    return this.db.withTenant(this.tenantId, (q) => fn(new TenantSession(q, this.tenantId, this.baseUrl, this.audit, this.db.kind === 'postgres')), this.opts);
+    return this.db.withTenant(this.tenantId, (q) => fn(new TenantSession(q, this.tenantId, this.baseUrl, this.audit)), this.opts);
   }
 
   /** ONE transaction (retried on serialization failures and deadlocks, so `fn` must be repeatable). */

@@ -74,6 +74,7 @@ export async function startServer(overrides: Partial<Config> = {}, opts: ServerO
       stopExports?.();
       await deps.queues.close();
       app.auth.close();
+      await deps.audit.close();
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));
       await deps.db.close();

@@ -176,6 +176,8 @@ async function runAuditSearch(ctx: FhirContext, params: readonly (readonly [stri
     count: search.count,
     ...(search.cursor ? { after: search.cursor } : {}),
   };
+  // this process's spooled records first: a search sees everything recorded before it (others' within milliseconds)
+  await ctx.deps.audit.settle();
   const { rows, total } = await ctx.store.read(async (s) => ({
     rows: search.countOnly ? [] : await searchAudit(s.q, ctx.tenant.id, query),
     total: search.countOnly || search.total ? await countAudit(s.q, ctx.tenant.id, query) : undefined,
@@ -209,6 +211,7 @@ async function runAuditSearch(ctx: FhirContext, params: readonly (readonly [stri
 async function readOne(ctx: FhirContext, id: string, access: GuardRequest): Promise<{ row: AuditRow; d: GuardDecision }> {
   const d = authorize(ctx, access);
   const r = restriction(ctx, d);
+  await ctx.deps.audit.settle();
   const row = await ctx.store.read(async (s) => {
     if (r.patient === undefined && !r.conditions.length) return readAudit(s.q, ctx.tenant.id, id);
     const [hit] = await searchAudit(s.q, ctx.tenant.id, { conditions: [{ kind: 'seq', values: [id] }, ...r.conditions], ...(r.patient !== undefined ? { patient: r.patient } : {}), ascending: false, count: 1 });

@@ -49,20 +49,12 @@ function visibleBody(json: string, req: FhirRequest | undefined, limit: string[]
 }
 
 /** A read; `req` brings its conditional headers and _summary/_elements (none: the whole resource, unconditionally). */
-export async function readResource(ctx: FhirContext, type: string, id: string, req?: FhirRequest, s?: TenantSession, selfAudit = false): Promise<FhirResult> {
+export async function readResource(ctx: FhirContext, type: string, id: string, req?: FhirRequest, s?: TenantSession): Promise<FhirResult> {
   assertId(id, 'URL');
   const d = authorize(ctx, { interaction: 'read', resourceType: type, id });
   askedShape(req); // a bad _summary fails before anything is read (and recorded as read)
   const restricted = !!(d.compartment || d.searchFilters);
-  let audited = false;
   const row = await onSession(ctx, s, async (c) => {
-    // An unrestricted read of its own records itself in its statement (issue 12: no extra round trip); a restricted
-    // one is recorded once its region check has passed (fhir/audit.ts).
-    if (selfAudit && !s && !restricted) {
-      const out = await c.readCurrentAuditing(type, id, ctx.deps.clock().toISOString());
-      audited = out.recorded;
-      return out.row;
-    }
     const row = await c.readCurrent(type, id);
     // Under a patient/ or granular scope, a resource outside the region is as absent as a missing one.
     if (row && restricted) await assertInRegion(ctx, c, type, id, d);
@@ -74,9 +66,9 @@ export async function readResource(ctx: FhirContext, type: string, id: string, r
   }
   const headers = headersFor(row.versionId, row.lastUpdated);
   if (notModified(req?.headers ?? {}, row.versionId, row.lastUpdated)) {
-    return { status: 304, headers, ...(audited ? { audited } : { audit: factsOf([row]) }) };
+    return { status: 304, headers, audit: factsOf([row]) };
   }
-  return { status: 200, body: visibleBody(row.json!, req, d.elements), headers, ...(audited ? { audited } : { audit: factsOf([row]) }) };
+  return { status: 200, body: visibleBody(row.json!, req, d.elements), headers, audit: factsOf([row]) };
 }
 
 async function vreadResource(ctx: FhirContext, req: FhirRequest, type: string, id: string, vid: string, s?: TenantSession): Promise<FhirResult> {
@@ -97,7 +89,7 @@ async function vreadResource(ctx: FhirContext, req: FhirRequest, type: string, i
 
 /** GET [type]/[id] */
 export async function read(ctx: FhirContext, req: FhirRequest, type: string, id: string, s?: TenantSession): Promise<FhirResult> {
-  return readResource(ctx, type, id, req, s, true);
+  return readResource(ctx, type, id, req, s);
 }
 
 /** GET [type]/[id]/_history/[vid] */

@@ -254,7 +254,7 @@ describe('a failing audit store', () => {
     await doctor('aud-nostore');
     const sink = server.deps.audit;
     let refused = 0;
-    server.deps.audit = { record: () => (refused++, Promise.reject(new Error('audit store down'))) };
+    server.deps.audit = { record: () => (refused++, Promise.reject(new Error('audit store down'))), settle: () => Promise.resolve(), close: () => Promise.resolve() };
     try {
       const browser = new Browser(server.origin);
       const { redirect, pkce } = await runAuthorization(browser, server.origin, { clientId: app.clientId, aud: t.base, scope: 'openid user/Patient.rs', username: 'aud-nostore' });
