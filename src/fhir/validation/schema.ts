@@ -7,6 +7,7 @@ import { fhirSchema, isResourceType } from '../../core/definitions.js';
 import { dateRange } from '../../search/date-range.js';
 import { issue } from '../../core/errors.js';
 import { requiredIssues } from './required.js';
+import { baseRuleIssues } from './base-rules.js';
 
 const NESTED_RESOURCE = { type: 'object', required: ['resourceType'], properties: { resourceType: { type: 'string' } } };
 
@@ -94,6 +95,8 @@ export function validateSchema(resource: Record<string, unknown>, pathPrefix?: s
     return [issue('error', 'structure', `Unknown resourceType ${JSON.stringify(type)}`, { expression: [`${root}.resourceType`], code: 'UNKNOWN_RESOURCE_TYPE' })];
   }
   const fn = validatorFor(type);
+  // the base rules name the precise problem; the schema's issue at the same element would only repeat it
+  const base = baseRuleIssues(resource, root);
   const issues: OperationOutcomeIssue[] = [];
   if (!fn(resource)) {
     const seen = new Set<string>();
@@ -105,6 +108,8 @@ export function validateSchema(resource: Record<string, unknown>, pathPrefix?: s
       if (e.keyword === 'oneOf' || e.keyword === 'anyOf' || e.keyword === 'if') continue;
       const d = describe(e);
       const expression = toFhirPath(root, d.path);
+      // null in a primitive array is how JSON lines values up with their `_name` extensions (json.html#primitive)
+      if (base.paths.has(expression) || base.allowedNulls.has(expression)) continue;
       const key = `${expression}|${d.message}`;
       if (seen.has(key)) continue;
       seen.add(key);
@@ -115,7 +120,8 @@ export function validateSchema(resource: Record<string, unknown>, pathPrefix?: s
       if (issues.length >= 50) break;
     }
   }
-  issues.push(...requiredIssues(resource, root));
+  for (const i of requiredIssues(resource, root)) if (!base.paths.has(i.expression?.[0] ?? '')) issues.push(i);
+  issues.push(...base.issues);
   for (const [path, nested] of nestedResources(resource)) {
     issues.push(...validateSchema(nested, `${root}${path}`));
   }
@@ -131,7 +137,9 @@ function* nestedResources(resource: Record<string, unknown>): Generator<[string,
   if (resource.resourceType === 'Bundle' && Array.isArray(resource.entry)) {
     for (let i = 0; i < resource.entry.length; i++) {
       const e = resource.entry[i];
-      if (isObject(e) && isObject(e.resource)) yield [`.entry[${i}].resource`, e.resource];
+      if (!isObject(e)) continue;
+      if (isObject(e.resource)) yield [`.entry[${i}].resource`, e.resource];
+      if (isObject(e.response) && isObject(e.response.outcome)) yield [`.entry[${i}].response.outcome`, e.response.outcome];
     }
   }
   if (resource.resourceType === 'Parameters' && Array.isArray(resource.parameter)) {
