@@ -90,6 +90,17 @@ function canonical(v: unknown): unknown {
   return v;
 }
 
+/**
+ * Removing the last item of an array leaves the element absent, not `[]`: FHIR JSON has no empty arrays
+ * (json.html), so "remove /name/0" of a one-name Patient removes its name.
+ */
+function dropEmptied(doc: unknown, removed: string[], index: number): unknown {
+  if (removed.length < 2) return doc;
+  const arrayPath = removed.slice(0, -1);
+  const arr = get(doc, arrayPath, index);
+  return Array.isArray(arr) && arr.length === 0 ? remove(doc, arrayPath, index) : doc;
+}
+
 /** Applies `patch` to a deep copy of `doc`. Throws 400 naming the failing operation. */
 export function applyJsonPatch(doc: Record<string, unknown>, patch: unknown): Record<string, unknown> {
   if (!Array.isArray(patch)) {
@@ -107,7 +118,7 @@ export function applyJsonPatch(doc: Record<string, unknown>, patch: unknown): Re
         out = add(out, parts, structuredClone(op.value), i);
         break;
       case 'remove':
-        out = remove(out, parts, i);
+        out = dropEmptied(remove(out, parts, i), parts, i);
         break;
       case 'replace':
         if (!('value' in op)) throw invalid("missing 'value'", i);
@@ -124,7 +135,7 @@ export function applyJsonPatch(doc: Record<string, unknown>, patch: unknown): Re
         const from = parsePointer(op.from, i);
         if (op.op === 'move' && op.path.startsWith(op.from + '/')) throw invalid('cannot move a value into itself', i);
         const value = structuredClone(get(out, from, i));
-        if (op.op === 'move') out = remove(out, from, i);
+        if (op.op === 'move') out = dropEmptied(remove(out, from, i), from, i);
         out = add(out, parts, value, i);
         break;
       }

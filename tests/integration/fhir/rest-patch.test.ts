@@ -35,6 +35,19 @@ async function expectUnchanged(p: Record<string, any>): Promise<void> {
 }
 
 describe('JSON Patch operations (RFC 6902 §4)', () => {
+  it('removing the last item of an array removes the element (FHIR JSON has no empty arrays), nested ones too', async () => {
+    const p = await create(t, { resourceType: 'Patient', name: [{ family: 'Solo', given: ['Only'] }], telecom: [{ system: 'phone', value: '1' }] });
+    const res = await patch(p.id, [
+      { op: 'remove', path: '/name/0/given/0' },
+      { op: 'remove', path: '/telecom/0' },
+    ]);
+    expect(res.status).toBe(200);
+    expect(res.body.name).toEqual([{ family: 'Solo' }]);
+    expect(res.body.telecom).toBeUndefined();
+    // an empty array the client writes itself is still refused, with its path
+    expectOutcome(await patch(p.id, [{ op: 'add', path: '/identifier', value: [] }]), 400, 'structure', 'ARRAY_EMPTY', 'Patient.identifier');
+  });
+
   it('applies add, replace, remove and test in order, storing version 2 with ETag and Location', async () => {
     const p = await create(t, patient);
     const res = await patch(p.id, [
