@@ -50,6 +50,7 @@ export function capabilityStatement(ctx: FhirContext, software: { name: string; 
         ...(type === 'Patient' ? [{ name: 'export', definition: `${BULK}/OperationDefinition/patient-export` }] : []),
         ...(type === 'Group' ? [{ name: 'export', definition: `${BULK}/OperationDefinition/group-export` }] : []),
         ...(type === 'Subscription' ? SUBSCRIPTION_OPERATIONS : []),
+        ...(TERMINOLOGY_OPERATIONS[type] ?? []),
       ],
       ...(type === 'Subscription' ? subscriptionExtras(ctx) : {}),
     };
@@ -115,6 +116,13 @@ function auditEventCapability(ctx: FhirContext): Record<string, unknown> {
 
 /** Bulk Data Access 2.0 (the canonicals of its OperationDefinitions and CapabilityStatement). */
 const BULK = 'http://hl7.org/fhir/uv/bulkdata';
+
+/** The terminology service's operations (src/fhir/operations/: lookup, validate-code, subsumes, expand, translate). */
+const TERMINOLOGY_OPERATIONS: Record<string, { name: string; definition: string }[]> = {
+  CodeSystem: ['lookup', 'validate-code', 'subsumes'].map((name) => ({ name, definition: `http://hl7.org/fhir/OperationDefinition/CodeSystem-${name}` })),
+  ValueSet: ['expand', 'validate-code'].map((name) => ({ name, definition: `http://hl7.org/fhir/OperationDefinition/ValueSet-${name}` })),
+  ConceptMap: [{ name: 'translate', definition: 'http://hl7.org/fhir/OperationDefinition/ConceptMap-translate' }],
+};
 
 /** Backport IG: $status (SHALL), $events, $get-ws-binding-token, $resend. */
 const SUBSCRIPTION_OPERATIONS = [

@@ -13,6 +13,11 @@ import { assertResourceType } from '../ids.js';
 import { patientEverything } from '../operations/everything.js';
 import { reindexStart, reindexStatus } from '../operations/reindex.js';
 import { validateOperation } from '../operations/validate.js';
+import { expandOperation } from '../operations/expand.js';
+import { lookupOperation } from '../operations/lookup.js';
+import { subsumesOperation } from '../operations/subsumes.js';
+import { translateOperation } from '../operations/translate.js';
+import { codeSystemValidateCode, valueSetValidateCode } from '../operations/validate-code.js';
 import { checkedParams, type FhirMethod, type FhirRequest, type FhirResult } from '../request.js';
 import { auditEventInteraction, isAuditPath } from './audit-event.js';
 import { conditionalDelete } from './conditional-delete.js';
@@ -68,6 +73,13 @@ function formSearch(req: FhirRequest): [string, string][] {
 
 function formParams(req: FhirRequest): [string, string][] {
   return checkedParams(bodyOf(req, ['form']).value as string);
+}
+
+/** A terminology operation's routes: GET and POST at type level and (unless `instance` is false) instance level. */
+function terminologyRoute(type: string, op: string, run: (ctx: FhirContext, req: FhirRequest, id?: string) => Promise<FhirResult>, instance = true): Route[] {
+  const routes: Route[] = [{ what: () => `${type}/${op}`, match: (p) => p.length === 2 && p[0] === type && p[1] === op, methods: () => ({ GET: (ctx, req) => run(ctx, req), POST: (ctx, req) => run(ctx, req) }) }];
+  if (instance) routes.push({ what: (p) => `${type}/${p[1]}/${op}`, match: (p) => p.length === 3 && p[0] === type && p[2] === op, methods: () => ({ GET: (ctx, req, p) => run(ctx, req, p[1]), POST: (ctx, req, p) => run(ctx, req, p[1]) }) });
+  return routes;
 }
 
 const ROUTES: Route[] = [
@@ -139,6 +151,13 @@ const ROUTES: Route[] = [
     methods: () => ({ GET: (ctx, req, p) => subscriptionOperation(ctx, req, p[2], p[1]), POST: (ctx, req, p) => subscriptionOperation(ctx, req, p[2], p[1]) }),
   },
   { what: (p) => `${p[0]}/$validate`, match: (p) => p.length === 2 && isType(p[0]) && p[1] === '$validate', methods: () => ({ POST: (ctx, req, p) => validateOperation(ctx, req, p[0]) }) },
+  // terminology operations (GET and POST), type level [type]/$op and instance level [type]/[id]/$op
+  ...terminologyRoute('CodeSystem', '$lookup', (ctx, req) => lookupOperation(ctx, req), false),
+  ...terminologyRoute('CodeSystem', '$validate-code', codeSystemValidateCode),
+  ...terminologyRoute('CodeSystem', '$subsumes', subsumesOperation),
+  ...terminologyRoute('ValueSet', '$expand', expandOperation),
+  ...terminologyRoute('ValueSet', '$validate-code', valueSetValidateCode),
+  ...terminologyRoute('ConceptMap', '$translate', translateOperation),
   { what: (p) => `${p[0]}/$reindex`, match: (p) => p.length === 2 && isType(p[0]) && p[1] === '$reindex', methods: () => ({ POST: (ctx, req, p) => reindexStart(ctx, req, p[0]) }) },
   {
     what: (p) => `${p[0]}/${p[1]}`,
