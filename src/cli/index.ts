@@ -13,6 +13,7 @@ import { jobStatus, startReindex, waitForJob } from '../jobs/reindex.js';
 import { jobsCommand, JOBS_USAGE } from './jobs.js';
 import { purgeAuditTrail } from '../jobs/audit-purge.js';
 import { subscriptionCommand, SUBSCRIPTIONS_USAGE } from './subscriptions.js';
+import { applyProfileOptions } from './required-profiles.js';
 import { authCommand, AUTH_USAGE } from './auth.js';
 import { registerClient } from '../auth/admin.js';
 import { createAuthServer } from '../auth/server.js';
@@ -23,6 +24,8 @@ const USAGE = `usage: npm run cli -- <command>
   tenant create <slug> --name "<name>"      create a tenant, its root Organization and its operator client <slug>-cli
   tenant list                               list tenants
   tenant set <slug> [--referential-integrity true|false] [--mfa-required true|false] [--audit-retention-days N]
+             [--require-profile Type=url]... [--clear-required-profiles Type|*]...
+                                            every resource of Type must meet the profile on create/update (profiles/README.md)
   audit purge [<slug>]                      delete audit records older than each tenant's retention now (it also runs every AUDIT_PURGE_INTERVAL_MINUTES)
   reindex <slug> [--type Observation,Patient]  recompute search index rows (after adding a SearchParameter)
 ${JOBS_USAGE}
@@ -101,29 +104,46 @@ async function run(argv: string[]): Promise<number> {
     if (cmd === 'tenant' && sub === 'set') {
       const { values, positionals } = parseArgs({
         args: rest,
-        options: { 'referential-integrity': { type: 'string' }, 'mfa-required': { type: 'string' }, 'audit-retention-days': { type: 'string' } },
+        options: {
+          'referential-integrity': { type: 'string' },
+          'mfa-required': { type: 'string' },
+          'audit-retention-days': { type: 'string' },
+          'require-profile': { type: 'string', multiple: true },
+          'clear-required-profiles': { type: 'string', multiple: true },
+        },
         allowPositionals: true,
       });
       const ri = values['referential-integrity'];
       const mfa = values['mfa-required'];
       const days = values['audit-retention-days'];
+      const requireProfile = values['require-profile'] ?? [];
+      const clearProfiles = values['clear-required-profiles'] ?? [];
+      const profilesChanged = requireProfile.length > 0 || clearProfiles.length > 0;
       const ok = (v: string | undefined) => v === undefined || v === 'true' || v === 'false';
       const okDays = days === undefined || (/^\d{1,6}$/.test(days) && Number(days) >= 1);
-      if (!positionals[0] || (ri === undefined && mfa === undefined && days === undefined) || !ok(ri) || !ok(mfa) || !okDays) {
-        console.error('usage: tenant set <slug> [--referential-integrity true|false] [--mfa-required true|false] [--audit-retention-days N (>= 1)]');
+      if (!positionals[0] || (ri === undefined && mfa === undefined && days === undefined && !profilesChanged) || !ok(ri) || !ok(mfa) || !okDays) {
+        console.error('usage: tenant set <slug> [--referential-integrity true|false] [--mfa-required true|false] [--audit-retention-days N (>= 1)] [--require-profile Type=url]... [--clear-required-profiles Type|*]...');
         return 2;
       }
-      if (!(await findTenant(deps.db, positionals[0]))) {
+      const tenant = await findTenant(deps.db, positionals[0]);
+      if (!tenant) {
         console.error(`error: unknown tenant '${positionals[0]}'`);
         return 1;
+      }
+      const requiredProfiles = profilesChanged ? applyProfileOptions(tenant.settings.requiredProfiles, requireProfile, clearProfiles) : undefined;
+      if (typeof requiredProfiles === 'string') {
+        console.error(`error: ${requiredProfiles}`);
+        return 2;
       }
       const settings = {
         ...(ri !== undefined ? { referentialIntegrity: ri === 'true' } : {}),
         ...(mfa !== undefined ? { mfaRequired: mfa === 'true' } : {}),
         ...(days !== undefined ? { auditRetentionDays: Number(days) } : {}),
+        ...(requiredProfiles !== undefined ? { requiredProfiles } : {}),
       };
       await updateTenantSettings(deps.db, positionals[0], settings);
-      console.log(`tenant ${positionals[0]}: ${Object.entries(settings).map(([k, v]) => `${k}=${v}`).join(', ')} (servers pick it up within 5 s)`);
+      const shown = Object.entries(settings).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`);
+      console.log(`tenant ${positionals[0]}: ${shown.join(', ')} (servers pick it up within 5 s)`);
       return 0;
     }
     const auth = await authCommand(deps, cmd, sub, rest, target.baseSource);

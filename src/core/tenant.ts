@@ -25,6 +25,11 @@ export interface TenantSettings {
   mfaRequired?: boolean;
   /** Days the tenant's audit records are kept (default AUDIT_RETENTION_DAYS). */
   auditRetentionDays?: number;
+  /**
+   * Profiles (canonical URLs) every resource of a type must meet on create and update, whatever it claims in
+   * meta.profile: { DiagnosticReport: ['http://hl7.org/fhir/us/core/StructureDefinition/us-core-diagnosticreport-lab'] }.
+   */
+  requiredProfiles?: Record<string, string[]>;
 }
 
 export interface Tenant {

@@ -3,6 +3,7 @@ import { AUDIT_SEARCH_PARAMS } from './interactions/audit-event.js';
 import type { FhirContext } from './context.js';
 import { r4ResourceTypes } from '../core/definitions.js';
 import { TOPICS, topicUrl } from './subscription-topics.js';
+import { supportedProfiles } from './validation/profile/index.js';
 
 const BACKPORT = 'http://hl7.org/fhir/uv/subscriptions-backport';
 
@@ -22,6 +23,7 @@ const COMMON_PARAMS = [
 
 /** `security` is CapabilityStatement.rest.security, supplied by the authorization layer (src/auth/smart-config.ts). */
 export function capabilityStatement(ctx: FhirContext, software: { name: string; version: string }, startedAt: string, security: Record<string, unknown>): Record<string, unknown> {
+  const shipped = supportedProfiles();
   const resource = [...r4ResourceTypes()].sort().map((type) => {
     if (type === 'AuditEvent') return auditEventCapability(ctx);
     const params = [...ctx.registry.paramsFor(type).values()]
@@ -31,6 +33,8 @@ export function capabilityStatement(ctx: FhirContext, software: { name: string; 
     return {
       type,
       profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
+      // the shipped profiles (profiles/), enforced when claimed in meta.profile or required by the tenant
+      ...(shipped[type] ? { supportedProfile: shipped[type] } : {}),
       interaction: ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'create', 'search-type'].map((code) => ({ code })),
       versioning: 'versioned-update',
       readHistory: true,

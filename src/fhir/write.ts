@@ -17,7 +17,7 @@ import { canonicalCondition } from './conditional.js';
 import type { FhirContext } from './context.js';
 import { parseETag } from './etag.js';
 import { assertInRegion, assertWritable, authorizeSearch } from './guard.js';
-import { referenceIssues, structuralIssues, throwIfErrors } from './validation/index.js';
+import { profileIssues, referenceIssues, structuralIssues, throwIfErrors } from './validation/index.js';
 
 /** What a successful write produced (enough for headers, bundle responses and Prefer). */
 export interface WriteOutcome {
@@ -88,6 +88,7 @@ export function now(ctx: FhirContext): string {
 export async function validateForWrite(ctx: FhirContext, s: TenantSession, resource: Record<string, unknown>, opts: WriteOptions): Promise<void> {
   const issues = structuralIssues(resource);
   throwIfErrors(issues);
+  throwIfErrors(await profileIssues(ctx, s, resource));
   // A tenant's own SearchParameter must be usable before it is stored (search.html#custom).
   if (resource.resourceType === 'SearchParameter' && resource.status !== 'retired') throwIfErrors(customIssues(ctx.deps.registry, resource as unknown as SearchParameter));
   if (resource.resourceType === 'Subscription') {

@@ -1,5 +1,7 @@
 // $validate (resource-operation-validate): type and instance level, modes create / update / delete,
-// using the same checks as writes; answers 200 with an OperationOutcome either way.
+// using the same checks as writes, and `profile` (query or Parameters): a profile to check against besides those
+// the resource claims and the tenant requires; answers 200 with an OperationOutcome either way. Profile issues also
+// report absent must-support elements and what could not be checked, as information.
 import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
 import { bodyOf } from '../body.js';
 import type { FhirContext } from '../context.js';
@@ -7,15 +9,19 @@ import { param, type FhirRequest, type FhirResult } from '../request.js';
 import { FhirError, issue } from '../../core/errors.js';
 import { authorize, readableKeys } from '../guard.js';
 import { assertId } from '../ids.js';
-import { checkBodyAgainstUrl, referenceIssues, structuralIssues } from '../validation/index.js';
+import { checkBodyAgainstUrl, profileIssues, referenceIssues, structuralIssues } from '../validation/index.js';
 
-/** Accepts either the resource itself or a Parameters with `resource` and `mode`. */
-function unwrap(body: unknown): { resource: unknown; mode?: string } {
-  const b = body as { resourceType?: string; parameter?: { name?: string; resource?: unknown; valueCode?: string; valueString?: string }[] };
+type Param = { name?: string; resource?: unknown; valueCode?: string; valueString?: string; valueUri?: string; valueCanonical?: string; valueUrl?: string };
+
+/** Accepts either the resource itself or a Parameters with `resource`, `mode` and `profile`. */
+function unwrap(body: unknown): { resource: unknown; mode?: string; profile?: string } {
+  const b = body as { resourceType?: string; parameter?: Param[] };
   if (b && b.resourceType === 'Parameters' && Array.isArray(b.parameter)) {
     const resource = b.parameter.find((p) => p.name === 'resource')?.resource;
     const modeParam = b.parameter.find((p) => p.name === 'mode');
-    return { resource, mode: modeParam?.valueCode ?? modeParam?.valueString };
+    const profileParam = b.parameter.find((p) => p.name === 'profile');
+    const profile = profileParam?.valueCanonical ?? profileParam?.valueUri ?? profileParam?.valueUrl ?? profileParam?.valueString;
+    return { resource, mode: modeParam?.valueCode ?? modeParam?.valueString, ...(profile !== undefined ? { profile } : {}) };
   }
   return { resource: body };
 }
@@ -24,9 +30,13 @@ function unwrap(body: unknown): { resource: unknown; mode?: string } {
 export async function validateOperation(ctx: FhirContext, req: FhirRequest, type: string, id?: string): Promise<FhirResult> {
   if (id !== undefined) assertId(id, 'URL');
   authorize(ctx, { interaction: 'operation', operation: '$validate', resourceType: type, id });
-  const { resource, mode: bodyMode } = unwrap(bodyOf(req).value);
+  const { resource, mode: bodyMode, profile: bodyProfile } = unwrap(bodyOf(req).value);
   const queryMode = param(req, 'mode');
   const mode = bodyMode ?? queryMode;
+  const profile = bodyProfile ?? param(req, 'profile');
+  if (profile !== undefined && (typeof profile !== 'string' || !profile.trim())) {
+    throw new FhirError('invalid', '$validate profile must be a canonical URL', { code: 'VALIDATE_PROFILE_INVALID' });
+  }
   if (mode !== undefined && !['create', 'update', 'delete'].includes(mode)) {
     throw new FhirError('invalid', `$validate mode must be create, update or delete, not ${JSON.stringify(mode)}`, { code: 'VALIDATE_MODE_INVALID' });
   }
@@ -50,7 +60,12 @@ export async function validateOperation(ctx: FhirContext, req: FhirRequest, type
     if (issues.length === 0) {
       const r = resource as Record<string, unknown>;
       issues.push(...structuralIssues(r));
-      issues.push(...(await ctx.store.read((s) => referenceIssues(ctx, s, [{ resource: r }]))));
+      issues.push(
+        ...(await ctx.store.read(async (s) => [
+          ...(await referenceIssues(ctx, s, [{ resource: r }])),
+          ...(await profileIssues(ctx, s, r, { mode: 'validate', explicit: profile ? [profile] : [] })),
+        ])),
+      );
       if (mode === 'update' && id === undefined && r.id === undefined) issues.push(issue('error', 'required', 'mode=update needs a resource id', { code: 'RESOURCE_ID_MISSING', expression: [`${type}.id`] }));
     }
   }

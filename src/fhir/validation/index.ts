@@ -1,11 +1,13 @@
 // Validation on every write (and $validate): the R4 JSON Schema, then the rules the schema cannot express
-// that users hit first (resourceType/id against the URL, reference form and, inside the tenant, existence).
-import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
+// that users hit first (resourceType/id against the URL, reference form and, inside the tenant, existence), then
+// profiles (StructureDefinitions claimed, required by the tenant, or asked for).
+import type { OperationOutcomeIssue, StructureDefinition } from '@medplum/fhirtypes';
 import type { TenantSession } from '../../store/session.js';
 import type { FhirContext } from '../context.js';
 import { FhirError, issue } from '../../core/errors.js';
 import { readableKeys } from '../guard.js';
 import { classifyReference, findReferences, type RefContext } from '../references.js';
+import { structureDefinitionIssues, validateProfiles, type ProfileCheckOptions } from './profile/index.js';
 import { validateSchema } from './schema.js';
 
 export function refContext(ctx: FhirContext): RefContext {
@@ -108,4 +110,20 @@ export function throwIfErrors(issues: OperationOutcomeIssue[], message = 'The re
   if (issues.some((i) => i.severity === 'error' || i.severity === 'fatal')) {
     throw new FhirError('invalid', `${message}: ${issues[0].diagnostics}`, { issues, code: 'VALIDATION_FAILED' });
   }
+}
+
+/**
+ * Profile rules (profile/index.ts): the resource against the profiles it claims that the server knows, those the
+ * tenant requires for its type, and `explicit` ones ($validate?profile=); a StructureDefinition being stored must
+ * itself be usable as a profile. Writes get errors and warnings; $validate also information (must-support, not checked).
+ */
+export async function profileIssues(
+  ctx: FhirContext,
+  s: TenantSession,
+  resource: Record<string, unknown>,
+  opts: ProfileCheckOptions = { mode: 'write' },
+): Promise<OperationOutcomeIssue[]> {
+  const issues = await validateProfiles(ctx, s, resource, opts);
+  if (resource.resourceType === 'StructureDefinition') issues.push(...(await structureDefinitionIssues(ctx, s, resource as unknown as StructureDefinition)));
+  return issues;
 }

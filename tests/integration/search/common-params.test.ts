@@ -24,12 +24,17 @@ beforeAll(async () => {
     tagged: {
       meta: { tag: [{ system: 'urn:tags', code: 'vip' }, { system: 'urn:other-tags', code: 'blue' }], profile: [US_CORE], source: 'http://feed.example.org/hl7#msg-1' },
       text: div('Patient has <b>diabetes</b> mellitus type 2'),
+      // claiming US Core Patient means meeting it (identifier, name, gender): claimed profiles are enforced
+      identifier: [{ system: 'urn:mrn', value: 'mrn-1001' }],
       name: [{ family: 'Jürgensen', given: ['Zoë'] }],
+      gender: 'female',
     },
     secret: {
       meta: { security: [{ system: CONF, code: 'R' }], tag: [{ system: 'urn:tags', code: 'blue' }], profile: [`${US_CORE}|6.1.0`, 'http://example.org/StructureDefinition/other'], source: 'http://feed.example.org/lab' },
       text: div('Asthma since childhood'),
+      identifier: [{ system: 'urn:mrn', value: 'mrn-1002' }],
       name: [{ family: 'Zebra' }],
+      gender: 'male',
       address: [{ city: 'Saint-Étienne' }],
     },
     plain: { name: [{ family: 'Plain' }], telecom: [{ system: 'email', value: 'plain@example.org' }] },
