@@ -12,7 +12,7 @@ import { WebSocketChannel } from './subscriptions/websocket.js';
 import { startStatsKeeper } from './store/maintenance.js';
 import { createLogger, flushLogs } from './platform/log.js';
 import { findTenant } from './store/tenants.js';
-import { createTenant } from './tenancy/create-tenant.js';
+import { createTenant, ensureCatalogTenant } from './tenancy/create-tenant.js';
 import { registerClient } from './auth/admin.js';
 import { startAuthPurge } from './auth/purge.js';
 import { startAuditPurge } from './jobs/audit-purge.js';
@@ -21,6 +21,8 @@ import { findClient } from './store/auth-payloads.js';
 
 /** The demo tenant's operator client: tokens for it come from `npm run cli -- token` (its key is held by no one). */
 const DEMO_CLIENT = 'demo-cli';
+/** The platform catalog's operator client (docs/catalog.md): platform admins write the catalog with its tokens. */
+const CATALOG_CLIENT = 'platform-cli';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -28,6 +30,8 @@ async function main(): Promise<void> {
   const deps = await buildDeps(config, log);
   // audit records a stopped process spooled but had not stored yet (src/store/audit-spool.ts)
   if (deps.audit instanceof AuditSpool) deps.audit.startRecovery();
+  // the platform catalog every tenant reads (docs/catalog.md), on every start
+  if (await ensureCatalogTenant(deps)) log.info({ tenantId: 'platform' }, 'created the platform catalog tenant');
   if (config.demoTenant && !(await findTenant(deps.db, 'demo'))) {
     await createTenant(deps, 'demo', 'Demo Clinic');
     log.info({ tenantId: 'demo' }, 'created the demo tenant');
@@ -37,6 +41,12 @@ async function main(): Promise<void> {
   const stopPurge = startAuthPurge(deps.db, log);
   const stopAuditPurge = startAuditPurge(deps);
   const { app, auth, inflight, subscriptions, exports } = createApp(deps);
+  if (!(await findClient(deps.db, CATALOG_CLIENT))) {
+    await registerClient(deps, auth.provider(), { tenant: 'platform', kind: 'operator', name: 'Platform catalog operator (CLI tokens)', clientId: CATALOG_CLIENT, scope: 'system/*.cruds' }).catch((err) => {
+      // another process starting on the same database registered it first
+      if ((err as { code?: string }).code !== 'CLIENT_EXISTS') throw err;
+    });
+  }
   if ((await findTenant(deps.db, 'demo')) && !(await findClient(deps.db, DEMO_CLIENT))) {
     await registerClient(deps, auth.provider(), { tenant: 'demo', kind: 'operator', name: 'Demo operator (CLI tokens)', clientId: DEMO_CLIENT, scope: 'system/*.cruds' });
   }

@@ -166,7 +166,8 @@ function launchUriMetadata(uri: string): Record<string, string> {
 /** Registers a client to one tenant; the metadata is validated by oidc-provider exactly as it will be used. */
 export async function registerClient(deps: Deps, provider: Provider, c: NewClient, by: AuditAgent = OPERATOR): Promise<RegisteredClient> {
   await assertTenant(deps, c.tenant);
-  if (c.tenant === PLATFORM) throw new FhirError('invalid', 'clients belong to a tenant', { code: 'CLIENT_INVALID' });
+  // 'platform' names the platform administrators' users, and the platform catalog tenant once that exists (docs/catalog.md)
+  if (c.tenant === PLATFORM && !(await findTenant(deps.db, PLATFORM))) throw new FhirError('invalid', 'clients belong to a tenant', { code: 'CLIENT_INVALID' });
   const clientId = c.clientId ?? `${c.kind === 'backend' || c.kind === 'operator' ? 'svc' : 'app'}-${randomBytes(9).toString('base64url')}`;
   if (!/^[A-Za-z0-9._~-]{3,100}$/.test(clientId)) throw new FhirError('invalid', 'client_id: 3-100 characters of letters, digits and . _ ~ -', { code: 'CLIENT_INVALID' });
   if (await findClient(deps.db, clientId)) throw new FhirError('conflict', `Client '${clientId}' already exists`, { code: 'CLIENT_EXISTS' });

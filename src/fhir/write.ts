@@ -10,12 +10,13 @@ import type { GuardDecision, GuardLetter } from '../core/guard.js';
 import { customIssues } from '../core/search-registry.js';
 import { RetryTransaction } from '../platform/db.js';
 import { extractIndexRows } from '../search/extract.js';
-import { planSearch, type SearchPlan } from '../search/plan.js';
+import type { SearchPlan } from '../search/plan.js';
 import type { ResourceWrite, StoredVersion } from '../store/resources.js';
 import type { TenantSession } from '../store/session.js';
 import { canonicalCondition } from './conditional.js';
 import type { FhirContext } from './context.js';
 import { parseETag } from './etag.js';
+import { planUserSearch } from './search-terminology.js';
 import { assertInRegion, assertWritable, authorizeSearch } from './guard.js';
 import { profileIssues, referenceIssues, structuralIssues, throwIfErrors } from './validation/index.js';
 
@@ -118,13 +119,13 @@ export async function checkTarget(ctx: FhirContext, s: TenantSession, type: stri
  * on the caller's behalf and the outcome (200/201/412, or a reference resolved or not) reveals matches, so 's' is
  * needed, only what the caller could find by searching counts as a match, and hidden elements may not be probed.
  */
-function conditionPlan(ctx: FhirContext, type: string, query: string): { plan: SearchPlan; params: [string, string][] } {
+async function conditionPlan(ctx: FhirContext, s: TenantSession, type: string, query: string): Promise<{ plan: SearchPlan; params: [string, string][] }> {
   // planned and authorized once per request: a conditional create's re-check after its insert asks again
   const key = `${type}\0${query}`;
   let plans = conditionPlans.get(ctx);
   const known = plans?.get(key);
   if (known) return known;
-  const planned = planCondition(ctx, type, query);
+  const planned = await planCondition(ctx, s, type, query);
   if (!plans) conditionPlans.set(ctx, (plans = new Map()));
   plans.set(key, planned);
   return planned;
@@ -132,10 +133,11 @@ function conditionPlan(ctx: FhirContext, type: string, query: string): { plan: S
 
 const conditionPlans = new WeakMap<FhirContext, Map<string, { plan: SearchPlan; params: [string, string][] }>>();
 
-function planCondition(ctx: FhirContext, type: string, query: string): { plan: SearchPlan; params: [string, string][] } {
+async function planCondition(ctx: FhirContext, s: TenantSession, type: string, query: string): Promise<{ plan: SearchPlan; params: [string, string][] }> {
   const params = [...new URLSearchParams(query)] as [string, string][];
   if (params.length === 0) throw new FhirError('invalid', `A conditional request on ${type} needs search criteria`, { code: 'CONDITION_EMPTY' });
-  const plan = planSearch(ctx.registry, type, { strict: true, params, maxParams: ctx.deps.config.maxSearchParams, now: ctx.deps.clock() });
+  // token :in / :not-in / :below / :above resolved by the terminology service (search-terminology.ts)
+  const plan = await planUserSearch(ctx, s, type, { strict: true, params, maxParams: ctx.deps.config.maxSearchParams, now: ctx.deps.clock() });
   if (plan.criteria.length === 0) throw new FhirError('invalid', `The condition '${query}' has no search criteria`, { code: 'CONDITION_EMPTY' });
   authorizeSearch(ctx, plan, { interaction: 'search-type', resourceType: type }, 's');
   return { plan, params };
@@ -147,7 +149,7 @@ function planCondition(ctx: FhirContext, type: string, query: string): { plan: S
  * see "no match".
  */
 export async function matchCondition(ctx: FhirContext, s: TenantSession, type: string, query: string, limit = 2): Promise<string[]> {
-  const { plan, params } = conditionPlan(ctx, type, query);
+  const { plan, params } = await conditionPlan(ctx, s, type, query);
   await s.lock(`${type}\0${canonicalCondition(params)}`);
   return s.searchIds(plan, limit);
 }
@@ -162,7 +164,7 @@ export async function matchCondition(ctx: FhirContext, s: TenantSession, type: s
 async function recheckConditions(ctx: FhirContext, s: TenantSession, created: PreparedWrite[]): Promise<void> {
   for (const type of [...new Set(created.map((p) => p.row.resourceType))].sort()) await s.lock(`${type}\0conditional-create`);
   for (const p of created) {
-    const { plan } = conditionPlan(ctx, p.row.resourceType, p.condition!);
+    const { plan } = await conditionPlan(ctx, s, p.row.resourceType, p.condition!);
     const ids = await s.searchIds(plan, 3);
     if (ids.some((id) => id !== p.row.id)) throw new RetryTransaction(`a concurrent request created a ${p.row.resourceType} matching ${p.condition}`);
   }

@@ -1,7 +1,21 @@
 // Index-value extraction: evaluates each SearchParameter of the resource's type and turns the values into
 // rows for the typed index tables (token, string, reference, date, number/quantity, uri).
 import type { SearchParamDef, SearchParamRegistry } from '../core/search-registry.js';
+import { canonicalQuantity, UCUM_SYSTEM } from '../terminology/ucum.js';
 import { dateRange } from './date-range.js';
+
+/**
+ * UCUM quantities are indexed twice: as written, and in canonical units (src/terminology/ucum.ts) under the
+ * parameter's code + ":canonical" with this system and the canonical unit ("g.m-3"), so a search in mg/dL finds a
+ * value stored in g/L (search.html#quantity) while searches without a UCUM unit, sorting and :missing read only the
+ * rows as written.
+ */
+export const UCUM_CANONICAL_SYSTEM = 'urn:tenfhir:ucum-canonical';
+
+/** The index code of a quantity parameter's canonical rows. */
+export function canonicalCode(code: string): string {
+  return `${code}:canonical`;
+}
 
 export interface IndexRows {
   token: [code: string, system: string | null, value: string | null][];
@@ -140,6 +154,8 @@ function addNumber(rows: IndexRows, code: string, v: unknown): void {
     rows.number.push([code, v.value, str(v.system), str(v.code) ?? str(v.unit)]);
     // `value||unit` may name the human unit too (search.html#quantity)
     if (typeof v.unit === 'string' && typeof v.code === 'string' && v.unit !== v.code) rows.number.push([code, v.value, str(v.system), v.unit]);
+    const canonical = v.system === UCUM_SYSTEM && typeof v.code === 'string' ? canonicalQuantity(v.value, v.code) : undefined;
+    if (canonical && Number.isFinite(canonical.value)) rows.number.push([canonicalCode(code), canonical.value, UCUM_CANONICAL_SYSTEM, canonical.unit]);
   }
 }
 
@@ -210,7 +226,7 @@ function addComposite(rows: IndexRows, def: SearchParamDef, resource: Json): voi
       for (const [, , v2] of second.string) rows.composite.push([def.code, s1, v1, null, v2, null, null, null]);
       for (const [, v2] of second.uri) rows.composite.push([def.code, s1, v1, null, v2, null, null, null]);
       for (const [, t2, id2, url2] of second.reference) rows.composite.push([def.code, s1, v1, null, t2 && id2 ? `${t2}/${id2}` : url2, null, null, null]);
-      for (const [, n2, s2, u2] of second.number) rows.composite.push([def.code, s1, v1, s2, u2, n2, null, null]);
+      for (const [c2, n2, s2, u2] of second.number) rows.composite.push([c2 === 'c' ? def.code : canonicalCode(def.code), s1, v1, s2, u2, n2, null, null]);
       for (const [, lo, hi] of second.date) rows.composite.push([def.code, s1, v1, null, null, null, lo, hi]);
     }
   }

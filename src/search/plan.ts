@@ -1,7 +1,9 @@
 // Query string -> SearchPlan (pure): parameter names, modifiers, prefixes and OR-lists per search.html.
 // Unknown parameters are reported (lenient: ignored with a warning; strict: 400 naming them).
 import { FhirError } from '../core/errors.js';
+import { canonicalQuantity, parseUcum, UCUM_SYSTEM } from '../terminology/ucum.js';
 import { dateRange } from './date-range.js';
+import { UCUM_CANONICAL_SYSTEM } from './extract.js';
 import type { ParamType, SearchParamDef, SearchParamRegistry } from '../core/search-registry.js';
 
 export type Prefix = 'eq' | 'ne' | 'gt' | 'lt' | 'ge' | 'le' | 'sa' | 'eb' | 'ap';
@@ -27,6 +29,11 @@ export interface ParsedValue {
   num?: number;
   numLow?: number;
   numHigh?: number;
+  /**
+   * quantity in a UCUM unit (and composites ending in one): the same value in canonical units, matched against the
+   * canonical index rows (src/search/extract.ts), so 100 mg/dL finds 1 g/L.
+   */
+  canonical?: ParsedValue;
 }
 
 export type ParamDef = SearchParamDef | { code: '_id' | '_lastUpdated'; type: ParamType };
@@ -199,6 +206,23 @@ function parseNumber(name: string, raw: string, text: string): Pick<ParsedValue,
   return { num, numLow: num - half, numHigh: num + half };
 }
 
+/**
+ * A quantity searched in a UCUM unit (`|http://unitsofmeasure.org|unit`, or `||unit` when the unit is a UCUM
+ * expression) in canonical units, with its precision range converted too (100 mg/dL = [99.5, 100.5) mg/dL =
+ * [995, 1005) g.m-3). Undefined for any other unit, which searches as written. Offset scales (Cel, [degF]) convert by
+ * value; their `ap` (10% of the value) has no canonical equivalent, so it searches as written.
+ */
+function canonicalQuantityValue(v: ParsedValue): ParsedValue | undefined {
+  if (!v.unit || (v.system !== undefined && v.system !== UCUM_SYSTEM) || v.num === undefined) return undefined;
+  const unit = parseUcum(v.unit);
+  if (!unit || (unit.special && v.prefix === 'ap')) return undefined;
+  const mid = canonicalQuantity(v.num, v.unit);
+  const low = canonicalQuantity(v.numLow ?? v.num, v.unit);
+  const high = canonicalQuantity(v.numHigh ?? v.num, v.unit);
+  if (!mid || !low || !high || ![mid.value, low.value, high.value].every(Number.isFinite)) return undefined;
+  return { raw: v.raw, prefix: v.prefix, value: v.value, num: mid.value, numLow: low.value, numHigh: high.value, system: UCUM_CANONICAL_SYSTEM, unit: mid.unit };
+}
+
 function parseValue(name: string, def: { type: ParamType } & Partial<SearchParamDef>, modifier: string | undefined, raw: string, registry: SearchParamRegistry): ParsedValue {
   const type = def.type;
   switch (type) {
@@ -207,7 +231,10 @@ function parseValue(name: string, def: { type: ParamType } & Partial<SearchParam
       const parts = splitEscaped(raw, '$');
       const comps = def.components ?? [];
       if (parts.length !== comps.length) throw bad(name, raw, `expected ${comps.length} components joined with '$'`);
-      return { raw, value: raw, parts: parts.map((p, i) => parseValue(name, { type: comps[i].type }, undefined, p, registry)) };
+      const parsed = parts.map((p, i) => parseValue(name, { type: comps[i].type }, undefined, p, registry));
+      const last = parsed[parsed.length - 1];
+      if (!last?.canonical) return { raw, value: raw, parts: parsed };
+      return { raw, value: raw, parts: parsed, canonical: { raw, value: raw, parts: [...parsed.slice(0, -1), last.canonical] } };
     }
     case 'date': {
       const { prefix, rest } = takePrefix(name, raw, type);
@@ -223,7 +250,7 @@ function parseValue(name: string, def: { type: ParamType } & Partial<SearchParam
       const { prefix, rest } = takePrefix(name, raw, type);
       const parts = splitEscaped(rest, '|');
       if (parts.length !== 1 && parts.length !== 3) throw bad(name, raw, 'expected number or number|system|code');
-      return {
+      const v: ParsedValue = {
         raw,
         prefix: prefix ?? 'eq',
         value: parts[0],
@@ -231,6 +258,8 @@ function parseValue(name: string, def: { type: ParamType } & Partial<SearchParam
         system: parts.length === 3 && parts[1] ? unescape(parts[1]) : undefined,
         unit: parts.length === 3 && parts[2] ? unescape(parts[2]) : undefined,
       };
+      const canonical = canonicalQuantityValue(v);
+      return canonical ? { ...v, canonical } : v;
     }
     case 'token': {
       if (modifier === 'text') return { raw, value: unescape(raw) };
@@ -256,7 +285,7 @@ function parseValue(name: string, def: { type: ParamType } & Partial<SearchParam
 
 const MODIFIERS: Record<string, Set<string>> = {
   string: new Set(['exact', 'contains', 'missing']),
-  token: new Set(['not', 'missing', 'text', 'of-type']),
+  token: new Set(['not', 'missing', 'text', 'of-type', 'in', 'not-in', 'below', 'above']),
   reference: new Set(['missing', 'identifier']),
   composite: new Set(['missing']),
   date: new Set(['missing']),
@@ -264,6 +293,38 @@ const MODIFIERS: Record<string, Set<string>> = {
   quantity: new Set(['missing']),
   uri: new Set(['below', 'above', 'missing']),
 };
+
+/** Token modifiers answered by the terminology service (search.html#token). */
+const CODE_SET_MODIFIERS = new Set(['in', 'not-in', 'below', 'above']);
+
+/**
+ * One value of a token `:in`, `:not-in`, `:below` or `:above` parameter, to be resolved into the codes it stands for
+ * before planning (src/fhir/search-terminology.ts): the plan itself stays pure.
+ */
+export interface CodeSetRequest {
+  /** 'in' (also for :not-in: the same value set), 'below' or 'above' */
+  kind: 'in' | 'below' | 'above';
+  /** in: a value set canonical ("url" or "url|version") or "ValueSet/[id]"; below/above: "system|code" */
+  value: string;
+  /** below/above: the parts of `value` */
+  system?: string;
+  code?: string;
+  /** the parameter as the client wrote it (for errors) */
+  param: string;
+}
+
+export interface TokenCode {
+  system: string;
+  code: string;
+}
+
+/** The key of a request's codes in PlanOptions.codeSets. */
+export function codeSetKey(r: Pick<CodeSetRequest, 'kind' | 'value'>): string {
+  return `${r.kind} ${r.value}`;
+}
+
+/** Most codes one :in / :not-in / :below / :above parameter may stand for (each one is a condition of the query). */
+export const MAX_CODE_SET = 1000;
 
 export interface PlanOptions {
   strict: boolean;
@@ -274,6 +335,21 @@ export interface PlanOptions {
   maxParams?: number;
   /** The clock's now (deps.clock): what "approximately" (ap) dates are measured from. */
   now?: Date;
+  /**
+   * Token :in, :not-in, :below and :above: the codes each value stands for (by codeSetKey), resolved beforehand.
+   * Absent (and no codeSetRequests): those modifiers are refused here (SEARCH_MODIFIER_UNSUPPORTED).
+   */
+  codeSets?: ReadonlyMap<string, TokenCode[]>;
+  /** Collects the values not in codeSets instead of refusing them (their criteria are placeholders: plan again). */
+  codeSetRequests?: CodeSetRequest[];
+}
+
+/** What parseCriterion needs for the terminology modifiers of one parameter. */
+interface CodeSetContext {
+  codeSets?: ReadonlyMap<string, TokenCode[]>;
+  requests?: CodeSetRequest[];
+  /** the parameter as given (chains and _has included) */
+  param: string;
 }
 
 /**
@@ -333,7 +409,7 @@ const MAX_CHAIN_DEPTH = 4;
  * Parses one parameter name (with modifiers, chains and _has) for `types` into a Criterion, or returns a string
  * saying why it is unsupported. Malformed values throw 400.
  */
-function parseCriterion(registry: SearchParamRegistry, types: string[], fullName: string, rawValue: string, depth = 0): Criterion | string {
+function parseCriterion(registry: SearchParamRegistry, types: string[], fullName: string, rawValue: string, terms: CodeSetContext, depth = 0): Criterion | string {
   if (depth > MAX_CHAIN_DEPTH) throw new FhirError('invalid', `Search parameter '${fullName}' chains deeper than ${MAX_CHAIN_DEPTH} levels`, { code: 'SEARCH_CHAIN_TOO_DEEP' });
   if (fullName.startsWith('_has:')) {
     // _has:Type:refParam:rest
@@ -343,7 +419,7 @@ function parseCriterion(registry: SearchParamRegistry, types: string[], fullName
     if (!registry.paramsFor(sourceType).size) throw new FhirError('invalid', `Unknown resource type '${sourceType}' in '${fullName}'`, { code: 'SEARCH_HAS_INVALID' });
     const ref = registry.get(sourceType, refCode);
     if (!ref || ref.type !== 'reference') throw new FhirError('invalid', `'${refCode}' is not a reference parameter of ${sourceType} (in '${fullName}')`, { code: 'SEARCH_HAS_INVALID' });
-    const next = parseCriterion(registry, [sourceType], rest, rawValue, depth + 1);
+    const next = parseCriterion(registry, [sourceType], rest, rawValue, terms, depth + 1);
     if (typeof next === 'string') return next;
     return { kind: 'has', name: fullName, sourceType, refCode, next };
   }
@@ -370,7 +446,7 @@ function parseCriterion(registry: SearchParamRegistry, types: string[], fullName
     const nextCode = rest.split(/[.:]/)[0];
     if (!typeMod) targets = targets.filter((t) => nextCode.startsWith('_') || registry.get(t, nextCode));
     if (!targets.length) return `no target of '${code}' has a parameter '${nextCode}'`;
-    const nexts = targets.map((t) => parseCriterion(registry, [t], rest, rawValue, depth + 1));
+    const nexts = targets.map((t) => parseCriterion(registry, [t], rest, rawValue, terms, depth + 1));
     const bad = nexts.find((n) => typeof n === 'string');
     if (bad !== undefined) return bad as string;
     // One criterion per target type; they share a shape, so keep the first and remember all targets.
@@ -390,12 +466,85 @@ function parseCriterion(registry: SearchParamRegistry, types: string[], fullName
       issueType: 'invalid',
     });
   }
+  if (def.type === 'token' && modifier !== undefined && CODE_SET_MODIFIERS.has(modifier)) return codeSetCriterion(name, modifier, def, rawValue, terms);
   if (modifier === 'missing') {
     if (rawValue !== 'true' && rawValue !== 'false') throw bad(fullName, rawValue, ':missing takes true or false');
     return { kind: 'param', name, modifier, def, values: [{ raw: rawValue, value: rawValue }] };
   }
   const values = splitOr(rawValue).map((v) => parseValue(fullName, def, modifier, v, registry));
   return { kind: 'param', name, modifier, def, values };
+}
+
+const VALUE_SET_ID = /^ValueSet\/[A-Za-z0-9\-.]{1,64}$/;
+const ABSOLUTE_URI = /^[A-Za-z][A-Za-z0-9+.-]*:\S+$/;
+
+/** One value of a terminology modifier, checked for its form (400 naming the parameter when malformed). */
+function codeSetRequest(param: string, modifier: string, raw: string): CodeSetRequest {
+  if (modifier === 'in' || modifier === 'not-in') {
+    const value = unescape(raw);
+    if (!VALUE_SET_ID.test(value) && !ABSOLUTE_URI.test(value)) {
+      throw new FhirError('invalid', `'${param}' takes a value set: its canonical URL or ValueSet/[id], not ${JSON.stringify(value)}`, { code: 'SEARCH_VALUESET_INVALID', expression: [param] });
+    }
+    return { kind: 'in', value, param };
+  }
+  const pipe = splitPipe(raw);
+  const [system, code] = pipe.length === 2 ? [unescape(pipe[0]), unescape(pipe[1])] : ['', ''];
+  if (!system || !code) {
+    throw new FhirError('invalid', `':${modifier}' on '${param}' needs system|code (the hierarchy is that of the code system), not ${JSON.stringify(raw)}`, {
+      code: 'SEARCH_TOKEN_SYSTEM_REQUIRED',
+      expression: [param],
+    });
+  }
+  return { kind: modifier as 'below' | 'above', value: `${system}|${code}`, system, code, param };
+}
+
+/** A criterion that no resource matches (`negate`: that every resource matches). */
+function constantCriterion(name: string, negate: boolean): ParamCriterion {
+  return { kind: 'param', name, ...(negate ? { modifier: 'not' } : {}), def: { code: '_id', type: 'token' }, values: [] };
+}
+
+/**
+ * Token :in, :not-in, :below, :above (search.html#token) as the plain token search over the codes they stand for:
+ * :in, :below and :above match a resource with any of the codes, :not-in one with none of them (as :not does, which
+ * matches resources with no code at all, too). A code indexed without a system (an element of type code, such as
+ * Observation.status) matches by its code alone.
+ */
+function codeSetCriterion(name: string, modifier: string, def: ParamDef, rawValue: string, terms: CodeSetContext): Criterion {
+  if (def.code === '_id') {
+    throw new FhirError('invalid', `Unknown modifier ':${modifier}' on _id`, { code: 'SEARCH_MODIFIER_INVALID', issueType: 'invalid' });
+  }
+  const requests = splitOr(rawValue).map((raw) => codeSetRequest(terms.param, modifier, raw));
+  const negate = modifier === 'not-in';
+  const codes = new Map<string, TokenCode>();
+  let pending = false;
+  for (const r of requests) {
+    const found = terms.codeSets?.get(codeSetKey(r));
+    if (!found) {
+      if (!terms.requests) {
+        throw new FhirError('invalid', `The modifier ':${modifier}' is not supported here (it is in searches and conditional requests)`, {
+          code: 'SEARCH_MODIFIER_UNSUPPORTED',
+          issueType: 'not-supported',
+          expression: [terms.param],
+        });
+      }
+      terms.requests.push(r);
+      pending = true;
+      continue;
+    }
+    for (const c of found) codes.set(`${c.system}\u0000${c.code}`, c);
+    if (codes.size > MAX_CODE_SET) {
+      throw new FhirError('invalid', `'${terms.param}' stands for more than ${MAX_CODE_SET} codes; search with a smaller value set or a lower code`, {
+        code: 'SEARCH_EXPANSION_TOO_LARGE',
+        issueType: 'too-costly',
+        expression: [terms.param],
+      });
+    }
+  }
+  if (pending || !codes.size) return constantCriterion(name, negate);
+  const values: ParsedValue[] = [...codes.values()].map((c) => ({ raw: `${c.system}|${c.code}`, system: c.system, value: c.code }));
+  // an element of type code is indexed without a system (the binding implies it): it matches by its code
+  for (const code of new Set([...codes.values()].map((c) => c.code))) values.push({ raw: `|${code}`, system: null, value: code });
+  return { kind: 'param', name, ...(negate ? { modifier: 'not' } : {}), def, values };
 }
 
 /** Builds the SearchPlan for a type-level (one type) or system-level (several types) search. */
@@ -410,7 +559,7 @@ export function planSearch(registry: SearchParamRegistry, resourceTypes: string 
       applyResultParam(plan, registry, fullName, rawValue, opts.strict);
       continue;
     }
-    const c = parseCriterion(registry, types, fullName, rawValue);
+    const c = parseCriterion(registry, types, fullName, rawValue, { codeSets: opts.codeSets, requests: opts.codeSetRequests, param: fullName });
     if (typeof c === 'string') {
       if (opts.strict) throw unknownParam(fullName, where);
       plan.ignored.push(fullName);

@@ -2,8 +2,26 @@
 // Multi-row statements (unnest over column arrays) keep a 1,000-entry transaction at a handful of round trips.
 import { patientsOf, SERVER_AGENT, type AuditAgent, type AuditRecord } from '../core/audit.js';
 import type { Db, Queryable } from '../platform/db.js';
+import { PLATFORM } from '../core/tenant.js';
 import type { IndexRows } from '../search/extract.js';
 import { auditInsertSql } from './audit.js';
+
+/**
+ * The platform catalog (issue 13, docs/catalog.md): the tenant whose resources of CATALOG_TYPES every other tenant
+ * reads alongside its own (never writes). migrations/0009_catalog.sql lets their rows through row-level security.
+ */
+export const CATALOG_TENANT: string = PLATFORM;
+export const CATALOG_TYPES: readonly string[] = ['Medication', 'CodeSystem', 'ValueSet', 'ConceptMap', 'StructureDefinition', 'SearchParameter'];
+const CATALOG_TYPE_SET = new Set(CATALOG_TYPES);
+
+export function isCatalogType(type: string): boolean {
+  return CATALOG_TYPE_SET.has(type);
+}
+
+/** Whether `tenantId` reads the platform catalog for (some of) `types`: every tenant but the platform itself does. */
+export function readsCatalog(tenantId: string, types: readonly string[]): boolean {
+  return tenantId !== CATALOG_TENANT && types.some(isCatalogType);
+}
 
 export interface StoredVersion {
   resourceType: string;
@@ -13,6 +31,8 @@ export interface StoredVersion {
   deleted: boolean;
   /** The resource JSON as stored (null for a deletion). */
   json: string | null;
+  /** True for the platform catalog's row, read by another tenant (it is never written through that tenant). */
+  catalog?: boolean;
 }
 
 export interface ResourceWrite {
@@ -39,10 +59,11 @@ export interface WriteAudit {
   requestId?: string;
 }
 
-type RawRow = { resource_type: string; id: string; version_id: number; last_updated: Date; deleted: boolean; content: string | null };
+type RawRow = { resource_type: string; id: string; version_id: number; last_updated: Date; deleted: boolean; content: string | null; tenant_id?: string };
 
-function toVersion(r: RawRow): StoredVersion {
-  return {
+/** `tenantId`: the reading tenant, when the row may be the catalog's (it carries tenant_id then). */
+export function toVersion(r: RawRow, tenantId?: string): StoredVersion {
+  const v: StoredVersion = {
     resourceType: r.resource_type,
     id: r.id,
     versionId: r.version_id,
@@ -50,12 +71,33 @@ function toVersion(r: RawRow): StoredVersion {
     deleted: r.deleted,
     json: r.content,
   };
+  if (tenantId !== undefined && r.tenant_id !== undefined && r.tenant_id !== tenantId) v.catalog = true;
+  return v;
 }
 
 const COLS = 'resource_type, id, version_id, last_updated, deleted, content::text AS content';
 
-/** The current version (or the deletion marker) of one resource. */
+/**
+ * The tenant that owns what `tenantId` sees at type/id (SQL over the parameters named): its own resource when it has
+ * a row with that id, else the catalog's. Only for catalog types of a tenant that reads the catalog.
+ */
+function ownerSql(tenant: string, type: string, id: string, catalog: string): string {
+  return `(CASE WHEN EXISTS (SELECT 1 FROM resource o WHERE o.tenant_id = ${tenant} AND o.resource_type = ${type} AND o.id = ${id}) THEN ${tenant} ELSE ${catalog}::text END)`;
+}
+
+/**
+ * The current version (or the deletion marker) of one resource: for a catalog type, the tenant's own, else the
+ * platform catalog's. `lock` (a write's target, held until the transaction ends) reads the tenant's own row only: a
+ * catalog row is never written through another tenant (see catalogEntry).
+ */
 export async function readCurrent(q: Queryable, tenantId: string, type: string, id: string, lock = false): Promise<StoredVersion | undefined> {
+  if (!lock && readsCatalog(tenantId, [type])) {
+    const shared = await q.query<RawRow>(
+      `SELECT tenant_id, ${COLS} FROM resource WHERE tenant_id = ANY($1::text[]) AND resource_type = $2 AND id = $3 ORDER BY tenant_id = $4 DESC LIMIT 1`,
+      [[tenantId, CATALOG_TENANT], type, id, tenantId],
+    );
+    return shared.rows[0] ? toVersion(shared.rows[0], tenantId) : undefined;
+  }
   const r = await q.query<RawRow>(
     `SELECT ${COLS} FROM resource WHERE tenant_id = $1 AND resource_type = $2 AND id = $3${lock ? ' FOR UPDATE' : ''}`,
     [tenantId, type, id],
@@ -63,10 +105,39 @@ export async function readCurrent(q: Queryable, tenantId: string, type: string, 
   return r.rows[0] ? toVersion(r.rows[0]) : undefined;
 }
 
-/** Which of the given "Type/id" references exist (and are not deleted) in the tenant. */
+/** The platform catalog's current row at type/id, as `tenantId` would read it (undefined: none, or not a catalog type). */
+export async function catalogEntry(q: Queryable, tenantId: string, type: string, id: string): Promise<StoredVersion | undefined> {
+  if (!readsCatalog(tenantId, [type])) return undefined;
+  const r = await q.query<RawRow>(`SELECT tenant_id, ${COLS} FROM resource WHERE tenant_id = $1 AND resource_type = $2 AND id = $3`, [CATALOG_TENANT, type, id]);
+  return r.rows[0] ? toVersion(r.rows[0], tenantId) : undefined;
+}
+
+/**
+ * The current rows `tenantId` sees at the given "Type/id" keys, deleted ones left out: its own, or for a catalog type
+ * with no own row (a deletion marker counts), the platform catalog's.
+ */
+export async function visibleCurrent(q: Queryable, tenantId: string, refs: { type: string; id: string }[]): Promise<StoredVersion[]> {
+  if (refs.length === 0) return [];
+  const r = await q.query<RawRow>(
+    `SELECT v.* FROM (
+       SELECT DISTINCT ON (resource_type, id) tenant_id, ${COLS} FROM resource
+        WHERE tenant_id = ANY($1::text[]) AND (tenant_id = $2 OR resource_type = ANY($5::text[]))
+          AND (resource_type, id) IN (SELECT * FROM unnest($3::text[], $4::text[]))
+        ORDER BY resource_type, id, tenant_id = $2 DESC) v
+      WHERE NOT v.deleted`,
+    [[tenantId, CATALOG_TENANT], tenantId, refs.map((x) => x.type), refs.map((x) => x.id), CATALOG_TYPES],
+  );
+  return r.rows.map((row) => toVersion(row, tenantId));
+}
+
+/** Which of the given "Type/id" references exist (and are not deleted) in the tenant (or, read by it, the catalog). */
 export async function existing(q: Queryable, tenantId: string, refs: { type: string; id: string }[]): Promise<Set<string>> {
   const out = new Set<string>();
   if (refs.length === 0) return out;
+  if (readsCatalog(tenantId, refs.map((x) => x.type))) {
+    for (const v of await visibleCurrent(q, tenantId, refs)) out.add(`${v.resourceType}/${v.id}`);
+    return out;
+  }
   const r = await q.query<{ resource_type: string; id: string }>(
     `SELECT resource_type, id FROM resource WHERE tenant_id = $1 AND NOT deleted
        AND (resource_type, id) IN (SELECT * FROM unnest($2::text[], $3::text[]))`,
@@ -76,7 +147,15 @@ export async function existing(q: Queryable, tenantId: string, refs: { type: str
   return out;
 }
 
+/** One version; for a catalog type, of the tenant's own resource when it has one, else of the catalog's. */
 export async function readVersion(q: Queryable, tenantId: string, type: string, id: string, versionId: number): Promise<StoredVersion | undefined> {
+  if (readsCatalog(tenantId, [type])) {
+    const shared = await q.query<RawRow>(
+      `SELECT tenant_id, ${COLS} FROM resource_history WHERE tenant_id = ${ownerSql('$1', '$2', '$3', '$5')} AND resource_type = $2 AND id = $3 AND version_id = $4`,
+      [tenantId, type, id, versionId, CATALOG_TENANT],
+    );
+    return shared.rows[0] ? toVersion(shared.rows[0], tenantId) : undefined;
+  }
   const r = await q.query<RawRow>(
     `SELECT ${COLS} FROM resource_history WHERE tenant_id = $1 AND resource_type = $2 AND id = $3 AND version_id = $4`,
     [tenantId, type, id, versionId],
@@ -228,7 +307,10 @@ export interface HistoryRow extends StoredVersion {
   method: string;
 }
 
-/** History entries, newest first, keyset-paginated. */
+/**
+ * History entries, newest first, keyset-paginated. An instance's history of a catalog type is the tenant's own
+ * resource's when it has one, else the catalog's; type and system history are the tenant's own (docs/catalog.md).
+ */
 export async function readHistory(q: Queryable, tenantId: string, h: HistoryQuery): Promise<HistoryRow[]> {
   const where = ['h.tenant_id = $1'];
   const params: unknown[] = [tenantId];
@@ -236,8 +318,16 @@ export async function readHistory(q: Queryable, tenantId: string, h: HistoryQuer
     params.push(v);
     return `$${params.length}`;
   };
-  if (h.type) where.push(`h.resource_type = ${p(h.type)}`);
-  if (h.id) where.push(`h.id = ${p(h.id)}`);
+  const shared = !!(h.type && h.id && readsCatalog(tenantId, [h.type]));
+  if (shared) {
+    const type = p(h.type);
+    const id = p(h.id);
+    where[0] = `h.tenant_id = ${ownerSql('$1', type, id, p(CATALOG_TENANT))}`;
+    where.push(`h.resource_type = ${type}`, `h.id = ${id}`);
+  } else {
+    if (h.type) where.push(`h.resource_type = ${p(h.type)}`);
+    if (h.id) where.push(`h.id = ${p(h.id)}`);
+  }
   if (h.since) where.push(`h.last_updated >= ${p(h.since)}::timestamptz`);
   if (h.at) {
     const at = p(h.at);
@@ -252,13 +342,13 @@ export async function readHistory(q: Queryable, tenantId: string, h: HistoryQuer
     );
   }
   const r = await q.query<RawRow & { method: string }>(
-    `SELECT h.resource_type, h.id, h.version_id, h.last_updated, h.deleted, h.method, h.content::text AS content
+    `SELECT ${shared ? 'h.tenant_id, ' : ''}h.resource_type, h.id, h.version_id, h.last_updated, h.deleted, h.method, h.content::text AS content
        FROM resource_history h WHERE ${where.join(' AND ')}
       ORDER BY h.last_updated DESC, h.resource_type DESC, h.id DESC, h.version_id DESC
       LIMIT ${p(h.count + 1)}`,
     params,
   );
-  return r.rows.map((row) => ({ ...toVersion(row), method: row.method }));
+  return r.rows.map((row) => ({ ...toVersion(row, tenantId), method: row.method }));
 }
 
 /** The current version of one resource, on a connection of its own bound to the tenant (outside FHIR interactions). */

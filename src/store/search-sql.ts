@@ -1,11 +1,12 @@
 // SearchPlan -> SQL with bound parameters only; table and column names come from fixed lists.
 // Criteria compile to `id IN (SELECT resource_id FROM <index table> ...)` semi-joins; chains and _has nest
 // the same compiler one level down; paging is keyset (no OFFSET), so deep pages cost what the first does.
+// Scans of catalog types read the platform catalog's rows too (docs/catalog.md); every other scan is the tenant's alone.
 import type { Queryable } from '../platform/db.js';
 import type { Compartment, Criterion, IncludeSpec, ParamCriterion, ParsedValue, Restriction, SearchPlan, SortKey } from '../search/plan.js';
-import { clipIndexValue as clip, normalizeString } from '../search/extract.js';
+import { canonicalCode, clipIndexValue as clip, normalizeString } from '../search/extract.js';
 import { FhirError } from '../core/errors.js';
-import type { StoredVersion } from './resources.js';
+import { CATALOG_TENANT, CATALOG_TYPES, isCatalogType, readsCatalog, visibleCurrent, type StoredVersion } from './resources.js';
 
 const TABLE: Record<string, string> = {
   token: 'sp_token',
@@ -20,9 +21,17 @@ const TABLE: Record<string, string> = {
 
 export class Params {
   readonly list: unknown[] = [];
+  private readonly named = new Map<string, string>();
   add(v: unknown): string {
     this.list.push(v);
     return `$${this.list.length}`;
+  }
+
+  /** One parameter for a value several conditions use, bound at its first use. */
+  once(key: string, value: () => unknown): string {
+    let ref = this.named.get(key);
+    if (!ref) this.named.set(key, (ref = this.add(value())));
+    return ref;
   }
 }
 
@@ -44,7 +53,11 @@ function prefixCondition(p: Params, col: string, prefix: string): string {
 /** Where the compiled SQL runs: tenant parameter, the row alias, and its resource type(s). */
 interface Scope {
   p: Params;
+  /** the tenant id's parameter ($1) */
   tenant: string;
+  tenantId: string;
+  /** the tenant's own rows only, never the catalog's (bulk export) */
+  own?: boolean;
   baseUrl: string;
   alias: string;
   types: string[];
@@ -55,10 +68,51 @@ interface Scope {
   restrictions?: Record<string, Restriction>;
 }
 
+/** Whether the scan of `s` (over `types`) reads the platform catalog's rows too. */
+function isShared(s: Scope, types = s.types): boolean {
+  return !s.own && readsCatalog(s.tenantId, types);
+}
+
+/** [tenant, catalog tenant] as one parameter. */
+function tenantsParam(s: Scope): string {
+  return s.p.once('tenants', () => [s.tenantId, CATALOG_TENANT]);
+}
+
+/**
+ * The rows of `alias` (over `types`) the tenant sees: its own; in a shared scan also the catalog's rows of catalog
+ * types that no own row with the same type and id shadows (the tenant's own resource wins an id collision).
+ */
+function visibleCondition(s: Scope, alias: string, types: string[]): string {
+  if (!isShared(s, types)) return `${alias}.tenant_id = ${s.tenant}`;
+  const catalogType = types.every(isCatalogType) ? '' : `${alias}.resource_type = ANY(${s.p.once('catalogTypes', () => [...CATALOG_TYPES])}::text[]) AND `;
+  const own = `${alias}own`;
+  return `${alias}.tenant_id = ANY(${tenantsParam(s)}::text[]) AND (${alias}.tenant_id = ${s.tenant} OR (${catalogType}NOT EXISTS (SELECT 1 FROM resource ${own}
+            WHERE ${own}.tenant_id = ${s.tenant} AND ${own}.resource_type = ${alias}.resource_type AND ${own}.id = ${alias}.id)))`;
+}
+
+/**
+ * A shared scan's semi-join: index rows of the tenant and of the catalog, each matching the resource row of its own
+ * tenant (`x.tenant_id = alias.tenant_id`), so a catalog resource is found by its own index rows only.
+ */
+function sharedSemiJoin(s: Scope, table: string, conds: string, negate: boolean): string {
+  const not = negate ? 'NOT ' : '';
+  const a = s.alias;
+  if (s.types.length === 1) {
+    if (s.correlated) {
+      const probe = `EXISTS (SELECT 1 FROM ${table} x WHERE x.tenant_id = ${a}.tenant_id AND x.resource_id = ${a}.id AND x.resource_type || '' = ${a}.resource_type AND ${conds})`;
+      return `(${not}${probe}) IS TRUE`;
+    }
+    return `(${a}.tenant_id, ${a}.id) ${not}IN (SELECT x.tenant_id, x.resource_id FROM ${table} x WHERE x.tenant_id = ANY(${tenantsParam(s)}::text[]) AND x.resource_type = ${s.p.add(s.types[0])} AND ${conds})`;
+  }
+  return `(${a}.tenant_id, ${a}.resource_type, ${a}.id) ${not}IN (SELECT x.tenant_id, x.resource_type, x.resource_id FROM ${table} x
+            WHERE x.tenant_id = ANY(${tenantsParam(s)}::text[]) AND x.resource_type = ANY(${s.p.add(s.types)}::text[]) AND ${conds})`;
+}
+
 /** `alias.id IN (SELECT x.resource_id FROM table x WHERE <tenant/type/code> AND cond)`, type-safe for several types. */
 function semiJoin(s: Scope, table: string, code: string, cond: string | undefined, negate = false, driving = false): string {
   const codeCond = `x.code = ${s.p.add(code)}`;
   const extra = cond ? ` AND (${cond})` : '';
+  if (isShared(s)) return sharedSemiJoin(s, table, codeCond + extra, negate);
   if (s.types.length === 1) {
     // (built lazily: a bound parameter that the final SQL does not use is an error)
     const sub = () => `SELECT x.resource_id FROM ${table} x WHERE x.tenant_id = ${s.tenant} AND x.resource_type = ${s.p.add(s.types[0])} AND ${codeCond}${extra}`;
@@ -192,6 +246,16 @@ export function dateCondition(v: ParsedValue, p: Params, loCol: string, hiCol: s
   }
 }
 
+/**
+ * A quantity (or composite ending in one) searched in a UCUM unit: the resource's rows as written match, or its
+ * canonical rows (`<code>:canonical`, src/search/extract.ts) match the value converted to canonical units.
+ */
+function canonicalQuantityCondition(c: ParamCriterion, s: Scope, table: string, code: string): string {
+  const own = c.values.map((v) => `(${valueCondition(c, v, s)})`).join(' OR ');
+  const canonical = c.values.flatMap((v) => (v.canonical ? [`(${valueCondition(c, v.canonical, s)})`] : [])).join(' OR ');
+  return `(${semiJoin(s, table, code, own)} OR ${semiJoin(s, table, canonicalCode(code), canonical)})`;
+}
+
 function numberCondition(v: ParsedValue, p: Params, col: string): string {
   const n = () => `${p.add(v.num)}::numeric`;
   switch (v.prefix) {
@@ -221,7 +285,7 @@ function nestedResources(s: Scope, types: string[], next: Criterion): { alias: s
   const alias = `r${s.depth + 1}`;
   const inner: Scope = { ...s, alias, types, depth: s.depth + 1 };
   const typeCond = types.length === 1 ? `${alias}.resource_type = ${s.p.add(types[0])}` : `${alias}.resource_type = ANY(${s.p.add(types)}::text[])`;
-  const conds = [`${alias}.tenant_id = ${s.tenant}`, typeCond, `NOT ${alias}.deleted`, criterionCondition(next, inner), ...restrictionConditions(inner)];
+  const conds = [visibleCondition(inner, alias, types), typeCond, `NOT ${alias}.deleted`, criterionCondition(next, inner), ...restrictionConditions(inner)];
   return { alias, sql: `FROM resource ${alias} WHERE ${conds.join(' AND ')}` };
 }
 
@@ -268,6 +332,7 @@ function criterionCondition(c: Criterion, s: Scope): string {
   if (c.kind === 'fulltext') {
     const column = c.name === '_text' ? 'narrative' : 'content';
     const ors = c.values.map((v) => `x.${column} @@ plainto_tsquery('simple', ${p.add(normalizeString(v))})`).join(' OR ');
+    if (isShared(s)) return sharedSemiJoin(s, 'sp_fulltext', `(${ors || 'false'})`, false);
     if (s.types.length === 1) {
       return `${s.alias}.id IN (SELECT x.resource_id FROM sp_fulltext x WHERE x.tenant_id = ${s.tenant} AND x.resource_type = ${p.add(s.types[0])} AND (${ors || 'false'}))`;
     }
@@ -280,8 +345,12 @@ function criterionCondition(c: Criterion, s: Scope): string {
   if (c.kind === 'has') {
     const n = nestedResources(s, [c.sourceType], c.next);
     const targetTypes = s.types.length === 1 ? `x.target_type = ${p.add(s.types[0])}` : `x.target_type = ANY(${p.add(s.types)}::text[])`;
-    const sub = `SELECT x.target_type, x.target_id FROM sp_reference x WHERE x.tenant_id = ${s.tenant} AND x.resource_type = ${p.add(c.sourceType)}
-                   AND x.code = ${p.add(c.refCode)} AND ${targetTypes} AND x.resource_id IN (SELECT ${n.alias}.id ${n.sql})`;
+    // sources of a catalog type may be the catalog's own resources (matched with their own index rows)
+    const sources = isShared(s, [c.sourceType])
+      ? { tenant: `x.tenant_id = ANY(${tenantsParam(s)}::text[])`, rows: `(x.tenant_id, x.resource_id) IN (SELECT ${n.alias}.tenant_id, ${n.alias}.id ${n.sql})` }
+      : { tenant: `x.tenant_id = ${s.tenant}`, rows: `x.resource_id IN (SELECT ${n.alias}.id ${n.sql})` };
+    const sub = `SELECT x.target_type, x.target_id FROM sp_reference x WHERE ${sources.tenant} AND x.resource_type = ${p.add(c.sourceType)}
+                   AND x.code = ${p.add(c.refCode)} AND ${targetTypes} AND ${sources.rows}`;
     return `(${s.alias}.resource_type, ${s.alias}.id) IN (${sub})`;
   }
   if (c.def.code === '_id') {
@@ -304,6 +373,7 @@ function criterionCondition(c: Criterion, s: Scope): string {
     code = `${code}:identifier`;
   }
   if (c.modifier === 'missing') return semiJoin(s, table, code, undefined, c.values[0].value === 'true');
+  if (c.values.some((v) => v.canonical)) return canonicalQuantityCondition(c, s, table, code);
   const ors = c.values.map((v) => `(${valueCondition(c, v, s)})`).join(' OR ');
   // :not matches resources with no value at all, too (search.html#token)
   return semiJoin(s, table, code, ors, c.modifier === 'not', isDriving(c));
@@ -327,7 +397,8 @@ function sortExpressions(plan: SearchPlan, s: Scope): { expr: string; desc: bool
     if (k.code === '_lastUpdated') return { expr: `${s.alias}.last_updated`, desc: k.descending, cast: 'timestamptz' };
     const table = TABLE[k.type];
     // `|| ''` keeps the planner off the value index for this per-row lookup (it must use (tenant_id, resource_id)).
-    const where = `x.tenant_id = ${s.tenant} AND x.resource_id = ${s.alias}.id AND x.resource_type || '' = ${s.alias}.resource_type AND x.code = ${s.p.add(k.code)}`;
+    // A shared scan's row reads the index rows of its own tenant (its own, or the catalog's).
+    const where = `x.tenant_id = ${isShared(s) ? `${s.alias}.tenant_id` : s.tenant} AND x.resource_id = ${s.alias}.id AND x.resource_type || '' = ${s.alias}.resource_type AND x.code = ${s.p.add(k.code)}`;
     if (k.type === 'date') {
       const agg = k.descending ? `max(coalesce(x.high, x.low))` : `min(coalesce(x.low, x.high))`;
       const sentinel = k.descending ? `'-infinity'::timestamptz` : `'infinity'::timestamptz`;
@@ -343,19 +414,23 @@ function sortExpressions(plan: SearchPlan, s: Scope): { expr: string; desc: bool
   });
 }
 
-/** The WHERE condition over `resource r` that a plan's criteria, compartment and restrictions compile to (bulk export). */
+/**
+ * The WHERE condition over `resource r` that a plan's criteria, compartment and restrictions compile to (bulk export:
+ * the tenant's own rows only, never the catalog's).
+ */
 export function planCondition(plan: SearchPlan, tenantId: string, baseUrl: string, p: Params): string {
-  return baseWhere(plan, tenantId, baseUrl, p).where;
+  return baseWhere(plan, tenantId, baseUrl, p, true).where;
 }
 
-function baseWhere(plan: SearchPlan, tenantId: string, baseUrl: string, p: Params): { where: string; scope: Scope } {
+function baseWhere(plan: SearchPlan, tenantId: string, baseUrl: string, p: Params, own = false): { where: string; scope: Scope } {
   const tenant = p.add(tenantId);
-  const s: Scope = { p, tenant, baseUrl, alias: 'r', types: plan.resourceTypes, depth: 0, restrictions: plan.restrictions };
+  const s: Scope = { p, tenant, tenantId, ...(own ? { own } : {}), baseUrl, alias: 'r', types: plan.resourceTypes, depth: 0, restrictions: plan.restrictions };
   const typeCond = plan.resourceTypes.length === 1 ? `r.resource_type = ${p.add(plan.resourceTypes[0])}` : `r.resource_type = ANY(${p.add(plan.resourceTypes)}::text[])`;
-  const where = [`r.tenant_id = ${tenant}`, typeCond, 'NOT r.deleted'];
+  const where = [visibleCondition(s, 'r', plan.resourceTypes), typeCond, 'NOT r.deleted'];
   if (plan.compartment) where.push(compartmentCondition(plan.compartment, s));
-  const driving = plan.criteria.filter(isDriving);
-  const rest = plan.criteria.filter((c) => !isDriving(c));
+  // a shared scan has no driving criterion: its semi-joins match (tenant_id, id) pairs
+  const driving = isShared(s) ? [] : plan.criteria.filter(isDriving);
+  const rest = plan.criteria.filter((c) => !driving.includes(c));
   for (const c of driving) where.push(criterionCondition(c, s));
   const rs = driving.length && plan.resourceTypes.length === 1 ? { ...s, correlated: true } : s;
   for (const c of rest) where.push(criterionCondition(c, rs));
@@ -400,9 +475,11 @@ export async function searchPage(q: Queryable, tenantId: string, baseUrl: string
   const order = [...keys.map((k, i) => `s${i} ${dir(k.desc)}`), `resource_type ${dir(false)}`, `id ${dir(false)}`];
   const select = keys.map((k, i) => `${k.expr} AS s${i}`).join(', ');
   const offset = plan.cursor ? 0 : plan.offset;
+  // a shared scan's rows may be the catalog's: each body is read from its own tenant's row
+  const shared = isShared(scope);
   // The page is chosen first and the bodies read after, so only the returned rows pay for jsonb -> text.
-  const sql = `SELECT pg.*, (SELECT c.content::text FROM resource c WHERE c.tenant_id = $1 AND c.resource_type = pg.resource_type AND c.id = pg.id) AS content
-                 FROM (SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, ${select}
+  const sql = `SELECT pg.*, (SELECT c.content::text FROM resource c WHERE c.tenant_id = ${shared ? 'pg.tenant_id' : '$1'} AND c.resource_type = pg.resource_type AND c.id = pg.id) AS content
+                 FROM (SELECT ${shared ? 'r.tenant_id, ' : ''}r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, ${select}
                          FROM resource r WHERE ${conds.join(' AND ')} ORDER BY ${order.join(', ')} LIMIT ${p.add(plan.count + 1)}${offset ? ` OFFSET ${p.add(offset)}` : ''}) pg
                 ORDER BY ${order.join(', ')}`;
   const r = await q.query<Record<string, unknown>>(sql, p.list);
@@ -414,6 +491,7 @@ export async function searchPage(q: Queryable, tenantId: string, baseUrl: string
     deleted: row.deleted as boolean,
     json: row.content as string,
     keys: [...keys.map((_, i) => keyValue(row[`s${i}`])), row.resource_type, row.id],
+    ...(shared && row.tenant_id !== tenantId ? { catalog: true } : {}),
   }));
   if (backwards) rows = rows.reverse();
   return { rows, more: r.rows.length > plan.count };
@@ -476,8 +554,8 @@ export async function permittedIds(q: Queryable, tenantId: string, baseUrl: stri
   if (!ids.length) return new Set();
   const p = new Params();
   const tenant = p.add(tenantId);
-  const s: Scope = { p, tenant, baseUrl, alias: 'r', types: [type], depth: 0, restrictions: { [type]: restriction } };
-  const sql = `SELECT r.id FROM resource r WHERE r.tenant_id = ${tenant} AND r.resource_type = ${p.add(type)} AND r.id = ANY(${p.add(ids)}::text[])
+  const s: Scope = { p, tenant, tenantId, baseUrl, alias: 'r', types: [type], depth: 0, restrictions: { [type]: restriction } };
+  const sql = `SELECT r.id FROM resource r WHERE ${visibleCondition(s, 'r', [type])} AND r.resource_type = ${p.add(type)} AND r.id = ANY(${p.add(ids)}::text[])
                  AND ${restrictionConditions(s).join(' AND ')}`;
   const r = await q.query<{ id: string }>(sql, p.list);
   return new Set(r.rows.map((x) => x.id));
@@ -505,6 +583,12 @@ export async function loadIncludes(q: Queryable, tenantId: string, specs: Includ
     }
     if (!found.size) break;
     const refs = [...found.values()].slice(0, MAX_INCLUDES - out.length);
+    if (readsCatalog(tenantId, refs.map((x) => x.type))) {
+      frontier = await visibleCurrent(q, tenantId, refs);
+      for (const v of frontier) seen.add(`${v.resourceType}/${v.id}`);
+      out.push(...frontier);
+      continue;
+    }
     const r = await q.query<{ resource_type: string; id: string; version_id: number; last_updated: Date; deleted: boolean; content: string }>(
       `SELECT resource_type, id, version_id, last_updated, deleted, content::text AS content FROM resource
         WHERE tenant_id = $1 AND NOT deleted AND (resource_type, id) IN (SELECT * FROM unnest($2::text[], $3::text[]))`,
@@ -517,8 +601,12 @@ export async function loadIncludes(q: Queryable, tenantId: string, specs: Includ
   return out;
 }
 
-/** `blocked`: "Type:code" references held in elements the caller may not see (never followed, either direction). */
+/**
+ * `blocked`: "Type:code" references held in elements the caller may not see (never followed, either direction).
+ * Resources of the platform catalog (`catalog`) are followed through the catalog's own index rows.
+ */
 async function includeTargets(q: Queryable, tenantId: string, spec: IncludeSpec, from: StoredVersion[], blocked: string[]): Promise<{ type: string; id: string }[]> {
+  if (from.some((v) => v.catalog)) return catalogIncludeTargets(q, tenantId, spec, from, blocked);
   if (spec.reverse) {
     const r = await q.query<{ t: string; i: string }>(
       `SELECT DISTINCT x.resource_type AS t, x.resource_id AS i FROM sp_reference x
@@ -536,6 +624,37 @@ async function includeTargets(q: Queryable, tenantId: string, spec: IncludeSpec,
         AND ($4 = '*' OR x.code = $4) AND x.target_type IS NOT NULL AND ($5::text IS NULL OR x.target_type = $5)
         AND NOT ((x.resource_type || ':' || x.code) = ANY($6::text[])) LIMIT ${MAX_INCLUDES}`,
     [tenantId, sources.map((v) => v.id), sources.map((v) => `${v.resourceType}/${v.id}`), spec.code, spec.targetType ?? null, blocked],
+  );
+  return r.rows.map((x) => ({ type: x.t, id: x.i }));
+}
+
+/**
+ * includeTargets for a frontier holding catalog resources. Forward: each source's references, read from its own
+ * tenant's index rows. Reverse: the tenant's resources referencing any of `from`, and the catalog's (of catalog types)
+ * referencing the catalog's resources among `from`.
+ */
+async function catalogIncludeTargets(q: Queryable, tenantId: string, spec: IncludeSpec, from: StoredVersion[], blocked: string[]): Promise<{ type: string; id: string }[]> {
+  const tenants = [tenantId, CATALOG_TENANT];
+  if (spec.reverse) {
+    const shared = from.filter((v) => v.catalog);
+    const r = await q.query<{ t: string; i: string }>(
+      `SELECT DISTINCT x.resource_type AS t, x.resource_id AS i FROM sp_reference x
+        WHERE x.tenant_id = ANY($7::text[])
+          AND ((x.tenant_id = $1 AND (x.target_type, x.target_id) IN (SELECT * FROM unnest($2::text[], $3::text[])))
+            OR (x.tenant_id <> $1 AND x.resource_type = ANY($8::text[]) AND (x.target_type, x.target_id) IN (SELECT * FROM unnest($9::text[], $10::text[]))))
+          AND ($4 = '*' OR x.resource_type = $4) AND ($5 = '*' OR x.code = $5) AND NOT ((x.resource_type || ':' || x.code) = ANY($6::text[])) LIMIT ${MAX_INCLUDES}`,
+      [tenantId, from.map((v) => v.resourceType), from.map((v) => v.id), spec.sourceType, spec.code, blocked, tenants, CATALOG_TYPES, shared.map((v) => v.resourceType), shared.map((v) => v.id)],
+    );
+    return r.rows.map((x) => ({ type: x.t, id: x.i }));
+  }
+  const sources = from.filter((v) => spec.sourceType === '*' || v.resourceType === spec.sourceType);
+  if (!sources.length) return [];
+  const r = await q.query<{ t: string; i: string }>(
+    `SELECT DISTINCT x.target_type AS t, x.target_id AS i FROM sp_reference x
+      WHERE x.tenant_id = ANY($1::text[]) AND x.resource_id = ANY($2::text[]) AND (x.tenant_id || '/' || x.resource_type || '/' || x.resource_id) = ANY($3::text[])
+        AND ($4 = '*' OR x.code = $4) AND x.target_type IS NOT NULL AND ($5::text IS NULL OR x.target_type = $5)
+        AND NOT ((x.resource_type || ':' || x.code) = ANY($6::text[])) LIMIT ${MAX_INCLUDES}`,
+    [tenants, sources.map((v) => v.id), sources.map((v) => `${v.catalog ? CATALOG_TENANT : tenantId}/${v.resourceType}/${v.id}`), spec.code, spec.targetType ?? null, blocked],
   );
   return r.rows.map((x) => ({ type: x.t, id: x.i }));
 }

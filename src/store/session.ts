@@ -4,7 +4,7 @@ import type { CancelSignal } from '../platform/cancel.js';
 import type { Db, DbCallOptions, Queryable } from '../platform/db.js';
 import type { IncludeSpec, Restriction, SearchPlan } from '../search/plan.js';
 import { advisoryXactLock } from './locks.js';
-import { existing, readCurrent, readHistory, readVersion, writeVersions, type HistoryQuery, type HistoryRow, type ResourceWrite, type StoredVersion, type WriteAudit } from './resources.js';
+import { catalogEntry, existing, readCurrent, readHistory, readVersion, writeVersions, type HistoryQuery, type HistoryRow, type ResourceWrite, type StoredVersion, type WriteAudit } from './resources.js';
 import { loadIncludes, permittedIds, searchCount, searchEstimate, searchIds, searchPage, type SearchPage } from './search-sql.js';
 
 /** One tenant's data on one connection (inside a transaction, or autocommit). */
@@ -19,9 +19,18 @@ export class TenantSession {
     readonly audit?: WriteAudit | null,
   ) {}
 
-  /** The current version (or deletion marker) of one resource; `lock` holds it until the transaction ends. */
+  /**
+   * The current version (or deletion marker) of one resource: the tenant's own, or for a catalog type it does not
+   * hold, the platform catalog's (docs/catalog.md). `lock` (a write's target) holds the tenant's own row until the
+   * transaction ends, and reads nothing else.
+   */
   readCurrent(type: string, id: string, lock = false): Promise<StoredVersion | undefined> {
     return readCurrent(this.q, this.tenantId, type, id, lock);
+  }
+
+  /** The platform catalog's current row at type/id, when this tenant reads the catalog for `type`. */
+  catalogEntry(type: string, id: string): Promise<StoredVersion | undefined> {
+    return catalogEntry(this.q, this.tenantId, type, id);
   }
 
   /** Which of the "Type/id" references exist (and are not deleted). */

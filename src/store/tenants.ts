@@ -21,9 +21,12 @@ export async function listTenants(db: Db): Promise<Row[]> {
   return (await db.admin().query<Row>('SELECT id, name, status, settings FROM tenant ORDER BY id')).rows;
 }
 
-/** Every tenant id that holds sign-in rows (users, launches, tokens): the platform administrators' first, then each tenant. */
+/**
+ * Every tenant id that holds sign-in rows (users, launches, tokens): the platform administrators' first, then each
+ * tenant (the platform catalog's tenant row, docs/catalog.md, shares the administrators' id: listed once).
+ */
 export async function signInTenantIds(db: Db): Promise<string[]> {
-  return [PLATFORM, ...(await listTenants(db)).map((t) => t.id)];
+  return [PLATFORM, ...(await listTenants(db)).map((t) => t.id).filter((id) => id !== PLATFORM)];
 }
 
 export async function updateTenantSettings(db: Db, slug: string, settings: Tenant['settings']): Promise<void> {

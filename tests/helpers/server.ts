@@ -13,7 +13,7 @@ import { loadConfig, type Config } from '../../src/config/index.js';
 import type { Deps } from '../../src/core/deps.js';
 import { createApp, type AppHandle } from '../../src/http/app.js';
 import { createLogger } from '../../src/platform/log.js';
-import { createTenant } from '../../src/tenancy/create-tenant.js';
+import { createTenant, ensureCatalogTenant } from '../../src/tenancy/create-tenant.js';
 import { startSubscriptionWorkers, type SubscriptionWorkers } from '../../src/subscriptions/runtime.js';
 import { WebSocketChannel } from '../../src/subscriptions/websocket.js';
 import { startExportWorker } from '../../src/export/worker.js';
@@ -51,6 +51,8 @@ export async function startServer(overrides: Partial<Config> = {}, opts: ServerO
     ...overrides,
   };
   const deps = await buildDeps(config, createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'), process.env.TENFHIR_PGLITE_SOCKET);
+  // the platform catalog tenant, as the shipped server creates it on start (idempotent across parallel test files)
+  await ensureCatalogTenant(deps);
   const app = createApp(deps);
   http.on('request', app.app);
   const websockets = new WebSocketChannel(deps);

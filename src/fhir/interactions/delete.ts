@@ -3,6 +3,7 @@
 import { patientsOf } from '../../core/audit.js';
 import { FhirError } from '../../core/errors.js';
 import type { TenantSession } from '../../store/session.js';
+import { catalogTarget } from '../catalog.js';
 import type { FhirContext } from '../context.js';
 import { authorize, readableKeys } from '../guard.js';
 import { assertId } from '../ids.js';
@@ -13,7 +14,8 @@ import { checkIfMatch, checkTarget, now, writeOne, type Prepared, type WriteOpti
 export async function prepareDelete(ctx: FhirContext, s: TenantSession, type: string, id: string, opts: WriteOptions = {}): Promise<Prepared> {
   assertId(id, 'URL');
   const d = authorize(ctx, { interaction: 'delete', resourceType: type, id });
-  const current = await s.readCurrent(type, id, true);
+  // an id of the platform catalog is never written through a tenant (docs/catalog.md)
+  const current = (await s.readCurrent(type, id, true)) ?? (await catalogTarget(s, type, id, 'delete'));
   try {
     await checkTarget(ctx, s, type, current, d);
   } catch (err) {

@@ -2,6 +2,7 @@
 import { FhirError } from '../../core/errors.js';
 import type { TenantSession } from '../../store/session.js';
 import { bodyOf } from '../body.js';
+import { catalogTarget } from '../catalog.js';
 import type { FhirContext } from '../context.js';
 import { authorize } from '../guard.js';
 import { assertId } from '../ids.js';
@@ -13,7 +14,8 @@ import { checkIfMatch, checkTarget, now, stamp, stored, validateForWrite, writeO
 export async function preparePatch(ctx: FhirContext, s: TenantSession, type: string, id: string, patch: unknown, opts: WriteOptions = {}): Promise<PreparedWrite> {
   assertId(id, 'URL');
   const d = authorize(ctx, { interaction: 'patch', resourceType: type, id });
-  const current = await s.readCurrent(type, id, true);
+  // an id of the platform catalog is never written through a tenant (docs/catalog.md)
+  const current = (await s.readCurrent(type, id, true)) ?? (await catalogTarget(s, type, id, 'patch'));
   await checkTarget(ctx, s, type, current, d);
   if (!current || current.deleted || current.json === null) {
     throw new FhirError(current?.deleted ? 'gone' : 'not-found', `${type}/${id} ${current?.deleted ? 'is deleted' : 'is not known'}`, { code: current?.deleted ? 'RESOURCE_DELETED' : 'RESOURCE_NOT_FOUND' });

@@ -1,11 +1,12 @@
 // search (http.html#search, search.html): type-level GET [type]?... and POST [type]/_search, system-level
 // GET [base]?_type=..., Patient compartment search GET Patient/[id]/[type]?..., with _include/_revinclude,
 // keyset paging (self/next/previous/first links), _total, _summary and _elements.
-import { planSearch, type Compartment, type SearchPlan } from '../../search/plan.js';
+import type { Compartment, SearchPlan } from '../../search/plan.js';
 import type { SearchRow } from '../../store/search-sql.js';
 import type { TenantSession } from '../../store/session.js';
 import { factsOf } from '../audit.js';
 import { RawJsonBuilder } from '../bundle-json.js';
+import { planUserSearch } from '../search-terminology.js';
 import { isInPatientCompartment, patientCompartment } from '../compartment.js';
 import type { FhirContext } from '../context.js';
 import type { FhirRequest, FhirResult } from '../request.js';
@@ -43,7 +44,8 @@ function link(ctx: FhirContext, target: SearchTarget, plan: SearchPlan, extra: [
 
 /** Runs a search and renders the searchset Bundle. */
 export async function runSearch(ctx: FhirContext, target: SearchTarget, params: [string, string][], strict: boolean, conn?: TenantSession): Promise<FhirResult> {
-  const plan = planSearch(ctx.registry, target.types, { strict, params, compartment: target.compartment, maxParams: ctx.deps.config.maxSearchParams, now: ctx.deps.clock() });
+  // token :in / :not-in / :below / :above are resolved by the terminology service first (search-terminology.ts)
+  const plan = await planUserSearch(ctx, conn, target.types, { strict, params, compartment: target.compartment, maxParams: ctx.deps.config.maxSearchParams, now: ctx.deps.clock() });
   const limits = authorizeSearch(ctx, plan, target.access.request, target.access.letter);
   const backwards = plan.backwards === true;
   // _count=0 asks for no entries (search.html#count): answer like _summary=count, so no `next` link can loop forever.

@@ -2,6 +2,7 @@
 import { FhirError } from '../../core/errors.js';
 import type { TenantSession } from '../../store/session.js';
 import { bodyOf } from '../body.js';
+import { catalogTarget } from '../catalog.js';
 import type { FhirContext } from '../context.js';
 import { authorize, readsWholeType } from '../guard.js';
 import { assertId } from '../ids.js';
@@ -15,6 +16,8 @@ export async function prepareUpdate(ctx: FhirContext, s: TenantSession, type: st
   const d = authorize(ctx, { interaction: 'update', resourceType: type, id });
   const resource = checkBodyAgainstUrl(body, type, id, true);
   const current = await s.readCurrent(type, id, true);
+  // an id of the platform catalog is never written through a tenant (docs/catalog.md)
+  if (!current) await catalogTarget(s, type, id, 'update');
   await checkTarget(ctx, s, type, current, d);
   // A writer confined to a region who cannot read the whole type would learn from 201 (free) vs 404 (taken, outside
   // its region) whether an id exists: for it, an id that is free is "not known" too, as a taken one is.

@@ -100,7 +100,7 @@ describe('quantity (Observation?value-quantity=)', () => {
     ['lt13', ['mgdl', 'mmol', 'low', 'negative']],
     ['le12', ['mgdl', 'mmol', 'low', 'negative']],
     [`gt13|${UCUM}|g/dL`, ['gdl']],
-    [`lt13|${UCUM}|g/dL`, ['low']],
+    [`lt13|${UCUM}|g/dL`, ['low', 'mgdl']], // UCUM units compare canonically: 5.4 mg/dL < 13 g/dL
     ['ne100', ['mgdl', 'mmol', 'low', 'negative', 'sixty']],
     ['ap100', ['milligram', 'unitOnly', 'gdl']],
     ['-3.25', ['negative']],

@@ -90,7 +90,7 @@ describe('composite: code-value-quantity', () => {
     [`${LOINC}|718-7$gt100`, []],
     [`${LOINC}|2345-7$gt100`, ['otherHigh']],
     [`${LOINC}|718-7$gt13|${UCUM}|g/dL`, ['hbHigh']],
-    [`${LOINC}|718-7$gt13|${UCUM}|mg/dL`, []],
+    [`${LOINC}|718-7$gt13|${UCUM}|mg/dL`, ['hbHigh', 'hbLow']], // UCUM units compare canonically: 12 g/dL > 13 mg/dL
     [`${LOINC}|718-7$gt13,${LOINC}|2345-7$gt13`, ['hbHigh', 'otherHigh']],
   ])('code-value-quantity=%s', async (value, expected) => {
     expect(await found(`Observation?code-value-quantity=${enc(value)}`)).toEqual(keys(...expected));

@@ -1,5 +1,6 @@
 // Tenant-first storage: row-level security is a second wall behind the tenant filter (ARCHITECTURE.md "Storage").
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { CATALOG_TYPES } from '../../../src/store/resources.js';
 import { create, newTenant, startServer, type TestServer, type TestTenant } from '../../helpers/server.js';
 
 let server: TestServer;
@@ -16,12 +17,14 @@ beforeAll(async () => {
 afterAll(async () => server.close());
 
 describe('row-level security', () => {
-  it("an unfiltered query inside a tenant's transaction sees only that tenant's rows, in every table", async () => {
+  it("an unfiltered query inside a tenant's transaction sees only that tenant's rows (and the platform catalog's), in every table", async () => {
     const tables = ['resource', 'resource_history', 'sp_token', 'sp_string', 'sp_reference', 'sp_date', 'sp_number', 'sp_uri', 'tenant'];
     await server.deps.db.tx(a.slug, async (q) => {
       for (const table of tables) {
         const col = table === 'tenant' ? 'id' : 'tenant_id';
-        const r = await q.query<{ t: string }>(`SELECT DISTINCT ${col} AS t FROM ${table}`);
+        // the platform catalog's rows of catalog types are readable by every tenant (docs/catalog.md)
+        const catalog = table === 'tenant' ? '' : ` WHERE NOT (tenant_id = 'platform' AND resource_type = ANY($1::text[]))`;
+        const r = await q.query<{ t: string }>(`SELECT DISTINCT ${col} AS t FROM ${table}${catalog}`, catalog ? [CATALOG_TYPES] : []);
         expect(r.rows.map((x) => x.t).filter((t) => t !== a.slug)).toEqual([]);
       }
       const names = await q.query<{ n: string }>(`SELECT content->'name'->0->>'family' AS n FROM resource WHERE resource_type = 'Patient'`);
