@@ -6,6 +6,7 @@
 #   bench/founders.sh [--repo DIR] [--patients N] [--label TEXT] [--out-dir DIR] [--ceiling] [--port P] [--workloads w1,w2]
 #
 # The server's environment passes through (e.g. AUDIT_TRAIL=false bench/founders.sh: bench/audit-cost.sh does that);
+# TENANT_SET_ARGS holds `tenant set` options for the bench tenant (bench/profile-w1.sh requires the lab profiles);
 # SERVER_NODE_ARGS adds node flags to the server (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
 #
 # Needs PostgreSQL on 127.0.0.1:5432 with trust auth for `postgres` (as on the project's machines) and Node 20.
@@ -51,6 +52,8 @@ server_pid=$!
 for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.5; done
 cli() { (cd "$repo" && node --import ./scripts/register-ts.mjs src/cli/index.ts "$@"); }
 cli tenant create fb --name "fhir-bench" >/dev/null
+# TENANT_SET_ARGS: settings for the bench tenant (e.g. required profiles: bench/profile-w1.sh)
+if [ -n "${TENANT_SET_ARGS:-}" ]; then cli tenant set fb $TENANT_SET_ARGS >/dev/null; fi
 cli client add fb --type operator --name "fhir-bench driver" --id fb-ops --scope 'system/*.cruds' >/dev/null
 token="$(cli token fb --client fb-ops --scope 'system/*.cruds' --ttl 86400 2>/dev/null)"
 stamp="$(date -u +%Y%m%dT%H%M%SZ)"

@@ -6,7 +6,7 @@
 // :identifier), uri (plain, :below, :above), date (every prefix), number and quantity (every prefix, system and code),
 // and :missing on each of them. Anything else (composite, chains, _has, _text/_content) fails closed: no match.
 import type { SearchParamRegistry } from '../core/search-registry.js';
-import { clipIndexValue as clip, extractIndexRows, normalizeString, type IndexRows } from '../search/extract.js';
+import { canonicalCode, clipIndexValue as clip, extractIndexRows, normalizeString, type IndexRows } from '../search/extract.js';
 import type { Compartment, Criterion, ParamCriterion, ParsedValue, Restriction } from '../search/plan.js';
 
 type Json = Record<string, unknown>;
@@ -50,9 +50,20 @@ export function criterionHolds(c: Criterion, resource: Json, rows: IndexRows, ba
   }
   const match = matcher(c, rows, baseUrl);
   if (!match) return false;
-  const hit = match.rows.some((row) => c.values.some((v) => match.test(row, v)));
+  const hit = match.rows.some((row) => c.values.some((v) => match.test(row, v))) || canonicalHolds(c, rows, baseUrl);
   // :not matches resources with no value at all, too (as the SQL's NOT IN does)
   return m === 'not' ? !hit : hit;
+}
+
+/**
+ * A quantity (or composite ending in one) searched in a UCUM unit matches the canonical index rows too
+ * (`<code>:canonical`, src/search/extract.ts), as the SQL's canonicalQuantityCondition does: 100 mg/dL finds 1 g/L.
+ */
+function canonicalHolds(c: ParamCriterion, rows: IndexRows, baseUrl: string): boolean {
+  const values = c.values.flatMap((v) => (v.canonical ? [v.canonical] : []));
+  if (!values.length) return false;
+  const match = matcher({ ...c, def: { ...c.def, code: canonicalCode(c.def.code) } } as ParamCriterion, rows, baseUrl);
+  return !!match && match.rows.some((row) => values.some((v) => match.test(row, v)));
 }
 
 /** The index rows of the criterion's own parameter (its table and code, as `:missing` reads them). */

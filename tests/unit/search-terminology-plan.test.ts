@@ -5,6 +5,7 @@ import { describe, expect, it } from '@jest/globals';
 import { FhirError } from '../../src/core/errors.js';
 import { SearchParamRegistry } from '../../src/core/search-registry.js';
 import { canonicalCode, extractIndexRows, UCUM_CANONICAL_SYSTEM } from '../../src/search/extract.js';
+import { criterionHolds } from '../../src/export/criteria.js';
 import { codeSetKey, MAX_CODE_SET, planSearch, type CodeSetRequest, type ParamCriterion, type PlanOptions, type TokenCode } from '../../src/search/plan.js';
 
 const registry = new SearchParamRegistry();
@@ -128,5 +129,22 @@ describe('UCUM quantity index rows', () => {
     expect(rows({ value: 1, unit: 'g/L' }).number.some(([c]) => c.endsWith(':canonical'))).toBe(false);
     expect(rows({ value: 1, system: UCUM, code: 'not a unit' }).number.some(([c]) => c.endsWith(':canonical'))).toBe(false);
     expect(rows({ value: 1, system: 'http://other.org', code: 'g/L' }).composite.some(([c]) => c.endsWith(':canonical'))).toBe(false);
+  });
+});
+
+describe('the in-memory matcher (Bulk _typeFilter on versions, src/export/criteria.ts) agrees with the SQL', () => {
+  const obs = (value: number, unit: string) => ({ resourceType: 'Observation', id: 'o1', status: 'final', code: { text: 'x' }, valueQuantity: { value, unit, system: UCUM, code: unit } });
+  const holds = (resource: Record<string, unknown>, query: string) => {
+    const c = first('Observation', query);
+    return criterionHolds(c, resource, extractIndexRows(registry, resource), 'http://h/fhir/t');
+  };
+
+  it('compares a UCUM quantity in canonical units, precision range included', () => {
+    expect(holds(obs(1, 'g/L'), `value-quantity=100|${UCUM}|mg/dL`)).toBe(true);
+    expect(holds(obs(1.1, 'g/L'), `value-quantity=100|${UCUM}|mg/dL`)).toBe(false);
+    expect(holds(obs(1.1, 'g/L'), `value-quantity=gt100|${UCUM}|mg/dL`)).toBe(true);
+    expect(holds(obs(5.4, 'mg/dL'), `value-quantity=lt13|${UCUM}|g/dL`)).toBe(true);
+    // a unit of another kind never compares equal
+    expect(holds(obs(1, 'mmol/L'), `value-quantity=1|${UCUM}|g/L`)).toBe(false);
   });
 });
