@@ -115,6 +115,8 @@ export interface SearchPlan {
   ignored: string[];
   /** The parameters actually applied, for the self link. */
   applied: [string, string][];
+  /** The tenant's own rows only: a system search without _type does not read the platform catalog (docs/catalog.md). */
+  ownOnly?: boolean;
 }
 
 /** The types a search reaches through chains and _has (each is searched on the caller's behalf). */

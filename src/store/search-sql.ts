@@ -422,7 +422,7 @@ export function planCondition(plan: SearchPlan, tenantId: string, baseUrl: strin
   return baseWhere(plan, tenantId, baseUrl, p, true).where;
 }
 
-function baseWhere(plan: SearchPlan, tenantId: string, baseUrl: string, p: Params, own = false): { where: string; scope: Scope } {
+function baseWhere(plan: SearchPlan, tenantId: string, baseUrl: string, p: Params, own = plan.ownOnly === true): { where: string; scope: Scope } {
   const tenant = p.add(tenantId);
   const s: Scope = { p, tenant, tenantId, ...(own ? { own } : {}), baseUrl, alias: 'r', types: plan.resourceTypes, depth: 0, restrictions: plan.restrictions };
   const typeCond = plan.resourceTypes.length === 1 ? `r.resource_type = ${p.add(plan.resourceTypes[0])}` : `r.resource_type = ANY(${p.add(plan.resourceTypes)}::text[])`;

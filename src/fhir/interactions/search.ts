@@ -46,6 +46,8 @@ function link(ctx: FhirContext, target: SearchTarget, plan: SearchPlan, extra: [
 export async function runSearch(ctx: FhirContext, target: SearchTarget, params: [string, string][], strict: boolean, conn?: TenantSession): Promise<FhirResult> {
   // token :in / :not-in / :below / :above are resolved by the terminology service first (search-terminology.ts)
   const plan = await planUserSearch(ctx, conn, target.types, { strict, params, compartment: target.compartment, maxParams: ctx.deps.config.maxSearchParams, now: ctx.deps.clock() });
+  // a system search over every type is the tenant's own data; the platform catalog joins when types are named
+  if (target.path === '' && !target.typeParam) plan.ownOnly = true;
   const limits = authorizeSearch(ctx, plan, target.access.request, target.access.letter);
   const backwards = plan.backwards === true;
   // _count=0 asks for no entries (search.html#count): answer like _summary=count, so no `next` link can loop forever.

@@ -115,6 +115,15 @@ describe('every tenant reads the platform catalog', () => {
     expect(seen).toEqual([ids.med, ids.ingredient, own.id].sort());
   });
 
+  it('a system search over every type is the tenant own data; naming a catalog type in _type brings the catalog in', async () => {
+    const all = await b.api.get(`${b.path}?_lastUpdated=gt2000-01-01&_count=1000`);
+    expect(all.status).toBe(200);
+    expect(matchIds(all)).not.toContain(ids.med);
+    const named = await b.api.get(`${b.path}?_type=Medication,Patient&_id=${ids.med}`);
+    expect(named.status).toBe(200);
+    expect(matchIds(named)).toEqual([ids.med]);
+  });
+
   it('instance history of a catalog entry is the platform history; type and system history stay the tenant own', async () => {
     const h = await a.api.get(`${a.path}/Medication/${ids.med}/_history`);
     expect(h.status).toBe(200);
