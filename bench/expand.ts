@@ -1,7 +1,7 @@
 // The terminology benchmark: ValueSet/$expand of a 10,000-concept value set with a text filter, on the shipped
 // server (auth on, real token), one request at a time; reports p50/p95/p99 against the target (p95 <= 50 ms).
 //
-//   node --import ./scripts/register-ts.mjs bench/expand.ts [--concepts N] [--requests R] [--warmup W] [--count C]
+//   npm run bench:expand -- [--concepts N] [--requests R] [--warmup W] [--count C]
 //        [--port P] [--keep]
 //
 // With DATABASE_URL set the server uses that PostgreSQL (the scratch tenant stays in it); otherwise embedded PGlite

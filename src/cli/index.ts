@@ -24,7 +24,7 @@ const USAGE = `usage: npm run cli -- <command>
   tenant create <slug> --name "<name>"      create a tenant, its root Organization and its operator client <slug>-cli
   tenant list                               list tenants
   tenant set <slug> [--referential-integrity true|false] [--mfa-required true|false] [--audit-retention-days N]
-             [--require-profile Type=url]... [--clear-required-profiles Type|*]...
+             [--required-bindings true|false] [--require-profile Type=url]... [--clear-required-profiles Type|*]...
                                             every resource of Type must meet the profile on create/update (profiles/README.md)
   audit purge [<slug>]                      delete audit records older than each tenant's retention now (it also runs every AUDIT_PURGE_INTERVAL_MINUTES)
   reindex <slug> [--type Observation,Patient]  recompute search index rows (after adding a SearchParameter)
@@ -108,6 +108,7 @@ async function run(argv: string[]): Promise<number> {
           'referential-integrity': { type: 'string' },
           'mfa-required': { type: 'string' },
           'audit-retention-days': { type: 'string' },
+          'required-bindings': { type: 'string' },
           'require-profile': { type: 'string', multiple: true },
           'clear-required-profiles': { type: 'string', multiple: true },
         },
@@ -116,13 +117,14 @@ async function run(argv: string[]): Promise<number> {
       const ri = values['referential-integrity'];
       const mfa = values['mfa-required'];
       const days = values['audit-retention-days'];
+      const bindings = values['required-bindings'];
       const requireProfile = values['require-profile'] ?? [];
       const clearProfiles = values['clear-required-profiles'] ?? [];
       const profilesChanged = requireProfile.length > 0 || clearProfiles.length > 0;
       const ok = (v: string | undefined) => v === undefined || v === 'true' || v === 'false';
       const okDays = days === undefined || (/^\d{1,6}$/.test(days) && Number(days) >= 1);
-      if (!positionals[0] || (ri === undefined && mfa === undefined && days === undefined && !profilesChanged) || !ok(ri) || !ok(mfa) || !okDays) {
-        console.error('usage: tenant set <slug> [--referential-integrity true|false] [--mfa-required true|false] [--audit-retention-days N (>= 1)] [--require-profile Type=url]... [--clear-required-profiles Type|*]...');
+      if (!positionals[0] || (ri === undefined && mfa === undefined && days === undefined && bindings === undefined && !profilesChanged) || !ok(ri) || !ok(mfa) || !ok(bindings) || !okDays) {
+        console.error('usage: tenant set <slug> [--referential-integrity true|false] [--mfa-required true|false] [--audit-retention-days N (>= 1)] [--required-bindings true|false] [--require-profile Type=url]... [--clear-required-profiles Type|*]...');
         return 2;
       }
       const tenant = await findTenant(deps.db, positionals[0]);
@@ -139,6 +141,7 @@ async function run(argv: string[]): Promise<number> {
         ...(ri !== undefined ? { referentialIntegrity: ri === 'true' } : {}),
         ...(mfa !== undefined ? { mfaRequired: mfa === 'true' } : {}),
         ...(days !== undefined ? { auditRetentionDays: Number(days) } : {}),
+        ...(bindings !== undefined ? { requiredBindings: bindings === 'true' } : {}),
         ...(requiredProfiles !== undefined ? { requiredProfiles } : {}),
       };
       await updateTenantSettings(deps.db, positionals[0], settings);

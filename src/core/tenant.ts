@@ -30,6 +30,8 @@ export interface TenantSettings {
    * meta.profile: { DiagnosticReport: ['http://hl7.org/fhir/us/core/StructureDefinition/us-core-diagnosticreport-lab'] }.
    */
   requiredProfiles?: Record<string, string[]>;
+  /** A write breaking a required binding of a profile is refused (default true); false: it is stored with a warning. */
+  requiredBindings?: boolean;
 }
 
 export interface Tenant {

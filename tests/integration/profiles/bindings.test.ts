@@ -3,6 +3,7 @@
 // on code, CodeableConcept and Quantity (unit code) elements. A value set the server cannot evaluate fails nothing
 // ($validate says it could not check).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { updateTenantSettings } from '../../../src/store/tenants.js';
 import { newTenant, startServer, type TestServer, type TestTenant } from '../../helpers/server.js';
 import { expectRefused, issuesOf, LOINC, problemsOf, profile, send, uploadProfile, validate } from './helpers.js';
 
@@ -88,5 +89,20 @@ describe('bindings', () => {
     const res = await validate(t, 'Observation/$validate', body);
     expect(issuesOf(res).filter((i) => i.includes('PROFILE_NOT_CHECKED'))).toEqual(['information PROFILE_NOT_CHECKED Observation.method']);
     expect(problemsOf(res)).toEqual([]);
+  });
+
+  it('a tenant that switches required bindings off (tenant set --required-bindings false) stores with a warning; $validate still errs', async () => {
+    const body = obs({ status: 'preliminary' });
+    await updateTenantSettings(server.deps.db, t.slug, { requiredBindings: false });
+    server.app.tenants.invalidate(t.slug);
+    try {
+      const res = await send(t, 'post', 'Observation', body);
+      expect(res.status).toBe(201);
+      expect(problemsOf(await validate(t, 'Observation/$validate', body))).toEqual(['error PROFILE_BINDING Observation.status']);
+    } finally {
+      await updateTenantSettings(server.deps.db, t.slug, { requiredBindings: true });
+      server.app.tenants.invalidate(t.slug);
+    }
+    expectRefused(await send(t, 'post', 'Observation', body), ['error PROFILE_BINDING Observation.status'], URL);
   });
 });

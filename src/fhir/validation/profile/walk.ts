@@ -223,7 +223,9 @@ export class Walker {
     const b = node.binding!;
     const codes = codesOf(it.value, it.type);
     if (codes === undefined) return;
-    const severity = b.strength === 'required' ? 'error' : 'warning';
+    // a tenant may turn required bindings into warnings on its writes (requiredBindings: false); $validate keeps them errors
+    const enforced = b.strength === 'required' && (this.opts.informational || this.ctx.tenant.settings.requiredBindings !== false);
+    const severity = enforced ? 'error' : 'warning';
     if (codes.length === 0) {
       // a CodeableConcept with text only meets an extensible binding; a required one needs a code (a Quantity may have none)
       if (b.strength === 'required' && it.type === 'CodeableConcept') {
