@@ -254,6 +254,25 @@ interface Batch {
 /** Reads the next batch of a step after `afterId` (at most `limit` rows scanned). */
 type LineSource = (afterId: string, limit: number) => Promise<Batch>;
 
+/** A batch read from the store as a Batch: its admitted rows (`keep`), each one NDJSON line of `line` when rendered. */
+function batchOf<R>(read: { rows: R[]; lastId?: string; more: boolean; keep: boolean[] }, line: (row: R) => string): Batch {
+  return {
+    rows: read.rows.length,
+    ...(read.lastId !== undefined ? { lastId: read.lastId } : {}),
+    more: read.more,
+    render() {
+      let text = '';
+      let count = 0;
+      for (const [i, row] of read.rows.entries()) {
+        if (!read.keep[i]) continue;
+        text += `${line(row)}\n`;
+        count++;
+      }
+      return { text, count };
+    },
+  };
+}
+
 /**
  * One version to admit: judged on its own content (`historic`: a version of the snapshot read from history, or a
  * deleted resource's last version), or a current row that SQL matched, with the plans it met only lifted (`pending`).
@@ -321,23 +340,8 @@ function outputLines(ctx: FhirContext, p: ExportParams, type: string, scan: Type
       });
       return { ...b, keep: await admit(ctx, s, scan, p.transactionTime, b.rows) };
     });
-    return {
-      rows: batch.rows.length,
-      ...(batch.lastId !== undefined ? { lastId: batch.lastId } : {}),
-      more: batch.more,
-      render() {
-        let text = '';
-        let count = 0;
-        for (const [i, row] of batch.rows.entries()) {
-          if (!batch.keep[i]) continue;
-          // unshaped, the stored JSON text goes out as it is (as read and search send it; jsonb's text has no newlines)
-          if (raw) text += `${row.json}\n`;
-          else text += `${JSON.stringify(shapeResource(JSON.parse(row.json) as Record<string, unknown>, undefined, scan.elements, scan.limit))}\n`;
-          count++;
-        }
-        return { text, count };
-      },
-    };
+    // unshaped, the stored JSON text goes out as it is (as read and search send it; jsonb's text has no newlines)
+    return batchOf(batch, (row) => (raw ? row.json : JSON.stringify(shapeResource(JSON.parse(row.json) as Record<string, unknown>, undefined, scan.elements, scan.limit))));
   };
 }
 
@@ -355,21 +359,7 @@ function deletionLines(ctx: FhirContext, p: ExportParams, type: string, scan: Ty
       const b = await deletedBatch(s.q, ctx.tenant.id, { type, since: p.since!, transactionTime: p.transactionTime, afterId, limit, withContent: !open });
       return { ...b, keep: open ? b.rows.map(() => true) : await admit(ctx, s, scan, p.transactionTime, b.rows.map((r) => ({ json: r.live, historic: true }))) };
     });
-    return {
-      rows: batch.rows.length,
-      ...(batch.lastId !== undefined ? { lastId: batch.lastId } : {}),
-      more: batch.more,
-      render() {
-        let text = '';
-        let count = 0;
-        for (const [i, row] of batch.rows.entries()) {
-          if (!batch.keep[i]) continue;
-          text += `${JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'DELETE', url: `${type}/${row.id}` } }] })}\n`;
-          count++;
-        }
-        return { text, count };
-      },
-    };
+    return batchOf(batch, (row) => JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'DELETE', url: `${type}/${row.id}` } }] }));
   };
 }
 

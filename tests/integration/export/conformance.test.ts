@@ -3,10 +3,9 @@
 // manifest's field types, a deterministic in-progress 202, errored status / delete / file requests, unauthenticated
 // status and file requests, repeated _typeFilter, root-only _elements, current versions only, Provenance at system level.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { ExportStorage } from '../../../src/export/storage.js';
 import { newApp, newUser } from '../../helpers/oauth.js';
 import { authed, create, FHIR_JSON, newTenant, startServer, tokenFor, type TestServer, type TestTenant } from '../../helpers/server.js';
-import { downloadAll, kickOff, pathOf, runExport, waitForManifest } from './helpers.js';
+import { downloadAll, holdExportCommits, kickOff, pathOf, runExport, waitForManifest } from './helpers.js';
 
 let server: TestServer;
 let t: TestTenant;
@@ -155,29 +154,17 @@ describe('Bulk Data conformance: the completion manifest', () => {
 
 describe('Bulk Data conformance: status, delete and file requests', () => {
   it('answers a status request of a running export 202 with X-Progress, then 200 with the manifest', async () => {
-    const real = server.app.exports.storage;
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    server.app.exports.storage = {
-      ...real,
-      put: async (...a) => {
-        const w = await real.put(...a);
-        return { ...w, commit: async () => { await gate; await w.commit(); } };
-      },
-      get: (...a) => real.get(...a),
-      delete: (...a) => real.delete(...a),
-    } satisfies ExportStorage;
+    const hold = holdExportCommits(server);
     try {
       const status = await kickOff(t.api, `${t.path}/$export?_type=Patient`);
       const running = await t.api.get(pathOf(status));
       expect(running.status).toBe(202);
       expect(running.headers['x-progress']).toMatch(/progress/);
-      release();
+      hold.release();
       const m = await waitForManifest(t.api, status);
       expect(m.output.length).toBeGreaterThan(0);
     } finally {
-      release();
-      server.app.exports.storage = real;
+      hold.restore();
     }
   });
 

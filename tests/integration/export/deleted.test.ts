@@ -4,10 +4,9 @@
 // members) and the caller's access (judged on each resource's last version before its deletion), never another
 // tenant's, and never a resource that is also in `output`.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { ExportStorage } from '../../../src/export/storage.js';
 import { newApp, newUser } from '../../helpers/oauth.js';
 import { authed, create, FHIR_JSON, newTenant, startServer, tokenFor, type TestServer, type TestTenant } from '../../helpers/server.js';
-import { downloadAll, downloadDeleted, kickOff, runExport, waitForManifest } from './helpers.js';
+import { downloadAll, holdExportCommits, downloadDeleted, kickOff, runExport, waitForManifest } from './helpers.js';
 
 let server: TestServer;
 let t: TestTenant;
@@ -164,31 +163,19 @@ describe("the manifest's deleted array as of the snapshot (transactionTime)", ()
     await remove(t, x);
     await remove(t, y);
     // hold the export at its first file (Patient) until the changes after kick-off are written
-    const real = server.app.exports.storage;
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    server.app.exports.storage = {
-      ...real,
-      put: async (...a) => {
-        const w = await real.put(...a);
-        return { ...w, commit: async () => { await gate; await w.commit(); } };
-      },
-      get: (...a) => real.get(...a),
-      delete: (...a) => real.delete(...a),
-    } satisfies ExportStorage;
+    const hold = holdExportCommits(server);
     try {
       const status = await kickOff(t.api, `${t.path}/$export?_type=Patient,Observation&_since=${encodeURIComponent(since)}`);
       await new Promise((r) => setTimeout(r, 20));
       const back = await t.api.put(`${t.path}/${ref(x)}`).set('Content-Type', FHIR_JSON).send(JSON.stringify({ ...x, meta: undefined }));
       expect(back.status).toBe(201);
       await remove(t, z);
-      release();
+      hold.release();
       const m = await waitForManifest(t.api, status);
       expect((await downloadDeleted(t.api, m)).sort()).toEqual([ref(x), ref(y)].sort());
       expect((await downloadAll(t.api, m)).map(ref)).toEqual([ref(patients[0])]);
     } finally {
-      release();
-      server.app.exports.storage = real;
+      hold.restore();
     }
   });
 });

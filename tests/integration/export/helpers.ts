@@ -1,6 +1,7 @@
 // Shared steps of the Bulk Data export tests: kick-off, poll until the manifest, download and parse NDJSON.
 import { expect } from '@jest/globals';
-import type { Api } from '../../helpers/server.js';
+import type { ExportStorage } from '../../../src/export/storage.js';
+import type { Api, TestServer } from '../../helpers/server.js';
 
 export async function kickOff(api: Api, path: string): Promise<string> {
   const res = await api.get(path).set('Prefer', 'respond-async').set('Accept', 'application/fhir+json');
@@ -92,4 +93,30 @@ export async function downloadDeleted(api: Api, m: Manifest): Promise<string[]> 
     }
   }
   return refs;
+}
+
+/**
+ * Holds every export file's commit until `release()`: the export stays running while a test looks at it or writes
+ * after its kick-off. `restore()` releases and puts the server's own storage back (call it in `finally`).
+ */
+export function holdExportCommits(server: TestServer): { release(): void; restore(): void } {
+  const real = server.app.exports.storage;
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  server.app.exports.storage = {
+    ...real,
+    put: async (...a) => {
+      const w = await real.put(...a);
+      return { ...w, commit: async () => { await gate; await w.commit(); } };
+    },
+    get: (...a) => real.get(...a),
+    delete: (...a) => real.delete(...a),
+  } satisfies ExportStorage;
+  return {
+    release,
+    restore() {
+      release();
+      server.app.exports.storage = real;
+    },
+  };
 }

@@ -4,10 +4,9 @@
 // reaches (the `patient` parameter: a target that is the Patient); once each; never one that targets another patient's resource or another tenant's;
 // none when _type leaves Provenance out; as of the snapshot (transactionTime), for the Provenance and its targets.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { ExportStorage } from '../../../src/export/storage.js';
 import { newApp, newUser } from '../../helpers/oauth.js';
 import { authed, create, FHIR_JSON, newTenant, startServer, tokenFor, type Api, type TestServer, type TestTenant } from '../../helpers/server.js';
-import { downloadAll, downloadDeleted, kickOff, runExport, waitForManifest } from './helpers.js';
+import { downloadAll, holdExportCommits, downloadDeleted, kickOff, runExport, waitForManifest } from './helpers.js';
 
 let server: TestServer;
 let t: TestTenant;
@@ -142,18 +141,7 @@ describe('Provenance at Group level as of the snapshot (transactionTime)', () =>
     const toMovedAway = await create(t, provenance([ref(movedAway)]));
     // at kick-off its target is another patient's; after it, the target moves to me (not exported)
     const toMovedIn = await create(t, provenance([ref(movedIn)]));
-    const real = server.app.exports.storage;
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    server.app.exports.storage = {
-      ...real,
-      put: async (...a) => {
-        const w = await real.put(...a);
-        return { ...w, commit: async () => { await gate; await w.commit(); } };
-      },
-      get: (...a) => real.get(...a),
-      delete: (...a) => real.delete(...a),
-    } satisfies ExportStorage;
+    const hold = holdExportCommits(server);
     let created: Record<string, any> | undefined;
     try {
       // Observation comes before Provenance: its first file holds the run until the changes are written
@@ -163,7 +151,7 @@ describe('Provenance at Group level as of the snapshot (transactionTime)', () =>
       await put(t, { ...movedAway, subject: { reference: ref(them) } });
       await put(t, { ...movedIn, subject: { reference: ref(me) } });
       created = await create(t, provenance([ref(myObs)]));
-      release();
+      hold.release();
       const m = await waitForManifest(t.api, status);
       const all = await downloadAll(t.api, m);
       const prov = all.filter((r) => r.resourceType === 'Provenance');
@@ -174,8 +162,7 @@ describe('Provenance at Group level as of the snapshot (transactionTime)', () =>
       expect(prov.map((r) => r.id)).not.toContain(toMovedIn.id);
       expect(prov.map((r) => r.id)).not.toContain(created.id);
     } finally {
-      release();
-      server.app.exports.storage = real;
+      hold.restore();
     }
   });
 });

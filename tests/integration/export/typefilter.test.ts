@@ -4,9 +4,8 @@
 // query (SQL), the export is kicked off and held at its first file while every resource of the type changes to state
 // B (which would answer the query differently), then the export must contain exactly what the search answered.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { ExportStorage } from '../../../src/export/storage.js';
 import { create, FHIR_JSON, newTenant, startServer, type TestServer, type TestTenant } from '../../helpers/server.js';
-import { downloadAll, kickOff, waitForManifest } from './helpers.js';
+import { downloadAll, holdExportCommits, kickOff, waitForManifest } from './helpers.js';
 
 let server: TestServer;
 let t: TestTenant;
@@ -106,32 +105,20 @@ describe('_typeFilter on resources changed after kick-off (judged in memory on t
     const expected = await searched(type, query);
     expect(expected.length).toBeGreaterThan(0);
     expect(expected.length).toBeLessThan(ids[type].length);
-    const real = server.app.exports.storage;
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    server.app.exports.storage = {
-      ...real,
-      put: async (...a) => {
-        const w = await real.put(...a);
-        return { ...w, commit: async () => { await gate; await w.commit(); } };
-      },
-      get: (...a) => real.get(...a),
-      delete: (...a) => real.delete(...a),
-    } satisfies ExportStorage;
+    const hold = holdExportCommits(server);
     try {
       const status = await kickOff(t.api, `${t.path}/$export?_type=Group,${type}&_typeFilter=${encodeURIComponent(filter)}`);
       await new Promise((r) => setTimeout(r, 20));
       await writeAll(type, 'b');
       // state B answers the query differently: judging the current version would be caught
       expect(await searched(type, query)).not.toEqual(expected);
-      release();
+      hold.release();
       const m = await waitForManifest(t.api, status);
       const exported = (await downloadAll(t.api, m)).filter((r) => r.resourceType === type && ids[type].includes(r.id));
       expect(exported.map((r) => r.id).sort()).toEqual(expected);
       expect(exported.every((r) => r.meta.versionId !== undefined && r.name?.[0]?.family !== 'Zzz')).toBe(true);
     } finally {
-      release();
-      server.app.exports.storage = real;
+      hold.restore();
     }
   });
 });
