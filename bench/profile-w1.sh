@@ -25,17 +25,5 @@ for i in $(seq 1 "$rounds"); do
     TENANT_SET_ARGS="$args" "$here/bench/founders.sh" --patients "$patients" --label "profiles-$mode" --out-dir "$out" --workloads w1 | tail -2
   done
 done
-node - "$out" <<'JS'
-const fs = require('fs');
-const dir = process.argv[2];
-const runs = fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort().map((f) => JSON.parse(fs.readFileSync(`${dir}/${f}`, 'utf8')));
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
-const by = { 'profiles-off': [], 'profiles-on': [] };
-for (const r of runs) by[r.meta?.label ?? r.label]?.push(r);
-console.log('run            W1 res/s  W1 bundle p95 ms');
-for (const [label, list] of Object.entries(by)) for (const r of list) console.log(`${label.padEnd(14)} ${String(r.w1?.resourcesPerSec).padStart(8)}  ${String(r.w1?.bundleLatencyMs?.p95).padStart(16)}`);
-const m = (label, fn) => median(by[label].map(fn).filter((x) => typeof x === 'number'));
-const off = m('profiles-off', (r) => r.w1?.resourcesPerSec), on = m('profiles-on', (r) => r.w1?.resourcesPerSec);
-console.log(`medians: W1 ${off} -> ${on} res/s (cost ${(((off - on) / off) * 100).toFixed(1)}%)`);
-JS
+node "$here/bench/ab-report.mjs" "$out" profiles-off profiles-on w1
 echo "results: $out"
