@@ -123,4 +123,7 @@ export interface Deps {
   metrics: Metrics;
   /** The audit trail's records outside a write's own statement (src/store/audit-spool.ts AuditSpool); closed before the database. */
   audit: AuditSink;
+  // --- issue 11 (tenant administration): each service's field goes in its own slot ---
+  // slot: rate limits (src/tenancy/rate-limits.ts)
+  // slot: usage (src/tenancy/usage.ts)
 }

@@ -32,11 +32,43 @@ export interface TenantSettings {
   requiredProfiles?: Record<string, string[]>;
   /** A write breaking a required binding of a profile is refused (default true); false: it is stored with a warning. */
   requiredBindings?: boolean;
+  // --- security policies (issue 11; src/tenancy/security-policy.ts) ---
+  /** CIDR blocks (IPv4 and IPv6) allowed to sign in, get tokens and call the tenant's API; unset or empty: any. */
+  ipAllowList?: string[];
+  /** Minutes a sign-in session may sit unused before the user signs in again (at most AUTH_SESSION_IDLE_MINUTES). */
+  idleTimeoutMinutes?: number;
+  /** Shortest password accepted for the tenant's users (at least the server's own minimum). */
+  passwordMinLength?: number;
+  /** Refuse passwords found in the breached-password list (terminology/../ see docs). */
+  breachedPasswordCheck?: boolean;
+  /** Longest access-token lifetime issued for the tenant (seconds; at most the server's). */
+  maxTokenLifetimeSeconds?: number;
+  /** Break-glass support access to this tenant needs one of its tenant admins to approve it first. */
+  breakGlassApproval?: boolean;
 }
+
+/**
+ * Where a tenant is in its life (issue 11): trial -> active -> suspended -> active; active|suspended -> archived
+ * (read-only); -> terminated (erased after a grace period). src/tenancy/lifecycle.ts decides what each allows.
+ */
+export type TenantStatus = 'trial' | 'active' | 'suspended' | 'archived' | 'terminated';
 
 export interface Tenant {
   id: TenantId;
   name: string;
   status: string;
   settings: TenantSettings;
+  /** The plan (src/tenancy/plans.ts) whose quotas apply; undefined for tenants made before plans existed. */
+  plan?: string;
+  /** solo-practice | multi-branch | diagnostic-centre | hospital-group | lab (free text checked at create). */
+  type?: string;
+  /** The tenant's own host name (host-based tenants), if any. */
+  host?: string | null;
+  /** A trial's end (ISO); past it the tenant is read-only. */
+  trialEndsAt?: string | null;
+}
+
+/** A tenant that exists for its users (any status but terminated): requests reach lifecycle checks, not 404. */
+export function isServing(t: Tenant | undefined): t is Tenant {
+  return !!t && t.status !== 'terminated';
 }

@@ -91,6 +91,7 @@ export function createApp(deps: Deps, opts: AppOptions = {}): AppHandle {
     async verify(authorization, audience, tenantId) {
       const p = await auth.verifier.verify(authorization, audience, tenantId);
       const c = p.claims;
+      // slot: break-glass (src/auth/break-glass.ts) widens a platform admin's guard while a grant is active
       const caller = { clientId: c.client_id, sub: c.sub, role: c.role, scope: c.scope, ...(c.patient ? { patient: c.patient } : {}), ...(c.fhirUser ? { fhirUser: c.fhirUser } : {}) };
       return { guard: p.guard, clientId: c.client_id, caller };
     },
@@ -99,6 +100,8 @@ export function createApp(deps: Deps, opts: AppOptions = {}): AppHandle {
   const exports = new Exports(deps, localExportStorage(deps));
   const dispatch = dispatcher({ software: SOFTWARE, startedAt, security: capabilitySecurity(deps.config.publicBaseUrl) });
   app.use('/fhir', fhirRouter({ deps, tenants, verifier: opts.verifier ?? tokens, origins: auth.origins, dispatch, subscriptions, exports }));
+  // slot: admin API (src/admin/api.ts), JSON under /admin/api
+  // slot: admin console (src/admin/console.ts), HTML pages under /admin
   app.use((req, _res, next) => {
     next(new FhirError('not-found', `Nothing at ${req.path.slice(0, 200)}; FHIR bases live under /fhir/{tenant}`, { code: 'PATH_UNKNOWN' }));
   });

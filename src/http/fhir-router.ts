@@ -19,6 +19,8 @@ import type { TenantCache } from '../tenancy/tenant-cache.js';
 import { readBody } from './read-body.js';
 import type { CancelSignal } from '../platform/cancel.js';
 import { checkFormat, send } from './respond.js';
+import { isServing } from '../core/tenant.js';
+import { admit } from '../tenancy/admission.js';
 
 /** Who is asking: the guard of the verified bearer token (401 otherwise), and the client it was issued to. */
 export interface RequestVerifier {
@@ -117,7 +119,7 @@ export function fhirRouter(opts: RouterOptions) {
       const [slug, ...rest] = segments(req);
       if (!slug) throw new FhirError('not-found', 'Use /fhir/{tenant} as the FHIR base', { code: 'TENANT_UNKNOWN' });
       const tenant = await opts.tenants.get(slug);
-      if (!tenant || tenant.status !== 'active') {
+      if (!isServing(tenant)) {
         throw new FhirError('not-found', `Unknown tenant '${slug.slice(0, 64)}'`, { code: 'TENANT_UNKNOWN' });
       }
       res.locals.log = res.locals.log.child({ tenantId: tenant.id });
@@ -139,6 +141,16 @@ export function fhirRouter(opts: RouterOptions) {
         res.locals.log = res.locals.log.child({ clientId: who.clientId });
         if (cors && !(await opts.origins.forClient(who.clientId)).has(req.headers.origin!)) res.removeHeader('Access-Control-Allow-Origin');
       }
+      const admitted = await admit(deps, {
+        tenant,
+        method: req.method === 'HEAD' ? 'GET' : req.method,
+        path: rest,
+        address: req.ip,
+        peer: req.socket.remoteAddress,
+        discovery,
+        ...(who?.caller ? { role: who.caller.role, sub: who.caller.sub, clientId: who.caller.clientId } : {}),
+      });
+      for (const [k, v] of Object.entries(admitted)) res.setHeader(k, v);
       const params = queryParams(req);
       checkFormat(req, params);
       const agent = agentOf(req, who?.caller);
