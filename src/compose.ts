@@ -65,6 +65,7 @@ export async function buildDeps(config: Config, log: Logger = createLogger(confi
     queues: createQueues(config, log, metrics),
     metrics,
     audit,
+    // slot: plans (src/store/plans.ts)
     // slot: rate limits (src/tenancy/rate-limits.ts)
     // slot: usage (src/tenancy/usage.ts)
   };

@@ -124,6 +124,7 @@ export interface Deps {
   /** The audit trail's records outside a write's own statement (src/store/audit-spool.ts AuditSpool); closed before the database. */
   audit: AuditSink;
   // --- issue 11 (tenant administration): each service's field goes in its own slot ---
+  // slot: plans (src/store/plans.ts PlanCatalog implements core/plans.ts PlanLookup)
   // slot: rate limits (src/tenancy/rate-limits.ts)
   // slot: usage (src/tenancy/usage.ts)
 }

@@ -45,6 +45,7 @@ export function createApp(deps: Deps, opts: AppOptions = {}): AppHandle {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  // slot: trusted proxies (src/tenancy/security-policy.ts)
   if (deps.config.trustProxy) app.set('trust proxy', true);
   const auth = createAuthServer(deps, tenants);
 

@@ -184,6 +184,7 @@ function agentOf(req: Request, caller: Caller | undefined): AuditAgent {
   agent.clientId = caller.clientId;
   agent.role = caller.role;
   if (caller.sub !== caller.clientId) agent.userSub = caller.sub;
+  // slot: break-glass (the grant a platform admin acts under, src/auth/break-glass.ts)
   if (caller.fhirUser) agent.userRef = caller.fhirUser.replace(/^.*\/((?:Practitioner|PractitionerRole|Patient|RelatedPerson|Person)\/[^/]+)$/, '$1');
   return agent;
 }
