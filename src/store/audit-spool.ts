@@ -4,7 +4,9 @@
 // Why a file: issue 12 asks that "a read never waits on its audit row and no audit record is lost when the process
 // dies after answering". Appending one line to a file costs a few microseconds (a write(2) into the page cache, which
 // outlives the process); a database round trip per read cost W2 a quarter of its throughput. A shipper then moves the
-// records into audit_event (one INSERT per tenant per batch) and advances its offset; a file whose records are all
+// records into audit_event (one INSERT per tenant per batch; it keeps the lines it has not shipped in memory as well,
+// so it does not read its own file back unless the database stayed away long enough to pass MEMORY_LINES) and
+// advances its offset; a file whose records are all
 // stored is removed. A process that died leaves its file behind: the next process on the same DATA_DIR claims it (an
 // atomic rename, so two never ship one file) and ships what it holds. Each record carries an origin key (file,
 // line, position): records a dead process had shipped without advancing its offset are recognised and not stored twice.
@@ -36,10 +38,19 @@ const SUFFIX = '.audit.jsonl';
 const ROTATE_BYTES = 8 * 1024 * 1024;
 /** At most this much of a file is read per batch. */
 const READ_BYTES = 4 * 1024 * 1024;
+/** At most this many lines per batch shipped from memory. */
+const BATCH_LINES = 5000;
+/**
+ * Lines kept in memory for the shipper beyond which it reads them back from the file instead (the database is
+ * away for long: memory stays bounded, the file holds everything).
+ */
+const MEMORY_LINES = 100_000;
 
 export interface SpoolOptions {
   /** Milliseconds between an append and the shipping of its batch. */
   shipIntervalMs?: number;
+  /** Unshipped lines kept in memory before the shipper reads from the file instead (default MEMORY_LINES). */
+  memoryLines?: number;
 }
 
 /** `<host>.<pid>.<instance>.<n>.audit.jsonl`: who owns a spool file. */
@@ -73,6 +84,13 @@ export class AuditSpool implements AuditSink {
   private size = 0;
   private shipped = 0;
   private lineNo = 0;
+  /**
+   * The lines appended and not yet shipped, as written (the shipper stores them without reading the file back), in
+   * file order from offset `shipped`. Empty while `overflowed`: the shipper then reads from the file until it has
+   * caught up.
+   */
+  private pending: { line: SpoolLine; bytes: number }[] = [];
+  private overflowed = false;
   private timer: NodeJS.Timeout | undefined;
   private shipping: Promise<void> | undefined;
   /** After a failed batch the next attempt checks which records were stored after all. */
@@ -81,6 +99,7 @@ export class AuditSpool implements AuditSink {
   private sweeper: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly shipIntervalMs: number;
+  private readonly memoryLines: number;
 
   constructor(
     private readonly db: Db,
@@ -89,6 +108,7 @@ export class AuditSpool implements AuditSink {
     opts: SpoolOptions = {},
   ) {
     this.shipIntervalMs = opts.shipIntervalMs ?? 20;
+    this.memoryLines = opts.memoryLines ?? MEMORY_LINES;
     LIVE.add(this.instance);
   }
 
@@ -194,6 +214,12 @@ export class AuditSpool implements AuditSink {
       throw err;
     }
     this.size += buf.length;
+    if (this.overflowed) return;
+    if (this.pending.length < this.memoryLines) this.pending.push({ line, bytes: buf.length });
+    else {
+      this.overflowed = true;
+      this.pending = [];
+    }
   }
 
   private open(): void {
@@ -203,6 +229,8 @@ export class AuditSpool implements AuditSink {
     this.size = fstatSync(this.fd).size;
     this.shipped = 0;
     this.lineNo = 0;
+    this.pending = [];
+    this.overflowed = false;
   }
 
   private schedule(ms: number): void {
@@ -224,11 +252,24 @@ export class AuditSpool implements AuditSink {
 
   private async shipBatch(): Promise<void> {
     if (this.fd === undefined || this.shipped >= this.size) return;
-    const { lines, bytes, damaged } = readLines(this.fd, this.shipped, Math.min(this.size, this.shipped + READ_BYTES));
-    if (damaged) this.log.error({ file: this.path, lines: damaged }, 'audit spool: unreadable lines skipped');
+    const fromMemory = !this.overflowed;
+    let lines: SpoolLine[];
+    let bytes = 0;
+    if (fromMemory) {
+      const batch = this.pending.slice(0, BATCH_LINES);
+      lines = batch.map((p) => p.line);
+      for (const p of batch) bytes += p.bytes;
+    } else {
+      const read = readLines(this.fd, this.shipped, Math.min(this.size, this.shipped + READ_BYTES));
+      if (read.damaged) this.log.error({ file: this.path, lines: read.damaged }, 'audit spool: unreadable lines skipped');
+      ({ lines, bytes } = read);
+    }
     try {
       await this.store(lines, this.uncertain);
       this.shipped += bytes;
+      if (fromMemory) this.pending.splice(0, lines.length);
+      // caught up with the file: appends from here on are kept in memory again
+      else if (this.shipped >= this.size) this.overflowed = false;
       this.uncertain = false;
       this.failures = 0;
     } catch (err) {

@@ -224,6 +224,24 @@ describe('a server killed right after answering', () => {
   }, 120_000);
 });
 
+// the shipper keeps unshipped lines in memory; past its bound it reads them back from the file, then returns to memory
+it('stores every record once when more lines wait than it keeps in memory, and after it has caught up', async () => {
+  const dir = tempDir('tenfhir-spool-');
+  const spool = new AuditSpool(server.deps.db, createLogger('silent'), dir, { shipIntervalMs: 3_600_000, memoryLines: 2 });
+  const patient = (await create(t, { resourceType: 'Patient', name: [{ family: 'Overflow' }] })).id as string;
+  try {
+    for (let i = 0; i < 5; i++) await spool.record(t.slug, [readRecord(patient, `rq-over-${i}`)]);
+    await spool.settle();
+    expect(await auditOf(t, `entity=Patient/${patient}&subtype=read`)).toHaveLength(5);
+    for (let i = 5; i < 7; i++) await spool.record(t.slug, [readRecord(patient, `rq-over-${i}`)]);
+    await spool.settle();
+  } finally {
+    await spool.close();
+  }
+  expect(await auditOf(t, `entity=Patient/${patient}&subtype=read`)).toHaveLength(7);
+  expect(readdirSync(dir)).toEqual([]);
+});
+
 // the directory a spool writes to is made on first use
 it('a spool creates its directory on its first record', async () => {
   const dir = join(tempDir('tenfhir-spool-'), 'nested', 'audit-spool');
