@@ -1,4 +1,4 @@
-// CLI: migrate, tenant create/list/settings, config docs. Works while the server runs on the embedded database
+// CLI: migrate, tenants (src/cli/tenants.ts), config docs. Works while the server runs on the embedded database
 // by connecting to the server's private PGlite socket (DATA_DIR/server.json), and then speaks for that server.
 import '../platform/runtime-notice.js';
 import { parseArgs } from 'node:util';
@@ -7,25 +7,17 @@ import { buildDeps } from '../compose.js';
 import { FhirError } from '../core/errors.js';
 import { runningEmbedded } from '../platform/embedded.js';
 import { createLogger, flushLogs } from '../platform/log.js';
-import { findTenant, listTenants, updateTenantSettings } from '../store/tenants.js';
-import { createTenant } from '../tenancy/create-tenant.js';
+import { findTenant } from '../store/tenants.js';
 import { jobStatus, startReindex, waitForJob } from '../jobs/reindex.js';
 import { jobsCommand, JOBS_USAGE } from './jobs.js';
 import { purgeAuditTrail } from '../jobs/audit-purge.js';
 import { subscriptionCommand, SUBSCRIPTIONS_USAGE } from './subscriptions.js';
-import { applyProfileOptions } from './required-profiles.js';
+import { tenantCommand, TENANT_USAGE } from './tenants.js';
 import { authCommand, AUTH_USAGE } from './auth.js';
-import { registerClient } from '../auth/admin.js';
-import { createAuthServer } from '../auth/server.js';
-import { TenantCache } from '../tenancy/tenant-cache.js';
 
 const USAGE = `usage: npm run cli -- <command>
   migrate                                   apply pending migrations
-  tenant create <slug> --name "<name>"      create a tenant, its root Organization and its operator client <slug>-cli
-  tenant list                               list tenants
-  tenant set <slug> [--referential-integrity true|false] [--mfa-required true|false] [--audit-retention-days N]
-             [--required-bindings true|false] [--require-profile Type=url]... [--clear-required-profiles Type|*]...
-                                            every resource of Type must meet the profile on create/update (profiles/README.md)
+${TENANT_USAGE}
   audit purge [<slug>]                      delete audit records older than each tenant's retention now (it also runs every AUDIT_PURGE_INTERVAL_MINUTES)
   reindex <slug> [--type Observation,Patient]  recompute search index rows (after adding a SearchParameter)
 ${JOBS_USAGE}
@@ -76,78 +68,9 @@ async function run(argv: string[]): Promise<number> {
       console.log('migrations up to date');
       return 0;
     }
-    if (cmd === 'tenant' && sub === 'create') {
-      const { values, positionals } = parseArgs({ args: rest, options: { name: { type: 'string' } }, allowPositionals: true });
-      const slug = positionals[0];
-      if (!slug || !values.name) {
-        console.error('usage: tenant create <slug> --name "<name>"');
-        return 2;
-      }
-      const { baseUrl } = await createTenant(deps, slug, values.name);
-      console.log(`created tenant ${slug}: FHIR base ${baseUrl}`);
-      // an operator client, as the demo tenant has demo-cli: its key is held by no one, tokens come from this CLI
-      const clientId = `${slug}-cli`;
-      const auth = createAuthServer(deps, new TenantCache(deps.db));
-      try {
-        await registerClient(deps, auth.provider(), { tenant: slug, kind: 'operator', name: `${values.name} operator (CLI tokens)`, clientId, scope: 'system/*.cruds' });
-      } finally {
-        auth.close();
-      }
-      console.log(`operator client ${clientId} registered; get an access token with:`);
-      console.log(`  npm run -s cli -- token ${slug} --client ${clientId} --scope 'system/*.cruds'`);
-      return 0;
-    }
-    if (cmd === 'tenant' && sub === 'list') {
-      for (const t of await listTenants(deps.db)) console.log(`${t.id}\t${t.status}\t${t.name}`);
-      return 0;
-    }
-    if (cmd === 'tenant' && sub === 'set') {
-      const { values, positionals } = parseArgs({
-        args: rest,
-        options: {
-          'referential-integrity': { type: 'string' },
-          'mfa-required': { type: 'string' },
-          'audit-retention-days': { type: 'string' },
-          'required-bindings': { type: 'string' },
-          'require-profile': { type: 'string', multiple: true },
-          'clear-required-profiles': { type: 'string', multiple: true },
-        },
-        allowPositionals: true,
-      });
-      const ri = values['referential-integrity'];
-      const mfa = values['mfa-required'];
-      const days = values['audit-retention-days'];
-      const bindings = values['required-bindings'];
-      const requireProfile = values['require-profile'] ?? [];
-      const clearProfiles = values['clear-required-profiles'] ?? [];
-      const profilesChanged = requireProfile.length > 0 || clearProfiles.length > 0;
-      const ok = (v: string | undefined) => v === undefined || v === 'true' || v === 'false';
-      const okDays = days === undefined || (/^\d{1,6}$/.test(days) && Number(days) >= 1);
-      if (!positionals[0] || (ri === undefined && mfa === undefined && days === undefined && bindings === undefined && !profilesChanged) || !ok(ri) || !ok(mfa) || !ok(bindings) || !okDays) {
-        console.error('usage: tenant set <slug> [--referential-integrity true|false] [--mfa-required true|false] [--audit-retention-days N (>= 1)] [--required-bindings true|false] [--require-profile Type=url]... [--clear-required-profiles Type|*]...');
-        return 2;
-      }
-      const tenant = await findTenant(deps.db, positionals[0]);
-      if (!tenant) {
-        console.error(`error: unknown tenant '${positionals[0]}'`);
-        return 1;
-      }
-      const requiredProfiles = profilesChanged ? applyProfileOptions(tenant.settings.requiredProfiles, requireProfile, clearProfiles) : undefined;
-      if (typeof requiredProfiles === 'string') {
-        console.error(`error: ${requiredProfiles}`);
-        return 2;
-      }
-      const settings = {
-        ...(ri !== undefined ? { referentialIntegrity: ri === 'true' } : {}),
-        ...(mfa !== undefined ? { mfaRequired: mfa === 'true' } : {}),
-        ...(days !== undefined ? { auditRetentionDays: Number(days) } : {}),
-        ...(bindings !== undefined ? { requiredBindings: bindings === 'true' } : {}),
-        ...(requiredProfiles !== undefined ? { requiredProfiles } : {}),
-      };
-      await updateTenantSettings(deps.db, positionals[0], settings);
-      const shown = Object.entries(settings).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`);
-      console.log(`tenant ${positionals[0]}: ${shown.join(', ')} (servers pick it up within 5 s)`);
-      return 0;
+    if (cmd === 'tenant') {
+      const code = await tenantCommand(deps, sub, rest);
+      if (code !== undefined) return code;
     }
     const auth = await authCommand(deps, cmd, sub, rest, target.baseSource);
     if (auth !== undefined) return auth;
@@ -184,6 +107,8 @@ async function run(argv: string[]): Promise<number> {
     return 2;
   } finally {
     await deps.queues.close();
+    await deps.rateLimits.close();
+    await deps.usage.close();
     await deps.audit.close();
     await deps.db.close();
   }

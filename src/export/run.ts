@@ -7,6 +7,7 @@
 import { r4ResourceTypes } from '../core/definitions.js';
 import type { Deps } from '../core/deps.js';
 import type { Guard, GuardDecision } from '../core/guard.js';
+import { isServing } from '../core/tenant.js';
 import { isInPatientCompartment, patientCompartment } from '../fhir/compartment.js';
 import type { FhirContext } from '../fhir/context.js';
 import { authorizeSearch, versionInRegion } from '../fhir/guard.js';
@@ -18,6 +19,7 @@ import { failJob, findJob } from '../store/jobs.js';
 import { TenantStore, type TenantSession } from '../store/session.js';
 import { findTenant } from '../store/tenants.js';
 import { ownerAccess } from '../subscriptions/owner.js';
+import { serviceLevel } from '../tenancy/lifecycle.js';
 import { outcome, type ExportParams } from './job.js';
 import { alternativesHold } from './criteria.js';
 import type { ExportFileWriter, ExportStorage } from './storage.js';
@@ -45,7 +47,9 @@ function pause(deps: Deps): Promise<void> {
 /** The caller's context, as a request of it would have now (its client and user re-checked). */
 async function callerContext(deps: Deps, tenantId: string, id: string, p: ExportParams): Promise<FhirContext | string> {
   const tenant = await findTenant(deps.db, tenantId);
-  if (!tenant || tenant.status !== 'active') return 'the tenant is no longer active';
+  // a read-only tenant exports as before; a suspended one only for its administrators (to take its data out)
+  if (!isServing(tenant)) return 'the tenant no longer exists';
+  if (serviceLevel(tenant, deps.clock()) === 'suspended' && p.caller.role !== 'tenant-admin') return 'the tenant is suspended';
   const access = await ownerAccess(deps, tenantId, p.caller);
   if ('revoked' in access) return access.revoked.replace('subscription', 'export');
   const baseUrl = `${deps.config.publicBaseUrl}/fhir/${tenantId}`;

@@ -9,9 +9,11 @@ import { Redis } from 'ioredis';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { Deps } from '../core/deps.js';
 import { FhirError } from '../core/errors.js';
+import { isServing } from '../core/tenant.js';
 import type { FhirContext } from '../fhir/context.js';
 import { findState, firstPending, rescheduleEvents, type SubscriptionState } from '../store/subscriptions.js';
 import { findTenant } from '../store/tenants.js';
+import { serviceLevel } from '../tenancy/lifecycle.js';
 import { tenantContext } from './context.js';
 import type { WebSocketSender } from './deliver.js';
 import { notificationBundle } from './notification.js';
@@ -163,7 +165,9 @@ export class WebSocketChannel implements WebSocketSender, BindingTokens {
     const slug = PATH.exec(new URL(req.url ?? '/', 'http://x').pathname)?.[1];
     if (!slug || this.closed) return refuseUpgrade(socket, 404, 'Not Found');
     const tenant = await findTenant(this.deps.db, slug);
-    if (!tenant || tenant.status !== 'active') return refuseUpgrade(socket, 404, 'Not Found');
+    // terminated: unknown; suspended: closed to everyone (as its FHIR API, src/tenancy/lifecycle.ts); read-only: served
+    if (!isServing(tenant)) return refuseUpgrade(socket, 404, 'Not Found');
+    if (serviceLevel(tenant, this.deps.clock()) === 'suspended') return refuseUpgrade(socket, 403, 'Forbidden');
     this.wss!.handleUpgrade(req, socket, head, (ws) => this.connected(ws, tenant.id));
   }
 

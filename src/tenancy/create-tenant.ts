@@ -1,23 +1,86 @@
 // Tenant creation: the tenant row plus its root Organization (ARCHITECTURE.md "Tenancy"), whose id is the slug. The
 // platform catalog (docs/catalog.md) is the tenant with the reserved slug `platform`, created by the server itself.
+// Issue 11: a tenant may be created with a type, a plan (a trial plan starts the tenant in 'trial', ending after the
+// plan's days) and branding. A tenant made without a plan has none: no quota applies to it (tenants made before plans
+// existed, and `tenant create` without --plan, keep working as they did).
 import type { FhirContext } from '../fhir/context.js';
+import type { AuditAgent } from '../core/audit.js';
 import type { Deps } from '../core/deps.js';
 import { FhirError } from '../core/errors.js';
+import type { Plan } from '../core/plans.js';
 import { prepareUpdate } from '../fhir/interactions/update.js';
 import { writeOne } from '../fhir/write.js';
 import { TenantStore } from '../store/session.js';
 import { SERVER_AGENT } from '../core/audit.js';
 import { SYSTEM_GUARD } from '../core/guard.js';
-import { isTenantSlug, PLATFORM, RESERVED_SLUGS, type TenantId } from '../core/tenant.js';
+import { isTenantSlug, PLATFORM, RESERVED_SLUGS, type Tenant, type TenantId } from '../core/tenant.js';
 import { findTenant, insertTenant } from '../store/tenants.js';
 
-export async function createTenant(deps: Deps, slug: string, name: string): Promise<{ baseUrl: string }> {
+/** The kinds of organization the platform serves (issue 11); a plan may be sold to some of them only. */
+export const TENANT_TYPES = ['solo-practice', 'multi-branch', 'diagnostic-centre', 'hospital-group', 'lab'] as const;
+
+/** What a tenant is created with beside its slug and name. */
+export interface TenantOptions {
+  type?: string;
+  /** A plan id (the `plan` table); none: no quotas. */
+  plan?: string;
+  /** Names, colours and logo URLs the console and sign-in pages may show: string values only. */
+  branding?: Record<string, unknown>;
+  /** Who creates it (the tenant's first audit record names them); default: the server itself. */
+  by?: AuditAgent;
+}
+
+/** Throws 400 TENANT_SLUG_INVALID unless `slug` is a well-formed tenant id that no path of this server reserves. */
+export function checkSlug(slug: string): asserts slug is TenantId {
   if (!isTenantSlug(slug) || RESERVED_SLUGS.has(slug)) {
-    throw new FhirError('invalid', `Tenant slug '${slug}' must be 1-63 characters of a-z, 0-9 and '-', start with a letter or digit, and not be reserved`, { code: 'TENANT_SLUG_INVALID' });
+    throw new FhirError('invalid', `Tenant slug '${slug.slice(0, 80)}' must be 1-63 characters of a-z, 0-9 and '-', start with a letter or digit, and not be reserved`, { code: 'TENANT_SLUG_INVALID' });
   }
+}
+
+/** Throws 400 TENANT_BRANDING_INVALID unless branding is a small object of short strings. */
+export function checkBranding(branding: unknown): asserts branding is Record<string, string> {
+  const ok =
+    typeof branding === 'object' && branding !== null && !Array.isArray(branding) &&
+    Object.keys(branding).length <= 20 &&
+    Object.entries(branding).every(([k, v]) => /^[A-Za-z][A-Za-z0-9]{0,39}$/.test(k) && typeof v === 'string' && v.length <= 500);
+  if (!ok) throw new FhirError('invalid', 'branding is an object of at most 20 entries, each a name (letters and digits) and a text of at most 500 characters', { code: 'TENANT_BRANDING_INVALID' });
+}
+
+/** The plan `id` names: 400 PLAN_UNKNOWN when there is no such plan. */
+export async function findPlan(deps: Deps, id: string): Promise<Plan> {
+  const plan = await deps.plans.get(id);
+  if (!plan) throw new FhirError('invalid', `Unknown plan '${id.slice(0, 80)}'`, { code: 'PLAN_UNKNOWN' });
+  return plan;
+}
+
+/** A trial plan's end, counted from `now`; null for a paid plan. */
+export function trialEnd(plan: Plan, now: Date): Date | null {
+  return plan.trialDays === null ? null : new Date(now.getTime() + plan.trialDays * 86_400_000);
+}
+
+export async function createTenant(deps: Deps, slug: string, name: string, o: TenantOptions = {}): Promise<{ baseUrl: string; tenant: Tenant }> {
+  checkSlug(slug);
   if (!name.trim()) throw new FhirError('invalid', 'A tenant needs a name', { code: 'TENANT_NAME_MISSING' });
-  if (!(await insertTenant(deps.db, slug, name))) throw new FhirError('conflict', `Tenant '${slug}' already exists`, { code: 'TENANT_EXISTS' });
-  return setUpTenant(deps, slug, name);
+  if (name.length > 200) throw new FhirError('invalid', 'A tenant name has at most 200 characters', { code: 'TENANT_NAME_INVALID' });
+  if (o.type !== undefined && !(TENANT_TYPES as readonly string[]).includes(o.type)) {
+    throw new FhirError('invalid', `Unknown tenant type '${o.type.slice(0, 80)}': one of ${TENANT_TYPES.join(', ')}`, { code: 'TENANT_TYPE_UNKNOWN' });
+  }
+  if (o.branding !== undefined) checkBranding(o.branding);
+  const plan = o.plan !== undefined ? await findPlan(deps, o.plan) : undefined;
+  if (plan && plan.tenantTypes.length && !(o.type && plan.tenantTypes.includes(o.type))) {
+    throw new FhirError('invalid', `Plan '${plan.id}' is for ${plan.tenantTypes.join(', ')} tenants, not ${o.type ?? 'a tenant without a type'}`, { code: 'PLAN_TYPE_MISMATCH' });
+  }
+  const trialEndsAt = plan ? trialEnd(plan, deps.clock()) : null;
+  const row = {
+    status: trialEndsAt ? ('trial' as const) : ('active' as const),
+    ...(plan ? { plan: plan.id } : {}),
+    ...(o.type ? { type: o.type } : {}),
+    ...(o.branding ? { branding: o.branding } : {}),
+    ...(trialEndsAt ? { trialEndsAt } : {}),
+  };
+  if (!(await insertTenant(deps.db, slug, name, row))) throw new FhirError('conflict', `Tenant '${slug}' already exists`, { code: 'TENANT_EXISTS' });
+  const tenant: Tenant = { id: slug, name, status: row.status, settings: {}, ...(row.plan ? { plan: row.plan } : {}), ...(row.type ? { type: row.type } : {}), host: null, trialEndsAt: trialEndsAt?.toISOString() ?? null };
+  return { ...(await setUpTenant(deps, tenant, o.by ?? SERVER_AGENT)), tenant };
 }
 
 /** The platform catalog's name (its tenant row and root Organization). */
@@ -30,16 +93,17 @@ export const CATALOG_NAME = 'Platform catalog';
 export async function ensureCatalogTenant(deps: Deps): Promise<boolean> {
   if (await findTenant(deps.db, PLATFORM)) return false;
   if (!(await insertTenant(deps.db, PLATFORM, CATALOG_NAME))) return false;
-  await setUpTenant(deps, PLATFORM, CATALOG_NAME);
+  await setUpTenant(deps, { id: PLATFORM, name: CATALOG_NAME, status: 'active', settings: {} }, SERVER_AGENT);
   return true;
 }
 
 /** A new tenant row's root Organization and first audit record. */
-async function setUpTenant(deps: Deps, slug: TenantId, name: string): Promise<{ baseUrl: string }> {
+async function setUpTenant(deps: Deps, tenant: Tenant, by: AuditAgent): Promise<{ baseUrl: string }> {
+  const slug = tenant.id;
   const baseUrl = `${deps.config.publicBaseUrl}/fhir/${slug}`;
   const ctx: FhirContext = {
     deps,
-    tenant: { id: slug, name, status: 'active', settings: {} },
+    tenant,
     baseUrl,
     store: new TenantStore(deps.db, slug, baseUrl, undefined, deps.config.auditTrail ? undefined : null),
     registry: deps.registry,
@@ -47,7 +111,7 @@ async function setUpTenant(deps: Deps, slug: TenantId, name: string): Promise<{ 
     log: deps.log,
     guard: SYSTEM_GUARD,
   };
-  await writeOne(ctx, (s) => prepareUpdate(ctx, s, 'Organization', slug, { resourceType: 'Organization', id: slug, active: true, name }));
+  await writeOne(ctx, (s) => prepareUpdate(ctx, s, 'Organization', slug, { resourceType: 'Organization', id: slug, active: true, name: tenant.name }));
   // the tenant's first audit record: its creation (a platform event the platform admins see in the tenant's trail)
   await deps.audit.record(slug, [{
     recorded: deps.clock().toISOString(),
@@ -55,9 +119,9 @@ async function setUpTenant(deps: Deps, slug: TenantId, name: string): Promise<{ 
     subtype: 'tenant-create',
     action: 'C',
     outcome: 0,
-    agent: SERVER_AGENT,
+    agent: by,
     entities: [{ ref: `Organization/${slug}`, version: 1 }],
-    detail: { name },
+    detail: { name: tenant.name, ...(tenant.plan ? { plan: tenant.plan } : {}), ...(tenant.type ? { type: tenant.type } : {}), status: tenant.status },
   }]);
   return { baseUrl };
 }
