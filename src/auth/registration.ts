@@ -8,6 +8,7 @@ import type { AuditAgent } from '../core/audit.js';
 import type { Deps } from '../core/deps.js';
 import { FhirError } from '../core/errors.js';
 import { isTenantSlug } from '../core/tenant.js';
+import { assertQuotaRoom } from '../fhir/quotas.js';
 import { findClient } from '../store/auth-payloads.js';
 import { insertRegistrationToken, useRegistrationToken } from '../store/auth-users.js';
 import type { Access } from './access.js';
@@ -114,6 +115,7 @@ export function guardRegistration(deps: Deps, origins: OriginRegistry) {
       const tenant = iat?.split('.')[0];
       const ceiling = iat && isTenantSlug(tenant) ? await useRegistrationToken(deps.db, tenant, sha256(iat)) : undefined;
       if (!ceiling || !tenant) return oauthError(res, 401, 'invalid_token', 'registration needs a valid, unused initial access token (Authorization: Bearer)');
+      await assertQuotaRoom(deps, tenant, 'clients'); // the plan's clients quota (issue 11): src/fhir/quotas.ts
       const body = (req.body ?? {}) as Record<string, unknown>;
       req.body = bindToCeiling(body, tenant, ceiling.scope, scopeOf(body));
       delete req.headers.authorization;

@@ -16,6 +16,7 @@ import type { TenantSession } from '../store/session.js';
 import { canonicalCondition } from './conditional.js';
 import type { FhirContext } from './context.js';
 import { parseETag } from './etag.js';
+import { enforceQuotas } from './quotas.js';
 import { planUserSearch } from './search-terminology.js';
 import { assertInRegion, assertWritable, authorizeSearch } from './guard.js';
 import { profileIssues, referenceIssues, structuralIssues, throwIfErrors } from './validation/index.js';
@@ -174,6 +175,8 @@ async function recheckConditions(ctx: FhirContext, s: TenantSession, created: Pr
 export async function commitWrites(ctx: FhirContext, s: TenantSession, prepared: Prepared[]): Promise<WriteOutcome[]> {
   const rows = prepared.flatMap((p) => ('row' in p && p.row ? [p.row] : []));
   if (rows.some((r) => r.resourceType === 'SearchParameter')) ctx.deps.searchParams.invalidate(ctx.tenant.id);
+  // the plan's quotas (issue 11), under their locks to COMMIT; nothing to do for a tenant without a plan
+  if (ctx.tenant.plan !== undefined) await enforceQuotas(ctx, s, prepared);
   await s.commit(rows);
   for (const p of prepared) {
     if (!('row' in p) || !p.row || p.row.resourceType !== 'Subscription') continue;
