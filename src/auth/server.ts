@@ -2,11 +2,11 @@
 // behind this server's own endpoints, one file each: authorize.ts (GET/POST), interactions.ts (sign-in, patient
 // picker, consent), manage.ts (connected apps), launch.ts (EHR launch), introspect.ts, registration.ts (initial access
 // tokens, RFC 7591/7592), smart-config.ts (the style document).
-import express, { type Request, type Response, type Router } from 'express';
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type Provider from 'oidc-provider';
 import type { Deps } from '../core/deps.js';
 import type { TenantCache } from '../tenancy/tenant-cache.js';
-import { api, caller } from './api.js';
+import { api, caller, oauthError } from './api.js';
 import { authorizeGet, authorizePost } from './authorize.js';
 import { abortInteraction, errorPage, showInteraction, submitConsent, submitLogin, submitTotp, type InteractionDeps } from './interactions.js';
 import { introspect } from './introspect.js';
@@ -68,6 +68,21 @@ export function createAuthServer(deps: Deps, tenants: TenantCache): AuthServer {
     delete req.headers['x-forwarded-host'];
     next();
   });
+
+  // Requests per client address to the token endpoint and the sign-in pages (issue 11, docs/rate-limits.md): 429 as
+  // those endpoints answer, OAuth JSON from the token endpoint, a page from the others.
+  const perAddress = (json: boolean) => async (req: Request, res: Response, next: NextFunction) => {
+    if (!cfg.rateLimitEnabled) return next();
+    const v = await deps.rateLimits.take([{ key: `ip:${addressKey(req.ip)}`, limit: cfg.rateLimitAuthIpPerMinute }]);
+    if (v.allowed) return next();
+    const retry = Math.max(1, v.resetSeconds);
+    res.setHeader('Retry-After', String(retry));
+    const message = `Too many requests from this address; retry in ${retry} s.`;
+    if (json) return oauthError(res, 429, 'temporarily_unavailable', message);
+    res.status(429).type('html').send(errorPage(message));
+  };
+  router.use('/token', perAddress(true));
+  router.use(['/authorize', '/interaction', '/manage/:tenant/login', '/manage/:tenant/totp'], perAddress(false));
 
   /** A server-rendered page: a failure is a page too (the flow expired or is not valid), never a stack. */
   const page = (fn: (a: InteractionDeps, req: Request, res: Response) => Promise<void>, failure: string, status = 400) => async (req: Request, res: Response) => {
