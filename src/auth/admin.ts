@@ -9,10 +9,12 @@ import { findClient, upsertClient } from '../store/auth-payloads.js';
 import { findUserByName, insertUser, updateUser, type UserRecord } from '../store/auth-users.js';
 import { currentVersion } from '../store/resources.js';
 import { findTenant } from '../store/tenants.js';
+import { withinQuota } from '../fhir/quotas.js';
+import { tenantPasswordProblem } from '../tenancy/security-policy.js';
 import { PLATFORM } from '../core/tenant.js';
 import { OPERATOR, recordAuthEvents } from './audit.js';
 import { accountId } from './claims.js';
-import { hashPassword, passwordProblem } from './passwords.js';
+import { hashPassword } from './passwords.js';
 import { clientScopes, splitClientScope, TENANT_PROPERTY } from './provider.js';
 import { isRole, ROLES } from './role-matrix.js';
 import { DEFAULT_REGISTRATION_SCOPE } from './smart-config.js';
@@ -57,7 +59,7 @@ export async function createUser(deps: Deps, u: NewUser, by: AuditAgent = OPERAT
     throw new FhirError('invalid', "platform administrators live in the 'platform' scope, and only they do", { code: 'USER_ROLE_INVALID' });
   }
   if (!/^[A-Za-z0-9._@+-]{3,100}$/.test(u.username)) throw new FhirError('invalid', 'a username is 3-100 characters of letters, digits and . _ @ + -', { code: 'USER_NAME_INVALID' });
-  const problem = passwordProblem(u.password, u.username);
+  const problem = await tenantPasswordProblem(deps, u.tenant, u.password, u.username);
   if (problem) throw new FhirError('invalid', problem, { code: 'PASSWORD_POLICY' });
   if (u.fhirUser !== undefined && !FHIR_USER.test(u.fhirUser)) throw new FhirError('invalid', 'fhirUser must be Practitioner/<id>, PractitionerRole/<id>, Patient/<id>, RelatedPerson/<id> or Person/<id>', { code: 'USER_FHIR_USER_INVALID' });
   if (u.role === 'patient' && !u.fhirUser?.startsWith('Patient/')) throw new FhirError('invalid', 'a patient user needs fhirUser Patient/<id> (their own record)', { code: 'USER_FHIR_USER_INVALID' });
@@ -76,7 +78,8 @@ export async function createUser(deps: Deps, u: NewUser, by: AuditAgent = OPERAT
     displayName: u.displayName ?? null,
     totpSecret: null,
   };
-  if (!(await insertUser(deps.db, record))) throw new FhirError('conflict', `User '${u.username}' already exists in '${u.tenant}'`, { code: 'USER_EXISTS' });
+  // staff accounts count against the plan's staffUsers quota, checked and inserted in one transaction (src/fhir/quotas.ts)
+  if (!(await withinQuota(deps, u.tenant, u.role === 'patient' ? undefined : 'staffUsers', (db) => insertUser(db, record)))) throw new FhirError('conflict', `User '${u.username}' already exists in '${u.tenant}'`, { code: 'USER_EXISTS' });
   const created = (await findUserByName(deps.db, u.tenant, u.username))!;
   await auditUser(deps, by, created, 'user-create', 'C');
   return created;
@@ -91,7 +94,7 @@ async function existingUser(deps: Deps, tenant: string, username: string): Promi
 /** Sets a new password (and unlocks the account). */
 export async function resetPassword(deps: Deps, tenant: string, username: string, password: string, by: AuditAgent = OPERATOR): Promise<void> {
   const user = await existingUser(deps, tenant, username);
-  const problem = passwordProblem(password, user.username);
+  const problem = await tenantPasswordProblem(deps, tenant, password, user.username);
   if (problem) throw new FhirError('invalid', problem, { code: 'PASSWORD_POLICY' });
   await updateUser(deps.db, tenant, user.id, { passwordHash: await hashPassword(password) });
   await auditUser(deps, by, user, 'user-password-reset', 'U');
@@ -210,7 +213,7 @@ export async function registerClient(deps: Deps, provider: Provider, c: NewClien
   } catch (err) {
     throw new FhirError('invalid', `Invalid client metadata: ${(err as { error_description?: string }).error_description ?? (err as Error).message}`, { code: 'CLIENT_INVALID' });
   }
-  await upsertClient(deps.db, { clientId, tenantId: c.tenant, metadata });
+  await withinQuota(deps, c.tenant, 'clients', (db) => upsertClient(db, { clientId, tenantId: c.tenant, metadata }));
   await recordAuthEvents(deps, c.tenant, {
     category: 'admin',
     subtype: 'client-register',

@@ -5,6 +5,7 @@ import type { Request, Response } from 'express';
 import type Provider from 'oidc-provider';
 import { searchType } from '../fhir/interactions/search.js';
 import type { FhirContext } from '../fhir/context.js';
+import { sessionQuotaRefusal } from '../fhir/quotas.js';
 import type { AuditAgent } from '../core/audit.js';
 import type { Deps } from '../core/deps.js';
 import type { Tenant } from '../core/tenant.js';
@@ -23,6 +24,7 @@ import { upsertPayload } from '../store/auth-payloads.js';
 import { currentVersion } from '../store/resources.js';
 import { TenantStore } from '../store/session.js';
 import { addressKey, type AddressThrottle } from './sign-in-throttle.js';
+import { authRefusal } from './tenant-policy.js';
 import { otpauthUri } from './totp.js';
 import type { TenantCache } from '../tenancy/tenant-cache.js';
 import { TokenGuard } from './verify.js';
@@ -98,6 +100,24 @@ function totpPage(f: Flow, ticket: string, enrol: string | undefined, username: 
 
 export function errorPage(message: string, tenantName?: string): string {
   return page({ title: 'Something went wrong', tenantName, body: `${errorBox(message)}<p class="note">Return to the app and start again.</p>` });
+}
+
+export function refusalPage(message: string, tenantName?: string): string {
+  return page({ title: 'Sign-in refused', tenantName, body: `${errorBox(message)}<p class="note">Nothing was shared with the app. Return to it.</p>` });
+}
+
+/**
+ * The 403 page, with an audit record, when the tenant refuses this step from this address, or (once known) for this
+ * user's role: src/auth/tenant-policy.ts. True when it was sent.
+ */
+async function refused(a: InteractionDeps, req: Request, res: Response, f: Flow, user?: UserRecord): Promise<boolean> {
+  const why = authRefusal(f.tenant, req.ip, a.deps.clock(), user?.role);
+  if (!why) return false;
+  a.deps.log.info({ tenantId: f.tenant.id, clientId: f.client.clientId, userId: user?.id, outcome: 'refused-by-tenant-policy' }, 'sign-in');
+  const agent = { ...(user ? userAgent(user) : {}), clientId: f.client.clientId, address: addressKey(req.ip) };
+  await recordAuthEvents(a.deps, f.tenant.id, { category: 'login', subtype: 'login', action: 'E', outcome: 4, outcomeDesc: why, agent, detail: { reason: 'tenant-policy' } });
+  send(res, 403, refusalPage(why, f.tenant.name));
+  return true;
 }
 
 /** The signed-in user of the interaction's session. */
@@ -282,9 +302,11 @@ ${o.patient ? `<input type="hidden" name="patient" value="${esc(o.patient)}">` :
 /** GET /auth/interaction/:uid — whichever step the authorization request is at. */
 export async function showInteraction(a: InteractionDeps, req: Request, res: Response): Promise<void> {
   const f = await flowOf(a, req, res);
+  if (await refused(a, req, res, f)) return;
   if (f.details.prompt.name === 'login') return send(res, 200, loginPage(f));
   const user = await sessionUser(a, f);
   if (!user) return send(res, 200, loginPage(f, 'Please sign in again.'));
+  if (await refused(a, req, res, f, user)) return;
   const picked = typeof req.query.patient === 'string' ? req.query.patient : undefined;
   const canPick = !f.details.params.launch && user.role !== 'patient';
   if (picked && canPick && !(await mayReadPatient(a, f, user, picked))) return send(res, 200, pickerPage(f, '', 'That patient cannot be chosen.'));
@@ -319,11 +341,13 @@ function fields(req: Request, name: string): string[] {
   return typeof v === 'string' ? [v] : Array.isArray(v) ? v.map(String) : [];
 }
 
-async function finishLogin(a: InteractionDeps, req: Request, res: Response, user: UserRecord, amr: string[]): Promise<void> {
+async function finishLogin(a: InteractionDeps, req: Request, res: Response, f: Flow, user: UserRecord, amr: string[]): Promise<void> {
+  const full = await sessionQuotaRefusal(a.deps, f.tenant, user.tenantId, f.details.session?.uid); // the plan's sessions quota (issue 11): src/fhir/quotas.ts
+  if (full) return send(res, 403, refusalPage(full, f.tenant.name));
   await a.provider().interactionFinished(req, res, { login: { accountId: accountId(user.tenantId, user.id), amr } }, { mergeWithLastSubmission: false });
 }
 
-/** The sign-in's client address: req.ip honours X-Forwarded-For only when TRUST_PROXY is on. */
+/** The sign-in's client address: req.ip honours X-Forwarded-For only from trusted proxies (TRUSTED_PROXIES, TRUST_PROXY). */
 export function signInContext(a: InteractionDeps, req: Request): SignInContext {
   return { deps: a.deps, throttle: a.throttle, address: addressKey(req.ip) };
 }
@@ -338,13 +362,15 @@ export function refusalStatus(a: InteractionDeps, res: Response, out: LoginOutco
 /** POST /auth/interaction/:uid/login */
 export async function submitLogin(a: InteractionDeps, req: Request, res: Response): Promise<void> {
   const f = await flowOf(a, req, res);
+  if (await refused(a, req, res, f)) return;
   const username = field(req, 'username').trim().slice(0, 200);
   const c = signInContext(a, req);
   const out = await checkPassword(c, f.tenant.id, f.tenant.settings.mfaRequired === true, username, field(req, 'password'));
+  if ((out.ok || out.reason === 'second-factor') && (await refused(a, req, res, f, out.user))) return;
   // a log line per sign-in attempt: the user id when known, never the username typed or the password
   a.deps.log.info({ tenantId: f.tenant.id, clientId: f.client.clientId, userId: 'user' in out ? out.user?.id : undefined, outcome: out.ok ? 'signed-in' : out.reason }, 'sign-in');
   await auditSignIn(a.deps, f.tenant.id, out, username, { clientId: f.client.clientId, address: c.address }, { factor: 'password' });
-  if (out.ok) return finishLogin(a, req, res, out.user, out.amr);
+  if (out.ok) return finishLogin(a, req, res, f, out.user, out.amr);
   if (out.reason === 'second-factor') {
     const ticket = signTicket(a.ticketKey, { uid: f.details.uid, tenantId: out.user.tenantId, userId: out.user.id, ...(out.enrol ? { enrol: out.enrol } : {}) }, a.deps.clock());
     return send(res, 200, totpPage(f, ticket, out.enrol, out.user.username));
@@ -359,11 +385,12 @@ export async function submitTotp(a: InteractionDeps, req: Request, res: Response
   const ticket = readTicket(a.ticketKey, ticketText, f.details.uid, a.deps.clock());
   const user = ticket ? await findUserById(a.deps.db, ticket.tenantId, ticket.userId) : undefined;
   if (!ticket || !user || user.disabled) return send(res, 401, loginPage(f, 'Your sign-in expired; sign in again.'));
+  if (await refused(a, req, res, f, user)) return;
   const c = signInContext(a, req);
   const out = await checkTotp(c, user, field(req, 'code'), ticket.enrol);
   a.deps.log.info({ tenantId: f.tenant.id, clientId: f.client.clientId, userId: user.id, outcome: out.ok ? 'signed-in' : out.reason, factor: 'totp' }, 'sign-in');
   await auditSignIn(a.deps, f.tenant.id, out, user, { clientId: f.client.clientId, address: c.address }, { factor: 'totp' });
-  if (out.ok) return finishLogin(a, req, res, out.user, out.amr);
+  if (out.ok) return finishLogin(a, req, res, f, out.user, out.amr);
   if (out.reason === 'locked' || out.reason === 'throttled') return send(res, refusalStatus(a, res, out), loginPage(f, out.message, user.username));
   send(res, 401, totpPage(f, ticketText, ticket.enrol, user.username, out.reason === 'invalid' ? out.message : undefined));
 }
@@ -396,6 +423,7 @@ function consentEvents(agent: AuditAgent, requested: string[], smart: SmartConte
 export async function submitConsent(a: InteractionDeps, req: Request, res: Response): Promise<void> {
   const f = await flowOf(a, req, res);
   const user = await sessionUser(a, f);
+  if (await refused(a, req, res, f, user)) return;
   const agent = { ...(user ? userAgent(user) : {}), clientId: f.client.clientId, address: addressKey(req.ip) };
   const requested = requestedScopes(f);
   if (field(req, 'decision') !== 'allow') {

@@ -5,18 +5,19 @@
 // are JWTs and run out within their lifetime, at most an hour).
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Request, Response } from 'express';
-import { isTenantSlug, type Tenant } from '../core/tenant.js';
+import { isServing, isTenantSlug, type Tenant } from '../core/tenant.js';
 import { findClient, listGrantsOf, revokeGrant } from '../store/auth-payloads.js';
 import { findUserById, type UserRecord } from '../store/auth-users.js';
 import { currentVersion } from '../store/resources.js';
 import { auditSignIn, recordAuthEvents, userAgent } from './audit.js';
 import { accountId } from './claims.js';
-import { refusalStatus, signInContext, type InteractionDeps } from './interactions.js';
+import { refusalPage, refusalStatus, signInContext, type InteractionDeps } from './interactions.js';
 import { checkPassword, checkTotp, readTicket, signTicket, type LoginOutcome } from './login.js';
 import { errorBox, esc, page, sendPage } from './pages.js';
 import { consentLines, describeScope } from './scope-words.js';
 import { isResourceScope, parseScopes, renderScope, type Scope } from './scopes.js';
 import { addressKey } from './sign-in-throttle.js';
+import { authRefusal } from './tenant-policy.js';
 
 const COOKIE = 'tenfhir_manage';
 
@@ -129,12 +130,20 @@ async function appsPage(a: InteractionDeps, tenant: string, tenantName: string, 
 
 type Handler = (a: InteractionDeps, req: Request, res: Response, tenant: Tenant) => Promise<void>;
 
-/** Resolves the tenant of the URL (404 page when unknown) and runs `fn`. */
+/** The 403 page when the tenant refuses this address, or (once known) this user's role (tenant-policy.ts); true when sent. */
+function refused(a: InteractionDeps, req: Request, res: Response, t: Tenant, user?: UserRecord): boolean {
+  const why = authRefusal(t, req.ip, a.deps.clock(), user?.role);
+  if (why) send(res, 403, refusalPage(why, t.name));
+  return why !== undefined;
+}
+
+/** Resolves the tenant of the URL (404 page when unknown or terminated), applies its network policy and runs `fn`. */
 function managePage(fn: Handler) {
   return async (a: InteractionDeps, req: Request, res: Response): Promise<void> => {
     const slug = String(req.params.tenant);
     const tenant = isTenantSlug(slug) ? await a.tenants.get(slug) : undefined;
-    if (!tenant || tenant.status !== 'active') return send(res, 404, page({ title: 'Not found', body: errorBox('There is no such organization.') }));
+    if (!isServing(tenant)) return send(res, 404, page({ title: 'Not found', body: errorBox('There is no such organization.') }));
+    if (refused(a, req, res, tenant)) return;
     await fn(a, req, res, tenant);
   };
 }
@@ -143,6 +152,7 @@ function managePage(fn: Handler) {
 export const showApps = managePage(async (a, req, res, t) => {
   const s = await signedIn(a, req, t.id);
   if (!s) return send(res, 200, signInPage(t.id, t.name));
+  if (refused(a, req, res, t, s.user)) return;
   send(res, 200, await appsPage(a, t.id, t.name, s.user, s.cookie));
 });
 
@@ -151,6 +161,7 @@ export const manageLogin = managePage(async (a, req, res, t) => {
   const c = signInContext(a, req);
   const username = field(req, 'username').trim().slice(0, 200);
   const out = await checkPassword(c, t.id, t.settings.mfaRequired === true, username, field(req, 'password'));
+  if ((out.ok || out.reason === 'second-factor') && refused(a, req, res, t, out.user)) return;
   a.deps.log.info({ tenantId: t.id, userId: 'user' in out ? out.user?.id : undefined, outcome: out.ok ? 'signed-in' : out.reason, page: 'manage' }, 'sign-in');
   await auditSignIn(a.deps, t.id, out, username, { address: c.address }, { factor: 'password', page: 'manage' });
   if (out.ok) {
@@ -169,6 +180,7 @@ export const manageTotp = managePage(async (a, req, res, t) => {
   const ticket = readTicket(a.ticketKey, field(req, 'ticket'), `${uidOf(t.id)}:totp`, a.deps.clock());
   const user = ticket ? await findUserById(a.deps.db, ticket.tenantId, ticket.userId) : undefined;
   if (!ticket || !user || user.disabled) return send(res, 401, signInPage(t.id, t.name, 'Your sign-in expired; sign in again.'));
+  if (refused(a, req, res, t, user)) return;
   const c = signInContext(a, req);
   const out = await checkTotp(c, user, field(req, 'code'));
   await auditSignIn(a.deps, t.id, out, user, { address: c.address }, { factor: 'totp', page: 'manage' });
@@ -190,6 +202,7 @@ function csrfOk(a: InteractionDeps, req: Request, cookie: string): boolean {
 export const manageRevoke = managePage(async (a, req, res, t) => {
   const s = await signedIn(a, req, t.id);
   if (!s) return send(res, 401, signInPage(t.id, t.name, 'Please sign in again.'));
+  if (refused(a, req, res, t, s.user)) return;
   if (!csrfOk(a, req, s.cookie)) return send(res, 403, page({ title: 'Refused', tenantName: t.name, body: errorBox('This form did not come from this page.') }));
   const grantId = field(req, 'grant');
   const own = (await listGrantsOf(a.deps.db, accountId(s.user.tenantId, s.user.id))).find((g) => g.smart.grantId === grantId && g.smart.tenant === t.id);

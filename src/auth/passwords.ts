@@ -1,19 +1,9 @@
-// Password hashing (argon2id, OWASP's recommended parameters) and the password policy.
+// Password hashing (argon2id, OWASP's recommended parameters). The password policy (the server's rules and each
+// tenant's) is src/tenancy/security-policy.ts tenantPasswordProblem.
 import { hash, verify } from '@node-rs/argon2';
 
 /** argon2id, 19 MiB memory, 2 passes, 1 lane (OWASP Password Storage Cheat Sheet minimum). */
 const OPTIONS = { algorithm: 2 /* Argon2id */, memoryCost: 19456, timeCost: 2, parallelism: 1 } as const;
-
-const MIN_PASSWORD_LENGTH = 12;
-
-/** Why a password is refused, or undefined when it meets the policy. */
-export function passwordProblem(password: string, username?: string): string | undefined {
-  if ([...password].length < MIN_PASSWORD_LENGTH) return `a password needs at least ${MIN_PASSWORD_LENGTH} characters`;
-  if ([...password].length > 256) return 'a password may have at most 256 characters';
-  if (username && password.toLowerCase().includes(username.toLowerCase())) return 'a password may not contain the username';
-  if (/^(.)\1+$/.test(password)) return 'a password may not be one repeated character';
-  return undefined;
-}
 
 export function hashPassword(password: string): Promise<string> {
   return hash(password, OPTIONS);

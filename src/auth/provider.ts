@@ -15,7 +15,9 @@ import { page } from './pages.js';
 import { parseScopes } from './scopes.js';
 import { storeAdapter } from './provider-adapter.js';
 import { fullScope, tokenContext, type SmartCtx } from './token-context.js';
-import { isTenantSlug } from '../core/tenant.js';
+import { isTenantSlug, type Tenant } from '../core/tenant.js';
+import { sessionIdleSeconds, tokenLifetime } from '../tenancy/security-policy.js';
+import { authRefusal, providerAddress } from './tenant-policy.js';
 
 export { TENANT_PROPERTY };
 /**
@@ -68,11 +70,25 @@ function resourceScopeStrings(...scopes: (string | undefined)[]): string[] {
   return [...out];
 }
 
+/** A request's context with the idle timeout its sign-in session is saved with (set where the account is loaded). */
+type PolicyCtx = KoaContextWithOIDC & { sessionIdleSeconds?: number };
+
 export function buildProvider(opts: ProviderOptions): Provider {
   const { deps, keys, tenants } = opts;
   const cfg = deps.config;
   const issuer = issuerOf(cfg.publicBaseUrl);
   const secure = cfg.publicBaseUrl.startsWith('https:');
+
+  /** The tenant of the request's client (every client belongs to one; its tokens name that tenant only). */
+  const clientTenant = async (ctx: KoaContextWithOIDC): Promise<Tenant | undefined> => {
+    const slug = ctx.oidc?.client?.metadata()[TENANT_PROPERTY];
+    return typeof slug === 'string' ? tenants.get(slug) : undefined;
+  };
+  /** access_denied, saying why, when the tenant's lifecycle state or security policy refuses this step (tenant-policy.ts). */
+  const enforceTenantPolicy = (ctx: KoaContextWithOIDC, tenant: Tenant, role?: string): void => {
+    const why = authRefusal(tenant, providerAddress(ctx), deps.clock(), role);
+    if (why) throw new errors.AccessDenied(why);
+  };
 
   const policy = interactionPolicy.base();
   // A browser session belongs to one tenant's user (platform administrators excepted): an app of another tenant
@@ -152,11 +168,16 @@ export function buildProvider(opts: ProviderOptions): Provider {
     scopes: ['openid', 'offline_access', 'online_access', 'fhirUser', 'profile', 'launch', 'launch/patient', 'launch/encounter'],
     claims: { openid: ['sub'], fhirUser: ['fhirUser'], profile: ['name', 'preferred_username'] },
     conformIdTokenClaims: false,
-    async findAccount(_ctx, sub) {
+    async findAccount(ctx, sub) {
       const acct = parseAccountId(sub);
       if (!acct) return undefined;
       const user = await findUserById(deps.db, acct.tenantId, acct.userId);
       if (!user || user.disabled) return undefined;
+      const tenant = await clientTenant(ctx);
+      // the token endpoint (authorization code, refresh token) loads the account before a refresh token is used up
+      if (ctx.oidc?.route === 'token') {
+        if (tenant) enforceTenantPolicy(ctx, tenant, user.role);
+      } else (ctx as PolicyCtx).sessionIdleSeconds = sessionIdleSeconds(cfg, tenant);
       return {
         accountId: sub,
         async claims() {
@@ -214,9 +235,11 @@ export function buildProvider(opts: ProviderOptions): Provider {
           const own = client.metadata()[TENANT_PROPERTY];
           if (!slug || slug !== own) throw new errors.InvalidTarget("aud must be the FHIR base URL of this client's tenant");
           const tenant = await tenants.get(slug);
-          if (!tenant || tenant.status !== 'active') throw new errors.InvalidTarget('aud names no active tenant');
+          if (!tenant) throw new errors.InvalidTarget('aud names no tenant of this server');
           const params = ctx.oidc.params ?? {};
           const backend = ctx.oidc.route === 'token' && params.grant_type === 'client_credentials';
+          // users are checked again once known (findAccount, the sign-in pages); a backend client acts as 'system'
+          enforceTenantPolicy(ctx, tenant, backend ? 'system' : undefined);
           if (backend) {
             // SMART Backend Services: requested ∩ pre-authorized (the client's registered scope) ∩ the system ceiling
             // no scope parameter: the client's whole pre-authorized scope (SMART: "server default scopes")
@@ -232,7 +255,7 @@ export function buildProvider(opts: ProviderOptions): Provider {
             scope: universe.join(' ') || 'system/none.r',
             audience: indicator,
             accessTokenFormat: 'jwt',
-            accessTokenTTL: backend ? cfg.authBackendTokenTtl : cfg.authTokenTtl,
+            accessTokenTTL: tokenLifetime(backend ? cfg.authBackendTokenTtl : cfg.authTokenTtl, tenant),
             jwt: { sign: { alg: 'RS256' } },
           };
         },
@@ -284,12 +307,12 @@ export function buildProvider(opts: ProviderOptions): Provider {
     },
     ttl: {
       AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? cfg.authTokenTtl,
-      ClientCredentials: () => cfg.authBackendTokenTtl,
+      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? cfg.authBackendTokenTtl,
       AuthorizationCode: 60,
       IdToken: cfg.authTokenTtl,
       Interaction: 30 * 60,
-      // re-saved on every authorization request, so this is an idle timeout
-      Session: Math.max(1, Math.round(cfg.authSessionIdleMinutes * 60)),
+      // re-saved on every authorization request, so this is an idle timeout: the tenant's (findAccount), at most the server's
+      Session: (ctx) => (ctx as PolicyCtx).sessionIdleSeconds ?? sessionIdleSeconds(cfg, undefined),
       Grant: cfg.authRefreshTokenDays * 86_400,
       // online_access: usable while the sign-in session lives (oidc-provider checks the session); capped at a day
       RefreshToken: (_ctx, token) => (token.expiresWithSession ? 86_400 : cfg.authRefreshTokenDays * 86_400),

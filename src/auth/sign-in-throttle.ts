@@ -4,7 +4,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 
 /**
- * The address a sign-in is counted under (Express's req.ip, which honours X-Forwarded-For when TRUST_PROXY is on).
+ * The address a sign-in is counted under (Express's req.ip: X-Forwarded-For only from TRUSTED_PROXIES, or TRUST_PROXY).
  * IPv4-mapped IPv6 is plain IPv4; other IPv6 addresses count per /64, the block one subscriber usually holds, so
  * rotating through one's own addresses does not reset the count.
  */

@@ -6,6 +6,8 @@ import type { Deps } from '../core/deps.js';
 import { FhirError } from '../core/errors.js';
 import { findClient } from '../store/auth-payloads.js';
 import { findUserByName } from '../store/auth-users.js';
+import { findTenant } from '../store/tenants.js';
+import { tokenLifetime } from '../tenancy/security-policy.js';
 import { grantAccess } from './access.js';
 import { OPERATOR, recordAuthEvents } from './audit.js';
 import { PLATFORM } from '../core/tenant.js';
@@ -22,6 +24,7 @@ export interface MintRequest {
   username?: string;
   /** Launch patient for patient/ scopes (a patient user's own record is used when absent). */
   patient?: string;
+  /** Asked-for lifetime; the tenant's maxTokenLifetimeSeconds shortens it. */
   ttlSeconds: number;
 }
 
@@ -61,6 +64,7 @@ export async function mintAccessToken(deps: Deps, keys: SigningKeys, req: MintRe
     throw new FhirError('forbidden', `None of the requested scopes is allowed (client and role ceiling): ${req.scope}`, { code: 'SCOPE_NOT_GRANTED' });
   }
   const now = Math.floor(deps.clock().getTime() / 1000);
+  const ttl = tokenLifetime(req.ttlSeconds, await findTenant(deps.db, req.tenant));
   const base = `${deps.config.publicBaseUrl}/fhir/${req.tenant}`;
   const claims: AccessClaims = {
     iss: issuerOf(deps.config.publicBaseUrl),
@@ -69,7 +73,7 @@ export async function mintAccessToken(deps: Deps, keys: SigningKeys, req: MintRe
     client_id: req.clientId,
     scope: g.scope,
     iat: now,
-    exp: now + req.ttlSeconds,
+    exp: now + ttl,
     jti: randomBytes(16).toString('base64url'),
     tenant: req.tenant,
     role,
@@ -87,5 +91,5 @@ export async function mintAccessToken(deps: Deps, keys: SigningKeys, req: MintRe
     ...(patient ? { patients: [patient], entities: [{ ref: `Patient/${patient}` }] } : {}),
     detail: { grant_type: 'operator-mint', scope: g.scope, issued_by: OPERATOR.userSub },
   });
-  return { accessToken, scope: g.scope, expiresIn: req.ttlSeconds, claims };
+  return { accessToken, scope: g.scope, expiresIn: ttl, claims };
 }
