@@ -12,6 +12,7 @@ export interface AuditAgent {
   clientId?: string;
   role?: string;
   address?: string;
+  /** v3-ActReason codes (BTG: break-glass), and URIs of the policies that authorized the act (rendered as agent.policy). */
   purposeOfUse?: string[];
 }
 

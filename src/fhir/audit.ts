@@ -190,7 +190,11 @@ export function renderAuditEvent(row: AuditRow, baseUrl: string, software: strin
   if (row.user_sub && !forPatient) user.altId = row.user_sub;
   if (row.role) user.role = [{ text: row.role }];
   if (row.address && !forPatient) user.network = { address: row.address, type: /^[\d.]+$/.test(row.address) ? '2' : row.address.includes(':') ? '2' : '1' };
-  if (row.purpose?.length) user.purposeOfUse = row.purpose.map((p) => ({ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: p }] }));
+  // v3-ActReason codes, and URIs of the policies that authorized the act (a break-glass grant: src/auth/break-glass.ts)
+  const purposes = (row.purpose ?? []).filter((p) => !p.includes(':'));
+  const policies = (row.purpose ?? []).filter((p) => p.includes(':'));
+  if (purposes.length) user.purposeOfUse = purposes.map((p) => ({ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: p }] }));
+  if (policies.length) user.policy = policies;
   if (user.who || user.altId || user.network) agent.push(user);
   if (row.client_id) {
     agent.push({
