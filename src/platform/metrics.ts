@@ -1,5 +1,6 @@
 // Prometheus metrics (prom-client, text exposition format 0.0.4), served at /metrics by src/http/app.ts.
-// Label values come from small fixed sets only: never tenant, subscription or resource ids, nor URLs (cardinality, PHI).
+// Label values come from small fixed sets only: never subscription or resource ids, nor URLs (cardinality, PHI), and
+// tenant ids only in the per-tenant series that METRICS_TENANT_SERIES switches on, capped (issue 11).
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 const PREFIX = 'tenfhir_';
@@ -15,6 +16,55 @@ export function methodLabel(method: string): string {
 /** The `status` label for an HTTP status: its class (`2xx`, `4xx`, `5xx`). */
 export function statusClass(status: number): string {
   return status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : 'other';
+}
+
+/** The `tenant` label of the tenants beyond the cap of the per-tenant series: their figures summed (no slug has `_`). */
+export const OTHER_TENANTS = '_other';
+
+/** One tenant's figures for the per-tenant gauges. */
+export interface TenantFigures {
+  /** Current (not deleted) resources. */
+  resources: number;
+  storageBytes: number;
+  activeSessions: number;
+  /** Milliseconds since the epoch; undefined: never active. */
+  lastActivity: number | undefined;
+}
+
+/** Where the per-tenant series come from (src/tenancy/usage.ts UsageTracker). */
+export interface TenantSeriesSource {
+  /** Requests this process admitted per tenant since it started (a counter: never goes down). */
+  requestTotals(): ReadonlyMap<string, number>;
+  /** Every tenant's figures (the source refreshes them at most every minute: a scrape must stay cheap). */
+  figures(): Promise<ReadonlyMap<string, TenantFigures>>;
+}
+
+/**
+ * The `tenant` label of each tenant, at most `max` distinct slugs: the first `max` tenants met keep their own label
+ * for the life of the process (a counter's series must not change hands), every later one is `_other`.
+ */
+class TenantLabels {
+  private readonly own = new Set<string>();
+  constructor(private readonly max: number) {}
+
+  of(tenantId: string): string {
+    if (this.own.has(tenantId)) return tenantId;
+    if (this.own.size >= this.max) return OTHER_TENANTS;
+    this.own.add(tenantId);
+    return tenantId;
+  }
+
+  /** Sums `values` per label (`combine` folds two tenants' values under `_other`). */
+  group<V>(values: Iterable<[string, V]>, combine: (a: V, b: V) => V): Map<string, V> {
+    const out = new Map<string, V>();
+    // sorted: which tenants get their own label does not depend on the order the source lists them in
+    for (const [tenantId, v] of [...values].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      const label = this.of(tenantId);
+      const had = out.get(label);
+      out.set(label, had === undefined ? v : combine(had, v));
+    }
+    return out;
+  }
 }
 
 /**
@@ -119,6 +169,46 @@ export class Metrics {
     const m = methodLabel(method);
     this.httpRequests.inc({ method: m, status: statusClass(status) });
     this.httpDuration.observe({ method: m }, seconds);
+  }
+
+  /**
+   * Adds the per-tenant series (METRICS_TENANT_SERIES), read from `source` at scrape time: requests (counter),
+   * resources, stored bytes, live sessions and last activity (gauges), labelled `tenant` for at most `max` tenants.
+   */
+  addTenantSeries(source: TenantSeriesSource, max: number): void {
+    const labels = new TenantLabels(max);
+    const registers = [this.registry];
+    const sum = (a: number, b: number) => a + b;
+    new Counter({
+      name: `${PREFIX}tenant_requests_total`,
+      help: `FHIR requests admitted by this process, by tenant (beyond ${max} tenants: tenant="${OTHER_TENANTS}").`,
+      labelNames: ['tenant'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const [tenant, n] of labels.group(source.requestTotals(), sum)) this.inc({ tenant }, n);
+      },
+    });
+    const gauge = (name: string, help: string, value: (f: TenantFigures) => number | undefined, combine: (a: number, b: number) => number) =>
+      new Gauge({
+        name: `${PREFIX}tenant_${name}`,
+        help: `${help} (refreshed at most every minute; beyond ${max} tenants: tenant="${OTHER_TENANTS}").`,
+        labelNames: ['tenant'] as const,
+        registers,
+        async collect() {
+          this.reset();
+          const values: [string, number][] = [];
+          for (const [tenant, f] of await source.figures()) {
+            const v = value(f);
+            if (v !== undefined) values.push([tenant, v]);
+          }
+          for (const [tenant, v] of labels.group(values, combine)) this.set({ tenant }, v);
+        },
+      });
+    gauge('resources', 'Current (not deleted) resources, by tenant', (f) => f.resources, sum);
+    gauge('storage_bytes', 'Stored size of resource bodies (current and history), by tenant', (f) => f.storageBytes, sum);
+    gauge('active_sessions', 'Live sign-in sessions, by tenant', (f) => f.activeSessions, sum);
+    gauge('last_activity_timestamp_seconds', 'Time of the last admitted FHIR request, by tenant', (f) => (f.lastActivity === undefined ? undefined : f.lastActivity / 1000), Math.max);
   }
 
   /** The exposition for GET /metrics. */
