@@ -8,7 +8,7 @@ import { BullQueues } from './bullmq-queue.js';
 import { MemoryQueues } from './memory-queue.js';
 
 /** Every queue this server uses (the `jobs` CLI shows them all): $reindex, and the subscription runtime's two. */
-export const QUEUE_NAMES = ['reindex', 'deliveries', 'export'] as const;
+export const QUEUE_NAMES = ['reindex', 'deliveries', 'export', 'tenant-erasure'] as const;
 
 /** The states `counts()` reports, in the order the CLI prints them. */
 export const JOB_STATES: readonly JobState[] = ['waiting', 'delayed', 'active', 'completed', 'failed', 'unknown'];
