@@ -18,6 +18,9 @@ import { createQueues } from './jobs/queues.js';
 import { Metrics } from './platform/metrics.js';
 import { NO_AUDIT } from './store/audit.js';
 import { AuditSpool } from './store/audit-spool.js';
+import { PlanCatalog } from './store/plans.js';
+import { trackUsage } from './tenancy/usage.js';
+import { createRateLimits } from './tenancy/rate-limits.js';
 
 export async function buildDeps(config: Config, log: Logger = createLogger(config.logLevel), pgliteSocketUrl?: string): Promise<Deps> {
   const db = await openDb({
@@ -65,8 +68,11 @@ export async function buildDeps(config: Config, log: Logger = createLogger(confi
     queues: createQueues(config, log, metrics),
     metrics,
     audit,
-    // slot: plans (src/store/plans.ts)
-    // slot: rate limits (src/tenancy/rate-limits.ts)
-    // slot: usage (src/tenancy/usage.ts)
+    // plans (src/store/plans.ts)
+    plans: await PlanCatalog.load(db, log, clock),
+    // rate limits (src/tenancy/rate-limits.ts)
+    rateLimits: createRateLimits(config, log),
+    // usage (src/tenancy/usage.ts)
+    usage: trackUsage({ config, db, log, clock, metrics }),
   };
 }

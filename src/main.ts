@@ -7,6 +7,7 @@ import { createApp } from './http/app.js';
 import { serve } from './http/serve.js';
 import { startJobSweeper, startReindexWorker } from './jobs/reindex.js';
 import { startExportWorker } from './export/worker.js';
+import { startErasureWorker } from './admin/erase.js';
 import { startSubscriptionWorkers, type SubscriptionWorkers } from './subscriptions/runtime.js';
 import { WebSocketChannel } from './subscriptions/websocket.js';
 import { startStatsKeeper } from './store/maintenance.js';
@@ -74,6 +75,8 @@ async function main(): Promise<void> {
       auth.close();
       // workers first (their handlers stop between steps), then the database they write to
       await deps.queues.close();
+      await deps.rateLimits.close();
+      await deps.usage.close();
       await deps.audit.close();
       await deps.db.close();
     },
@@ -84,6 +87,7 @@ async function main(): Promise<void> {
   // RUN_WORKERS=false: separate `npm run worker` processes work the shared (Redis) queues instead
   if (config.runWorkers) {
     startReindexWorker(deps);
+    await startErasureWorker(deps);
     stopExports = startExportWorker(deps, exports);
     // the outbox dispatcher, notification deliveries and the subscriptions' maintenance sweep
     workers = await startSubscriptionWorkers(deps, { service: subscriptions, websockets });

@@ -6,6 +6,7 @@ import { buildDeps } from './compose.js';
 import { AuditSpool } from './store/audit-spool.js';
 import { startJobSweeper, startReindexWorker } from './jobs/reindex.js';
 import { localExportStorage, startExportWorker } from './export/worker.js';
+import { startErasureWorker } from './admin/erase.js';
 import { createLogger, flushLogs } from './platform/log.js';
 import { startSubscriptionWorkers } from './subscriptions/runtime.js';
 import { WebSocketChannel } from './subscriptions/websocket.js';
@@ -31,6 +32,7 @@ async function main(): Promise<void> {
   // audit records a stopped process spooled but had not stored yet (src/store/audit-spool.ts)
   if (deps.audit instanceof AuditSpool) deps.audit.startRecovery();
   startReindexWorker(deps);
+  await startErasureWorker(deps);
   const stopExports = startExportWorker(deps, { storage: localExportStorage(deps) });
   // jobs whose process died are queued again (any number of workers and servers may sweep: adding is idempotent)
   const stopSweeper = startJobSweeper(deps);
@@ -57,6 +59,8 @@ async function main(): Promise<void> {
     await websockets.close();
     // handlers see their signals and stop between steps; then the database they write to
     await deps.queues.close();
+    await deps.rateLimits.close();
+    await deps.usage.close();
     await deps.audit.close();
     await deps.db.close();
     flushLogs();

@@ -20,8 +20,12 @@ export interface Config {
   demoTenant: boolean;
   shutdownGraceMs: number;
   statsIntervalMs: number;
-  /** Honour X-Forwarded-For/-Proto from a reverse proxy (logging; URLs always come from PUBLIC_BASE_URL). */
+  /** Honour X-Forwarded-For/-Proto from any peer (URLs always come from PUBLIC_BASE_URL); trustedProxies is the safe form. */
   trustProxy: boolean;
+  /** CIDR blocks of the reverse proxies whose X-Forwarded-For is believed (src/tenancy/security-policy.ts proxyTrust). */
+  trustedProxies: string[];
+  /** A sorted file of SHA-1 hashes of breached passwords (HIBP's offline list), for tenants that check against it. */
+  breachedPasswordsFile: string | undefined;
   authTokenTtl: number;
   authBackendTokenTtl: number;
   authRefreshTokenDays: number;
@@ -32,6 +36,14 @@ export interface Config {
   authIpFailures: number;
   authClockSkewSeconds: number;
   authAllowPrivateJwksUrls: boolean;
+  /** Count requests against per-tenant, per-client and per-address budgets (src/tenancy/rate-limits.ts). */
+  rateLimitEnabled: boolean;
+  /** Requests per minute of a tenant whose plan sets none. */
+  rateLimitTenantPerMinute: number;
+  /** Requests per minute of one client within a tenant. */
+  rateLimitClientPerMinute: number;
+  /** Requests per minute from one client address to the sign-in pages and the token endpoint (and to metadata). */
+  rateLimitAuthIpPerMinute: number;
   /** The 32-byte key that encrypts secrets at rest (SECRETS_KEY); unset: `<DATA_DIR>/secrets.key`. */
   secretsKey: Buffer | undefined;
   /** Run the background workers (outbox dispatcher, deliveries, jobs) inside this process. */
@@ -54,6 +66,12 @@ export interface Config {
   metricsEnabled: boolean;
   /** If set, /metrics requires `Authorization: Bearer <METRICS_TOKEN>`. */
   metricsToken: string | undefined;
+  /** Per-tenant series (tenant label) at /metrics. */
+  metricsTenantSeries: boolean;
+  /** Most tenants with a series of their own; the rest are summed under tenant="_other". */
+  metricsTenantSeriesMax: number;
+  /** How often each process stores its per-tenant request counts (ms). */
+  usageFlushIntervalMs: number;
   /** Bulk Data export: how long output files stay downloadable after the export completed (hours). */
   exportRetentionHours: number;
   /** Bulk Data export: most resources in one NDJSON file (a type with more is split over several files). */
@@ -66,6 +84,12 @@ export interface Config {
   auditPurgeIntervalMinutes: number;
   /** Milliseconds between a record's append to the audit spool and its batch's INSERT. */
   auditShipIntervalMs: number;
+  /** Longest break-glass grant a platform administrator may ask for (minutes; src/auth/break-glass.ts). */
+  breakGlassMaxMinutes: number;
+  /** Hours an invitation link (first tenant admin, invited users) stays usable. */
+  invitationTtlHours: number;
+  /** Days between a tenant's termination and the erasure of all its data (src/admin/erase.ts). */
+  tenantErasureGraceDays: number;
 }
 
 interface KeySpec {
@@ -129,11 +153,29 @@ export const CONFIG_KEYS: KeySpec[] = [
   { env: 'OUTBOX_POLL_MS', default: '1000', doc: 'How often the dispatcher looks for change events a missed wake-up (LISTEN/NOTIFY) left in the outbox.' },
   { env: 'METRICS_ENABLED', default: 'true', doc: 'Serve Prometheus metrics at `/metrics` (no tenant or subscription ids as labels).' },
   { env: 'METRICS_TOKEN', default: '(unset)', doc: 'When set, `/metrics` requires `Authorization: Bearer <METRICS_TOKEN>`.' },
+  {
+    env: 'METRICS_TENANT_SERIES',
+    default: 'false',
+    doc: 'Add per-tenant series to `/metrics` (label `tenant`): requests, resources, stored bytes, live sessions, last activity. Off: no metric carries a tenant label.',
+  },
+  { env: 'METRICS_TENANT_SERIES_MAX', default: '100', doc: 'Most tenants with per-tenant series of their own (the first met); the others are summed under `tenant="_other"`, so the series stay bounded.' },
+  {
+    env: 'USAGE_FLUSH_INTERVAL_MS',
+    default: '10000',
+    doc: 'How often each server process adds the FHIR requests it counted per tenant to the database (one upsert per active tenant), where the usage figures of every process add up.',
+  },
   { env: 'EXPORT_RETENTION_HOURS', default: '24', doc: 'Bulk Data `$export`: hours the output files of a completed export stay downloadable (files live under `$DATA_DIR/exports`).' },
   { env: 'EXPORT_FILE_MAX_RESOURCES', default: '100000', doc: 'Bulk Data `$export`: most resources per NDJSON output file; a type with more is split over several files.' },
   { env: 'AUDIT_TRAIL', default: 'true', doc: 'Record an AuditEvent for every interaction, sign-in and token (docs/audit.md). `false` exists only to measure what auditing costs; never turn it off in production.' },
   { env: 'AUDIT_RETENTION_DAYS', default: '2192', doc: 'Days audit records are kept (6 years) unless the tenant sets its own (`npm run cli -- audit retention`); older ones are purged.' },
   { env: 'AUDIT_SHIP_INTERVAL_MS', default: '20', doc: 'Audit records of reads, searches and sign-ins are appended to a spool file under `$DATA_DIR/audit-spool` before the answer goes out, and stored in the database in batches this many milliseconds later (docs/audit.md). A process that dies leaves its file; the next one on the same DATA_DIR stores it.' },
+  { env: 'TENANT_ERASURE_GRACE_DAYS', default: '30', doc: 'Days between the termination of a tenant and the erasure of every row, file and job of it (docs/scaling.md, "Termination and erasure"); until then every request for it is answered 404 while its data stays in the database.' },
+  { env: 'INVITATION_TTL_HOURS', default: '72', doc: 'Hours an invitation link (a new tenant\'s first administrator, an invited user) can be used to set a password; it works once.' },
+  {
+    env: 'BREAK_GLASS_MAX_MINUTES',
+    default: '240',
+    doc: "Longest break-glass grant that may be asked for (a platform administrator's time-limited, read-only, audited access to one tenant's data, approved first by the tenant's administrators when its policy says so); it ends by itself when its minutes are up.",
+  },
   { env: 'AUDIT_PURGE_INTERVAL_MINUTES', default: '360', doc: 'Minutes between runs of the audit retention purge (each run is itself audited in every tenant it purged).' },
   { env: 'LOG_LEVEL', default: 'info', doc: 'pino log level (fatal, error, warn, info, debug, trace, silent).' },
   { env: 'MAX_BODY_BYTES', default: '16777216', doc: 'Largest accepted request body (bytes); larger -> 413.' },
@@ -162,7 +204,21 @@ export const CONFIG_KEYS: KeySpec[] = [
     default: '15000',
     doc: 'When PostgreSQL autovacuum is off (or on the embedded database), how often the server runs VACUUM (ANALYZE) on tables that changed by >10% (search plans need fresh statistics).',
   },
-  { env: 'TRUST_PROXY', default: 'false', doc: 'Behind a reverse proxy: take client addresses from X-Forwarded-For (absolute URLs always come from PUBLIC_BASE_URL).' },
+  {
+    env: 'TRUST_PROXY',
+    default: 'false',
+    doc: 'Behind a reverse proxy: take client addresses from X-Forwarded-For, trusting every peer (absolute URLs always come from PUBLIC_BASE_URL). Anyone who can reach the server directly can then claim any address; prefer TRUSTED_PROXIES.',
+  },
+  {
+    env: 'TRUSTED_PROXIES',
+    default: '(empty)',
+    doc: 'Comma-separated CIDR blocks of your reverse proxies (e.g. `10.0.0.0/8,2001:db8::/32`): X-Forwarded-For is believed only from them, hop by hop, so a client cannot get around a tenant\'s IP allow-list with a forged header. Takes precedence over TRUST_PROXY.',
+  },
+  {
+    env: 'BREACHED_PASSWORDS_FILE',
+    default: '(unset)',
+    doc: 'A file of SHA-1 hashes of breached passwords, one per line in hex (optionally `:count`), sorted by hash: Have I Been Pwned\'s offline "ordered by hash" list. Tenants with `breachedPasswordCheck` refuse such passwords; unset: no such check.',
+  },
   { env: 'AUTH_TOKEN_TTL_SECONDS', default: '3600', doc: 'Lifetime of access tokens issued to apps (SMART: at most an hour).' },
   { env: 'AUTH_BACKEND_TOKEN_TTL_SECONDS', default: '300', doc: 'Lifetime of SMART Backend Services (client_credentials) access tokens (SMART: should not exceed 5 minutes).' },
   { env: 'AUTH_REFRESH_TOKEN_DAYS', default: '30', doc: 'Lifetime of `offline_access` refresh tokens (and of grants); `online_access` ones end with the sign-in session.' },
@@ -193,6 +249,18 @@ export const CONFIG_KEYS: KeySpec[] = [
     doc: 'Let client JWKS URLs point at loopback/private addresses (development, tests). Off: such URLs are refused (SSRF).',
   },
   { env: 'AUTH_CLOCK_SKEW_SECONDS', default: '10', doc: 'Clock skew tolerated when checking access token exp/nbf/iat.' },
+  {
+    env: 'RATE_LIMIT_ENABLED',
+    default: 'true',
+    doc: 'Request budgets per tenant, per client and per client address (docs/rate-limits.md): counted in Redis when REDIS_URL is set (every process shares them), in the process otherwise. Over a budget: 429 `RATE_LIMITED` with `Retry-After`.',
+  },
+  { env: 'RATE_LIMIT_TENANT_PER_MINUTE', default: '600000', doc: "FHIR requests per minute of a tenant whose plan sets no `requestsPerMinute` (a plan's own figure wins; a plan without a limit has none)." },
+  { env: 'RATE_LIMIT_CLIENT_PER_MINUTE', default: '300000', doc: "FHIR requests per minute of one client (app or backend service) within its tenant, so one client cannot spend the whole tenant's budget." },
+  {
+    env: 'RATE_LIMIT_AUTH_IP_PER_MINUTE',
+    default: '600',
+    doc: 'Requests per minute from one client address to the token endpoint and the sign-in pages (authorize, interaction, manage sign-in), and, counted apart, to `metadata`.',
+  },
   {
     env: 'SECRETS_KEY',
     default: '(unset: $DATA_DIR/secrets.key)',
@@ -269,6 +337,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10000),
     statsIntervalMs: int(env, 'STATS_INTERVAL_MS', 15000, 1000),
     trustProxy: bool(env, 'TRUST_PROXY', false),
+    trustedProxies: (env.TRUSTED_PROXIES ?? '').split(',').map((x) => x.trim()).filter(Boolean),
+    breachedPasswordsFile: env.BREACHED_PASSWORDS_FILE || undefined,
     authTokenTtl: int(env, 'AUTH_TOKEN_TTL_SECONDS', 3600, 30),
     authBackendTokenTtl: int(env, 'AUTH_BACKEND_TOKEN_TTL_SECONDS', 300, 30),
     authRefreshTokenDays: int(env, 'AUTH_REFRESH_TOKEN_DAYS', 30, 1),
@@ -283,18 +353,28 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     outboxPollMs: int(env, 'OUTBOX_POLL_MS', 1000, 10),
     metricsEnabled: bool(env, 'METRICS_ENABLED', true),
     metricsToken: env.METRICS_TOKEN || undefined,
+    metricsTenantSeries: bool(env, 'METRICS_TENANT_SERIES', false),
+    metricsTenantSeriesMax: int(env, 'METRICS_TENANT_SERIES_MAX', 100, 1),
+    usageFlushIntervalMs: int(env, 'USAGE_FLUSH_INTERVAL_MS', 10000, 100),
     exportRetentionHours: int(env, 'EXPORT_RETENTION_HOURS', 24, 1),
     exportFileMaxResources: int(env, 'EXPORT_FILE_MAX_RESOURCES', 100000, 1),
     auditTrail: bool(env, 'AUDIT_TRAIL', true),
     auditRetentionDays: int(env, 'AUDIT_RETENTION_DAYS', 2192, 1),
     auditPurgeIntervalMinutes: int(env, 'AUDIT_PURGE_INTERVAL_MINUTES', 360, 1),
     auditShipIntervalMs: int(env, 'AUDIT_SHIP_INTERVAL_MS', 20, 1),
+    breakGlassMaxMinutes: int(env, 'BREAK_GLASS_MAX_MINUTES', 240, 1),
+    invitationTtlHours: int(env, 'INVITATION_TTL_HOURS', 72, 1),
+    tenantErasureGraceDays: int(env, 'TENANT_ERASURE_GRACE_DAYS', 30, 0),
     authLockoutAttempts: int(env, 'AUTH_LOCKOUT_ATTEMPTS', 5, 1),
     authLockoutMinutes: int(env, 'AUTH_LOCKOUT_MINUTES', 15, 1),
     authLockoutAccountAttempts: int(env, 'AUTH_LOCKOUT_ACCOUNT_ATTEMPTS', 50, 1),
     authIpFailures: int(env, 'AUTH_IP_FAILURES', 20, 1),
     authClockSkewSeconds: int(env, 'AUTH_CLOCK_SKEW_SECONDS', 10, 0),
     authAllowPrivateJwksUrls: bool(env, 'AUTH_ALLOW_PRIVATE_JWKS_URLS', false),
+    rateLimitEnabled: bool(env, 'RATE_LIMIT_ENABLED', true),
+    rateLimitTenantPerMinute: int(env, 'RATE_LIMIT_TENANT_PER_MINUTE', 600000, 1),
+    rateLimitClientPerMinute: int(env, 'RATE_LIMIT_CLIENT_PER_MINUTE', 300000, 1),
+    rateLimitAuthIpPerMinute: int(env, 'RATE_LIMIT_AUTH_IP_PER_MINUTE', 600, 1),
     secretsKey: secretsKey(env),
   };
 }

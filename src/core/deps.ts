@@ -7,6 +7,7 @@ import type { AuditSink } from './audit.js';
 import type { Db } from '../platform/db.js';
 import type { Logger } from '../platform/log.js';
 import type { Metrics } from '../platform/metrics.js';
+import type { PlanLookup } from './plans.js';
 import type { SearchParamRegistry } from './search-registry.js';
 
 /** The authorization server's signing keys as the rest of the server uses them (src/auth/keys.ts KeyRing). */
@@ -123,8 +124,28 @@ export interface Deps {
   metrics: Metrics;
   /** The audit trail's records outside a write's own statement (src/store/audit-spool.ts AuditSpool); closed before the database. */
   audit: AuditSink;
-  // --- issue 11 (tenant administration): each service's field goes in its own slot ---
-  // slot: plans (src/store/plans.ts PlanCatalog implements core/plans.ts PlanLookup)
-  // slot: rate limits (src/tenancy/rate-limits.ts)
-  // slot: usage (src/tenancy/usage.ts)
+  /** The plans and their quotas (the `plan` table), cached for a few seconds; a lookup never waits once loaded. */
+  plans: PlanLookup;
+  /**
+   * Request budgets (src/tenancy/rate-limits.ts RateLimits): one-minute windows per key, counted in Redis when REDIS_URL
+   * is set (every process spends the same budgets), in this process otherwise. `take` spends one request from each
+   * budget and answers for the tightest; close() at shutdown (its Redis connection).
+   */
+  rateLimits: {
+    take(budgets: { key: string; limit: number }[]): Promise<{ allowed: boolean; limit: number; remaining: number; resetSeconds: number }>;
+    close(): Promise<void>;
+  };
+  /** Usage per tenant (src/tenancy/usage.ts UsageTracker): requests counted in memory, stored every few seconds. */
+  usage: {
+    /** One admitted FHIR request of the tenant: one Map update, no I/O. */
+    count(tenantId: string): void;
+    /** The tenant's requests counted in this process and not stored yet, and the last one's time (ms). */
+    pending(tenantId: string): { requests: number; lastActivity: number | undefined };
+    /** The stored size of the tenant's resource bodies, computed at most once a minute. */
+    storageBytes(tenantId: string): Promise<number>;
+    /** Stores the counts made so far. */
+    flush(): Promise<void>;
+    /** Stops the timer and stores what is left (before the database closes). */
+    close(): Promise<void>;
+  };
 }

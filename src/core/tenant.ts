@@ -39,7 +39,7 @@ export interface TenantSettings {
   idleTimeoutMinutes?: number;
   /** Shortest password accepted for the tenant's users (at least the server's own minimum). */
   passwordMinLength?: number;
-  /** Refuse passwords found in the breached-password list (terminology/../ see docs). */
+  /** Refuse passwords found in the breached-password list of BREACHED_PASSWORDS_FILE (docs/security-policies.md). */
   breachedPasswordCheck?: boolean;
   /** Longest access-token lifetime issued for the tenant (seconds; at most the server's). */
   maxTokenLifetimeSeconds?: number;

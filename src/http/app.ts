@@ -5,12 +5,16 @@ import type { Deps } from '../core/deps.js';
 import { FhirError } from '../core/errors.js';
 import { isMigrated } from '../store/migrate.js';
 import { TenantCache } from '../tenancy/tenant-cache.js';
+import { proxyTrust } from '../tenancy/security-policy.js';
 import { createAuthServer, type AuthServer } from '../auth/server.js';
 import { capabilitySecurity } from '../auth/smart-config.js';
+import { breakGlassAccess } from '../auth/break-glass.js';
 import { dispatcher } from '../fhir/interactions/index.js';
 import { Subscriptions } from '../subscriptions/service.js';
 import { Exports } from '../export/service.js';
 import { localExportStorage } from '../export/worker.js';
+import { adminConsole } from '../admin/console.js';
+import { adminApi } from '../admin/api.js';
 import { fhirRouter, type RequestVerifier } from './fhir-router.js';
 import { InFlightRequests } from './inflight.js';
 import { errorHandler } from './respond.js';
@@ -45,8 +49,8 @@ export function createApp(deps: Deps, opts: AppOptions = {}): AppHandle {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
-  // slot: trusted proxies (src/tenancy/security-policy.ts)
-  if (deps.config.trustProxy) app.set('trust proxy', true);
+  // trusted proxies (src/tenancy/security-policy.ts): whose X-Forwarded-For names the client (req.ip)
+  app.set('trust proxy', proxyTrust(deps.config));
   const auth = createAuthServer(deps, tenants);
 
   app.use((req, res, next) => {
@@ -92,8 +96,9 @@ export function createApp(deps: Deps, opts: AppOptions = {}): AppHandle {
     async verify(authorization, audience, tenantId) {
       const p = await auth.verifier.verify(authorization, audience, tenantId);
       const c = p.claims;
-      // slot: break-glass (src/auth/break-glass.ts) widens a platform admin's guard while a grant is active
       const caller = { clientId: c.client_id, sub: c.sub, role: c.role, scope: c.scope, ...(c.patient ? { patient: c.patient } : {}), ...(c.fhirUser ? { fhirUser: c.fhirUser } : {}) };
+      // break-glass (src/auth/break-glass.ts) widens a platform admin's guard while a grant is active
+      if (c.role === 'platform-admin') return breakGlassAccess(deps, tenantId, p.guard, caller);
       return { guard: p.guard, clientId: c.client_id, caller };
     },
   };
@@ -101,8 +106,10 @@ export function createApp(deps: Deps, opts: AppOptions = {}): AppHandle {
   const exports = new Exports(deps, localExportStorage(deps));
   const dispatch = dispatcher({ software: SOFTWARE, startedAt, security: capabilitySecurity(deps.config.publicBaseUrl) });
   app.use('/fhir', fhirRouter({ deps, tenants, verifier: opts.verifier ?? tokens, origins: auth.origins, dispatch, subscriptions, exports }));
-  // slot: admin API (src/admin/api.ts), JSON under /admin/api
-  // slot: admin console (src/admin/console.ts), HTML pages under /admin
+  // admin API (src/admin/api.ts), JSON under /admin/api
+  app.use('/admin/api', adminApi(deps, { verifier: auth.verifier, provider: () => auth.provider() }));
+  // admin console (src/admin/console.ts), HTML pages under /admin
+  app.use('/admin', adminConsole(deps, auth.provider));
   app.use((req, _res, next) => {
     next(new FhirError('not-found', `Nothing at ${req.path.slice(0, 200)}; FHIR bases live under /fhir/{tenant}`, { code: 'PATH_UNKNOWN' }));
   });

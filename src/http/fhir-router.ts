@@ -14,6 +14,7 @@ import type { Dispatch } from '../fhir/interactions/index.js';
 import { checkedParams, parsePrefer, type FhirMethod, type FhirRequest, type RequestHeaders } from '../fhir/request.js';
 import type { OriginRegistry } from '../auth/origins.js';
 import { smartConfiguration } from '../auth/smart-config.js';
+import { breakGlassGrantOf, breakGlassPurpose } from '../auth/break-glass.js';
 import { TenantStore } from '../store/session.js';
 import type { TenantCache } from '../tenancy/tenant-cache.js';
 import { readBody } from './read-body.js';
@@ -184,7 +185,9 @@ function agentOf(req: Request, caller: Caller | undefined): AuditAgent {
   agent.clientId = caller.clientId;
   agent.role = caller.role;
   if (caller.sub !== caller.clientId) agent.userSub = caller.sub;
-  // slot: break-glass (the grant a platform admin acts under, src/auth/break-glass.ts)
+  // break-glass (the grant a platform admin acts under, src/auth/break-glass.ts)
+  const grant = breakGlassGrantOf(caller);
+  if (grant) agent.purposeOfUse = breakGlassPurpose(grant);
   if (caller.fhirUser) agent.userRef = caller.fhirUser.replace(/^.*\/((?:Practitioner|PractitionerRole|Patient|RelatedPerson|Person)\/[^/]+)$/, '$1');
   return agent;
 }

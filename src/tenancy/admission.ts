@@ -4,6 +4,9 @@
 // request is refused before it touches the database) or add response headers.
 import type { Deps } from '../core/deps.js';
 import type { Tenant } from '../core/tenant.js';
+import { assertAddressAllowed } from './security-policy.js';
+import { admitRate } from './rate-limits.js';
+import { assertLifecycle } from './lifecycle.js';
 
 export interface AdmissionRequest {
   tenant: Tenant;
@@ -29,11 +32,13 @@ export type AdmissionHeaders = Record<string, string>;
 /** Throws a FhirError when the request may not proceed; returns headers to add otherwise. */
 export async function admit(deps: Deps, a: AdmissionRequest): Promise<AdmissionHeaders> {
   const headers: AdmissionHeaders = {};
-  void deps;
-  void a;
-  // slot: lifecycle (src/tenancy/lifecycle.ts)
-  // slot: ip allow-list (src/tenancy/security-policy.ts)
-  // slot: rate limits (src/tenancy/rate-limits.ts)
-  // slot: usage (src/tenancy/usage.ts)
+  // lifecycle (src/tenancy/lifecycle.ts)
+  assertLifecycle(a.tenant, deps.clock(), a);
+  // ip allow-list (src/tenancy/security-policy.ts); discovery documents describe the server, not the tenant's data
+  if (!a.discovery) assertAddressAllowed(a.tenant, a.address);
+  // rate limits (src/tenancy/rate-limits.ts)
+  Object.assign(headers, await admitRate(deps, a));
+  // usage (src/tenancy/usage.ts): requests with a token only (discovery is public: probes are no tenant activity)
+  if (!a.discovery) deps.usage.count(a.tenant.id);
   return headers;
 }

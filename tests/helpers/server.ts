@@ -75,6 +75,8 @@ export async function startServer(overrides: Partial<Config> = {}, opts: ServerO
       await workers?.stop();
       stopExports?.();
       await deps.queues.close();
+      await deps.rateLimits.close();
+      await deps.usage.close();
       app.auth.close();
       await deps.audit.close();
       http.closeAllConnections();
