@@ -3,7 +3,8 @@
 // API (src/admin/tenants.ts), run as the operator: a platform administrator named `cli` in the audit trail.
 import { parseArgs } from 'node:util';
 import type { Deps } from '../core/deps.js';
-import { PLATFORM } from '../core/tenant.js';
+import { PLATFORM, type TenantSettings } from '../core/tenant.js';
+import { validateSecurityPolicy } from '../tenancy/security-policy.js';
 import { archiveTenant, changePlan, getTenantView, listTenantViews, provisionTenant, reactivateTenant, suspendTenant, terminateTenant } from '../admin/tenants.js';
 import type { AdminActor } from '../admin/types.js';
 import { findTenant, updateTenantSettings } from '../store/tenants.js';
@@ -22,10 +23,28 @@ export const TENANT_USAGE = `  tenant create <slug> --name "<name>" [--type T] [
                                             (read-only); any -> terminated (erased after TENANT_ERASURE_GRACE_DAYS)
   tenant set <slug> [--referential-integrity true|false] [--mfa-required true|false] [--audit-retention-days N]
              [--required-bindings true|false] [--require-profile Type=url]... [--clear-required-profiles Type|*]...
-                                            every resource of Type must meet the profile on create/update (profiles/README.md)`;
+                                            every resource of Type must meet the profile on create/update (profiles/README.md)
+             [--ip-allow-list <cidr>,...|none] [--idle-timeout-minutes N] [--password-min-length N]
+             [--breached-password-check true|false] [--max-token-lifetime-seconds N] [--break-glass-approval true|false]
+                                            security policies (docs/security-policies.md)`;
 
 /** The operator at the CLI, as the admin services see them. */
 const OPERATOR_ACTOR: AdminActor = { kind: 'platform-admin', tenant: PLATFORM, sub: 'cli' };
+
+/** `tenant set` options of the security policies, each to its setting (checked by validateSecurityPolicy). */
+const POLICY_OPTIONS: Record<string, (v: string) => Partial<TenantSettings>> = {
+  'ip-allow-list': (v) => ({ ipAllowList: v === 'none' ? [] : v.split(',').map((c) => c.trim()) }),
+  'idle-timeout-minutes': (v) => ({ idleTimeoutMinutes: Number(v) }),
+  'password-min-length': (v) => ({ passwordMinLength: Number(v) }),
+  'breached-password-check': (v) => ({ breachedPasswordCheck: boolOption(v) }),
+  'max-token-lifetime-seconds': (v) => ({ maxTokenLifetimeSeconds: Number(v) }),
+  'break-glass-approval': (v) => ({ breakGlassApproval: boolOption(v) }),
+};
+
+/** 'true' / 'false'; anything else is left for validateSecurityPolicy to name. */
+function boolOption(v: string): boolean {
+  return v === 'true' ? true : v === 'false' ? false : (v as unknown as boolean);
+}
 
 const LIFECYCLE = { suspend: suspendTenant, reactivate: reactivateTenant, archive: archiveTenant, terminate: terminateTenant } as const;
 
@@ -116,9 +135,20 @@ async function set(deps: Deps, rest: string[]): Promise<number> {
       'required-bindings': { type: 'string' },
       'require-profile': { type: 'string', multiple: true },
       'clear-required-profiles': { type: 'string', multiple: true },
+      ...Object.fromEntries(Object.keys(POLICY_OPTIONS).map((k) => [k, { type: 'string' as const }])),
     },
     allowPositionals: true,
   });
+  const policy: Record<string, unknown> = {};
+  for (const [option, parse] of Object.entries(POLICY_OPTIONS)) {
+    const v = (values as Record<string, string | undefined>)[option];
+    if (v !== undefined) Object.assign(policy, parse(v));
+  }
+  const policyProblems = validateSecurityPolicy(policy as Partial<TenantSettings>);
+  if (policyProblems.length) {
+    console.error(`error: ${policyProblems.join('; ')}`);
+    return 2;
+  }
   const ri = values['referential-integrity'];
   const mfa = values['mfa-required'];
   const days = values['audit-retention-days'];
@@ -128,8 +158,9 @@ async function set(deps: Deps, rest: string[]): Promise<number> {
   const profilesChanged = requireProfile.length > 0 || clearProfiles.length > 0;
   const ok = (v: string | undefined) => v === undefined || v === 'true' || v === 'false';
   const okDays = days === undefined || (/^\d{1,6}$/.test(days) && Number(days) >= 1);
-  if (!positionals[0] || (ri === undefined && mfa === undefined && days === undefined && bindings === undefined && !profilesChanged) || !ok(ri) || !ok(mfa) || !ok(bindings) || !okDays) {
-    console.error('usage: tenant set <slug> [--referential-integrity true|false] [--mfa-required true|false] [--audit-retention-days N (>= 1)] [--required-bindings true|false] [--require-profile Type=url]... [--clear-required-profiles Type|*]...');
+  const policyChanged = Object.keys(policy).length > 0;
+  if (!positionals[0] || (ri === undefined && mfa === undefined && days === undefined && bindings === undefined && !profilesChanged && !policyChanged) || !ok(ri) || !ok(mfa) || !ok(bindings) || !okDays) {
+    console.error(`usage:\n${TENANT_USAGE.slice(TENANT_USAGE.indexOf('  tenant set'))}`);
     return 2;
   }
   const tenant = await findTenant(deps.db, positionals[0]);
@@ -148,6 +179,7 @@ async function set(deps: Deps, rest: string[]): Promise<number> {
     ...(days !== undefined ? { auditRetentionDays: Number(days) } : {}),
     ...(bindings !== undefined ? { requiredBindings: bindings === 'true' } : {}),
     ...(requiredProfiles !== undefined ? { requiredProfiles } : {}),
+    ...policy,
   };
   await updateTenantSettings(deps.db, positionals[0], settings);
   tenantChanged(deps.db, positionals[0]);

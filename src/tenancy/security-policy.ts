@@ -85,6 +85,7 @@ export function validateSecurityPolicy(settings: Partial<TenantSettings>): strin
     problems.push(`passwordMinLength must be a whole number from ${MIN_PASSWORD_LENGTH} (the server's minimum) to ${MAX_PASSWORD_LENGTH}`);
   }
   if (given('breachedPasswordCheck') && typeof s.breachedPasswordCheck !== 'boolean') problems.push('breachedPasswordCheck must be true or false');
+  if (given('breakGlassApproval') && typeof s.breakGlassApproval !== 'boolean') problems.push('breakGlassApproval must be true or false');
   const ttl = s.maxTokenLifetimeSeconds;
   if (given('maxTokenLifetimeSeconds') && !(Number.isInteger(ttl) && (ttl as number) >= 30)) {
     problems.push('maxTokenLifetimeSeconds must be a whole number of seconds, at least 30 (the server caps it at its own token lifetimes)');

@@ -109,3 +109,24 @@ describe('tenant commands beside a running server', () => {
     expect((await bystander.api.get(`${bystander.path}/Organization/${bystander.slug}`)).status).toBe(200);
   });
 });
+
+describe('tenant set: security policies', () => {
+  it('stores the policies it is given, checked first; a malformed CIDR changes nothing', async () => {
+    const t = await newTenant(server, 'cli-pol');
+    const bad = await tenant('set', t.slug, '--ip-allow-list', '10.0.0.0/8,10.0.0.0/33', '--password-min-length', '14');
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain('10.0.0.0/33');
+    expect((await tenantRow(server, t.slug))?.settings).toEqual({});
+    const good = await tenant('set', t.slug, '--ip-allow-list', '10.0.0.0/8, 2001:db8::/32', '--password-min-length', '14', '--max-token-lifetime-seconds', '600', '--break-glass-approval', 'true');
+    expect(good.code).toBe(0);
+    expect((await tenantRow(server, t.slug))?.settings).toEqual({ ipAllowList: ['10.0.0.0/8', '2001:db8::/32'], passwordMinLength: 14, maxTokenLifetimeSeconds: 600, breakGlassApproval: true });
+    // the server follows at once: this test's calls come from 127.0.0.1, outside the list
+    const refused = await t.api.get(`${t.path}/Organization/${t.slug}`);
+    expect(refused.status).toBe(403);
+    expect(refused.body.issue[0].details.coding[0].code).toBe('IP_NOT_ALLOWED');
+    expect((await tenant('set', t.slug, '--ip-allow-list', 'none')).code).toBe(0);
+    expect((await t.api.get(`${t.path}/Organization/${t.slug}`)).status).toBe(200);
+    expect((await bystander.api.get(`${bystander.path}/Organization/${bystander.slug}`)).status).toBe(200);
+    expect((await tenant('set', t.slug, '--breached-password-check', 'maybe')).err).toContain('breachedPasswordCheck must be true or false');
+  }, 60_000);
+});
