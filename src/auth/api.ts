@@ -4,7 +4,9 @@ import type { Request, Response } from 'express';
 import jwt from 'jsonwebtoken';
 import type { Deps } from '../core/deps.js';
 import { FhirError } from '../core/errors.js';
-import { tenantOfBase } from './provider.js';
+import type { TenantCache } from '../tenancy/tenant-cache.js';
+import { hostOfBaseUrl } from '../tenancy/tenant-hosts.js';
+import { tenantOfAudience, tenantOfBase } from './provider.js';
 import { bearerToken, type Principal, type TokenVerifier } from './verify.js';
 
 export function oauthError(res: Response, status: number, error: string, description: string): void {
@@ -13,16 +15,19 @@ export function oauthError(res: Response, status: number, error: string, descrip
   res.json({ error, error_description: description });
 }
 
-/** The caller: a bearer access token of this server, verified for the tenant its aud names (401 otherwise). */
-export async function caller(deps: Deps, verifier: TokenVerifier, req: Request): Promise<Principal> {
-  const base = deps.config.publicBaseUrl;
+/**
+ * The caller: a bearer access token of this server, verified for the tenant its aud names (401 otherwise). With
+ * `tenants`, a token for a tenant's own host base (host-based tenants) is one too.
+ */
+export async function caller(deps: Deps, verifier: TokenVerifier, req: Request, tenants?: TenantCache): Promise<Principal> {
   const token = bearerToken(req.headers.authorization);
-  // the unverified aud only picks the tenant to verify against; verify() then checks everything
+  // the unverified aud only picks the tenant and base to verify against; verify() then checks everything
   const payload = token ? jwt.decode(token) : undefined;
-  const aud = payload && typeof payload === 'object' ? payload.aud : undefined;
-  const slug = tenantOfBase(base, typeof aud === 'string' ? aud : undefined);
+  const aud = payload && typeof payload === 'object' && typeof payload.aud === 'string' ? payload.aud : undefined;
+  const slug = tenants ? await tenantOfAudience(deps.config, tenants, aud) : tenantOfBase(deps.config.publicBaseUrl, aud);
   if (!slug) throw new FhirError('unauthenticated', 'A Bearer access token of this server is required', { code: 'TOKEN_MISSING' });
-  return verifier.verify(req.headers.authorization, `${base}/fhir/${slug}`, slug);
+  const onHost = aud !== undefined && hostOfBaseUrl(deps.config.publicBaseUrl, aud) !== undefined;
+  return verifier.verify(req.headers.authorization, onHost ? aud : `${deps.config.publicBaseUrl}/fhir/${slug}`, slug);
 }
 
 /** Runs a JSON endpoint: FhirErrors as OAuth errors, a malformed body as invalid_request, anything else a logged 500. */

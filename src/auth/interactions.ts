@@ -9,7 +9,7 @@ import { sessionQuotaRefusal } from '../fhir/quotas.js';
 import type { AuditAgent } from '../core/audit.js';
 import type { Deps } from '../core/deps.js';
 import type { Tenant } from '../core/tenant.js';
-import { clientScopes, tenantOfBase } from './provider.js';
+import { clientScopes, tenantOfAudience } from './provider.js';
 import type { SmartContext } from './claims.js';
 import { accountId, parseAccountId, SMART_GRANT } from './claims.js';
 import { accessForType, accessFromToken, grantAccess, R4_TYPES } from './access.js';
@@ -55,7 +55,7 @@ async function flowOf(a: InteractionDeps, req: Request, res: Response): Promise<
   const details = await a.provider().interactionDetails(req, res);
   if (details.uid !== req.params.uid) throw new Error('interaction mismatch');
   const aud = String(details.params.aud ?? details.params.resource ?? '');
-  const slug = tenantOfBase(a.deps.config.publicBaseUrl, aud);
+  const slug = await tenantOfAudience(a.deps.config, a.tenants, aud);
   const tenant = slug ? await a.tenants.get(slug) : undefined;
   if (!tenant) throw new Error('interaction without a tenant');
   const client = await a.provider().Client.find(String(details.params.client_id));

@@ -1,10 +1,13 @@
 // The SMART authorization server: oidc-provider configured for SMART App Launch 2.x and Backend Services
 // (SMART.md §8 maps each requirement to the option used here). One issuer for the whole server ($PUBLIC_BASE_URL/auth);
-// every client belongs to one tenant, and `aud` (the tenant's FHIR base) binds each token to that tenant.
+// every client belongs to one tenant, and `aud` (the tenant's FHIR base: /fhir/{tenant}, or its own host's /fhir) binds
+// each token to that tenant and that base.
 import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Deps } from '../core/deps.js';
 import { peekLaunch, findUserById } from '../store/auth-users.js';
 import type { TenantCache } from '../tenancy/tenant-cache.js';
+import { hostOfBaseUrl } from '../tenancy/tenant-hosts.js';
+import type { Config } from '../config/index.js';
 import { guardedFetch } from '../platform/outbound.js';
 import { grantAccess } from './access.js';
 import { auditProviderRoute } from './audit.js';
@@ -63,6 +66,18 @@ export function tenantOfBase(publicBaseUrl: string, url: string | undefined): st
   return isTenantSlug(slug) ? slug : undefined;
 }
 
+/**
+ * The tenant slug of a FHIR base of this server: `/fhir/{tenant}` below PUBLIC_BASE_URL, or (TENANT_HOSTS_ENABLED) a
+ * tenant's own host base `<scheme>://<host>/fhir` (src/tenancy/tenant-hosts.ts) while that tenant still has the host.
+ */
+export async function tenantOfAudience(cfg: Config, tenants: TenantCache, url: string | undefined): Promise<string | undefined> {
+  const slug = tenantOfBase(cfg.publicBaseUrl, url);
+  if (slug || !url || !cfg.tenantHostsEnabled) return slug;
+  const host = hostOfBaseUrl(cfg.publicBaseUrl, url);
+  const ofHost = host ? await tenants.hosts.tenantOf(host) : undefined;
+  return ofHost && (await tenants.get(ofHost))?.host === host ? ofHost : undefined;
+}
+
 /** Resource scope strings of a scope parameter (what oidc-provider calls the resource server's scopes). */
 function resourceScopeStrings(...scopes: (string | undefined)[]): string[] {
   const out = new Set<string>();
@@ -90,14 +105,25 @@ export function buildProvider(opts: ProviderOptions): Provider {
     if (why) throw new errors.AccessDenied(why);
   };
 
+  /**
+   * The FHIR base an id_token's fhirUser URL is written on: the tenant host's base when the grant was for it (host-based
+   * tenants), /fhir/{tenant} otherwise.
+   */
+  const fhirUserBase = async (ctx: KoaContextWithOIDC, tenantId: string): Promise<string> => {
+    const e = ctx.oidc?.entities;
+    const resource = e?.AuthorizationCode?.resource ?? e?.RefreshToken?.resource;
+    if (typeof resource === 'string' && hostOfBaseUrl(cfg.publicBaseUrl, resource) && (await tenantOfAudience(cfg, tenants, resource)) === tenantId) return resource;
+    return `${cfg.publicBaseUrl}/fhir/${tenantId}`;
+  };
+
   const policy = interactionPolicy.base();
   // A browser session belongs to one tenant's user (platform administrators excepted): an app of another tenant
   // makes the user sign in again.
   policy.get('login')!.checks.add(
-    new interactionPolicy.Check('tenant_mismatch', 'the signed-in user belongs to another tenant', (ctx) => {
+    new interactionPolicy.Check('tenant_mismatch', 'the signed-in user belongs to another tenant', async (ctx) => {
       const acct = ctx.oidc.session?.accountId ? parseAccountId(ctx.oidc.session.accountId) : undefined;
       if (!acct || acct.tenantId === 'platform') return interactionPolicy.Check.NO_NEED_TO_PROMPT;
-      const aud = tenantOfBase(cfg.publicBaseUrl, (ctx.oidc.params?.aud ?? ctx.oidc.params?.resource) as string | undefined);
+      const aud = await tenantOfAudience(cfg, tenants, (ctx.oidc.params?.aud ?? ctx.oidc.params?.resource) as string | undefined);
       return aud === acct.tenantId ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
     }),
   );
@@ -150,17 +176,17 @@ export function buildProvider(opts: ProviderOptions): Provider {
       // SMART aud: the FHIR base of the client's own tenant. The sign-in pages pick the tenant from aud (resource
       // when aud is absent), so a resource indicator beside it must name the same base: otherwise an app of one
       // tenant could have another tenant's users sign in to it (resource = own base passes the audience check).
-      aud(ctx, value, client) {
+      async aud(ctx, value, client) {
         if (value === undefined) return;
         const resource = ctx.oidc.params?.resource;
         if (resource !== undefined && resource !== value) throw new errors.InvalidTarget('resource and aud must name the same FHIR base');
-        const slug = tenantOfBase(cfg.publicBaseUrl, String(value));
+        const slug = await tenantOfAudience(cfg, tenants, String(value));
         if (!slug || slug !== client.metadata()[TENANT_PROPERTY]) throw new errors.InvalidTarget("aud must be the FHIR base URL of this client's tenant");
       },
       // EHR launch: the opaque launch value must name a live context of this tenant (and of this client, if bound)
       async launch(ctx, value, client) {
         if (value === undefined) return;
-        const tenant = tenantOfBase(cfg.publicBaseUrl, (ctx.oidc.params?.aud ?? ctx.oidc.params?.resource) as string | undefined);
+        const tenant = await tenantOfAudience(cfg, tenants, (ctx.oidc.params?.aud ?? ctx.oidc.params?.resource) as string | undefined);
         const l = tenant ? await peekLaunch(deps.db, tenant, String(value)) : undefined;
         if (!l || (l.clientId && l.clientId !== client.clientId)) throw new errors.InvalidRequest('launch is unknown, expired or issued for another app');
       },
@@ -181,7 +207,7 @@ export function buildProvider(opts: ProviderOptions): Provider {
       return {
         accountId: sub,
         async claims() {
-          const fhirUser = user.fhirUser ? `${cfg.publicBaseUrl}/fhir/${user.tenantId}/${user.fhirUser}` : undefined;
+          const fhirUser = user.fhirUser ? `${await fhirUserBase(ctx, user.tenantId)}/${user.fhirUser}` : undefined;
           return { sub, ...(fhirUser ? { fhirUser } : {}), ...(user.displayName ? { name: user.displayName } : {}), preferred_username: user.username };
         },
       };
@@ -231,7 +257,7 @@ export function buildProvider(opts: ProviderOptions): Provider {
         },
         useGrantedResource: () => true,
         async getResourceServerInfo(ctx, indicator, client) {
-          const slug = tenantOfBase(cfg.publicBaseUrl, indicator);
+          const slug = await tenantOfAudience(cfg, tenants, indicator);
           const own = client.metadata()[TENANT_PROPERTY];
           if (!slug || slug !== own) throw new errors.InvalidTarget("aud must be the FHIR base URL of this client's tenant");
           const tenant = await tenants.get(slug);

@@ -94,7 +94,7 @@ export function createAuthServer(deps: Deps, tenants: TenantCache): AuthServer {
     }
   };
   const expired = 'This sign-in request has expired or is not valid any more.';
-  const who = (req: Request) => caller(deps, verifier, req);
+  const who = (req: Request) => caller(deps, verifier, req, tenants);
 
   router.post('/authorize', form, authorizePost);
   router.get('/authorize', authorizeGet);

@@ -8,6 +8,7 @@ import { findClient } from '../store/auth-payloads.js';
 import { findUserByName } from '../store/auth-users.js';
 import { findTenant } from '../store/tenants.js';
 import { tokenLifetime } from '../tenancy/security-policy.js';
+import { hostBaseUrl } from '../tenancy/tenant-hosts.js';
 import { grantAccess } from './access.js';
 import { OPERATOR, recordAuthEvents } from './audit.js';
 import { PLATFORM } from '../core/tenant.js';
@@ -26,6 +27,8 @@ export interface MintRequest {
   patient?: string;
   /** Asked-for lifetime; the tenant's maxTokenLifetimeSeconds shortens it. */
   ttlSeconds: number;
+  /** For the tenant's own host base (host-based tenants: `<scheme>://<host>/fhir`) instead of /fhir/{tenant}. */
+  onHost?: boolean;
 }
 
 export interface MintedToken {
@@ -64,8 +67,10 @@ export async function mintAccessToken(deps: Deps, keys: SigningKeys, req: MintRe
     throw new FhirError('forbidden', `None of the requested scopes is allowed (client and role ceiling): ${req.scope}`, { code: 'SCOPE_NOT_GRANTED' });
   }
   const now = Math.floor(deps.clock().getTime() / 1000);
-  const ttl = tokenLifetime(req.ttlSeconds, await findTenant(deps.db, req.tenant));
-  const base = `${deps.config.publicBaseUrl}/fhir/${req.tenant}`;
+  const tenant = await findTenant(deps.db, req.tenant);
+  const ttl = tokenLifetime(req.ttlSeconds, tenant);
+  if (req.onHost && !tenant?.host) throw new FhirError('invalid', `Tenant '${req.tenant}' has no host name of its own`, { code: 'TENANT_HOST_NONE' });
+  const base = req.onHost ? hostBaseUrl(deps.config.publicBaseUrl, tenant!.host!) : `${deps.config.publicBaseUrl}/fhir/${req.tenant}`;
   const claims: AccessClaims = {
     iss: issuerOf(deps.config.publicBaseUrl),
     aud: base,

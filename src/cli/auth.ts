@@ -26,7 +26,8 @@ export const AUTH_USAGE = `  user create <tenant|platform> <username> --role <ro
   client list <tenant>
   client remove <client_id>
   client initial-token <tenant> [--scope "<ceiling>"] [--ttl <seconds>]   for RFC 7591 registration
-  token <tenant> --client <client_id> --scope "<scopes>" [--user <username>] [--patient <id>] [--ttl <seconds>]
+  token <tenant> --client <client_id> --scope "<scopes>" [--user <username>] [--patient <id>] [--ttl <seconds>] [--on-host]
+                  (--on-host: for the tenant's own host base, <scheme>://<host>/fhir, TENANT_HOSTS_ENABLED)
   keys list | keys rotate [--retire-after-hours 24] | keys retire <kid>
   roles: platform-admin (tenant 'platform'), tenant-admin, practitioner, receptionist, lab-technician, patient`;
 
@@ -46,17 +47,17 @@ export async function authCommand(deps: Deps, cmd: string, sub: string | undefin
   if (cmd === 'token') {
     const { values, positionals } = parseArgs({
       args: [sub, ...rest].filter((x): x is string => x !== undefined),
-      options: { client: { type: 'string' }, scope: { type: 'string' }, user: { type: 'string' }, patient: { type: 'string' }, ttl: { type: 'string' } },
+      options: { client: { type: 'string' }, scope: { type: 'string' }, user: { type: 'string' }, patient: { type: 'string' }, ttl: { type: 'string' }, 'on-host': { type: 'boolean' } },
       allowPositionals: true,
     });
     const ttl = Number(values.ttl ?? 3600);
     if (!positionals[0] || !values.client || !values.scope || !Number.isInteger(ttl) || ttl < 1) {
-      console.error('usage: token <tenant> --client <client_id> --scope "<scopes>" [--user <username>] [--patient <id>] [--ttl <seconds>]');
+      console.error('usage: token <tenant> --client <client_id> --scope "<scopes>" [--user <username>] [--patient <id>] [--ttl <seconds>] [--on-host]');
       return 2;
     }
-    const t = await mintAccessToken(deps, deps.auth.keys, { tenant: positionals[0], clientId: values.client, scope: values.scope, ttlSeconds: ttl, ...(values.user ? { username: values.user } : {}), ...(values.patient ? { patient: values.patient } : {}) });
+    const t = await mintAccessToken(deps, deps.auth.keys, { tenant: positionals[0], clientId: values.client, scope: values.scope, ttlSeconds: ttl, ...(values.user ? { username: values.user } : {}), ...(values.patient ? { patient: values.patient } : {}), ...(values['on-host'] ? { onHost: true } : {}) });
     // stderr: stdout is the token alone, for $(...)
-    console.error(`scope: ${t.scope}\nfor: ${deps.config.publicBaseUrl}/fhir/${positionals[0]} (${baseSource})`);
+    console.error(`scope: ${t.scope}\nfor: ${t.claims.aud} (${baseSource})`);
     console.error(`expires in ${t.expiresIn} s; send it as: Authorization: Bearer <token>`);
     console.log(t.accessToken);
     return 0;

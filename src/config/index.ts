@@ -24,6 +24,8 @@ export interface Config {
   trustProxy: boolean;
   /** CIDR blocks of the reverse proxies whose X-Forwarded-For is believed (src/tenancy/security-policy.ts proxyTrust). */
   trustedProxies: string[];
+  /** Serve a tenant's own host name (its `host`) at /fhir as that tenant's base (src/tenancy/tenant-hosts.ts). */
+  tenantHostsEnabled: boolean;
   /** A sorted file of SHA-1 hashes of breached passwords (HIBP's offline list), for tenants that check against it. */
   breachedPasswordsFile: string | undefined;
   authTokenTtl: number;
@@ -215,6 +217,11 @@ export const CONFIG_KEYS: KeySpec[] = [
     doc: 'Comma-separated CIDR blocks of your reverse proxies (e.g. `10.0.0.0/8,2001:db8::/32`): X-Forwarded-For is believed only from them, hop by hop, so a client cannot get around a tenant\'s IP allow-list with a forged header. Takes precedence over TRUST_PROXY.',
   },
   {
+    env: 'TENANT_HOSTS_ENABLED',
+    default: 'false',
+    doc: 'Host-based tenants: a request whose Host names a tenant\'s own host name (set by a platform admin) is served at `/fhir` as that tenant\'s base, `<PUBLIC_BASE_URL scheme>://<host>/fhir`, beside `/fhir/{tenant}`. Host is client-supplied: enable only behind a proxy that routes exactly those names here (docs/admin-api.md, "Host-based tenants").',
+  },
+  {
     env: 'BREACHED_PASSWORDS_FILE',
     default: '(unset)',
     doc: 'A file of SHA-1 hashes of breached passwords, one per line in hex (optionally `:count`), sorted by hash: Have I Been Pwned\'s offline "ordered by hash" list. Tenants with `breachedPasswordCheck` refuse such passwords; unset: no such check.',
@@ -338,6 +345,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     statsIntervalMs: int(env, 'STATS_INTERVAL_MS', 15000, 1000),
     trustProxy: bool(env, 'TRUST_PROXY', false),
     trustedProxies: (env.TRUSTED_PROXIES ?? '').split(',').map((x) => x.trim()).filter(Boolean),
+    tenantHostsEnabled: bool(env, 'TENANT_HOSTS_ENABLED', false),
     breachedPasswordsFile: env.BREACHED_PASSWORDS_FILE || undefined,
     authTokenTtl: int(env, 'AUTH_TOKEN_TTL_SECONDS', 3600, 30),
     authBackendTokenTtl: int(env, 'AUTH_BACKEND_TOKEN_TTL_SECONDS', 300, 30),

@@ -73,8 +73,9 @@ export function capabilityStatement(ctx: FhirContext, software: { name: string; 
     rest: [
       {
         mode: 'server',
-        // R4 websocket channel: where clients connect (then bind-with-token, Backport IG channels.html)
-        extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/capabilitystatement-websocket', valueUri: `${ctx.baseUrl.replace(/^http/, 'ws')}/$subscription-ws` }],
+        // R4 websocket channel: where clients connect (then bind-with-token, Backport IG channels.html); on the main
+        // host for host-based tenants too, as $get-ws-binding-token says (src/subscriptions/websocket.ts serves it)
+        extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/capabilitystatement-websocket', valueUri: `${ctx.deps.config.publicBaseUrl.replace(/^http/, 'ws')}/fhir/${ctx.tenant.id}/$subscription-ws` }],
         documentation:
           'Tenant-scoped FHIR R4 REST API, protected by SMART-on-FHIR (App Launch 2.x and Backend Services). Medication, CodeSystem, ValueSet, ConceptMap, StructureDefinition and SearchParameter include the platform catalog (tenant platform), readable in every tenant and read-only there. Token search modifiers: not, text, of-type, missing, in and not-in (a ValueSet canonical or ValueSet/[id]), below and above (system|code, following the code system hierarchy; at most 1,000 codes). Quantity search in a UCUM unit compares in canonical units.',
         security,

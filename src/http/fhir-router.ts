@@ -1,6 +1,6 @@
-// /fhir/{tenant}/...: HTTP in and out, nothing else. Resolves the tenant (tenancy/), answers CORS and the discovery
-// document, verifies the token (auth/), reads the body, builds the plain FhirRequest, lets the FHIR interaction table
-// answer it (fhir/interactions/index.ts), and writes the FhirResult back.
+// /fhir/{tenant}/... (and /fhir/... on a tenant's own host name): HTTP in and out, nothing else. Resolves the tenant
+// (tenancy/), answers CORS and the discovery document, verifies the token (auth/), reads the body, builds the plain
+// FhirRequest, lets the FHIR interaction table answer it (fhir/interactions/index.ts), and writes the FhirResult back.
 import type { NextFunction, Request, Response } from 'express';
 import type { AuditAgent } from '../core/audit.js';
 import { FhirError, toFhirError } from '../core/errors.js';
@@ -17,10 +17,11 @@ import { smartConfiguration } from '../auth/smart-config.js';
 import { breakGlassGrantOf, breakGlassPurpose } from '../auth/break-glass.js';
 import { TenantStore } from '../store/session.js';
 import type { TenantCache } from '../tenancy/tenant-cache.js';
+import { hostBaseUrl, requestHost } from '../tenancy/tenant-hosts.js';
 import { readBody } from './read-body.js';
 import type { CancelSignal } from '../platform/cancel.js';
 import { checkFormat, send } from './respond.js';
-import { isServing } from '../core/tenant.js';
+import { isServing, type Tenant } from '../core/tenant.js';
 import { admit } from '../tenancy/admission.js';
 
 /** Who is asking: the guard of the verified bearer token (401 otherwise), and the client it was issued to. */
@@ -112,22 +113,40 @@ async function fhirRequest(req: Request, path: string[], params: [string, string
   return out;
 }
 
+/**
+ * The request's tenant, its path below the tenant's base, and that base: on a tenant's own host name (host-based
+ * tenants, TENANT_HOSTS_ENABLED) the base is `<scheme>://<host>/fhir`; anywhere else `/fhir/{tenant}` below
+ * PUBLIC_BASE_URL. A host whose tenant no longer names it (changed in another process, not yet refreshed) is no
+ * tenant's: the path decides, as on any unknown host.
+ */
+async function resolve(opts: RouterOptions, req: Request, mainHost: string | undefined): Promise<{ tenant: Tenant; rest: string[]; baseUrl: string }> {
+  const path = segments(req);
+  const publicBaseUrl = opts.deps.config.publicBaseUrl;
+  const host = mainHost === undefined ? undefined : requestHost(req.hostname, mainHost);
+  const ofHost = host === undefined ? undefined : await opts.tenants.hosts.tenantOf(host);
+  if (ofHost && host) {
+    const tenant = await opts.tenants.get(ofHost);
+    if (isServing(tenant) && tenant.host === host) return { tenant, rest: path, baseUrl: hostBaseUrl(publicBaseUrl, host) };
+  }
+  const [slug, ...rest] = path;
+  if (!slug) throw new FhirError('not-found', 'Use /fhir/{tenant} as the FHIR base', { code: 'TENANT_UNKNOWN' });
+  const tenant = await opts.tenants.get(slug);
+  if (!isServing(tenant)) throw new FhirError('not-found', `Unknown tenant '${slug.slice(0, 64)}'`, { code: 'TENANT_UNKNOWN' });
+  return { tenant, rest, baseUrl: `${publicBaseUrl}/fhir/${tenant.id}` };
+}
+
 /** Express handler for everything under /fhir. */
 export function fhirRouter(opts: RouterOptions) {
   const { deps } = opts;
+  // host-based tenants: only when the deployment opts in (nothing is looked up otherwise)
+  const mainHost = deps.config.tenantHostsEnabled ? new URL(deps.config.publicBaseUrl).hostname : undefined;
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     try {
-      const [slug, ...rest] = segments(req);
-      if (!slug) throw new FhirError('not-found', 'Use /fhir/{tenant} as the FHIR base', { code: 'TENANT_UNKNOWN' });
-      const tenant = await opts.tenants.get(slug);
-      if (!isServing(tenant)) {
-        throw new FhirError('not-found', `Unknown tenant '${slug.slice(0, 64)}'`, { code: 'TENANT_UNKNOWN' });
-      }
+      const { tenant, rest, baseUrl } = await resolve(opts, req, mainHost);
       res.locals.log = res.locals.log.child({ tenantId: tenant.id });
       const discovery = isDiscovery(rest);
       const cors = await applyCors(req, res, opts, tenant.id, discovery);
       if (req.method === 'OPTIONS') return preflight(req, res, cors);
-      const baseUrl = `${deps.config.publicBaseUrl}/fhir/${tenant.id}`;
       if (discovery && rest[0] === '.well-known') {
         // SMART: JSON "regardless of Accept headers"
         res.status(200).json(smartConfiguration(deps.config.publicBaseUrl, tenant.id));

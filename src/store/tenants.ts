@@ -2,7 +2,7 @@
 // administration (create, list, plan, lifecycle) goes through the admin connection.
 import type { Db, Queryable } from '../platform/db.js';
 import { FhirError } from '../core/errors.js';
-import { PLATFORM, TENANT_SLUG, type Tenant, type TenantStatus } from '../core/tenant.js';
+import { PLATFORM, TENANT_SLUG, type Tenant, type TenantId, type TenantStatus } from '../core/tenant.js';
 
 /** A tenant as its administrators see it: the Tenant every layer reads, plus branding and its lifecycle dates. */
 export interface TenantRecord extends Tenant {
@@ -54,6 +54,15 @@ export async function findTenant(db: Db, slug: string): Promise<Tenant | undefin
   if (!TENANT_SLUG.test(slug)) return undefined;
   const r = await db.withTenant(slug, (q) => q.query<Row>(`SELECT ${COLUMNS} FROM tenant WHERE id = $1`, [slug]));
   return r.rows[0] && tenantOf(r.rows[0]);
+}
+
+/**
+ * Every tenant host name and the tenant it names (host-based tenants, src/tenancy/tenant-hosts.ts): read before any
+ * tenant is bound, through migration 0016's tenant_hosts(), which shows those two columns and nothing else.
+ */
+export async function tenantHosts(db: Db): Promise<Map<string, TenantId>> {
+  const r = await db.platform((q) => q.query<{ host: string; tenant_id: TenantId }>('SELECT host, tenant_id FROM tenant_hosts()'));
+  return new Map(r.rows.map((x) => [x.host, x.tenant_id]));
 }
 
 /** A tenant with its administration fields (admin connection). */

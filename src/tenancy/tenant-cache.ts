@@ -7,9 +7,11 @@
 // (more API processes on one PostgreSQL, a CLI beside them) hold an entry at most TENANT_CACHE_TTL_MS: a change is
 // seen everywhere within 5 seconds. A TTL was chosen over LISTEN/NOTIFY because it needs no connection of its own
 // per cache, cannot miss a notification while a listener reconnects, and the bound it gives is short and certain.
+// The host names of host-based tenants (tenant-hosts.ts) follow the same TTL and are dropped with the cache.
 import type { Tenant } from '../core/tenant.js';
 import type { Db } from '../platform/db.js';
 import { findTenant } from '../store/tenants.js';
+import { TenantHosts } from './tenant-hosts.js';
 
 /** How long another process may serve a tenant's previous state (status, plan, settings). */
 export const TENANT_CACHE_TTL_MS = 5000;
@@ -25,11 +27,14 @@ export class TenantCache {
   private readonly entries = new Map<string, { tenant: Tenant | undefined; expires: number }>();
   /** Bumped by invalidate(): a lookup that started before a change does not cache what it read. */
   private generation = 0;
+  /** Which tenant a host name is (host-based tenants): refreshed with the same TTL, emptied by invalidate(). */
+  readonly hosts: TenantHosts;
   constructor(
     private readonly db: Db,
     private readonly clock: () => Date = () => new Date(),
     private readonly ttlMs = TENANT_CACHE_TTL_MS,
   ) {
+    this.hosts = new TenantHosts(db, clock, ttlMs);
     let caches = cachesOf.get(db);
     if (!caches) cachesOf.set(db, (caches = new Set()));
     for (const ref of caches) if (!ref.deref()) caches.delete(ref);
@@ -50,6 +55,7 @@ export class TenantCache {
 
   invalidate(slug?: string): void {
     this.generation++;
+    this.hosts.invalidate();
     if (slug) this.entries.delete(slug);
     else this.entries.clear();
   }

@@ -139,6 +139,8 @@ export interface TokenOptions {
   patient?: string;
   clientId?: string;
   ttlSeconds?: number;
+  /** For the tenant's own host base (host-based tenants) instead of /fhir/{tenant}. */
+  onHost?: boolean;
 }
 
 /** A real access token for a tenant's client (default: its backend client, system/*.cruds, one hour). */
@@ -150,6 +152,7 @@ export async function tokenFor(server: TestServer, t: Pick<TestTenant, 'slug' | 
     ttlSeconds: o.ttlSeconds ?? 3600,
     ...(o.username ? { username: o.username } : {}),
     ...(o.patient ? { patient: o.patient } : {}),
+    ...(o.onHost ? { onHost: true } : {}),
   });
   return minted.accessToken;
 }
