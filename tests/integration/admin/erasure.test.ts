@@ -192,6 +192,8 @@ describe('erasure of a terminated tenant', () => {
   });
 
   it('refuses a tenant that is not terminated, the platform tenant and an unknown one, touching nothing', async () => {
+    // records of earlier requests still in the audit spool would land in between (an erasure settles the spool first)
+    await server.deps.audit.settle();
     const before = await digests(b.slug);
     await expect(eraseTenant(server.deps, b.slug, 'platform|ops')).rejects.toMatchObject({ kind: 'conflict', code: 'TENANT_NOT_TERMINATED' });
     await expect(eraseTenant(server.deps, 'platform', 'platform|ops')).rejects.toMatchObject({ kind: 'forbidden', code: 'TENANT_PLATFORM_PROTECTED' });

@@ -14,7 +14,7 @@ const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
 const onEmbedded = process.env.DATABASE_URL ? describe.skip : describe;
 
 /** Every block the README must keep runnable, in README order ('start' is the one this test runs itself). */
-const BLOCKS = ['start', 'quick-start', 'tenants', 'newcomer', 'standalone-launch', 'ehr-launch', 'backend-services', 'registration', 'subscriptions'];
+const BLOCKS = ['start', 'quick-start', 'tenants', 'tenant-admin', 'newcomer', 'standalone-launch', 'ehr-launch', 'backend-services', 'registration', 'subscriptions'];
 /** The README's commands talk to the default port; the test's server listens on a free one. */
 const README_ORIGIN = 'http://localhost:8080';
 
@@ -179,12 +179,27 @@ onEmbedded('the README, run as written on a fresh embedded server (issue 9)', ()
     const out = linesOf('tenants', await runBlock('tenants')).join('\n');
     expect(out).toContain(`created tenant lakeside: FHIR base ${origin}/fhir/lakeside`);
     expect(out).toContain("npm run -s cli -- token lakeside --client lakeside-cli --scope 'system/*.cruds'");
-    expect(out).toMatch(/^lakeside\tactive\tLakeside Clinic$/m);
+    // tenant list: slug, status, plan, type, resources, storage, requests today, last activity, name
+    expect(out).toMatch(/^lakeside\tactive\t-\t-\t1\t[\d.]+ MB\t0\t-\tLakeside Clinic$/m);
     expect(out).toMatch(/^Lakeside Clinic$/m); // the tenant's Organization, read with the printed client's token
     expect(out).toContain('tenant lakeside: referentialIntegrity=false');
     expect(out).toMatch(/reindex job [0-9a-f-]{36}: completed/);
     expect(out).toMatch(/^lakeside\t[0-9a-f-]{36}\treindex\tcompleted/m);
     expect(out).toContain('migrations up to date');
+  }, 150_000);
+
+  it('tenant administration: create with plan, type and first admin, list, plan change, suspend, reactivate, policies, show, a platform admin', async () => {
+    const out = linesOf('tenant-admin', await runBlock('tenant-admin')).join('\n');
+    expect(out).toContain(`created tenant harbour: FHIR base ${origin}/fhir/harbour`);
+    expect(out).toMatch(/status trial \(trial ends \d{4}-\d\d-\d\dT[^)]*\), plan trial, type diagnostic-centre/);
+    expect(out).toMatch(new RegExp(`^${origin.replace(/[.:/]/g, '\\$&')}/admin/invite/harbour/[A-Za-z0-9_-]{40,}$`, 'm'));
+    expect(out).toMatch(/^harbour\ttrial\ttrial\tdiagnostic-centre\t1\t[\d.]+ MB\t0\t-\tHarbour Diagnostics$/m);
+    expect(out).toContain('tenant harbour: plan multi-branch, status active');
+    expect(out).toContain('tenant harbour is now suspended');
+    expect(out).toContain('tenant harbour is now active');
+    expect(out).toContain('tenant harbour: ipAllowList=["10.0.0.0/8","2001:db8::/32"], passwordMinLength=14, maxTokenLifetimeSeconds=900');
+    expect(out).toContain('"plan": "multi-branch"');
+    expect(out).toContain('created user ops (platform-admin) in platform');
   }, 150_000);
 
   it("newcomer: a practitioner and a patient user, and an app whose http launch URL is on localhost", async () => {
