@@ -25,7 +25,7 @@ import {
   type NewTenantInput,
   type TenantPatch,
 } from './tenants.js';
-import type { AdminActor } from './types.js';
+import type { AdminActor } from '../core/admin-actor.js';
 
 /** The largest request body (a tenant's settings and branding are small). */
 const BODY_LIMIT = '64kb';

@@ -10,7 +10,7 @@ import { PLATFORM } from '../core/tenant.js';
 import { caller } from '../auth/api.js';
 import { parseAccountId } from '../auth/claims.js';
 import type { TokenVerifier } from '../auth/verify.js';
-import type { AdminActor } from './types.js';
+import type { AdminActor } from '../core/admin-actor.js';
 
 /** The actor of a verified admin token, or undefined when its user administers nothing. */
 export function actorOf(claims: { sub: string; role: string; tenant: string; client_id: string }, address: string | undefined): AdminActor | undefined {

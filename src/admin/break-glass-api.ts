@@ -11,7 +11,7 @@ import express, { type Request, type Response, type Router } from 'express';
 import type { Deps } from '../core/deps.js';
 import { FhirError } from '../core/errors.js';
 import { approveBreakGlass, denyBreakGlass, listBreakGlass, requestBreakGlass, revokeBreakGlass } from '../auth/break-glass.js';
-import type { AdminActor } from './types.js';
+import type { AdminActor } from '../core/admin-actor.js';
 
 const actorOf = (res: Response) => res.locals.actor as AdminActor;
 

@@ -14,7 +14,7 @@ import { sessionIdleSeconds } from '../tenancy/security-policy.js';
 import { accountId } from '../auth/claims.js';
 import { authRefusal } from '../auth/tenant-policy.js';
 import { addressKey, type AddressThrottle } from '../auth/sign-in-throttle.js';
-import type { AdminActor } from './types.js';
+import type { AdminActor } from '../core/admin-actor.js';
 
 const SESSION_COOKIE = 'tenfhir_admin';
 const LOGIN_COOKIE = 'tenfhir_admin_login';

@@ -13,7 +13,7 @@ import type { ConsoleContext, ConsoleSession } from './console-session.js';
 import { field } from './console-session.js';
 import { createInvitation, INVITABLE_ROLES, type InvitableRole } from './invitations.js';
 import { changePlan, getTenantView, listTenantViews, reactivateTenant, suspendTenant, type TenantView } from './tenants.js';
-import type { AdminActor } from './types.js';
+import type { AdminActor } from '../core/admin-actor.js';
 
 const tenantPath = (slug: string) => `/admin/tenants/${encodeURIComponent(slug)}`;
 

@@ -23,7 +23,7 @@ import { recordAuthEvents } from '../auth/audit.js';
 import { createAuthServer } from '../auth/server.js';
 import { scheduleErasure } from './erase.js';
 import { createInvitation } from './invitations.js';
-import type { AdminActor } from './types.js';
+import type { AdminActor } from '../core/admin-actor.js';
 
 export interface TenantView {
   slug: string;

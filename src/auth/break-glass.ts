@@ -12,6 +12,7 @@
 // to ask. Every step is recorded in the tenant's audit trail (category admin, subtype break-glass-*), and every FHIR
 // request made under a grant carries purposeOfUse BTG ("break the glass") and the grant (agent.policy
 // urn:tenfhir:break-glass:{id}) in its AuditEvent, so the tenant's administrators see who looked at what, and why.
+import type { AdminActor } from '../core/admin-actor.js';
 import type { AuditAgent } from '../core/audit.js';
 import type { Deps } from '../core/deps.js';
 import { FhirError } from '../core/errors.js';
@@ -39,18 +40,8 @@ const CACHE_MS = 5000;
 const BTG = 'BTG';
 const POLICY_PREFIX = 'urn:tenfhir:break-glass:';
 
-/**
- * Who acts on grants: structurally src/admin/types.ts AdminActor (auth sits below admin, so it is not imported):
- * a platform administrator (tenant 'platform') or a tenant administrator of `tenant`.
- */
-export interface BreakGlassActor {
-  kind: 'platform-admin' | 'tenant-admin';
-  tenant: string;
-  sub: string;
-  username?: string;
-  clientId?: string;
-  address?: string;
-}
+/** Who acts on grants: a platform administrator (tenant 'platform') or a tenant administrator of `tenant`. */
+export type BreakGlassActor = AdminActor;
 
 /** A grant as the admin API shows it. */
 export interface GrantView {

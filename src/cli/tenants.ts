@@ -6,7 +6,7 @@ import type { Deps } from '../core/deps.js';
 import { PLATFORM, type TenantSettings } from '../core/tenant.js';
 import { validateSecurityPolicy } from '../tenancy/security-policy.js';
 import { archiveTenant, changePlan, getTenantView, listTenantViews, provisionTenant, reactivateTenant, suspendTenant, terminateTenant } from '../admin/tenants.js';
-import type { AdminActor } from '../admin/types.js';
+import type { AdminActor } from '../core/admin-actor.js';
 import { findTenant, updateTenantSettings } from '../store/tenants.js';
 import { TENANT_CACHE_TTL_MS, tenantChanged } from '../tenancy/tenant-cache.js';
 import { applyProfileOptions } from './required-profiles.js';
