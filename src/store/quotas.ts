@@ -43,8 +43,11 @@ const USAGE_SQL: Record<CountedQuota, string> = {
                AND (expires_at IS NULL OR expires_at > now()))`,
 };
 
-/** The stored size of tenant $1's resource bodies (pg_column_size, after compression): current rows plus the history. */
-const STORED_BYTES_SQL = `((SELECT coalesce(sum(pg_column_size(content)), 0) FROM resource WHERE tenant_id = $1)
+/**
+ * The stored size of tenant $1's resource bodies (pg_column_size, after compression): current rows plus the history.
+ * The one definition of "storage": the quota checks here and the usage figures (src/store/usage.ts) both use it.
+ */
+export const STORED_BYTES_SQL = `((SELECT coalesce(sum(pg_column_size(content)), 0) FROM resource WHERE tenant_id = $1)
   + (SELECT coalesce(sum(pg_column_size(content)), 0) FROM resource_history WHERE tenant_id = $1))`;
 
 /** Holds the tenant's lock of `quota` until the caller's transaction ends (a check, then the write that it allowed). */

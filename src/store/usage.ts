@@ -2,6 +2,7 @@
 // its current resources, the space its resource bodies take, and its live sign-in sessions. Read by
 // src/tenancy/usage.ts for the admin API and the per-tenant Prometheus series.
 import type { Db } from '../platform/db.js';
+import { STORED_BYTES_SQL } from './quotas.js';
 
 /**
  * Adds `requests` to the tenant's row of `day` (YYYY-MM-DD, UTC) and moves its last activity forward. Nothing for a
@@ -54,10 +55,6 @@ export async function resourceCounts(db: Db, tenantId: string): Promise<Record<s
   return Object.fromEntries(r.rows.map((row) => [row.resource_type, Number(row.n)]));
 }
 
-/** The stored size of tenant $1's resource bodies: current rows plus every version in the history. */
-const STORED_BYTES = `(SELECT coalesce(sum(pg_column_size(content)), 0) FROM resource WHERE tenant_id = $1)
-  + (SELECT coalesce(sum(pg_column_size(content)), 0) FROM resource_history WHERE tenant_id = $1)`;
-
 /**
  * Bytes the tenant's resource bodies take as stored (pg_column_size of the jsonb, after compression): the current
  * rows and every version in the history. Reads every body's header: costly on large tenants (callers cache it).
@@ -65,7 +62,7 @@ const STORED_BYTES = `(SELECT coalesce(sum(pg_column_size(content)), 0) FROM res
 export async function storageBytes(db: Db, tenantId: string): Promise<number> {
   const r = await db.withTenant(tenantId, (q) =>
     q.query<{ bytes: string }>(
-      `SELECT (${STORED_BYTES})::text AS bytes`,
+      `SELECT ${STORED_BYTES_SQL}::text AS bytes`,
       [tenantId],
     ),
   );
@@ -96,7 +93,7 @@ export async function tenantTotals(db: Db, tenantId: string): Promise<{ resource
   const r = await db.withTenant(tenantId, (q) =>
     q.query<{ resources: string; bytes: string; last: Date | null }>(
       `SELECT (SELECT count(*) FROM resource WHERE tenant_id = $1 AND NOT deleted)::text AS resources,
-              (${STORED_BYTES})::text AS bytes,
+              ${STORED_BYTES_SQL}::text AS bytes,
               (SELECT max(last_activity) FROM tenant_activity WHERE tenant_id = $1) AS last`,
       [tenantId],
     ),
