@@ -1,6 +1,8 @@
 // The only importer of `pg`: pool, tenant-bound connections, transactions, and what happens when the database
-// misbehaves. Tenant binding (ARCHITECTURE.md "Second wall"): every connection runs as the `fhir_app` role, which does
-// not own the tables and has no BYPASSRLS, and carries `app.tenant_id`, which the row-level security policies read.
+// misbehaves. Tenant binding (ARCHITECTURE.md "Second wall"): every connection acts with the privileges of the `fhir_app`
+// role, which owns no table and has no BYPASSRLS, and every unit of work is a transaction that binds `app.tenant_id`
+// (which the row-level security policies read) with SET LOCAL, so no connection carries a tenant between transactions
+// and Citus carries the binding to its workers (issue 16).
 // Faults (issue 8): a connection that breaks is destroyed and its request answered 503, never the process; every
 // statement has a time limit; a request that goes away cancels its query; no tenant holds more than its share of the
 // pool.
@@ -55,7 +57,6 @@ export const APP_ROLE = 'fhir_app';
 const SLUG = /^[a-z0-9][a-z0-9-]{0,62}$/;
 /** The binding of platform work: no tenant, so row-level security shows no tenant's rows. */
 const NO_TENANT = '';
-const tenantOf = new WeakMap<pg.PoolClient, string>();
 
 /** SQLSTATEs after which the whole transaction is safely retried. */
 const RETRYABLE = new Set(['40001', '40P01']);
@@ -135,58 +136,44 @@ async function whileListening<T>(signal: CancelSignal | undefined, onAbort: () =
 }
 
 /**
- * Two ways to bind a connection to a tenant, one wall:
- * - PostgreSQL (`session`): each pooled connection runs `SET ROLE fhir_app` once (checked: a connection that cannot
- *   take the role is never used) and carries the tenant as a session setting, re-set whenever the connection changes
- *   tenant, so a read is one round trip.
- * - PGlite (`local`): every connection shares PGlite's single session, so role and tenant are set with
- *   SET LOCAL inside a transaction around every unit of work (the socket keeps a transaction on one connection).
+ * How a unit of work is bound to its tenant: it is one transaction whose first round trip is
+ * `BEGIN; SET LOCAL app.tenant_id = '<slug>'` (simple protocol). SET LOCAL ends with the transaction, so a pooled
+ * connection never carries a tenant into someone else's work, and Citus (with `citus.propagate_set_commands = 'local'`)
+ * sends the same statement to every worker the transaction touches; a session setting or set_config() never reaches
+ * them (../shared/notes/citus.md).
+ * - PostgreSQL: the role was settled when the connection opened (see `roleSetup`).
+ * - PGlite: every connection shares PGlite's single session, so the role is taken with SET LOCAL as well.
  */
 function createPoolDb(kind: Db['kind'], appPool: pg.Pool, adminPool: pg.Pool, log: Logger, settings: PoolSettings, onClose: () => Promise<void>, listenUrl?: string): Db {
-  const sessionBinding = kind === 'postgres';
-  const gate = sessionBinding ? new TenantGate(Math.max(1, settings.tenantMaxConnections), settings.acquireTimeoutMs) : undefined;
-  const localTimeoutSql = statementTimeoutSql(settings.statementTimeoutMs, 'SET LOCAL');
+  const postgres = kind === 'postgres';
+  const gate = postgres ? new TenantGate(Math.max(1, settings.tenantMaxConnections), settings.acquireTimeoutMs) : undefined;
+  const localSetup = postgres ? '' : `SET LOCAL ROLE ${APP_ROLE}; ${statementTimeoutSql(settings.statementTimeoutMs, 'SET LOCAL')}`;
   appPool.on('error', (err) => log.warn({ err }, 'idle database connection failed'));
   adminPool.on('error', (err) => log.warn({ err }, 'idle admin database connection failed'));
 
   async function acquire(tenantId: string, signal?: CancelSignal): Promise<{ client: pg.PoolClient; leave: () => void }> {
     if (tenantId !== NO_TENANT && !SLUG.test(tenantId)) throw new Error(`invalid tenant id ${JSON.stringify(tenantId)}`);
     const leave = gate && tenantId !== NO_TENANT ? await gate.enter(tenantId, signal) : () => undefined;
-    let client: pg.PoolClient;
     try {
-      client = await appPool.connect();
+      return { client: await appPool.connect(), leave };
     } catch (err) {
-      leave();
-      throw isConnectionError(err) ? new DatabaseUnavailableError(err) : err;
-    }
-    if (!sessionBinding) return { client, leave };
-    try {
-      if (tenantOf.get(client) !== tenantId) {
-        tenantOf.delete(client);
-        // The slug grammar (checked above) excludes quotes, so inlining it is safe; one simple-protocol round trip.
-        await client.query(`SELECT set_config('app.tenant_id', '${tenantId}', false)`);
-        tenantOf.set(client, tenantId);
-      }
-      return { client, leave };
-    } catch (err) {
-      client.release(err as Error);
       leave();
       throw isConnectionError(err) ? new DatabaseUnavailableError(err) : err;
     }
   }
 
   async function begin(client: pg.PoolClient, tenantId: string): Promise<void> {
-    if (sessionBinding) await client.query('BEGIN');
-    // The slug grammar excludes quotes, so inlining it is safe; one simple-protocol round trip.
-    else await client.query(`BEGIN; SET LOCAL ROLE ${APP_ROLE}; ${localTimeoutSql}SELECT set_config('app.tenant_id', '${tenantId}', true)`);
+    // The slug grammar (checked in acquire) excludes quotes, so inlining it is safe; one simple-protocol round trip.
+    await client.query(`BEGIN; ${localSetup}SET LOCAL app.tenant_id = '${tenantId}'`);
   }
 
-  async function inTx<T>(tenantId: string, fn: (q: Queryable) => Promise<T>, opts: DbCallOptions = {}): Promise<T> {
+  /** One transaction bound to `tenantId`; retried (up to `attempts` runs in all) on serialization failures and deadlocks. */
+  async function inTx<T>(tenantId: string, fn: (q: Queryable) => Promise<T>, opts: DbCallOptions = {}, attempts = 5): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const { client, leave } = await acquire(tenantId, opts.signal);
       let broken: Error | undefined;
       try {
-        return await whileListening(opts.signal, () => sessionBinding && cancelBackend(client, log), async () => {
+        return await whileListening(opts.signal, () => postgres && cancelBackend(client, log), async () => {
           await begin(client, tenantId);
           const out = await fn(client);
           // a request cut short (client gone, shutdown deadline) never commits, even where its statements could not
@@ -206,7 +193,7 @@ function createPoolDb(kind: Db['kind'], appPool: pg.Pool, adminPool: pg.Pool, lo
           throw new DatabaseUnavailableError(err);
         }
         const code = (err as { code?: string }).code;
-        if (code && (RETRYABLE.has(code) || code === 'TX_RETRY') && attempt < 5 && !opts.signal?.aborted) {
+        if (code && (RETRYABLE.has(code) || code === 'TX_RETRY') && attempt < attempts && !opts.signal?.aborted) {
           log.info({ code, attempt }, 'retrying transaction');
           continue;
         }
@@ -218,23 +205,9 @@ function createPoolDb(kind: Db['kind'], appPool: pg.Pool, adminPool: pg.Pool, lo
     }
   }
 
-  async function withTenant<T>(tenantId: string, fn: (q: Queryable) => Promise<T>, opts: DbCallOptions = {}): Promise<T> {
-    if (!sessionBinding) return inTx(tenantId, fn, opts);
-    const { client, leave } = await acquire(tenantId, opts.signal);
-    let failed: Error | undefined;
-    try {
-      return await whileListening(opts.signal, () => cancelBackend(client, log), () => fn(client));
-    } catch (err) {
-      if (isConnectionError(err)) {
-        failed = err as Error;
-        throw new DatabaseUnavailableError(err);
-      }
-      throw err;
-    } finally {
-      // A connection that broke mid-query is destroyed, never reused.
-      client.release(failed);
-      leave();
-    }
+  /** Autocommit-like work (reads, single statements): one transaction too, since that is what binds the tenant; not retried. */
+  function withTenant<T>(tenantId: string, fn: (q: Queryable) => Promise<T>, opts: DbCallOptions = {}): Promise<T> {
+    return inTx(tenantId, fn, opts, 1);
   }
 
   async function adminWithClient<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
@@ -262,7 +235,7 @@ function createPoolDb(kind: Db['kind'], appPool: pg.Pool, adminPool: pg.Pool, lo
   }
 
   async function adminQuery<R extends Row>(text: string, params?: unknown[]): Promise<pg.QueryResult<R>> {
-    if (sessionBinding || !params?.length) return adminPool.query<R>(text, params);
+    if (postgres || !params?.length) return adminPool.query<R>(text, params);
     // PGlite's socket interleaves the extended-protocol messages (Parse/Bind/Execute) of different
     // connections unless a transaction holds the session: run parameterised admin statements inside one.
     return adminTx((q) => q.query<R>(text, params));
@@ -352,7 +325,8 @@ export interface OpenDbOptions extends PoolSettings {
 /**
  * Every pooled connection gets an error listener (a connection that breaks while checked out must not take the
  * process down: its query fails, the request answers 503, the pool opens a new one) and, on PostgreSQL, its role and
- * statement limit before first use. `onConnect` is awaited by the pool: a connection whose SET ROLE fails is dropped.
+ * statement limit before first use (`roleSetup`). `onConnect` is awaited by the pool: a connection whose role setup fails is
+ * dropped.
  */
 function poolOptions(connectionString: string, max: number, log: Logger, setup: string, acquireTimeoutMs: number): pg.PoolConfig {
   return {
@@ -366,6 +340,22 @@ function poolOptions(connectionString: string, max: number, log: Logger, setup: 
   };
 }
 
+/**
+ * The role a PostgreSQL connection works as. A dedicated login role that is a plain member of fhir_app (no superuser,
+ * no BYPASSRLS, owns no table: what DATABASE_URL should be) works as itself, with fhir_app's privileges: row-level
+ * security binds it, and Citus can open its worker connections as it (a NOLOGIN role cannot log in there). Any other
+ * login role (one that could lift the wall, or that does not inherit fhir_app) takes fhir_app with SET ROLE; a
+ * connection where that fails is never used.
+ */
+function roleSetup(): string {
+  return `DO $role$ BEGIN
+    IF (SELECT r.rolsuper OR r.rolbypassrls OR NOT pg_has_role(r.oid, '${APP_ROLE}', 'USAGE')
+               OR EXISTS (SELECT 1 FROM pg_class c WHERE c.relowner = r.oid AND c.relkind IN ('r', 'p'))
+          FROM pg_roles r WHERE r.rolname = session_user)
+    THEN SET ROLE ${APP_ROLE}; END IF;
+  END $role$`;
+}
+
 /** Opens PostgreSQL when a URL is given, otherwise the embedded PGlite database under `dataDir`. */
 export async function openDb(opts: OpenDbOptions): Promise<Db> {
   const settings: PoolSettings = { statementTimeoutMs: opts.statementTimeoutMs, tenantMaxConnections: opts.tenantMaxConnections, acquireTimeoutMs: opts.acquireTimeoutMs };
@@ -376,7 +366,7 @@ export async function openDb(opts: OpenDbOptions): Promise<Db> {
     return createPoolDb('pglite', appPool, adminPool, opts.log, settings, async () => {});
   }
   if (opts.databaseUrl) {
-    const setup = `SET ROLE ${APP_ROLE}; ${statementTimeoutSql(opts.statementTimeoutMs, 'SET')}`;
+    const setup = `${roleSetup()}; ${statementTimeoutSql(opts.statementTimeoutMs, 'SET')}`;
     const appPool = new pg.Pool(poolOptions(opts.databaseUrl, opts.poolSize, opts.log, setup, t));
     const adminPool = new pg.Pool(poolOptions(opts.databaseAdminUrl ?? opts.databaseUrl, 2, opts.log, '', t));
     return createPoolDb('postgres', appPool, adminPool, opts.log, settings, async () => {}, opts.databaseUrl);

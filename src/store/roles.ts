@@ -1,5 +1,6 @@
-// The application's database role (ARCHITECTURE.md "Second wall"): the login role acts as fhir_app, which does not own
-// the tables and cannot bypass row-level security. Checked at start: the server refuses to run without the wall.
+// The application's database role (ARCHITECTURE.md "Second wall"): the login role works with fhir_app's privileges
+// (as itself when it is a plain member, otherwise after SET ROLE fhir_app), never as a role that owns the tables or
+// can bypass row-level security. Checked at start: the server refuses to run without the wall.
 import { APP_ROLE, type Db } from '../platform/db.js';
 import type { Logger } from '../platform/log.js';
 
@@ -21,16 +22,25 @@ export async function grantAppRole(db: Db, databaseUrl: string | undefined, data
 export async function checkAppRole(db: Db, log: Logger): Promise<void> {
   const r = await db
     .withTenant('0', (q) =>
-      q.query<{ current_user: string; session_user: string; bypass: boolean }>(
-        `SELECT current_user, session_user, (SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = session_user) AS bypass`,
+      q.query<{ current_user: string; session_user: string; bypass: boolean; lifts: boolean; app: boolean; citus: boolean }>(
+        `SELECT current_user, session_user,
+                (SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = session_user) AS bypass,
+                (SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user)
+                  OR EXISTS (SELECT 1 FROM pg_class WHERE relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) AND relkind IN ('r', 'p')) AS lifts,
+                pg_has_role(current_user, '${APP_ROLE}', 'USAGE') AS app,
+                EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') AS citus`,
       ),
     )
     .catch(() => undefined);
   const row = r?.rows[0];
-  if (!row || row.current_user !== APP_ROLE) {
-    throw new Error(`the application connection must act as role ${APP_ROLE} (GRANT ${APP_ROLE} TO ${row?.session_user ?? '<your role>'}); got ${row?.current_user ?? 'no connection'}`);
+  if (!row || !row.app || row.lifts) {
+    throw new Error(`the application connection must work as a plain member of role ${APP_ROLE} (GRANT ${APP_ROLE} TO ${row?.session_user ?? '<your role>'}); got ${row?.current_user ?? 'no connection'}`);
+  }
+  if (row.citus && row.current_user !== row.session_user) {
+    // Citus opens worker connections as the current role: fhir_app cannot log in there
+    throw new Error(`on Citus, DATABASE_URL must log in as a dedicated role that is only granted ${APP_ROLE} (no superuser, no BYPASSRLS, owning no table); ${row.session_user} is not`);
   }
   if (row.bypass && db.kind === 'postgres') {
-    log.warn({ role: row.session_user }, 'DATABASE_URL logs in as a superuser/BYPASSRLS role; use a dedicated login role that is only granted fhir_app');
+    log.warn({ role: row.session_user }, `DATABASE_URL logs in as a superuser/BYPASSRLS role; use a dedicated login role that is only granted ${APP_ROLE}`);
   }
 }

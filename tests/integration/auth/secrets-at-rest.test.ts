@@ -177,9 +177,12 @@ describe('the application role (fhir_app) on key tables', () => {
 
   it('reads private keys as ciphertext only', async () => {
     const r = await server.deps.db.platform((q) =>
-      q.query<{ u: string; private_jwk: Record<string, unknown> }>('SELECT current_user AS u, private_jwk FROM signing_key WHERE kid = $1', [server.deps.auth.keys.activeKid()]),
+      q.query<{ app: boolean; private_jwk: Record<string, unknown> }>(
+        "SELECT pg_has_role(current_user, 'fhir_app', 'USAGE') AND NOT pg_has_role(current_user, 'postgres', 'USAGE') AS app, private_jwk FROM signing_key WHERE kid = $1",
+        [server.deps.auth.keys.activeKid()],
+      ),
     );
-    expect(r.rows[0].u).toBe('fhir_app');
+    expect(r.rows[0].app).toBe(true);
     expect(Object.keys(r.rows[0].private_jwk)).toEqual(['enc']);
     expect(String(r.rows[0].private_jwk.enc)).toMatch(/^v1:[A-Za-z0-9_-]+$/);
   });
