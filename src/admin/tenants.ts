@@ -148,7 +148,8 @@ export async function createTenantWithAdmin(deps: Deps, actor: AdminActor, input
 
 /**
  * The tenant from a draft: row, root Organization, operator client, and the first admin's invitation when the draft
- * names one (its name is checked before anything is written), all audited with the actor. Platform admins only.
+ * names one (its name is checked before anything is written), all audited with the actor, in one transaction: all of
+ * them or, when any step fails, none (issue 16). Platform admins only.
  */
 export async function provisionTenant(deps: Deps, actor: AdminActor, input: TenantDraft, provider?: Provider): Promise<{ tenant: TenantView; invitation?: { url: string; expiresAt: string } }> {
   await authorize(deps, actor, String(input?.slug), undefined, 'create', 'tenant-create');
@@ -158,21 +159,28 @@ export async function provisionTenant(deps: Deps, actor: AdminActor, input: Tena
     throw new FhirError('invalid', "admin.username (the first tenant admin's user name) is 3-100 characters of letters, digits and . _ @ + -", { code: 'USER_NAME_INVALID' });
   }
   const by = actorAgent(actor);
-  await createTenant(deps, input.slug, input.name, { ...(input.type !== undefined ? { type: input.type } : {}), ...(input.plan !== undefined ? { plan: input.plan } : {}), ...(input.branding !== undefined ? { branding: input.branding } : {}), by });
   // an operator client, as the demo tenant has demo-cli: its key is held by no one, tokens come from the CLI
   const client = { tenant: input.slug, kind: 'operator' as const, name: `${input.name} operator (CLI tokens)`, clientId: `${input.slug}-cli`, scope: 'system/*.cruds' };
-  if (provider) await registerClient(deps, provider, client, by);
-  else {
-    const auth = createAuthServer(deps, new TenantCache(deps.db));
-    try {
-      await registerClient(deps, auth.provider(), client, by);
-    } finally {
-      auth.close();
-    }
+  let auth: ReturnType<typeof createAuthServer> | undefined;
+  let invitation: { url: string; expiresAt: string } | undefined;
+  try {
+    // the client and the invitation join the tenant's creation transaction: a failure of either leaves no tenant
+    await createTenant(deps, input.slug, input.name, {
+      ...(input.type !== undefined ? { type: input.type } : {}),
+      ...(input.plan !== undefined ? { plan: input.plan } : {}),
+      ...(input.branding !== undefined ? { branding: input.branding } : {}),
+      by,
+      also: async (joined) => {
+        // a provider of the server's own deps, when none is given: it only validates the client's metadata
+        await registerClient(joined, provider ?? (auth ??= createAuthServer(deps, new TenantCache(deps.db))).provider(), client, by);
+        invitation = admin
+          ? await createInvitation(joined, input.slug, { username: admin.username, role: 'tenant-admin', ...(admin.displayName ? { displayName: admin.displayName } : {}), ...(admin.email ? { email: admin.email } : {}) }, by)
+          : undefined;
+      },
+    });
+  } finally {
+    auth?.close();
   }
-  const invitation = admin
-    ? await createInvitation(deps, input.slug, { username: admin.username, role: 'tenant-admin', ...(admin.displayName ? { displayName: admin.displayName } : {}), ...(admin.email ? { email: admin.email } : {}) }, by)
-    : undefined;
   return { tenant: viewOf((await findTenantRecord(deps.db, input.slug))!), ...(invitation ? { invitation } : {}) };
 }
 

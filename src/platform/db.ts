@@ -123,6 +123,15 @@ function statementTimeoutSql(ms: number, scope: 'SET' | 'SET LOCAL'): string {
   return ms > 0 ? `${scope} statement_timeout = ${Math.floor(ms)}; ` : '';
 }
 
+/**
+ * COMMIT, refusing the answer PostgreSQL gives a transaction that an earlier statement aborted: it rolls back and says
+ * ROLLBACK, with no error. Work that caught a failed statement and went on must not be reported as done.
+ */
+async function commit(q: Queryable): Promise<void> {
+  const r = await q.query('COMMIT');
+  if (r.command === 'ROLLBACK') throw new Error('the transaction was rolled back: an earlier statement in it failed');
+}
+
 /** Runs `fn` with `onAbort` wired to `signal` (if any). */
 async function whileListening<T>(signal: CancelSignal | undefined, onAbort: () => void, fn: () => Promise<T>): Promise<T> {
   if (!signal) return fn();
@@ -179,7 +188,7 @@ function createPoolDb(kind: Db['kind'], appPool: pg.Pool, adminPool: pg.Pool, lo
           // a request cut short (client gone, shutdown deadline) never commits, even where its statements could not
           // be cancelled (PGlite has no cancel): nobody would learn its outcome
           opts.signal?.throwIfAborted();
-          await client.query('COMMIT');
+          await commit(client);
           return out;
         });
       } catch (err) {
@@ -225,7 +234,7 @@ function createPoolDb(kind: Db['kind'], appPool: pg.Pool, adminPool: pg.Pool, lo
       await q.query('BEGIN');
       try {
         const out = await fn(q);
-        await q.query('COMMIT');
+        await commit(q);
         return out;
       } catch (err) {
         await q.query('ROLLBACK').catch(() => undefined);

@@ -81,14 +81,33 @@ export interface NewTenantRow {
   trialEndsAt?: Date;
 }
 
-/** Inserts the tenant row (admin connection). Returns false when the slug is taken. */
-export async function insertTenant(db: Db, slug: string, name: string, more: NewTenantRow = {}): Promise<boolean> {
-  const r = await db.admin().query(
-    `INSERT INTO tenant (id, name, status, plan, type, branding, trial_ends_at, status_changed_at)
-     VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, now()) ON CONFLICT (id) DO NOTHING`,
-    [slug, name, more.status ?? 'active', more.plan ?? null, more.type ?? null, JSON.stringify(more.branding ?? {}), more.trialEndsAt ?? null],
-  );
-  return (r.rowCount ?? 0) > 0;
+/**
+ * Creates a tenant in ONE transaction (issue 16): inserts its row, then runs `fn`, which writes the tenant's first rows
+ * on the same connection; a throw from `fn` rolls the row back with them. Undefined when the slug is taken (`fn` does
+ * not run; a concurrent creation of the same slug waits here until the first commits or rolls back).
+ *
+ * It runs on the admin connection because fhir_app may read its tenant's row but never insert one (migrations/0001).
+ * The transaction is bound to the new tenant with the same `SET LOCAL app.tenant_id` statement the tenant-bound
+ * transactions run, so the tables under FORCE ROW LEVEL SECURITY take the rows `fn` writes (the admin role owns the
+ * tables, and FORCE holds the owner to the policies too), and Citus carries the binding to the workers.
+ */
+export async function insertTenantWith<T>(db: Db, slug: TenantId, name: string, more: NewTenantRow, fn: (q: Queryable) => Promise<T>): Promise<{ value: T } | undefined> {
+  if (!TENANT_SLUG.test(slug)) throw new Error(`invalid tenant id ${JSON.stringify(slug)}`);
+  return db.admin().tx(async (q) => {
+    // the slug grammar (checked above) excludes quotes: inlined, as a simple-protocol statement (Citus carries only those)
+    await q.query(`SET LOCAL app.tenant_id = '${slug}'`);
+    const r = await q.query(
+      `INSERT INTO tenant (id, name, status, plan, type, branding, trial_ends_at, status_changed_at)
+       VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, now()) ON CONFLICT (id) DO NOTHING`,
+      [slug, name, more.status ?? 'active', more.plan ?? null, more.type ?? null, JSON.stringify(more.branding ?? {}), more.trialEndsAt ?? null],
+    );
+    if ((r.rowCount ?? 0) === 0) return undefined;
+    const value = await fn(q);
+    // A statement of `fn` may have failed inside a caller that logs and carries on (an audit record's store does):
+    // the transaction is then aborted, and its COMMIT would quietly roll back. A read fails instead (25P02).
+    await q.query('SELECT 1 FROM tenant WHERE id = $1', [slug]);
+    return { value };
+  });
 }
 
 /** Every tenant (the platform catalog's row included), by slug. */

@@ -1,10 +1,12 @@
 // Tenant creation: the tenant row plus its root Organization (ARCHITECTURE.md "Tenancy"), whose id is the slug. The
 // platform catalog (docs/catalog.md) is the tenant with the reserved slug `platform`, created by the server itself.
+// Issue 16: one transaction writes the row, the Organization (with its history, index, outbox and audit rows), the
+// creation's audit record and whatever the caller adds (operator client, first invitation): all of them or none.
 // Issue 11: a tenant may be created with a type, a plan (a trial plan starts the tenant in 'trial', ending after the
 // plan's days) and branding. A tenant made without a plan has none: no quota applies to it (tenants made before plans
 // existed, and `tenant create` without --plan, keep working as they did).
 import type { FhirContext } from '../fhir/context.js';
-import type { AuditAgent } from '../core/audit.js';
+import type { AuditAgent, AuditSink } from '../core/audit.js';
 import type { Deps } from '../core/deps.js';
 import { FhirError } from '../core/errors.js';
 import type { Plan } from '../core/plans.js';
@@ -14,7 +16,10 @@ import { TenantStore } from '../store/session.js';
 import { SERVER_AGENT } from '../core/audit.js';
 import { SYSTEM_GUARD } from '../core/guard.js';
 import { isTenantSlug, PLATFORM, RESERVED_SLUGS, type Tenant, type TenantId } from '../core/tenant.js';
-import { findTenant, insertTenant } from '../store/tenants.js';
+import type { Queryable } from '../platform/db.js';
+import { onTransaction } from '../store/quotas.js';
+import { tenantChanged } from './tenant-cache.js';
+import { findTenant, insertTenantWith, type NewTenantRow } from '../store/tenants.js';
 
 /** The kinds of organization the platform serves (issue 11); a plan may be sold to some of them only. */
 export const TENANT_TYPES = ['solo-practice', 'multi-branch', 'diagnostic-centre', 'hospital-group', 'lab'] as const;
@@ -28,6 +33,12 @@ export interface TenantOptions {
   branding?: Record<string, unknown>;
   /** Who creates it (the tenant's first audit record names them); default: the server itself. */
   by?: AuditAgent;
+  /**
+   * The tenant's further first rows (its operator client, its first administrator's invitation), written after the
+   * root Organization in the creation's transaction: `deps` is bound to it (its database and audit sink), and a throw
+   * leaves no trace of the tenant.
+   */
+  also?: (deps: Deps) => Promise<void>;
 }
 
 /** Throws 400 TENANT_SLUG_INVALID unless `slug` is a well-formed tenant id that no path of this server reserves. */
@@ -78,9 +89,10 @@ export async function createTenant(deps: Deps, slug: string, name: string, o: Te
     ...(o.branding ? { branding: o.branding } : {}),
     ...(trialEndsAt ? { trialEndsAt } : {}),
   };
-  if (!(await insertTenant(deps.db, slug, name, row))) throw new FhirError('conflict', `Tenant '${slug}' already exists`, { code: 'TENANT_EXISTS' });
   const tenant: Tenant = { id: slug, name, status: row.status, settings: {}, ...(row.plan ? { plan: row.plan } : {}), ...(row.type ? { type: row.type } : {}), host: null, trialEndsAt: trialEndsAt?.toISOString() ?? null };
-  return { ...(await setUpTenant(deps, tenant, o.by ?? SERVER_AGENT)), tenant };
+  const made = await setUpTenant(deps, tenant, row, o.by ?? SERVER_AGENT, o.also);
+  if (!made) throw new FhirError('conflict', `Tenant '${slug}' already exists`, { code: 'TENANT_EXISTS' });
+  return { ...made, tenant };
 }
 
 /** The platform catalog's name (its tenant row and root Organization). */
@@ -88,40 +100,63 @@ export const CATALOG_NAME = 'Platform catalog';
 
 /**
  * Creates the platform catalog tenant when it is missing (every start; idempotent). Race-safe for processes starting
- * together on one database: the tenant row's insert decides which one sets it up. Returns true when this call did.
+ * together on one database: the tenant row's insert decides which one sets it up (the others wait for its commit).
+ * Returns true when this call did.
  */
 export async function ensureCatalogTenant(deps: Deps): Promise<boolean> {
   if (await findTenant(deps.db, PLATFORM)) return false;
-  if (!(await insertTenant(deps.db, PLATFORM, CATALOG_NAME))) return false;
-  await setUpTenant(deps, { id: PLATFORM, name: CATALOG_NAME, status: 'active', settings: {} }, SERVER_AGENT);
-  return true;
+  return !!(await setUpTenant(deps, { id: PLATFORM, name: CATALOG_NAME, status: 'active', settings: {} }, {}, SERVER_AGENT));
 }
 
-/** A new tenant row's root Organization and first audit record. */
-async function setUpTenant(deps: Deps, tenant: Tenant, by: AuditAgent): Promise<{ baseUrl: string }> {
+/**
+ * The tenant row, its root Organization, its first audit record and `also`'s rows, in one transaction (undefined,
+ * nothing written, when the slug is taken). The Organization goes through the write path every write takes
+ * (writeOne, TenantStore), on a store whose units of work all join that transaction.
+ */
+async function setUpTenant(deps: Deps, tenant: Tenant, row: NewTenantRow, by: AuditAgent, also?: (deps: Deps) => Promise<void>): Promise<{ baseUrl: string } | undefined> {
   const slug = tenant.id;
   const baseUrl = `${deps.config.publicBaseUrl}/fhir/${slug}`;
-  const ctx: FhirContext = {
-    deps,
-    tenant,
-    baseUrl,
-    store: new TenantStore(deps.db, slug, baseUrl, undefined, deps.config.auditTrail ? undefined : null),
-    registry: deps.registry,
-    requestId: 'tenant-create',
-    log: deps.log,
-    guard: SYSTEM_GUARD,
+  const made = await insertTenantWith(deps.db, slug, tenant.name, row, async (q) => {
+    const joined = joinedDeps(deps, slug, q);
+    const ctx: FhirContext = {
+      deps: joined,
+      tenant,
+      baseUrl,
+      store: new TenantStore(joined.db, slug, baseUrl, undefined, deps.config.auditTrail ? undefined : null),
+      registry: deps.registry,
+      requestId: 'tenant-create',
+      log: deps.log,
+      guard: SYSTEM_GUARD,
+    };
+    await writeOne(ctx, (s) => prepareUpdate(ctx, s, 'Organization', slug, { resourceType: 'Organization', id: slug, active: true, name: tenant.name }));
+    // the tenant's first audit record: its creation (a platform event the platform admins see in the tenant's trail)
+    await joined.audit.record(slug, [{
+      recorded: deps.clock().toISOString(),
+      category: 'admin',
+      subtype: 'tenant-create',
+      action: 'C',
+      outcome: 0,
+      agent: by,
+      entities: [{ ref: `Organization/${slug}`, version: 1 }],
+      detail: { name: tenant.name, ...(tenant.plan ? { plan: tenant.plan } : {}), ...(tenant.type ? { type: tenant.type } : {}), status: tenant.status },
+    }]);
+    if (also) await also(joined);
+  });
+  // a lookup of the slug made before the commit may be cached as "no such tenant": forget it in this process
+  if (made) tenantChanged(deps.db, slug);
+  return made && { baseUrl };
+}
+
+/**
+ * `deps` inside the creation's transaction `q` (bound to `slug`): the store functions given its database run on `q`,
+ * and its audit sink stores the records on `q` (not in the spool, which would keep them after a rollback). Anything
+ * that reaches for another tenant, or for the admin connection, fails instead of escaping the transaction.
+ */
+function joinedDeps(deps: Deps, slug: TenantId, q: Queryable): Deps {
+  const audit: AuditSink = {
+    record: (tenantId, records) => (tenantId === slug ? deps.audit.record(tenantId, records, q) : Promise.reject(new Error(`tenant ${slug}'s creation wrote an audit record of tenant ${tenantId}`))),
+    settle: () => deps.audit.settle(),
+    close: () => Promise.resolve(),
   };
-  await writeOne(ctx, (s) => prepareUpdate(ctx, s, 'Organization', slug, { resourceType: 'Organization', id: slug, active: true, name: tenant.name }));
-  // the tenant's first audit record: its creation (a platform event the platform admins see in the tenant's trail)
-  await deps.audit.record(slug, [{
-    recorded: deps.clock().toISOString(),
-    category: 'admin',
-    subtype: 'tenant-create',
-    action: 'C',
-    outcome: 0,
-    agent: by,
-    entities: [{ ref: `Organization/${slug}`, version: 1 }],
-    detail: { name: tenant.name, ...(tenant.plan ? { plan: tenant.plan } : {}), ...(tenant.type ? { type: tenant.type } : {}), status: tenant.status },
-  }]);
-  return { baseUrl };
+  return { ...deps, db: onTransaction(deps.db, q, slug), audit };
 }
