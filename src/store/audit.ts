@@ -42,6 +42,14 @@ function column(records: AuditRecord[], name: string): unknown[] {
 }
 
 /**
+ * The end of an INSERT ... SELECT into a tenant table whose SELECT reads no distributed table (unnest over parameters).
+ * Citus COPYs the rows of such a statement into the shards, which PostgreSQL refuses under row-level security;
+ * RETURNING sends them through intermediate results and an INSERT on each shard instead (issue 16). On PostgreSQL it
+ * costs one constant per row, discarded unread in a CTE. tests/unit/citus-rules.test.ts holds every statement to it.
+ */
+export const ROUTED_INSERT = 'RETURNING 1';
+
+/**
  * The INSERT of `records` as SQL text over parameters pushed with `p` (tenant in $1): a statement of its own, or a
  * data-modifying CTE of a write's statement (src/store/resources.ts).
  */
@@ -49,7 +57,8 @@ export function auditInsertSql(records: AuditRecord[], p: (v: unknown, type: str
   const arrays = AUDIT_COLUMNS.map(([name, type]) => p(column(records, name), type));
   return `INSERT INTO audit_event (tenant_id, ${AUDIT_COLUMNS.map(([n]) => n).join(', ')})
     SELECT $1, ${AUDIT_COLUMNS.map(([n]) => columnSql(n, `u.${n}`)).join(', ')}
-      FROM unnest(${arrays.join(', ')}) AS u(${AUDIT_COLUMNS.map(([n]) => n).join(', ')})`;
+      FROM unnest(${arrays.join(', ')}) AS u(${AUDIT_COLUMNS.map(([n]) => n).join(', ')})
+    ${ROUTED_INSERT}`;
 }
 
 /** A column's value as stored, from `v` (an SQL expression of its AUDIT_COLUMNS type): lists split, detail as jsonb. */

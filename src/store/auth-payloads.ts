@@ -124,8 +124,9 @@ export async function findClient(db: Db, clientId: string): Promise<StoredClient
 export async function upsertClient(db: Db, c: StoredClient): Promise<void> {
   await db.platform((q) =>
     q.query(
-      `INSERT INTO oauth_client (client_id, tenant_id, metadata) VALUES ($1, $2, $3)
-       ON CONFLICT (client_id) DO UPDATE SET metadata = EXCLUDED.metadata, updated_at = now() WHERE oauth_client.tenant_id = EXCLUDED.tenant_id`,
+      // the time goes in VALUES: Citus refuses now() in DO UPDATE SET, on reference tables too (issue 16)
+      `INSERT INTO oauth_client (client_id, tenant_id, metadata, updated_at) VALUES ($1, $2, $3, now())
+       ON CONFLICT (client_id) DO UPDATE SET metadata = EXCLUDED.metadata, updated_at = EXCLUDED.updated_at WHERE oauth_client.tenant_id = EXCLUDED.tenant_id`,
       [c.clientId, c.tenantId, sealedMetadata(db, c)],
     ),
   );

@@ -140,9 +140,10 @@ export async function upsertPlan(deps: Pick<Deps, 'db' | 'plans'>, plan: Plan): 
   }
   const quotas = Object.fromEntries(QUOTA_NAMES.map((q) => [q, plan.quotas[q]]));
   await deps.db.admin().query(
-    `INSERT INTO plan (id, name, description, trial_days, tenant_types, quotas) VALUES ($1, $2, $3, $4, $5, $6)
+    // the time goes in VALUES: Citus refuses now() in DO UPDATE SET, on reference tables too (issue 16)
+    `INSERT INTO plan (id, name, description, trial_days, tenant_types, quotas, updated_at) VALUES ($1, $2, $3, $4, $5, $6, now())
      ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, description = EXCLUDED.description, trial_days = EXCLUDED.trial_days,
-       tenant_types = EXCLUDED.tenant_types, quotas = EXCLUDED.quotas, updated_at = now()`,
+       tenant_types = EXCLUDED.tenant_types, quotas = EXCLUDED.quotas, updated_at = EXCLUDED.updated_at`,
     [plan.id, plan.name.trim(), plan.description ?? '', plan.trialDays ?? null, plan.tenantTypes ?? [], JSON.stringify(quotas)],
   );
   if (deps.plans instanceof PlanCatalog) await deps.plans.reload();

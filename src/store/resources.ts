@@ -4,7 +4,7 @@ import { patientsOf, SERVER_AGENT, type AuditAgent, type AuditRecord } from '../
 import type { Db, Queryable } from '../platform/db.js';
 import { PLATFORM } from '../core/tenant.js';
 import type { IndexRows } from '../search/extract.js';
-import { auditInsertSql } from './audit.js';
+import { auditInsertSql, ROUTED_INSERT } from './audit.js';
 
 /**
  * The platform catalog (issue 13, docs/catalog.md): the tenant whose resources of CATALOG_TYPES every other tenant
@@ -183,6 +183,10 @@ const INDEX_COLUMNS: Record<Exclude<keyof IndexRows, 'fulltext'>, { table: strin
  * Writes versions in ONE statement (data-modifying CTEs): current rows (upsert), history rows, removal of the
  * replaced versions' index rows and insertion of the new ones. All parts see the same snapshot, so the DELETEs
  * never touch the rows the INSERTs add. Call inside a transaction.
+ *
+ * Every INSERT ... SELECT FROM unnest(...) ends in RETURNING (ROUTED_INSERT) although nothing reads it: without it
+ * Citus would COPY the rows into the shards, which PostgreSQL refuses under row-level security; with it they go
+ * through intermediate results and an INSERT on each shard (issue 16). PostgreSQL discards the unread rows.
  */
 export async function writeVersions(q: Queryable, tenantId: string, writes: ResourceWrite[], opts: { indexOnly?: boolean; audit?: WriteAudit | null } = {}): Promise<void> {
   if (writes.length === 0) return;
@@ -205,18 +209,20 @@ export async function writeVersions(q: Queryable, tenantId: string, writes: Reso
      ON CONFLICT (tenant_id, resource_type, id) DO UPDATE
        SET version_id = EXCLUDED.version_id, last_updated = EXCLUDED.last_updated, deleted = EXCLUDED.deleted, content = EXCLUDED.content)`);
     parts.push(`hist AS (INSERT INTO resource_history (tenant_id, resource_type, id, version_id, last_updated, deleted, method, content)
-     SELECT $1, t, i, v, l, d, m, c::jsonb FROM unnest(${types}, ${ids}, ${versions}, ${times}, ${deleted}, ${methods}, ${contents}) AS u(t, i, v, l, d, m, c))`);
+     SELECT $1, t, i, v, l, d, m, c::jsonb FROM unnest(${types}, ${ids}, ${versions}, ${times}, ${deleted}, ${methods}, ${contents}) AS u(t, i, v, l, d, m, c)
+     ${ROUTED_INSERT})`);
     // the change event (transactional outbox, issue 10): in the same statement, so it exists exactly when the version does
     const actions = p(writes.map(actionOf), 'text');
     parts.push(`ob AS (INSERT INTO outbox (tenant_id, resource_type, resource_id, version_id, action)
-     SELECT $1, t, i, v, a FROM unnest(${types}, ${ids}, ${versions}, ${actions}) AS u(t, i, v, a))`);
+     SELECT $1, t, i, v, a FROM unnest(${types}, ${ids}, ${versions}, ${actions}) AS u(t, i, v, a) ${ROUTED_INSERT})`);
     // the audit record of each version (issue 12): likewise in the same statement, so no write goes unaudited
     if (opts.audit !== null) parts.push(`au AS (${auditInsertSql(writes.map((w) => auditRecordOf(w, opts.audit ?? undefined)), p)})`);
   }
   const replaced = opts.indexOnly ? writes : writes.filter((w) => w.replaces);
   if (replaced.length) {
-    // Keyed on resource_id alone (plus a type check) so the planner always takes the (tenant_id, resource_id)
-    // index: with an equality on resource_type it may pick the value index and filter a whole type's rows.
+    // Keyed on resource_id alone (plus a type check) so the planner always takes the primary key, which leads with
+    // (tenant_id, resource_id): with an equality on resource_type it may pick the value index and filter a whole
+    // type's rows.
     const ri = p(replaced.map((w) => w.id), 'text');
     const keys = p(replaced.map((w) => `${w.resourceType}/${w.id}`), 'text');
     INDEX_TABLES.forEach((table, n) => {
@@ -241,7 +247,7 @@ export async function writeVersions(q: Queryable, tenantId: string, writes: Reso
     if (rt.length === 0) continue;
     const arrays = [p(rt, 'text'), p(ri, 'text'), p(code, 'text'), ...spec.cols.map(([, type], c) => p(cols[c], type))];
     parts.push(`i_${key} AS (INSERT INTO ${spec.table} (tenant_id, resource_type, resource_id, code, ${spec.cols.map(([n]) => n).join(', ')})
-       SELECT $1, * FROM unnest(${arrays.join(', ')}))`);
+       SELECT $1, * FROM unnest(${arrays.join(', ')}) ${ROUTED_INSERT})`);
   }
   const ft = writes.filter((w) => w.index && w.json !== null && w.index.fulltext.length);
   if (ft.length) {
@@ -252,7 +258,7 @@ export async function writeVersions(q: Queryable, tenantId: string, writes: Reso
       p(ft.map((w) => w.index!.fulltext[0][1]), 'text'),
     ];
     parts.push(`i_fulltext AS (INSERT INTO sp_fulltext (tenant_id, resource_type, resource_id, narrative, content)
-       SELECT $1, t, i, CASE WHEN n = '' THEN NULL ELSE to_tsvector('simple', n) END, to_tsvector('simple', c) FROM unnest(${arrays.join(', ')}) AS u(t, i, n, c))`);
+       SELECT $1, t, i, CASE WHEN n = '' THEN NULL ELSE to_tsvector('simple', n) END, to_tsvector('simple', c) FROM unnest(${arrays.join(', ')}) AS u(t, i, n, c) ${ROUTED_INSERT})`);
   }
   // NOTIFY reaches other processes' dispatchers at COMMIT (nothing when the write rolls back). Only tenants with live
   // subscriptions notify: NOTIFY serialises committing transactions, and events nobody subscribed to can wait for the

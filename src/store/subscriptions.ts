@@ -2,6 +2,7 @@
 // server keeps per Subscription, its numbered events and the delivery log. Every function runs on a connection bound
 // to the tenant (row-level security), except the two tenant scans, which answer tenant ids only.
 import type { Db, Queryable } from '../platform/db.js';
+import { ROUTED_INSERT } from './audit.js';
 import { sealerOf } from './auth-sealing.js';
 import type { ChangeAction } from './resources.js';
 
@@ -98,9 +99,10 @@ export async function saveState(
     return;
   }
   await q.query(
-    `INSERT INTO subscription_state (tenant_id, id, status, resource_type, spec, owner, secret) VALUES ($1, $2, $3, $4, $5, $6, $7)
+    // the time goes in VALUES: Citus refuses now() in DO UPDATE SET (issue 16)
+    `INSERT INTO subscription_state (tenant_id, id, status, resource_type, spec, owner, secret, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, now())
      ON CONFLICT (tenant_id, id) DO UPDATE SET status = EXCLUDED.status, resource_type = EXCLUDED.resource_type, spec = EXCLUDED.spec,
-       owner = EXCLUDED.owner, secret = EXCLUDED.secret, error = NULL, updated_at = now()`,
+       owner = EXCLUDED.owner, secret = EXCLUDED.secret, error = NULL, updated_at = EXCLUDED.updated_at`,
     [tenantId, s.id, s.status, s.resourceType, JSON.stringify(s.spec), JSON.stringify(s.owner ?? {}), sealerOf(db).seal(s.secret, secretContext(tenantId, s.id))],
   );
 }
@@ -188,7 +190,8 @@ export async function addEvents(q: Queryable, tenantId: string, events: NewEvent
     const numbers = list.map((_, i) => first + i);
     await q.query(
       `INSERT INTO subscription_event (tenant_id, subscription_id, event_number, resource_type, resource_id, version_id, occurred_at)
-       SELECT $1, $2, n, t, i, v, o FROM unnest($3::bigint[], $4::text[], $5::text[], $6::int[], $7::timestamptz[]) AS u(n, t, i, v, o)`,
+       SELECT $1, $2, n, t, i, v, o FROM unnest($3::bigint[], $4::text[], $5::text[], $6::int[], $7::timestamptz[]) AS u(n, t, i, v, o)
+       ${ROUTED_INSERT}`,
       [tenantId, sub, numbers, list.map((e) => e.resourceType), list.map((e) => e.id), list.map((e) => e.versionId), list.map((e) => e.occurredAt)],
     );
     numbers.forEach((n) => out.push({ subscriptionId: sub, eventNumber: n }));

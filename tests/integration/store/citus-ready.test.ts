@@ -1,6 +1,6 @@
 // The schema stays distributable by tenant_id (issue 11, docs/scaling.md): read from the catalog, so a new table that
 // would keep Citus from sharding by tenant (a key not led by tenant_id, a foreign key across tenants, an unlisted
-// platform table) fails here. Nothing Citus-specific runs yet (issue 16); these are the rules it needs.
+// platform table) or from moving a tenant's shards online (a tenant table without a primary key: issue 16) fails here.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Queryable } from '../../../src/platform/db.js';
 import { startServer, type TestServer } from '../../helpers/server.js';
@@ -21,14 +21,6 @@ const REFERENCE_TABLES_WITH_TENANT_ID: Record<string, string> = {
   oauth_client:
     'found by client_id at the token endpoint before the tenant is known (primary key client_id); small, so a reference table, as the issue 16 trial distributed it',
 };
-
-/** Tenant tables without a primary key (Citus distributes them; an online shard move needs a replica identity: issue 16). */
-const WITHOUT_PRIMARY_KEY: Record<string, string> = Object.fromEntries(
-  ['sp_token', 'sp_string', 'sp_reference', 'sp_date', 'sp_number', 'sp_uri', 'sp_composite', 'sp_fulltext'].map((t) => [
-    t,
-    'search index rows, rewritten with each version of their resource; issue 16 gives them a replica identity',
-  ]),
-);
 
 interface Table {
   name: string;
@@ -72,7 +64,8 @@ async function violations(q: Queryable): Promise<string[]> {
   for (const t of sharded) {
     if (!t.tenantNotNull) out.push(`${t.name}: tenant_id may be NULL`);
     const unique = keys.rows.filter((k) => k.tbl === t.name);
-    if (!unique.some((k) => k.primary) && !(t.name in WITHOUT_PRIMARY_KEY)) out.push(`${t.name}: no primary key`);
+    // an online shard move (logical replication) needs a replica identity on every table of the shard group
+    if (!unique.some((k) => k.primary)) out.push(`${t.name}: no primary key`);
     for (const k of unique) if (Number(k.first) !== t.tenantCol) out.push(`${t.name}: ${k.primary ? 'primary key' : 'unique index'} ${k.idx} does not lead with tenant_id`);
   }
   const fks = await q.query<{ name: string; child: string; parent: string; conkey: number[]; confkey: number[] }>(
@@ -125,6 +118,7 @@ describe('the schema stays distributable by tenant_id (Citus)', () => {
         await q.query('CREATE TABLE citus_probe_child (tenant_id text NOT NULL, id text NOT NULL, parent text REFERENCES citus_probe_keyed_by_id (id), PRIMARY KEY (tenant_id, id))');
         await q.query('CREATE UNIQUE INDEX citus_probe_child_unique ON citus_probe_child (id)');
         await q.query('CREATE TABLE citus_probe_platform (id text PRIMARY KEY)');
+        await q.query('CREATE TABLE citus_probe_unkeyed (tenant_id text NOT NULL, value text)');
         return await violations(q);
       } finally {
         await q.query('ROLLBACK');
@@ -136,6 +130,7 @@ describe('the schema stays distributable by tenant_id (Citus)', () => {
         'citus_probe_child: unique index citus_probe_child_unique does not lead with tenant_id',
         'citus_probe_child: foreign key citus_probe_child_parent_fkey to citus_probe_keyed_by_id is not joined on tenant_id',
         'citus_probe_platform: no tenant_id column and not a listed platform table',
+        'citus_probe_unkeyed: no primary key',
       ].sort(),
     );
   });
