@@ -85,9 +85,13 @@ function tenantsParam(s: Scope): string {
 function visibleCondition(s: Scope, alias: string, types: string[]): string {
   if (!isShared(s, types)) return `${alias}.tenant_id = ${s.tenant}`;
   const catalogType = types.every(isCatalogType) ? '' : `${alias}.resource_type = ANY(${s.p.once('catalogTypes', () => [...CATALOG_TYPES])}::text[]) AND `;
+  // The tenant's own catalog-type ids shadow the catalog's: an uncorrelated NOT IN (one hashed subplan over the tenant's
+  // few catalog-type rows), not a NOT EXISTS correlated across tenants, which Citus cannot run (the two tenants' rows
+  // live in different shards: ../shared/notes/citus.md).
   const own = `${alias}own`;
-  return `${alias}.tenant_id = ANY(${tenantsParam(s)}::text[]) AND (${alias}.tenant_id = ${s.tenant} OR (${catalogType}NOT EXISTS (SELECT 1 FROM resource ${own}
-            WHERE ${own}.tenant_id = ${s.tenant} AND ${own}.resource_type = ${alias}.resource_type AND ${own}.id = ${alias}.id)))`;
+  const ownTypes = s.p.once('catalogTypes', () => [...CATALOG_TYPES]);
+  return `${alias}.tenant_id = ANY(${tenantsParam(s)}::text[]) AND (${alias}.tenant_id = ${s.tenant} OR (${catalogType}(${alias}.resource_type, ${alias}.id) NOT IN (SELECT ${own}.resource_type, ${own}.id FROM resource ${own}
+            WHERE ${own}.tenant_id = ${s.tenant} AND ${own}.resource_type = ANY(${ownTypes}::text[]))))`;
 }
 
 /**
