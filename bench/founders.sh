@@ -4,6 +4,11 @@
 # --repo runs another checkout of this project (an A/B of two builds: alternate them in one session).
 #
 #   bench/founders.sh [--repo DIR] [--patients N] [--label TEXT] [--out-dir DIR] [--ceiling] [--port P] [--workloads w1,w2]
+#                     [--pg-port P] [--citus-workers P1,P2]
+#
+# --pg-port runs the server on another PostgreSQL on 127.0.0.1 (the ceiling stays on 5432). With --citus-workers, that
+# PostgreSQL is a Citus coordinator whose workers listen on 127.0.0.1 at the given ports (docs/scaling.md): the fresh
+# database is created with the citus extension on every node and the workers registered; the server distributes it.
 #
 # The server's environment passes through (e.g. AUDIT_TRAIL=false bench/founders.sh: bench/audit-cost.sh does that);
 # TENANT_SET_ARGS holds `tenant set` options for the bench tenant (bench/profile-w1.sh requires the lab profiles);
@@ -13,7 +18,7 @@
 # Results: JSON files of the driver in --out-dir (default bench/results), one line per file printed at the end.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-repo="$here"; patients=2000; label=""; out_dir="$here/bench/results"; ceiling=0; port=18180; workloads=""
+repo="$here"; patients=2000; label=""; out_dir="$here/bench/results"; ceiling=0; port=18180; workloads=""; pg_port=5432; citus_workers=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --repo) repo="$(cd "$2" && pwd)"; shift 2 ;;
@@ -23,6 +28,8 @@ while [ $# -gt 0 ]; do
     --ceiling) ceiling=1; shift ;;
     --port) port="$2"; shift 2 ;;
     --workloads) workloads="$2"; shift 2 ;;
+    --pg-port) pg_port="$2"; shift 2 ;;
+    --citus-workers) citus_workers="$2"; shift 2 ;;
     *) echo "unknown option $1"; exit 2 ;;
   esac
 done
@@ -33,17 +40,26 @@ driver="${FHIR_BENCH_DIR:-${TMPDIR:-/tmp}/fhir-bench}"
 if [ ! -d "$driver/node_modules" ]; then
   rm -rf "$driver" && cp -r "$here/../shared/bench" "$driver" && (cd "$driver" && npm ci --no-audit --no-fund >/dev/null)
 fi
-psql_admin() { psql -q -h 127.0.0.1 -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"; }
+psql_admin() { psql -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"; }
 db="tenfhir_fb_$$_$RANDOM"
 psql_admin -c "CREATE DATABASE $db" >/dev/null
 psql_admin -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tenfhir_bench') THEN CREATE ROLE tenfhir_bench LOGIN NOSUPERUSER NOBYPASSRLS; END IF; END \$\$;" >/dev/null
-export DATABASE_URL="postgres://tenfhir_bench@127.0.0.1:5432/$db" DATABASE_ADMIN_URL="postgres://postgres@127.0.0.1:5432/$db"
+if [ -n "$citus_workers" ]; then
+  for w in ${citus_workers//,/ }; do
+    psql -q -h 127.0.0.1 -p "$w" -U postgres -d postgres -c "CREATE DATABASE $db" >/dev/null
+    psql -q -h 127.0.0.1 -p "$w" -U postgres -d "$db" -c "CREATE EXTENSION citus" >/dev/null
+  done
+  psql -q -h 127.0.0.1 -p "$pg_port" -U postgres -d "$db" -c "CREATE EXTENSION citus" -c "SELECT citus_set_coordinator_host('127.0.0.1', $pg_port)" >/dev/null
+  for w in ${citus_workers//,/ }; do psql -q -h 127.0.0.1 -p "$pg_port" -U postgres -d "$db" -c "SELECT citus_add_node('127.0.0.1', $w)" >/dev/null; done
+fi
+export DATABASE_URL="postgres://tenfhir_bench@127.0.0.1:$pg_port/$db" DATABASE_ADMIN_URL="postgres://postgres@127.0.0.1:$pg_port/$db"
 export PORT="$port" PUBLIC_BASE_URL="http://127.0.0.1:$port" DATA_DIR="$work/data" DEMO_TENANT=false LOG_LEVEL=warn
 export SECRETS_KEY="$(node -e 'console.log(require("crypto").randomBytes(32).toString("base64"))')"
 server_pid=""
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
   psql_admin -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  for w in ${citus_workers//,/ }; do psql -q -h 127.0.0.1 -p "$w" -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -66,7 +82,7 @@ if [ "$ceiling" = 1 ]; then
   cout="$out_dir/founders-ceiling-$stamp.json"
   (cd "$driver" && node src/cli.mjs --target pg --pg-url "postgres://postgres@127.0.0.1:5432/$raw" --patients "$patients" -c 4 \
     --tag "r$stamp" --label ceiling --state "$work/raw-state.json" --out "$cout")
-  psql_admin -c "DROP DATABASE IF EXISTS $raw WITH (FORCE)" >/dev/null 2>&1 || true
+  psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $raw WITH (FORCE)" >/dev/null 2>&1 || true
   echo "ceiling: $cout"
 fi
 echo "results: $out"

@@ -14,10 +14,12 @@ import { purgeAuditTrail } from '../jobs/audit-purge.js';
 import { subscriptionCommand, SUBSCRIPTIONS_USAGE } from './subscriptions.js';
 import { tenantCommand, TENANT_USAGE } from './tenants.js';
 import { authCommand, AUTH_USAGE } from './auth.js';
+import { citusCommand, CITUS_USAGE, isCitusCommand } from './citus.js';
 
 const USAGE = `usage: npm run cli -- <command>
-  migrate                                   apply pending migrations
+  migrate                                   apply pending migrations (on a Citus coordinator, then distribute the schema)
 ${TENANT_USAGE}
+${CITUS_USAGE}
   audit purge [<slug>]                      delete audit records older than each tenant's retention now (it also runs every AUDIT_PURGE_INTERVAL_MINUTES)
   reindex <slug> [--type Observation,Patient]  recompute search index rows (after adding a SearchParameter)
 ${JOBS_USAGE}
@@ -62,6 +64,9 @@ async function run(argv: string[]): Promise<number> {
   const level = process.env.LOG_LEVEL ?? 'warn';
   // logs go to stderr: stdout carries the command's output (a token, a client id)
   const target = await findTarget(config);
+  // Citus commands (src/cli/citus.ts) open their own connections: `db distribute` must find the schema as it is, and
+  // `tenant isolate|move` are caught here before `tenant` goes to src/cli/tenants.ts
+  if (isCitusCommand(cmd, sub)) return citusCommand(config, createLogger(level, 2), target.socketUrl, cmd, sub!, rest);
   const deps = await buildDeps({ ...config, publicBaseUrl: target.publicBaseUrl, logLevel: level }, createLogger(level, 2), target.socketUrl);
   try {
     if (cmd === 'migrate') {

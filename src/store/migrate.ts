@@ -1,7 +1,10 @@
 // Numbered SQL migrations from migrations/: each applied once, in its own transaction, recorded in schema_migration.
+// On a Citus coordinator the schema is then distributed (src/store/citus.ts), so every start leaves it so (issue 16).
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Db, Queryable } from '../platform/db.js';
+import type { Logger } from '../platform/log.js';
+import { distributeSchema } from './citus.js';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
 const LOCK_KEY = 727_001; // advisory lock: one migrator at a time across processes
@@ -24,11 +27,25 @@ async function ensureTable(q: Queryable): Promise<void> {
     version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
 }
 
+export interface MigrateOptions {
+  /** Distribute the schema afterwards when the database is a Citus coordinator (default true; `db distribute` says false and does it itself). */
+  distribute?: boolean;
+  /** Where the distribution says what it changed (info); silent without. */
+  log?: Logger;
+}
+
 /**
  * Applies pending migrations; returns the names applied. Every statement runs inside a transaction that holds
  * the migration advisory lock, so concurrent starters wait and re-check (and PGlite's shared session is safe).
+ * Then, on a Citus coordinator, distributes what is not distributed yet (distributeSchema: nothing once done).
  */
-export async function migrate(db: Db): Promise<string[]> {
+export async function migrate(db: Db, opts: MigrateOptions = {}): Promise<string[]> {
+  const applied = await applyMigrations(db);
+  if (opts.distribute !== false) await distributeSchema(db, opts.log);
+  return applied;
+}
+
+async function applyMigrations(db: Db): Promise<string[]> {
   // each step in its own transaction holding the migration lock
   const locked = <T>(fn: (q: Queryable) => Promise<T>): Promise<T> =>
     db.admin().tx(async (q) => {
