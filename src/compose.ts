@@ -41,7 +41,7 @@ export async function buildDeps(config: Config, log: Logger = createLogger(confi
   try {
     // Secrets at rest (issue 8) are sealed with a key that lives outside the database.
     bindSealer(db, new SecretBox(await loadSecretsKey(config, log, db.kind === 'postgres')));
-    const applied = await migrate(db);
+    const applied = await migrate(db, { log });
     if (applied.length) log.info({ applied }, 'migrations applied');
     await grantAppRole(db, config.databaseUrl, config.databaseAdminUrl, log);
     await checkAppRole(db, log);

@@ -153,7 +153,7 @@ async function whileListening<T>(signal: CancelSignal | undefined, onAbort: () =
  * - PostgreSQL: the role was settled when the connection opened (see `roleSetup`).
  * - PGlite: every connection shares PGlite's single session, so the role is taken with SET LOCAL as well.
  */
-function createPoolDb(kind: Db['kind'], appPool: pg.Pool, adminPool: pg.Pool, log: Logger, settings: PoolSettings, onClose: () => Promise<void>, listenUrl?: string): Db {
+function createPoolDb(kind: Db['kind'], appPool: pg.Pool, adminPool: pg.Pool, log: Logger, settings: PoolSettings, onClose: () => Promise<void>, listenUrl?: string, citus = false): Db {
   const postgres = kind === 'postgres';
   const gate = postgres ? new TenantGate(Math.max(1, settings.tenantMaxConnections), settings.acquireTimeoutMs) : undefined;
   const localSetup = postgres ? '' : `SET LOCAL ROLE ${APP_ROLE}; ${statementTimeoutSql(settings.statementTimeoutMs, 'SET LOCAL')}`;
@@ -173,7 +173,14 @@ function createPoolDb(kind: Db['kind'], appPool: pg.Pool, adminPool: pg.Pool, lo
 
   async function begin(client: pg.PoolClient, tenantId: string): Promise<void> {
     // The slug grammar (checked in acquire) excludes quotes, so inlining it is safe; one simple-protocol round trip.
-    await client.query(`BEGIN; ${localSetup}SET LOCAL app.tenant_id = '${tenantId}'`);
+    // Citus replays a SET LOCAL on its worker connections by the statement's text: there it must come alone, or every
+    // worker would be sent the BEGIN too (and warn that a transaction is already in progress). One more round trip.
+    if (citus) {
+      await client.query('BEGIN');
+      await client.query(`SET LOCAL app.tenant_id = '${tenantId}'`);
+    } else {
+      await client.query(`BEGIN; ${localSetup}SET LOCAL app.tenant_id = '${tenantId}'`);
+    }
   }
 
   /** One transaction bound to `tenantId`; retried (up to `attempts` runs in all) on serialization failures and deadlocks. */
@@ -202,7 +209,9 @@ function createPoolDb(kind: Db['kind'], appPool: pg.Pool, adminPool: pg.Pool, lo
           throw new DatabaseUnavailableError(err);
         }
         const code = (err as { code?: string }).code;
-        if (code && (RETRYABLE.has(code) || code === 'TX_RETRY') && attempt < attempts && !opts.signal?.aborted) {
+        // Citus: a statement that waited for a shard split finds its shard gone; nothing of the transaction was done
+        const shardGone = code === 'XX000' && /could not find valid entry for shard/.test((err as Error).message);
+        if (((code && (RETRYABLE.has(code) || code === 'TX_RETRY')) || shardGone) && attempt < (shardGone ? Math.max(attempts, 3) : attempts) && !opts.signal?.aborted) {
           log.info({ code, attempt }, 'retrying transaction');
           continue;
         }
@@ -378,7 +387,11 @@ export async function openDb(opts: OpenDbOptions): Promise<Db> {
     const setup = `${roleSetup()}; ${statementTimeoutSql(opts.statementTimeoutMs, 'SET')}`;
     const appPool = new pg.Pool(poolOptions(opts.databaseUrl, opts.poolSize, opts.log, setup, t));
     const adminPool = new pg.Pool(poolOptions(opts.databaseAdminUrl ?? opts.databaseUrl, 2, opts.log, '', t));
-    return createPoolDb('postgres', appPool, adminPool, opts.log, settings, async () => {}, opts.databaseUrl);
+    const citus = await adminPool
+      .query("SELECT 1 FROM pg_extension WHERE extname = 'citus'")
+      .then((r) => (r.rowCount ?? 0) > 0)
+      .catch(() => false);
+    return createPoolDb('postgres', appPool, adminPool, opts.log, settings, async () => {}, opts.databaseUrl, citus);
   }
   const embedded = await openEmbedded(opts.dataDir, opts.log, opts.publicBaseUrl);
   // PGlite is one session; its socket server serialises connections and keeps a transaction on its own connection.

@@ -68,7 +68,9 @@ export async function insertKey(db: Db, key: Omit<StoredKey, 'createdAt' | 'supe
 
 /** Stops a key verifying at once (compromise). */
 export async function retireKey(db: Db, kid: string): Promise<boolean> {
-  const r = await db.admin().query('UPDATE signing_key SET superseded_at = coalesce(superseded_at, now()), retire_at = now() WHERE kid = $1', [kid]);
+  // least() skips a NULL and a superseded_at is never later than now(): an unsuperseded key's becomes now(), a
+  // superseded one's stays. Not coalesce(): Citus refuses now() inside COALESCE or CASE in a write (issue 16).
+  const r = await db.admin().query('UPDATE signing_key SET superseded_at = least(superseded_at, now()), retire_at = now() WHERE kid = $1', [kid]);
   return (r.rowCount ?? 0) > 0;
 }
 

@@ -37,10 +37,11 @@ function toStored(db: Db, model: string, key: string, id: string, payload: Paylo
 export async function upsertPayload(db: Db, model: string, id: string, payload: Payload, expiresIn: number | undefined): Promise<void> {
   const key = payloadKey(id);
   const stored = toStored(db, model, key, id, payload);
+  // no expiry (NULL $7): make_interval is strict, so the sum is NULL too; no CASE, which Citus refuses around now()
   await db.platform((q) =>
     q.query(
       `INSERT INTO oidc_payload (model, id, payload, grant_id, uid, user_code, expires_at)
-       VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $7::int IS NULL THEN NULL ELSE now() + make_interval(secs => $7::int) END)
+       VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7::int))
        ON CONFLICT (model, id) DO UPDATE SET payload = EXCLUDED.payload, grant_id = EXCLUDED.grant_id, uid = EXCLUDED.uid,
          user_code = EXCLUDED.user_code, expires_at = EXCLUDED.expires_at`,
       [model, key, stored, payload.grantId ?? null, payload.uid ?? null, payload.userCode ?? null, expiresIn ?? null],

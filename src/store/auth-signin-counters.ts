@@ -37,28 +37,32 @@ export async function claimSignInAttempt(db: Db, tenantId: string, userId: strin
        ON CONFLICT DO NOTHING`,
       [tenantId, userId, address],
     );
-    const cur = await q.query<{ locked_until: Date | null }>(
-      `SELECT CASE WHEN locked_until > now() THEN locked_until END AS locked_until FROM signin_counter
+    // the database's clock, read once: the UPDATE below gets it as parameters, since Citus refuses now() inside
+    // CASE or COALESCE in a write, and timestamptz + interval over a column (issue 16)
+    const cur = await q.query<{ locked_until: Date | null; now: Date }>(
+      `SELECT CASE WHEN locked_until > now() THEN locked_until END AS locked_until, now() AS now FROM signin_counter
         WHERE tenant_id = $1 AND user_id = $2 AND address IN ('${ACCOUNT_WIDE}', $3)
         ORDER BY address = '${ACCOUNT_WIDE}' DESC FOR UPDATE`,
       [tenantId, userId, address],
     );
     const blocked = latest(cur.rows.map((r) => r.locked_until));
     if (blocked) return { allowed: false, lockedUntil: blocked };
+    const now = cur.rows[0]?.now ?? new Date();
+    const window = limits.minutes * 60_000;
+    const lockEnd = new Date(now.getTime() + window);
     const r = await q.query<{ address: string; locked_until: Date | null }>(
       `WITH n AS (
-         SELECT address, CASE WHEN expires_at > now() THEN failures ELSE 0 END + 1 AS failures
+         SELECT address, CASE WHEN expires_at > $6::timestamptz THEN failures ELSE 0 END + 1 AS failures
            FROM signin_counter WHERE tenant_id = $1 AND user_id = $2 AND address IN ('${ACCOUNT_WIDE}', $3)
        ), l AS (
-         SELECT address, failures,
-                CASE WHEN failures >= CASE WHEN address = '${ACCOUNT_WIDE}' THEN $5::int ELSE $4::int END THEN now() + make_interval(mins => $6::int) END AS locked_until
-           FROM n
+         SELECT address, failures, failures >= CASE WHEN address = '${ACCOUNT_WIDE}' THEN $5::int ELSE $4::int END AS locks FROM n
        )
-       UPDATE signin_counter c SET failures = l.failures, locked_until = l.locked_until,
-              expires_at = coalesce(l.locked_until, now()) + make_interval(mins => $6::int)
+       UPDATE signin_counter c SET failures = l.failures,
+              locked_until = CASE WHEN l.locks THEN $7::timestamptz END,
+              expires_at = CASE WHEN l.locks THEN $8::timestamptz ELSE $7::timestamptz END
          FROM l WHERE c.tenant_id = $1 AND c.user_id = $2 AND c.address = l.address
        RETURNING c.address, c.locked_until`,
-      [tenantId, userId, address, limits.perAddress, limits.perAccount, limits.minutes],
+      [tenantId, userId, address, limits.perAddress, limits.perAccount, now, lockEnd, new Date(lockEnd.getTime() + window)],
     );
     const set = { address: r.rows.some((x) => x.address !== ACCOUNT_WIDE && x.locked_until), account: r.rows.some((x) => x.address === ACCOUNT_WIDE && x.locked_until) };
     return { allowed: true, lockedUntil: latest(r.rows.map((x) => x.locked_until)), set };

@@ -134,17 +134,21 @@ export interface Decision {
   at: Date;
 }
 
-/** pending -> approved (starting now) or denied; undefined when the grant is not pending any more (or unknown). */
+/**
+ * pending -> approved (starting now) or denied; undefined when the grant is not pending any more (or unknown). The
+ * expiry is epoch seconds + minutes through the immutable to_timestamp(float8): Citus refuses timestamptz + interval
+ * (a STABLE operator) over a column in an UPDATE (issue 16).
+ */
 export async function decideGrant(db: Db, tenantId: string, id: string, approve: boolean, d: Decision): Promise<GrantRecord | undefined> {
   const r = await db.withTenant(tenantId, (q) =>
     q.query<Row>(
       approve
         ? `UPDATE break_glass_grant SET status = 'approved', decided_by = $3, decided_name = $4, decided_at = $5, starts_at = $5,
-             expires_at = $5::timestamptz + make_interval(mins => minutes)
+             expires_at = to_timestamp($6::float8 + minutes * 60)
             WHERE tenant_id = $1 AND id = $2 AND status = 'pending' RETURNING ${COLUMNS}`
         : `UPDATE break_glass_grant SET status = 'denied', decided_by = $3, decided_name = $4, decided_at = $5
             WHERE tenant_id = $1 AND id = $2 AND status = 'pending' RETURNING ${COLUMNS}`,
-      [tenantId, id, d.by, d.name, d.at],
+      approve ? [tenantId, id, d.by, d.name, d.at, d.at.getTime() / 1000] : [tenantId, id, d.by, d.name, d.at],
     ),
   );
   return r.rows[0] ? toRecord(r.rows[0]) : undefined;

@@ -188,6 +188,36 @@ async function distributeLocked(q: Queryable, log: Logger | undefined, shardCoun
     await q.query(`ALTER TABLE ${quoteIdent(t.name)} NO FORCE ROW LEVEL SECURITY`);
     note(`${t.name}: FORCE ROW LEVEL SECURITY off (online shard moves replicate as the owner)`);
   }
+  // Citus opens worker connections as the current role. The outbox and host scans (migrations 0006, 0016) run as
+  // roles of their own, and a connection whose login role could lift the wall (the CLI on the owner's URL) works as
+  // fhir_app after SET ROLE: those roles must be able to log in on the workers. They still have no password; a real
+  // cluster authenticates node-to-node connections through pg_dist_authinfo or certificates (docs/scaling.md).
+  const scanRoles = await q.query<{ rolname: string }>(
+    "SELECT rolname FROM pg_roles WHERE rolname IN ('fhir_app', 'fhir_notify_scan', 'fhir_host_lookup') AND NOT rolcanlogin ORDER BY 1",
+  );
+  for (const { rolname } of scanRoles.rows) {
+    await q.query(`ALTER ROLE ${quoteIdent(rolname)} LOGIN`);
+    note(`role ${rolname}: may log in (Citus opens its worker connections as it)`);
+  }
+  // outbox_tenants() skips through the outbox's key with a recursive CTE, one probe per tenant; Citus refuses a
+  // recursive CTE without a filter on the distribution column. On Citus it becomes a DISTINCT, pushed to every shard.
+  const scan = await q.query<{ src: string }>("SELECT prosrc AS src FROM pg_proc WHERE proname = 'outbox_tenants' AND pronamespace = current_schema()::regnamespace");
+  if (scan.rows[0]?.src.includes('RECURSIVE')) {
+    await q.query(`CREATE OR REPLACE FUNCTION outbox_tenants() RETURNS SETOF text LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $f$
+      SELECT DISTINCT o.tenant_id FROM public.outbox o
+    $f$`);
+    note('function outbox_tenants(): a DISTINCT over the shards instead of a recursive skip scan');
+  }
+  // Both scans run every dispatcher poll and touch every shard: one connection per worker (kept by the session) instead
+  // of the executor opening up to 16 per worker for parallelism and closing them again at every poll.
+  const pools = await q.query<{ name: string }>(
+    `SELECT proname AS name FROM pg_proc WHERE proname IN ('outbox_tenants', 'subscription_tenants') AND pronamespace = current_schema()::regnamespace
+        AND NOT coalesce('citus.max_adaptive_executor_pool_size=1' = ANY (proconfig), false) ORDER BY 1`,
+  );
+  for (const { name } of pools.rows) {
+    await q.query(`ALTER FUNCTION ${quoteIdent(name)}() SET citus.max_adaptive_executor_pool_size = 1`);
+    note(`function ${name}(): one connection per worker`);
+  }
   const setting = await q.query(
     `SELECT 1 FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
       WHERE d.datname = current_database() AND s.setrole = 0 AND 'citus.propagate_set_commands=local' = ANY (s.setconfig)`,

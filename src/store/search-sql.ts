@@ -481,11 +481,13 @@ export async function searchPage(q: Queryable, tenantId: string, baseUrl: string
   const offset = plan.cursor ? 0 : plan.offset;
   // a shared scan's rows may be the catalog's: each body is read from its own tenant's row
   const shared = isShared(scope);
-  // The page is chosen first and the bodies read after, so only the returned rows pay for jsonb -> text.
-  const sql = `SELECT pg.*, (SELECT c.content::text FROM resource c WHERE c.tenant_id = ${shared ? 'pg.tenant_id' : '$1'} AND c.resource_type = pg.resource_type AND c.id = pg.id) AS content
+  // The page is chosen first and the bodies read after, so only the returned rows pay for jsonb -> text. A join on
+  // the row's key, not a correlated subquery per row: Citus runs no correlated subquery over a subquery (issue 16).
+  const sql = `SELECT pg.*, c.content::text AS content
                  FROM (SELECT ${shared ? 'r.tenant_id, ' : ''}r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, ${select}
                          FROM resource r WHERE ${conds.join(' AND ')} ORDER BY ${order.join(', ')} LIMIT ${p.add(plan.count + 1)}${offset ? ` OFFSET ${p.add(offset)}` : ''}) pg
-                ORDER BY ${order.join(', ')}`;
+                 JOIN resource c ON c.tenant_id = ${shared ? 'pg.tenant_id' : '$1'} AND c.resource_type = pg.resource_type AND c.id = pg.id
+                ORDER BY ${order.map((o) => `pg.${o}`).join(', ')}`;
   const r = await q.query<Record<string, unknown>>(sql, p.list);
   let rows = r.rows.slice(0, plan.count).map((row) => ({
     resourceType: row.resource_type as string,

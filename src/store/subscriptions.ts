@@ -276,9 +276,11 @@ export async function parkEvent(q: Queryable, tenantId: string, sub: string, n: 
 }
 
 export async function finishEvent(q: Queryable, tenantId: string, sub: string, n: number, status: EventStatus, error: string | null): Promise<void> {
+  // two statements rather than a CASE around now(), which Citus refuses in a write (issue 16)
   await q.query(
-    `UPDATE subscription_event SET status = $4, last_error = $5, delivered_at = CASE WHEN $4 = 'delivered' THEN now() ELSE delivered_at END
-      WHERE tenant_id = $1 AND subscription_id = $2 AND event_number = $3`,
+    status === 'delivered'
+      ? `UPDATE subscription_event SET status = $4, last_error = $5, delivered_at = now() WHERE tenant_id = $1 AND subscription_id = $2 AND event_number = $3`
+      : `UPDATE subscription_event SET status = $4, last_error = $5 WHERE tenant_id = $1 AND subscription_id = $2 AND event_number = $3`,
     [tenantId, sub, n, status, error],
   );
 }

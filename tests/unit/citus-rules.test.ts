@@ -7,6 +7,11 @@
 // - conflict-update: nothing but immutable expressions in ON CONFLICT ... DO UPDATE SET (and its WHERE): Citus
 //   refuses now() and the like there, on distributed and reference tables alike. Put the value in VALUES and use
 //   EXCLUDED.col.
+// - stable-in-write: in an UPDATE (its SET and WHERE) or an INSERT's VALUES, no now() or other non-immutable
+//   function inside CASE or COALESCE, and in an UPDATE no STABLE function over a column (timestamptz + interval,
+//   make_interval(mins => col), date_trunc(..., col)). Citus evaluates the STABLE calls of a write once on the
+//   coordinator and ships constants, so it refuses one whose evaluation depends on a row, on distributed, reference
+//   and coordinator-local tables alike. Bind the time as a parameter, or choose the statement in code.
 // - tenant-filter: every read, update or delete of a tenant table names the tenant itself (`tenant_id = $n`,
 //   `tenant_id = ANY(...)`, or a join on tenant_id to a table that does): Citus routes by that predicate, never by the
 //   row-level security policy.
@@ -23,7 +28,7 @@ import ts from 'typescript';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 
-type Rule = 'insert-select' | 'conflict-update' | 'tenant-filter' | 'insert-columns';
+type Rule = 'insert-select' | 'conflict-update' | 'stable-in-write' | 'tenant-filter' | 'insert-columns';
 
 interface Finding {
   file: string;
@@ -50,6 +55,12 @@ const ALLOWED: { file: string; contains: string; rule: Rule; reason: string }[] 
     contains: 'FROM public.subscription_state s WHERE s.status',
     rule: 'tenant-filter',
     reason: 'subscription_tenants() lists which tenants have live subscriptions, across all of them: a multi-shard scan on purpose',
+  },
+  {
+    file: 'src/store/citus.ts',
+    contains: 'SELECT DISTINCT o.tenant_id FROM public.outbox o',
+    rule: 'tenant-filter',
+    reason: "outbox_tenants() as Citus runs it (no recursive CTE there): the same scan across all tenants, on purpose",
   },
 ];
 
@@ -135,6 +146,8 @@ function checkSql(raw: string, ctx: SqlContext): { at: number; rule: Rule; messa
     if (bad) out.push({ at: m.index!, rule: 'conflict-update', message: `${bad[0].replace(/\s*\($/, '()')} in ON CONFLICT ... DO UPDATE (Citus allows immutable expressions only: use EXCLUDED.col)` });
   }
 
+  out.push(...stableInWrite(sql));
+
   const refs = [...sql.matchAll(/(?<!\bDISTINCT\s+)(?<!\b(?:FOR|DO|KEY)\s+)\b(FROM|JOIN|UPDATE)\s+(?:ONLY\s+)?("?\$_"?|[A-Za-z_][\w.]*)(?![\w.])(?!\s*\()(?:\s+(?:AS\s+)?("?\$_"?|[A-Za-z_]\w*))?/gi)];
   const routed = refs.filter((m) => isTenant(m[2].replace(/^public\./, '')));
   const text = `${sql}\n${ctx.reached ?? ''}`;
@@ -143,6 +156,70 @@ function checkSql(raw: string, ctx: SqlContext): { at: number; rule: Rule; messa
     const alias = m[3] && !ALIAS_STOP.has(m[3].toUpperCase()) ? m[3] : undefined;
     if (!hasTenantCondition(text, table, alias, routed.length === 1, ctx.plpgsql === true)) {
       out.push({ at: m.index!, rule: 'tenant-filter', message: `${table}${alias ? ` ${alias}` : ''} is read without tenant_id = $n (Citus cannot route it)` });
+    }
+  }
+  return out;
+}
+
+// timestamptz ± interval is STABLE: make_interval(...) beside a time is as suspect as the interval keyword
+const MUTABLE_MARK = new RegExp(`${NOT_IMMUTABLE_CALL.source}|${NOT_IMMUTABLE_WORD.source}|\\bmake_interval\\s*\\(`, 'i');
+const WORDS_NOT_COLUMNS = new Set('AND OR NOT NULL TRUE FALSE IS IN AS INTERVAL CASE WHEN THEN ELSE END DISTINCT FROM'.split(' '));
+
+/** Whether an expression's text reads a column: a bare or qualified name that is no parameter, type, keyword or call. */
+function readsColumn(expr: string): boolean {
+  const rest = expr
+    .replace(/'[^']*'/g, ' ')
+    .replace(/\b\w+\s*=>/g, ' ')
+    .replace(/::\s*\w+(\s*\[\])?/g, ' ')
+    .replace(/\$(\d+|_)/g, ' ');
+  return [...rest.matchAll(/\b([A-Za-z_][\w.]*)\b(?!\s*\()/g)].some((m) => !WORDS_NOT_COLUMNS.has(m[1].toUpperCase()));
+}
+
+/** Where the CASE at `at` ends (after its matching END), nested CASEs included. */
+function caseEnd(sql: string, at: number): number {
+  const word = /\b(CASE|END)\b/gi;
+  word.lastIndex = at;
+  let depth = 0;
+  for (let m = word.exec(sql); m; m = word.exec(sql)) {
+    depth += m[1].toUpperCase() === 'CASE' ? 1 : -1;
+    if (depth === 0) return word.lastIndex;
+  }
+  return sql.length;
+}
+
+/** The stable-in-write findings of `sql` (see the file's head). */
+function stableInWrite(sql: string): { at: number; rule: Rule; message: string }[] {
+  const out: { at: number; rule: Rule; message: string }[] = [];
+  const regions: { at: number; text: string; update: boolean }[] = [];
+  for (const m of sql.matchAll(/(?<!\b(?:FOR|DO|KEY|NO)\s+)\bUPDATE\s+(?:ONLY\s+)?[A-Za-z_"$][\w.$"]*(?:\s+(?:AS\s+)?\w+)?\s+SET\b/gi)) {
+    regions.push({ at: m.index!, text: sql.slice(m.index!, groupEnd(sql, m.index!)), update: true });
+  }
+  for (const m of sql.matchAll(/\bINSERT\s+INTO\b/gi)) {
+    const body = sql.slice(m.index!, groupEnd(sql, m.index!));
+    const values = /\)\s*VALUES\b/i.exec(body);
+    if (values) regions.push({ at: m.index!, text: body.slice(values.index).split(/\bON\s+CONFLICT\b/i)[0], update: false });
+  }
+  for (const r of regions) {
+    const wrapped: string[] = [];
+    for (const m of r.text.matchAll(/\bCASE\b/gi)) wrapped.push(r.text.slice(m.index!, caseEnd(r.text, m.index!)));
+    for (const m of r.text.matchAll(/\bcoalesce\s*\(/gi)) wrapped.push(r.text.slice(m.index!, m.index! + m[0].length + groupEnd(r.text.slice(m.index! + m[0].length), 0)));
+    const bad = wrapped.map((w) => MUTABLE_MARK.exec(w)).find((x) => x);
+    if (bad) {
+      out.push({ at: r.at, rule: 'stable-in-write', message: `${bad[0].replace(/\s*\($/, '()')} inside CASE or COALESCE in a write (Citus allows immutable expressions only there: bind the value as a parameter)` });
+      continue;
+    }
+    if (!r.update) continue;
+    const calls = [...r.text.matchAll(new RegExp(`${NOT_IMMUTABLE_CALL.source}|\\bmake_interval\\s*\\(`, 'gi'))].map((m) => {
+      const from = m.index! + m[0].length;
+      return { name: m[0], args: r.text.slice(from, from + groupEnd(r.text.slice(from), 0)) };
+    });
+    // to_timestamp(float8) is immutable; to_timestamp(text, format) is not
+    const overColumn = calls.find((c) => readsColumn(c.args) && !(/^to_timestamp/i.test(c.name) && !c.args.includes(',')));
+    // a column added to or taken from an interval (timestamptz_pl_interval is STABLE)
+    const arith = /\b(?!interval\b)[A-Za-z_][\w.]*\s*[-+]\s*(?:interval\b|make_interval\s*\()|(?:\binterval\s*'[^']*'|\bmake_interval\s*\([^()]*\))\s*[-+]\s*(?!\$)[A-Za-z_]/i.exec(r.text);
+    if (overColumn || (arith && readsColumn(arith[0].replace(/\bmake_interval\s*\([^()]*\)?/gi, ' ')))) {
+      const what = overColumn ? `${overColumn.name.replace(/\s*\($/, '')}() over a column` : 'a column plus or minus an interval';
+      out.push({ at: r.at, rule: 'stable-in-write', message: `${what} in an UPDATE (Citus evaluates STABLE functions on the coordinator, never per row: bind the value or use an immutable form)` });
     }
   }
   return out;
@@ -438,6 +515,23 @@ describe('SQL that Citus can route and run (issue 16)', () => {
       expect(rules(`INSERT INTO plan (id, until) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET until = EXCLUDED.until + interval '1 day'`)).toEqual(['conflict-update']);
       expect(rules(`INSERT INTO plan (id, name, updated_at) VALUES ($1, $2, now()) ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, updated_at = EXCLUDED.updated_at`)).toEqual([]);
       expect(rules(`INSERT INTO resource (tenant_id, id, n) VALUES ($1, $2, 1) ON CONFLICT (tenant_id, id) DO UPDATE SET n = resource.n + EXCLUDED.n, m = greatest(resource.m, EXCLUDED.m)`)).toEqual([]);
+    });
+
+    it('a function that is not immutable inside CASE or COALESCE in a write, or STABLE over a column in an UPDATE', () => {
+      expect(rules(`INSERT INTO oidc_payload (model, id, expires_at) VALUES ($1, $2, CASE WHEN $3::int IS NULL THEN NULL ELSE now() + make_interval(secs => $3::int) END)`)).toEqual(['stable-in-write']);
+      expect(rules(`INSERT INTO oidc_payload (model, id, expires_at) VALUES ($1, $2, now() + make_interval(secs => $3::int))`)).toEqual([]);
+      expect(rules(`UPDATE signing_key SET superseded_at = coalesce(superseded_at, now()), retire_at = now() WHERE kid = $1`)).toEqual(['stable-in-write']);
+      expect(rules(`UPDATE signing_key SET superseded_at = least(superseded_at, now()), retire_at = now() WHERE kid = $1`)).toEqual([]);
+      expect(rules(`UPDATE subscription_event SET delivered_at = CASE WHEN $4 = 'delivered' THEN now() ELSE delivered_at END WHERE tenant_id = $1`)).toEqual(['stable-in-write']);
+      expect(rules(`UPDATE subscription_event SET delivered_at = CASE WHEN $4 = 'd' THEN $5::timestamptz ELSE delivered_at END WHERE tenant_id = $1`)).toEqual([]);
+      expect(rules(`WITH l AS (SELECT address FROM signin_counter WHERE tenant_id = $1) UPDATE signin_counter c SET expires_at = coalesce(l.locked_until, now()) + make_interval(mins => $6::int) FROM l WHERE c.tenant_id = $1 AND c.address = l.address`)).toEqual(['stable-in-write']);
+      expect(rules(`UPDATE break_glass_grant SET expires_at = $5::timestamptz + make_interval(mins => minutes) WHERE tenant_id = $1 AND id = $2`)).toEqual(['stable-in-write']);
+      expect(rules(`UPDATE job SET run_at = run_at + interval '1 minute' WHERE tenant_id = $1`)).toEqual(['stable-in-write']);
+      expect(rules(`UPDATE break_glass_grant SET expires_at = to_timestamp($6::float8 + minutes * 60) WHERE tenant_id = $1 AND id = $2`)).toEqual([]);
+      // STABLE over constants only is evaluated once on the coordinator: allowed
+      expect(rules(`UPDATE subscription_event SET next_attempt_at = now() + make_interval(secs => $4) WHERE tenant_id = $1 AND next_attempt_at <= now() + interval '50 milliseconds'`)).toEqual([]);
+      // a read may use them freely
+      expect(rules(`SELECT CASE WHEN locked_until > now() THEN locked_until END FROM signin_counter WHERE tenant_id = $1 FOR UPDATE`)).toEqual([]);
     });
 
     it('a tenant table read, updated or deleted without its tenant', () => {

@@ -39,7 +39,8 @@ describe('row-level security', () => {
         q.query(`INSERT INTO resource (tenant_id, resource_type, id, version_id, last_updated, content) VALUES ($1, 'Patient', 'x', 1, now(), '{}')`, [b.slug]),
       ),
     ).rejects.toThrow(/row-level security/);
-    await expect(server.deps.db.tx(a.slug, (q) => q.query(`UPDATE resource SET tenant_id = $1`, [b.slug]))).rejects.toThrow(/row-level security/);
+    // (Citus refuses to change a distribution column before row-level security is asked)
+    await expect(server.deps.db.tx(a.slug, (q) => q.query(`UPDATE resource SET tenant_id = $1`, [b.slug]))).rejects.toThrow(/row-level security|modifying the partition value/);
   });
 
   it("works with the fhir_app role's privileges, as a role that has no BYPASSRLS and owns no table", async () => {
