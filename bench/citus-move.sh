@@ -32,7 +32,10 @@ for p in $nodes; do
 done
 psql -q -h 127.0.0.1 -p "$port" -U postgres -d "$db" -c "SELECT citus_set_coordinator_host('127.0.0.1', $port)" >/dev/null
 for w in ${workers//,/ }; do psql -q -h 127.0.0.1 -p "$port" -U postgres -d "$db" -c "SELECT citus_add_node('127.0.0.1', $w)" >/dev/null; done
-psql -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tenfhir_bench') THEN CREATE ROLE tenfhir_bench LOGIN NOSUPERUSER NOBYPASSRLS; END IF; END \$\$;" >/dev/null
+# the application's login role, on every node (Citus opens the worker connections as it)
+for p in $nodes; do
+  psql -q -h 127.0.0.1 -p "$p" -U postgres -d postgres -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tenfhir_bench') THEN CREATE ROLE tenfhir_bench LOGIN NOSUPERUSER NOBYPASSRLS; END IF; END \$\$;" >/dev/null
+done
 export DATABASE_URL="postgres://tenfhir_bench@127.0.0.1:$port/$db" DATABASE_ADMIN_URL="postgres://postgres@127.0.0.1:$port/$db"
 export PORT="$http" PUBLIC_BASE_URL="http://127.0.0.1:$http" DATA_DIR="$work/data" DEMO_TENANT=false LOG_LEVEL=warn
 export SECRETS_KEY="$(node -e 'console.log(require("crypto").randomBytes(32).toString("base64"))')"
@@ -50,37 +53,39 @@ cli() { (cd "$here" && node --import ./scripts/register-ts.mjs src/cli/index.ts 
 cli tenant create fb --name "fhir-bench" >/dev/null
 cli client add fb --type operator --name "fhir-bench driver" --id fb-ops --scope 'system/*.cruds' >/dev/null
 token="$(cli token fb --client fb-ops --scope 'system/*.cruds' --ttl 86400 2>/dev/null)"
-drive() { # drive LABEL WORKLOADS
+drive() { # drive LABEL WORKLOADS: W2 and W4 each run for --sec seconds (two drivers at once: reads and updates together)
   (cd "$driver" && node src/cli.mjs --base "http://127.0.0.1:$http/fhir/fb" --token "$token" --patients "$patients" -c 4 \
-    --tag tmove --label "$1" --state "$work/state.json" --out "$work/$1.json" --workloads "$2" --w2-sec "$sec" --w4-sec "$((sec / 2))" --w4-hot 0)
+    --tag tmove --label "$1" --state "$work/state.json" --out "$work/$1.json" --workloads "$2" --w2-sec "$sec" --w4-sec "$sec" --w4-hot 0 --warmup-sec 1)
 }
 summary() { node -e '
 const r = require(process.argv[1]);
 const line = (n, w) => w && console.log(`${n}: ${w.reqPerSec ?? w.updatesPerSec ?? w.resourcesPerSec}/s, errors ${w.errors}, p50 ${w.latencyMs?.p50 ?? w.putLatencyMs?.p50} ms, p99 ${w.latencyMs?.p99 ?? w.putLatencyMs?.p99} ms, max ${w.latencyMs?.max ?? w.putLatencyMs?.max} ms`);
 line("W2", r.w2);
-for (const [k, p] of Object.entries(r.w4?.phases ?? {})) line(`W4 ${k}`, p);
+for (const [k, p] of Object.entries(r.w4 ?? {}).filter(([k]) => k !== "cpu")) line(`W4 ${k}`, { ...p, conflicts: undefined });
 ' "$work/$1.json"; }
+under_load() { # under_load LABEL COMMAND...: W2 and W4 at once, COMMAND started 8 s in
+  local label=$1; shift
+  drive "$label-w2" w2 > "$work/$label-w2.out" 2>&1 &
+  local d2=$!
+  drive "$label-w4" w4 > "$work/$label-w4.out" 2>&1 &
+  local d4=$!
+  sleep 8
+  local start; start=$(date +%s.%N)
+  "$@"
+  echo "$label took $(echo "$(date +%s.%N) - $start" | bc) s"
+  wait $d2 || echo "W2 driver exited $?"
+  wait $d4 || echo "W4 driver exited $?"
+  summary "$label-w2"
+  summary "$label-w4"
+}
 echo "== W1: $patients patients into tenant fb"
 drive load w1 | tail -3
 where() { psql -h 127.0.0.1 -p "$port" -U postgres -d "$db" -Atc "SELECT nodename || ':' || nodeport FROM pg_dist_placement p JOIN pg_dist_node n USING (groupid) WHERE shardid = get_shard_id_for_distribution_column('resource', 'fb')"; }
 from="$(where)"
 to=""; for w in ${workers//,/ }; do [ "127.0.0.1:$w" != "$from" ] && to="127.0.0.1:$w" && break; done
 echo "== W2 + W4 while 'tenant move fb --node $to' runs (the shard group is on $from)"
-drive move w2,w4 > "$work/move.out" 2>&1 &
-d=$!
-sleep 8
-start=$(date +%s.%N)
-cli tenant move fb --node "$to"
-echo "move took $(echo "$(date +%s.%N) - $start" | bc) s; the shard group is now on $(where)"
-wait $d || echo "driver exited $?"
-summary move
+under_load move cli tenant move fb --node "$to"
+echo "the shard group is now on $(where)"
 echo "== W2 + W4 while 'tenant isolate fb' runs"
-drive isolate w2,w4 > "$work/isolate.out" 2>&1 &
-d=$!
-sleep 8
-start=$(date +%s.%N)
-cli tenant isolate fb
-echo "isolate took $(echo "$(date +%s.%N) - $start" | bc) s"
-wait $d || echo "driver exited $?"
-summary isolate
-grep -iE '"level":(50|60)' "$work/server.log" | head -5 || true
+under_load isolate cli tenant isolate fb
+grep -E '"level":(50|60)' "$work/server.log" | head -5 || true

@@ -47,6 +47,7 @@ psql_admin -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname
 if [ -n "$citus_workers" ]; then
   for w in ${citus_workers//,/ }; do
     psql -q -h 127.0.0.1 -p "$w" -U postgres -d postgres -c "CREATE DATABASE $db" >/dev/null
+    psql -q -h 127.0.0.1 -p "$w" -U postgres -d postgres -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tenfhir_bench') THEN CREATE ROLE tenfhir_bench LOGIN NOSUPERUSER NOBYPASSRLS; END IF; END \$\$;" >/dev/null
     psql -q -h 127.0.0.1 -p "$w" -U postgres -d "$db" -c "CREATE EXTENSION citus" >/dev/null
   done
   psql -q -h 127.0.0.1 -p "$pg_port" -U postgres -d "$db" -c "CREATE EXTENSION citus" -c "SELECT citus_set_coordinator_host('127.0.0.1', $pg_port)" >/dev/null

@@ -53,9 +53,11 @@ if [ "${CITUS_LOG_MULTI_SHARD:-}" = 1 ]; then
   trap 'alter_db "RESET citus.multi_task_query_log_level"' EXIT
 fi
 
+# both jest runs below must open the secrets the first one stored with the same key
+export SECRETS_KEY=${SECRETS_KEY:-$(node -e 'console.log(require("crypto").randomBytes(32).toString("base64"))')}
 started=$(date +%s)
 rc=0
-DATABASE_URL=$app DATABASE_ADMIN_URL=$admin CITUS_ADMIN_URL=$admin npm test -- "$@" || rc=$?
+env -u CITUS_TEST_SHARD_MOVES DATABASE_URL=$app DATABASE_ADMIN_URL=$admin CITUS_ADMIN_URL=$admin npm test -- "$@" || rc=$?
 echo "jest exit code $rc after $(( $(date +%s) - started )) s"
 
 if [ "$counters" != 0 ]; then

@@ -376,7 +376,9 @@ export async function analyzeShards(q: Queryable, shardIds: string[]): Promise<n
   if (!shardIds.length) return 0;
   const cmd = await q.query<{ sql: string }>(
     `SELECT format($f$DO $a$ DECLARE s text; BEGIN FOREACH s IN ARRAY %L::text[] LOOP
-              IF to_regclass(s) IS NOT NULL THEN EXECUTE format('ANALYZE %%s', to_regclass(s)); END IF; END LOOP; END $a$$f$,
+              -- a moved shard's old copy may be dropped by Citus's cleanup between the check and the ANALYZE
+              BEGIN IF to_regclass(s) IS NOT NULL THEN EXECUTE format('ANALYZE %%s', to_regclass(s)); END IF;
+              EXCEPTION WHEN undefined_table THEN NULL; END; END LOOP; END $a$$f$,
               -- the tables searches plan on first: until its shard is analyzed, a query there may be planned blind
               array_agg(shard_name(logicalrelid, shardid) ORDER BY logicalrelid::regclass::text <> $2, logicalrelid::regclass::text NOT LIKE 'sp\_%', shardid)) AS sql
        FROM pg_dist_shard WHERE shardid = ANY ($1::bigint[])`,

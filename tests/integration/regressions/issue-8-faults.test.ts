@@ -145,7 +145,8 @@ onPostgres('a lost database connection does not take the server down (fault 1)',
     expect(again.status).toBe(200);
   }, 60_000);
 
-  it('a 503 for a broken connection names DB_UNAVAILABLE and asks to retry later', async () => {
+  // On Citus the row lock is waited for on the worker: the coordinator's backend never shows a Lock wait to find.
+  (process.env.CITUS_ADMIN_URL ? it.skip : it)('a 503 for a broken connection names DB_UNAVAILABLE and asks to retry later', async () => {
     const admin = await adminClient();
     const p = await create(s.t, patient('Victim'));
     // a write blocked on a row lock is mid-statement when its backend is terminated
