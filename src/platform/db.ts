@@ -6,6 +6,7 @@
 // Faults (issue 8): a connection that breaks is destroyed and its request answered 503, never the process; every
 // statement has a time limit; a request that goes away cancels its query; no tenant holds more than its share of the
 // pool.
+import { createRequire } from 'node:module';
 import { connect } from 'node:net';
 import pg from 'pg';
 import { openEmbedded } from './embedded.js';
@@ -132,6 +133,61 @@ async function commit(q: Queryable): Promise<void> {
   if (r.command === 'ROLLBACK') throw new Error('the transaction was rolled back: an earlier statement in it failed');
 }
 
+/** node-postgres's own conversion of a parameter to its text form (arrays, dates, JSON, buffers), as it sends them. */
+const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils.js') as { prepareValue: (v: unknown) => string | Buffer | null };
+
+/** A parameter as an SQL literal; undefined when it cannot be one (a NUL byte, which a simple query cannot carry). */
+function literal(v: unknown): string | undefined {
+  const text = prepareValue(v);
+  if (text === null) return 'NULL';
+  if (Buffer.isBuffer(text)) return `'\\x${text.toString('hex')}'`;
+  if (text.includes('\0')) return undefined;
+  return pg.escapeLiteral(text);
+}
+
+/**
+ * `text` with its $n placeholders replaced by `params` as literals (outside quoted strings, quoted identifiers and
+ * comments); undefined when a parameter cannot be inlined or the text holds a dollar-quoted string.
+ */
+function inlineParams(text: string, params: unknown[]): string | undefined {
+  let out = '';
+  let quote: string | null = null;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (quote) {
+      if (c === quote) quote = null;
+      out += c;
+      continue;
+    }
+    if (c === "'" || c === '"') {
+      quote = c;
+      out += c;
+      continue;
+    }
+    if (c === '-' && text[i + 1] === '-') {
+      // a comment (its apostrophes are not quotes) runs to the end of the line
+      const end = text.indexOf('\n', i);
+      out += end < 0 ? text.slice(i) : text.slice(i, end);
+      i = end < 0 ? text.length : end - 1;
+      continue;
+    }
+    if (c === '$' && /[A-Za-z_$]/.test(text[i + 1] ?? '')) return undefined; // a dollar-quoted string: not inlined
+    if (c === '$' && /[0-9]/.test(text[i + 1] ?? '') && !/[A-Za-z0-9_]/.test(text[i - 1] ?? '')) {
+      let j = i + 1;
+      while (j < text.length && /[0-9]/.test(text[j]!)) j++;
+      const n = Number(text.slice(i + 1, j));
+      if (n < 1 || n > params.length) return undefined;
+      const lit = literal(params[n - 1]);
+      if (lit === undefined) return undefined;
+      out += lit;
+      i = j - 1;
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
 /** Runs `fn` with `onAbort` wired to `signal` (if any). */
 async function whileListening<T>(signal: CancelSignal | undefined, onAbort: () => void, fn: () => Promise<T>): Promise<T> {
   if (!signal) return fn();
@@ -223,9 +279,51 @@ function createPoolDb(kind: Db['kind'], appPool: pg.Pool, adminPool: pg.Pool, lo
     }
   }
 
-  /** Autocommit-like work (reads, single statements): one transaction too, since that is what binds the tenant; not retried. */
-  function withTenant<T>(tenantId: string, fn: (q: Queryable) => Promise<T>, opts: DbCallOptions = {}): Promise<T> {
-    return inTx(tenantId, fn, opts, 1);
+  /**
+   * Autocommit work (reads, single statements). On PostgreSQL each statement is its own bound transaction sent as ONE
+   * simple-protocol round trip, `BEGIN; SET LOCAL app.tenant_id = '<slug>'; <statement>; COMMIT`, its parameters
+   * inlined as literals by node-postgres's own conversion and escaping: a read by id costs one round trip, as it did
+   * when the tenant was a session setting. (A statement whose parameters cannot be inlined takes three.) On Citus,
+   * which replays a SET LOCAL's whole text on its workers, and on PGlite, the work is one ordinary bound transaction.
+   */
+  async function withTenant<T>(tenantId: string, fn: (q: Queryable) => Promise<T>, opts: DbCallOptions = {}): Promise<T> {
+    if (!postgres || citus) return inTx(tenantId, fn, opts, 1);
+    const { client, leave } = await acquire(tenantId, opts.signal);
+    let failed: Error | undefined;
+    const bound: Queryable = {
+      async query<R extends Row = Row>(text: string, params: unknown[] = []): Promise<pg.QueryResult<R>> {
+        const inlined = typeof text === 'string' ? inlineParams(text, params) : undefined;
+        try {
+          if (inlined !== undefined) {
+            const results = (await client.query(`BEGIN; SET LOCAL app.tenant_id = '${tenantId}'; ${inlined}; COMMIT`)) as unknown as pg.QueryResult<R>[];
+            const done = results[results.length - 1]!;
+            if (done.command === 'ROLLBACK') throw new Error('the transaction was rolled back: an earlier statement in it failed');
+            return results[2]!;
+          }
+          await begin(client, tenantId);
+          const r = await client.query<R>(text, params);
+          await commit(client);
+          return r;
+        } catch (err) {
+          // a failed statement leaves its transaction open and aborted on this connection: end it
+          if (!isConnectionError(err)) await client.query('ROLLBACK').catch((e: Error) => (failed = e));
+          throw err;
+        }
+      },
+    };
+    try {
+      return await whileListening(opts.signal, () => cancelBackend(client, log), () => fn(bound));
+    } catch (err) {
+      if (isConnectionError(err)) {
+        failed = err as Error;
+        throw new DatabaseUnavailableError(err);
+      }
+      throw err;
+    } finally {
+      // A connection that broke mid-query is destroyed, never reused.
+      client.release(failed);
+      leave();
+    }
   }
 
   async function adminWithClient<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
