@@ -224,7 +224,8 @@ onPostgres('statement limits and abandoned requests (fault 2)', () => {
     expect((await s.t.api.get(`${s.t.path}/Patient/${p.id}`)).body.meta.versionId).toBe('1');
   });
 
-  it('cancels the statement of a request whose client went away', async () => {
+  // On Citus the row lock is waited for on the worker: the coordinator's backend shows no Lock wait to watch for.
+  (process.env.CITUS_ADMIN_URL ? it.skip : it)('cancels the statement of a request whose client went away', async () => {
     const slow = await startServer({ databaseUrl: appUrl(`${app}-cancel`), dbStatementTimeoutMs: 60_000 });
     try {
       const st = await newTenant(slow);
