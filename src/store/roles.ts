@@ -3,6 +3,7 @@
 // can bypass row-level security. Checked at start: the server refuses to run without the wall.
 import { APP_ROLE, type Db } from '../platform/db.js';
 import type { Logger } from '../platform/log.js';
+import { isCitus } from './citus.js';
 
 /**
  * When the application logs in with its own role (DATABASE_URL) and migrations run as the owner
@@ -18,8 +19,7 @@ export async function grantAppRole(db: Db, databaseUrl: string | undefined, data
     .catch((err) => log.warn({ err, role: user }, `could not GRANT ${APP_ROLE} to the application role`));
   // Citus carries a role grant to the workers only for roles it created through this database; the application's
   // queries reach the shards as the login role, so the grant must be there too (roles are per node, not per database).
-  const citus = await db.admin().query("SELECT 1 FROM pg_extension WHERE extname = 'citus'");
-  if (citus.rowCount) {
+  if (await isCitus(db.admin())) {
     await db
       .admin()
       .query('SELECT success, result FROM run_command_on_workers($1)', [`GRANT ${APP_ROLE} TO "${user}"`])

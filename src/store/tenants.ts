@@ -102,11 +102,9 @@ export async function insertTenantWith<T>(db: Db, slug: TenantId, name: string, 
       [slug, name, more.status ?? 'active', more.plan ?? null, more.type ?? null, JSON.stringify(more.branding ?? {}), more.trialEndsAt ?? null],
     );
     if ((r.rowCount ?? 0) === 0) return undefined;
-    const value = await fn(q);
-    // A statement of `fn` may have failed inside a caller that logs and carries on (an audit record's store does):
-    // the transaction is then aborted, and its COMMIT would quietly roll back. A read fails instead (25P02).
-    await q.query('SELECT 1 FROM tenant WHERE id = $1', [slug]);
-    return { value };
+    // (a statement of `fn` that failed inside a caller that logs and carries on, as an audit record's store does, makes
+    // the COMMIT answer ROLLBACK, which admin().tx refuses as an error)
+    return { value: await fn(q) };
   });
 }
 
