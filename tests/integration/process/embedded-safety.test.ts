@@ -53,7 +53,7 @@ function cli(...args: string[]): Promise<{ status: number | null; stdout: string
     c.stdout.on('data', (d) => (stdout += d));
     c.stderr.on('data', (d) => (stderr += d));
     const timer = setTimeout(() => c.kill('SIGKILL'), 120_000);
-    c.on('exit', (status) => {
+    c.on('close', (status) => {
       clearTimeout(timer);
       resolve({ status, stdout, stderr });
     });

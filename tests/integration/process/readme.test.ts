@@ -75,7 +75,8 @@ function runBlock(name: string, onLine?: (line: string, answer: (text: string) =
     c.stderr.on('data', (d: Buffer) => (stderr += d));
     if (!onLine) c.stdin.end();
     const timer = setTimeout(() => c.kill('SIGKILL'), 150_000);
-    c.on('exit', (status) => {
+    // 'close', not 'exit': the block's last output may still be in the pipe when the process has exited
+    c.on('close', (status) => {
       clearTimeout(timer);
       resolve({ status, stdout, stderr });
     });
@@ -96,7 +97,7 @@ function cli(args: string[], extraEnv: NodeJS.ProcessEnv = env): Promise<Run> {
     let stderr = '';
     c.stdout.on('data', (d) => (stdout += d));
     c.stderr.on('data', (d) => (stderr += d));
-    c.on('exit', (status) => resolve({ status, stdout, stderr }));
+    c.on('close', (status) => resolve({ status, stdout, stderr }));
   });
 }
 
@@ -240,6 +241,7 @@ onEmbedded('the README, run as written on a fresh embedded server (issue 9)', ()
       });
     });
     if (failure) throw new Error(`playing the browser failed: ${(failure as Error).stack}\nblock stdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
+    if (!consentHtml) throw new Error(`the block ended (status ${r.status}) before the browser reached the consent page\nblock stdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
     expect(offeredScopes(consentHtml)).toEqual(['launch/patient', 'openid', 'fhirUser', 'offline_access', 'patient/*.rs']);
     expect(consentHtml).toContain('Read and search 21 kinds of records of Jo Smith, born 1980-01-02');
     const response = JSON.parse(linesOf('standalone-launch', r).at(-1)!) as Record<string, unknown>;
