@@ -4,7 +4,7 @@
 # --repo runs another checkout of this project (an A/B of two builds: alternate them in one session).
 #
 #   bench/founders.sh [--repo DIR] [--patients N] [--label TEXT] [--out-dir DIR] [--ceiling] [--port P] [--workloads w1,w2]
-#                     [--pg-port P] [--citus-workers P1,P2]
+#                     [--pg-port P] [--citus-workers P1,P2] [--keep-db]
 #
 # --pg-port runs the server on another PostgreSQL on 127.0.0.1 (the ceiling stays on 5432). With --citus-workers, that
 # PostgreSQL is a Citus coordinator whose workers listen on 127.0.0.1 at the given ports (docs/scaling.md): the fresh
@@ -14,11 +14,13 @@
 # TENANT_SET_ARGS holds `tenant set` options for the bench tenant (bench/profile-w1.sh requires the lab profiles);
 # SERVER_NODE_ARGS adds node flags to the server (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
 #
+# --keep-db leaves the server's database behind (its name is printed) for EXPLAIN and profiling after the run.
+#
 # Needs PostgreSQL on 127.0.0.1:5432 with trust auth for `postgres` (as on the project's machines) and Node 20.
 # Results: JSON files of the driver in --out-dir (default bench/results), one line per file printed at the end.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-repo="$here"; patients=2000; label=""; out_dir="$here/bench/results"; ceiling=0; port=18180; workloads=""; pg_port=5432; citus_workers=""
+repo="$here"; patients=2000; label=""; out_dir="$here/bench/results"; ceiling=0; port=18180; workloads=""; pg_port=5432; citus_workers=""; keep_db=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --repo) repo="$(cd "$2" && pwd)"; shift 2 ;;
@@ -30,6 +32,7 @@ while [ $# -gt 0 ]; do
     --workloads) workloads="$2"; shift 2 ;;
     --pg-port) pg_port="$2"; shift 2 ;;
     --citus-workers) citus_workers="$2"; shift 2 ;;
+    --keep-db) keep_db=1; shift ;;
     *) echo "unknown option $1"; exit 2 ;;
   esac
 done
@@ -59,6 +62,7 @@ export SECRETS_KEY="$(node -e 'console.log(require("crypto").randomBytes(32).toS
 server_pid=""
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
+  if [ "$keep_db" = 1 ]; then echo "database kept: postgres://postgres@127.0.0.1:$pg_port/$db"; rm -rf "$work"; return; fi
   psql_admin -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
   for w in ${citus_workers//,/ }; do psql -q -h 127.0.0.1 -p "$w" -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; done
   rm -rf "$work"
@@ -75,9 +79,14 @@ cli client add fb --type operator --name "fhir-bench driver" --id fb-ops --scope
 token="$(cli token fb --client fb-ops --scope 'system/*.cruds' --ttl 86400 2>/dev/null)"
 stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 out="$out_dir/founders-$label-$stamp.json"
+# the server's resident memory once a second while the driver runs (issue 14: RSS stays flat under W1-W4)
+(while kill -0 "$server_pid" 2>/dev/null; do ps -o rss= -p "$server_pid" 2>/dev/null; sleep 1; done) > "$work/rss.txt" &
+rss_pid=$!
 (cd "$driver" && node src/cli.mjs --base "http://127.0.0.1:$port/fhir/fb" --token "$token" --patients "$patients" -c 4 \
   --tag "t$stamp" --label "$label" --watch-pid "$server_pid" --state "$work/state.json" --out "$out" ${workloads:+--workloads "$workloads"})
-echo "server RSS at the end: $(ps -o rss= -p "$server_pid" | awk '{printf "%.0f MB", $1/1024}')"
+kill "$rss_pid" 2>/dev/null || true
+awk 'NF { if (n == 0) first = $1; if ($1 > peak) peak = $1; last = $1; n++ }
+  END { if (n) printf "server RSS while the driver ran: %.0f MB at the start, %.0f MB peak, %.0f MB at the end (%d samples)\n", first/1024, peak/1024, last/1024, n }' "$work/rss.txt"
 if [ "$ceiling" = 1 ]; then
   raw="fhirbench_raw_$$_$RANDOM"
   cout="$out_dir/founders-ceiling-$stamp.json"
@@ -85,5 +94,7 @@ if [ "$ceiling" = 1 ]; then
     --tag "r$stamp" --label ceiling --state "$work/raw-state.json" --out "$cout")
   psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $raw WITH (FORCE)" >/dev/null 2>&1 || true
   echo "ceiling: $cout"
+  echo "ratios to the ceiling of the same run (issue 14's targets):"
+  node "$here/bench/ratios.mjs" "$out" "$cout"
 fi
 echo "results: $out"
