@@ -66,17 +66,31 @@ export function stamp(resource: Record<string, unknown>, id: string, versionId: 
   return { resourceType, id, meta: { ...m, versionId: String(versionId), lastUpdated }, ...rest };
 }
 
-/** A stamped resource ready to store, with its index rows. */
-export function stored(ctx: FhirContext, method: ResourceWrite['method'], resource: Record<string, unknown>, versionId: number, replaces: boolean, status: 200 | 201, letter: GuardLetter): PreparedWrite {
+/**
+ * A stamped resource ready to store, with its index rows. `previous` is the current version it replaces: its index
+ * rows, extracted again, let the store rewrite only the index tables whose rows change (issue 14). Only under the
+ * official search parameters: a tenant with its own may have added one since `previous` was indexed, whose rows the
+ * update must write even where its value did not change.
+ */
+export function stored(
+  ctx: FhirContext,
+  method: ResourceWrite['method'],
+  resource: Record<string, unknown>,
+  versionId: number,
+  replaces: boolean,
+  status: 200 | 201,
+  letter: GuardLetter,
+  previous?: StoredVersion,
+): PreparedWrite {
   const id = resource.id as string;
   const type = resource.resourceType as string;
   const lastUpdated = (resource.meta as { lastUpdated: string }).lastUpdated;
   const json = JSON.stringify(resource);
-  return {
-    outcome: { status, resourceType: type, id, versionId, lastUpdated, json, resource },
-    row: { resourceType: type, id, versionId, lastUpdated, method, json, index: extractIndexRows(ctx.registry, resource, ctx.baseUrl), replaces },
-    letter,
-  };
+  const row: ResourceWrite = { resourceType: type, id, versionId, lastUpdated, method, json, index: extractIndexRows(ctx.registry, resource, ctx.baseUrl), replaces };
+  if (previous && !previous.deleted && previous.json !== null && ctx.registry === ctx.deps.searchParams.base) {
+    row.previousIndex = extractIndexRows(ctx.registry, JSON.parse(previous.json) as Record<string, unknown>, ctx.baseUrl);
+  }
+  return { outcome: { status, resourceType: type, id, versionId, lastUpdated, json, resource }, row, letter };
 }
 
 export function withCondition(p: PreparedWrite, condition: string | undefined): PreparedWrite {

@@ -51,6 +51,12 @@ export interface ResourceWrite {
   interaction?: 'patch';
   /** Patients the version belonged to, when its content does not say (a deletion: the deleted version's). */
   patients?: string[];
+  /**
+   * The index rows of the version this write replaces, as the server extracts them today. With them, an index table
+   * whose rows for the resource do not change is left alone (most updates change a few elements); without them,
+   * every index row of the resource is rewritten.
+   */
+  previousIndex?: IndexRows;
 }
 
 /** Who writes, for the audit record each written version gets in the same statement (null: AUDIT_TRAIL is off). */
@@ -163,7 +169,29 @@ export async function readVersion(q: Queryable, tenantId: string, type: string, 
   return r.rows[0] ? toVersion(r.rows[0]) : undefined;
 }
 
-const INDEX_TABLES = ['sp_token', 'sp_string', 'sp_reference', 'sp_date', 'sp_number', 'sp_uri', 'sp_composite', 'sp_fulltext'] as const;
+/** Each index table and the key of its rows in IndexRows. */
+const INDEX_TABLES = [
+  ['sp_token', 'token'],
+  ['sp_string', 'string'],
+  ['sp_reference', 'reference'],
+  ['sp_date', 'date'],
+  ['sp_number', 'number'],
+  ['sp_uri', 'uri'],
+  ['sp_composite', 'composite'],
+  ['sp_fulltext', 'fulltext'],
+] as const;
+
+/** The same rows, in any order (extraction removes duplicates). */
+function sameRows(a: readonly unknown[][], b: readonly unknown[][]): boolean {
+  if (a.length !== b.length) return false;
+  const seen = new Set(a.map((row) => JSON.stringify(row)));
+  return b.every((row) => seen.has(JSON.stringify(row)));
+}
+
+/** Whether a write leaves the resource's rows in this index table as they are (an update that did not touch them). */
+function keepsRows(w: ResourceWrite, key: keyof IndexRows): boolean {
+  return w.replaces && w.json !== null && !!w.index && !!w.previousIndex && sameRows(w.previousIndex[key], w.index[key]);
+}
 
 /** Column layout of each index table after (tenant_id, resource_type, resource_id, code), with SQL array types. */
 const INDEX_COLUMNS: Record<Exclude<keyof IndexRows, 'fulltext'>, { table: string; cols: [string, string][] }> = {
@@ -218,24 +246,29 @@ export async function writeVersions(q: Queryable, tenantId: string, writes: Reso
     // the audit record of each version (issue 12): likewise in the same statement, so no write goes unaudited
     if (opts.audit !== null) parts.push(`au AS (${auditInsertSql(writes.map((w) => auditRecordOf(w, opts.audit ?? undefined)), p)})`);
   }
-  const replaced = opts.indexOnly ? writes : writes.filter((w) => w.replaces);
-  if (replaced.length) {
+  // Per index table, the writes whose rows there change: their old rows are deleted and their new rows inserted.
+  const rewrites = new Map<keyof IndexRows, ResourceWrite[]>(INDEX_TABLES.map(([, key]) => [key, opts.indexOnly ? writes : writes.filter((w) => !keepsRows(w, key))]));
+  // tables that delete the rows of the same resources share their parameters
+  const deleteParams = new Map<string, { ids: string; keys: string }>();
+  INDEX_TABLES.forEach(([table, key], n) => {
+    const replaced = rewrites.get(key)!.filter((w) => opts.indexOnly || w.replaces);
+    if (replaced.length === 0) return;
+    const keyList = replaced.map((w) => `${w.resourceType}/${w.id}`);
+    const memo = keyList.join('\n');
+    let dp = deleteParams.get(memo);
+    if (!dp) deleteParams.set(memo, (dp = { ids: p(replaced.map((w) => w.id), 'text'), keys: p(keyList, 'text') }));
     // Keyed on resource_id alone (plus a type check) so the planner always takes the primary key, which leads with
     // (tenant_id, resource_id): with an equality on resource_type it may pick the value index and filter a whole
     // type's rows.
-    const ri = p(replaced.map((w) => w.id), 'text');
-    const keys = p(replaced.map((w) => `${w.resourceType}/${w.id}`), 'text');
-    INDEX_TABLES.forEach((table, n) => {
-      parts.push(`d${n} AS (DELETE FROM ${table} x
-         WHERE x.tenant_id = $1 AND x.resource_id = ANY(${ri}) AND (x.resource_type || '/' || x.resource_id) = ANY(${keys}))`);
-    });
-  }
+    parts.push(`d${n} AS (DELETE FROM ${table} x
+       WHERE x.tenant_id = $1 AND x.resource_id = ANY(${dp.ids}) AND (x.resource_type || '/' || x.resource_id) = ANY(${dp.keys}))`);
+  });
   for (const [key, spec] of Object.entries(INDEX_COLUMNS) as [Exclude<keyof IndexRows, 'fulltext'>, (typeof INDEX_COLUMNS)['token']][]) {
     const rt: string[] = [];
     const ri: string[] = [];
     const code: string[] = [];
     const cols: unknown[][] = spec.cols.map(() => []);
-    for (const w of writes) {
+    for (const w of rewrites.get(key)!) {
       if (!w.index || w.json === null) continue;
       for (const row of w.index[key] as unknown[][]) {
         rt.push(w.resourceType);
@@ -249,7 +282,7 @@ export async function writeVersions(q: Queryable, tenantId: string, writes: Reso
     parts.push(`i_${key} AS (INSERT INTO ${spec.table} (tenant_id, resource_type, resource_id, code, ${spec.cols.map(([n]) => n).join(', ')})
        SELECT $1, * FROM unnest(${arrays.join(', ')}) ${ROUTED_INSERT})`);
   }
-  const ft = writes.filter((w) => w.index && w.json !== null && w.index.fulltext.length);
+  const ft = rewrites.get('fulltext')!.filter((w) => w.index && w.json !== null && w.index.fulltext.length);
   if (ft.length) {
     const arrays = [
       p(ft.map((w) => w.resourceType), 'text'),

@@ -28,7 +28,7 @@ export async function preparePatch(ctx: FhirContext, s: TenantSession, type: str
   const versionId = current.versionId + 1;
   const stampedRes = stamp(patched, id, versionId, now(ctx));
   await validateForWrite(ctx, s, stampedRes, opts);
-  const p = stored(ctx, 'PUT', stampedRes, versionId, true, 200, 'u');
+  const p = stored(ctx, 'PUT', stampedRes, versionId, true, 200, 'u', current);
   p.row.interaction = 'patch';
   return p;
 }

@@ -30,7 +30,7 @@ export async function prepareUpdate(ctx: FhirContext, s: TenantSession, type: st
   await validateForWrite(ctx, s, stampedRes, opts);
   const created = !current || current.deleted;
   // update-as-create is allowed by the update scope (SMART 2.x)
-  const p = stored(ctx, 'PUT', stampedRes, versionId, current !== undefined, created ? 201 : 200, 'u');
+  const p = stored(ctx, 'PUT', stampedRes, versionId, current !== undefined, created ? 201 : 200, 'u', current);
   return created ? withCondition(p, opts.condition) : p;
 }
 
