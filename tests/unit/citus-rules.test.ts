@@ -149,7 +149,9 @@ function checkSql(raw: string, ctx: SqlContext): { at: number; rule: Rule; messa
   out.push(...stableInWrite(sql));
 
   const refs = [...sql.matchAll(/(?<!\bDISTINCT\s+)(?<!\b(?:FOR|DO|KEY)\s+)\b(FROM|JOIN|UPDATE)\s+(?:ONLY\s+)?("?\$_"?|[A-Za-z_][\w.]*)(?![\w.])(?!\s*\()(?:\s+(?:AS\s+)?("?\$_"?|[A-Za-z_]\w*))?/gi)];
-  const routed = refs.filter((m) => isTenant(m[2].replace(/^public\./, '')));
+  // `CREATE STATISTICS ... FROM t` names a table and reads none of its rows
+  const ddl = (at: number) => /^\s*CREATE\s+STATISTICS\b/i.test(sql.slice(sql.lastIndexOf(';', at) + 1, at));
+  const routed = refs.filter((m) => isTenant(m[2].replace(/^public\./, '')) && !ddl(m.index!));
   const text = `${sql}\n${ctx.reached ?? ''}`;
   for (const m of routed) {
     const table = m[2].replace(/^public\./, '');
