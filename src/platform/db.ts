@@ -188,6 +188,21 @@ function inlineParams(text: string, params: unknown[]): string | undefined {
   return out;
 }
 
+/** Parameters cheap to inline as literals: a few scalars or short arrays, no long text (a resource body). */
+function smallParams(params: unknown[]): boolean {
+  if (params.length > 24) return false;
+  let chars = 0;
+  for (const v of params) {
+    if (typeof v === 'string') chars += v.length;
+    else if (Array.isArray(v)) {
+      if (v.length > 32) return false;
+      for (const x of v) chars += typeof x === 'string' ? x.length : 8;
+    } else if (v !== null && typeof v === 'object' && !(v instanceof Date)) return false;
+    if (chars > 4096) return false;
+  }
+  return true;
+}
+
 /** Runs `fn` with `onAbort` wired to `signal` (if any). */
 async function whileListening<T>(signal: CancelSignal | undefined, onAbort: () => void, fn: () => Promise<T>): Promise<T> {
   if (!signal) return fn();
@@ -239,6 +254,31 @@ function createPoolDb(kind: Db['kind'], appPool: pg.Pool, adminPool: pg.Pool, lo
     }
   }
 
+  /**
+   * The transaction's connection on plain PostgreSQL, opening the transaction with its first statement: that statement
+   * goes in the same simple-protocol round trip as `BEGIN; SET LOCAL app.tenant_id`, its parameters inlined as
+   * withTenant inlines them (a write's locked read of the current version, a transaction's first look-up), which saves a
+   * round trip per transaction. A first statement with large parameters (a write's arrays of rows) is not inlined: the
+   * BEGIN goes alone before it. `begun` says whether a statement ran (a transaction that ran none commits nothing).
+   */
+  function beginWithFirstStatement(client: pg.PoolClient, tenantId: string): Queryable & { begun: boolean } {
+    const bound = {
+      begun: false,
+      async query<R extends Row = Row>(text: string, params: unknown[] = []): Promise<pg.QueryResult<R>> {
+        if (bound.begun) return client.query<R>(text, params);
+        bound.begun = true;
+        const inlined = typeof text === 'string' && smallParams(params) ? inlineParams(text, params) : undefined;
+        if (inlined === undefined) {
+          await begin(client, tenantId);
+          return client.query<R>(text, params);
+        }
+        const results = (await client.query(`BEGIN; SET LOCAL app.tenant_id = '${tenantId}'; ${inlined}`)) as unknown as pg.QueryResult<R>[];
+        return results[results.length - 1]!;
+      },
+    };
+    return bound;
+  }
+
   /** One transaction bound to `tenantId`; retried (up to `attempts` runs in all) on serialization failures and deadlocks. */
   async function inTx<T>(tenantId: string, fn: (q: Queryable) => Promise<T>, opts: DbCallOptions = {}, attempts = 5): Promise<T> {
     for (let attempt = 1; ; attempt++) {
@@ -246,12 +286,13 @@ function createPoolDb(kind: Db['kind'], appPool: pg.Pool, adminPool: pg.Pool, lo
       let broken: Error | undefined;
       try {
         return await whileListening(opts.signal, () => postgres && cancelBackend(client, log), async () => {
-          await begin(client, tenantId);
-          const out = await fn(client);
+          const lazy = postgres && !citus ? beginWithFirstStatement(client, tenantId) : undefined;
+          if (!lazy) await begin(client, tenantId);
+          const out = await fn(lazy ?? client);
           // a request cut short (client gone, shutdown deadline) never commits, even where its statements could not
           // be cancelled (PGlite has no cancel): nobody would learn its outcome
           opts.signal?.throwIfAborted();
-          await commit(client);
+          if (!lazy || lazy.begun) await commit(client);
           return out;
         });
       } catch (err) {
