@@ -242,6 +242,9 @@ function createPoolDb(kind: Db['kind'], appPool: pg.Pool, adminPool: pg.Pool, lo
     }
   }
 
+  /** The statement that opens a transaction bound to `tenantId` (not on Citus: see `begin`). */
+  const bindSql = (tenantId: string) => `BEGIN; ${localSetup}SET LOCAL app.tenant_id = '${tenantId}'`;
+
   async function begin(client: pg.PoolClient, tenantId: string): Promise<void> {
     // The slug grammar (checked in acquire) excludes quotes, so inlining it is safe; one simple-protocol round trip.
     // Citus replays a SET LOCAL on its worker connections by the statement's text: there it must come alone, or every
@@ -250,7 +253,7 @@ function createPoolDb(kind: Db['kind'], appPool: pg.Pool, adminPool: pg.Pool, lo
       await client.query('BEGIN');
       await client.query(`SET LOCAL app.tenant_id = '${tenantId}'`);
     } else {
-      await client.query(`BEGIN; ${localSetup}SET LOCAL app.tenant_id = '${tenantId}'`);
+      await client.query(bindSql(tenantId));
     }
   }
 
@@ -272,7 +275,7 @@ function createPoolDb(kind: Db['kind'], appPool: pg.Pool, adminPool: pg.Pool, lo
           await begin(client, tenantId);
           return client.query<R>(text, params);
         }
-        const results = (await client.query(`BEGIN; SET LOCAL app.tenant_id = '${tenantId}'; ${inlined}`)) as unknown as pg.QueryResult<R>[];
+        const results = (await client.query(`${bindSql(tenantId)}; ${inlined}`)) as unknown as pg.QueryResult<R>[];
         return results[results.length - 1]!;
       },
     };
@@ -336,7 +339,7 @@ function createPoolDb(kind: Db['kind'], appPool: pg.Pool, adminPool: pg.Pool, lo
         const inlined = typeof text === 'string' ? inlineParams(text, params) : undefined;
         try {
           if (inlined !== undefined) {
-            const results = (await client.query(`BEGIN; SET LOCAL app.tenant_id = '${tenantId}'; ${inlined}; COMMIT`)) as unknown as pg.QueryResult<R>[];
+            const results = (await client.query(`${bindSql(tenantId)}; ${inlined}; COMMIT`)) as unknown as pg.QueryResult<R>[];
             const done = results[results.length - 1]!;
             if (done.command === 'ROLLBACK') throw new Error('the transaction was rolled back: an earlier statement in it failed');
             return results[2]!;
