@@ -21,6 +21,11 @@ export default async function globalSetup() {
     await deps.db.close();
     return;
   }
+  // One single-threaded PGlite serves every test worker (and the processes tests spawn), one transaction at a time:
+  // a new connection's start-up waits behind whatever transaction runs, on a 2-core machine that is busy with both
+  // workers. The server's 10 s default wait for a connection is for a real pool; here a start-up that took 10 s under
+  // load failed a whole file (stop 22's CI), so connections may wait up to the tests' own 30 s timeout.
+  process.env.DB_ACQUIRE_TIMEOUT_MS ??= '28000';
   const { PGlite } = await import('@electric-sql/pglite');
   const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
   const db = await PGlite.create();
