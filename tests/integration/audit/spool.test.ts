@@ -253,3 +253,43 @@ it('a spool creates its directory on its first record', async () => {
   expect(readdirSync(dir)).toHaveLength(0);
   expect(await auditOf(t, `entity=Patient/${patient}&subtype=read`)).toHaveLength(1);
 });
+
+// the shipper hands PostgreSQL the lines' own JSON; every field reaches its column as the API renders it
+it('stores every field of a spooled record, and text PostgreSQL would refuse (a NUL, half a surrogate pair) made well-formed', async () => {
+  const dir = tempDir('tenfhir-spool-');
+  const spool = new AuditSpool(server.deps.db, createLogger('silent'), dir, { shipIntervalMs: 3_600_000 });
+  const patient = (await create(t, { resourceType: 'Patient', name: [{ family: 'Fields' }] })).id as string;
+  const rec: AuditRecord = {
+    recorded: new Date().toISOString(),
+    category: 'rest',
+    subtype: 'search-type',
+    action: 'E',
+    outcome: 4,
+    outcomeDesc: 'bad \u0000 value \ud800 here',
+    agent: { clientId: 'spool-fields', role: 'system', userRef: 'Practitioner/pr-1', userSub: 'alice', address: '10.1.2.3', purposeOfUse: ['TREAT', 'urn:tenfhir:policy:x'] },
+    entities: [{ ref: `Patient/${patient}`, version: 3 }, { ref: 'Observation/ob-9' }],
+    patients: [patient],
+    query: 'name=\udc00x',
+    requestId: 'rq-fields',
+  };
+  try {
+    await spool.record(t.slug, [rec]);
+    await spool.settle();
+  } finally {
+    await spool.close();
+  }
+  const [ev] = await auditOf(t, `entity=Patient/${patient}&subtype=search-type`);
+  expect(ev.outcome).toBe('4');
+  expect(ev.outcomeDesc).toBe('bad \ufffd value \ufffd here');
+  expect(ev.action).toBe('E');
+  const user = ev.agent.find((a: Res) => a.requestor);
+  expect(user.who.reference).toBe('Practitioner/pr-1');
+  expect(user.altId).toBe('alice');
+  expect(user.network.address).toBe('10.1.2.3');
+  expect(user.purposeOfUse.map((p: Res) => p.coding[0].code)).toEqual(['TREAT']);
+  expect(user.policy).toEqual(['urn:tenfhir:policy:x']);
+  expect(ev.agent.some((a: Res) => a.who?.identifier?.value === 'spool-fields' || a.who?.display === 'spool-fields' || JSON.stringify(a).includes('spool-fields'))).toBe(true);
+  const what = ev.entity.map((e: Res) => e.what?.reference).filter(Boolean);
+  expect(what).toEqual(expect.arrayContaining([`Patient/${patient}/_history/3`, 'Observation/ob-9']));
+  expect(JSON.stringify(ev)).toContain('name=\ufffdx');
+});
