@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import type { AuditRecord, AuditSink } from '../core/audit.js';
 import type { Db, Queryable } from '../platform/db.js';
 import type { Logger } from '../platform/log.js';
-import { insertAudit, insertSpooledLines, storedOrigins } from './audit.js';
+import { insertAudit, storedOrigins } from './audit.js';
 
 /** One line of a spool file: the records of one call, for one tenant. */
 interface SpoolLine {
@@ -30,24 +30,20 @@ interface SpoolLine {
   r: AuditRecord[];
 }
 
-/** A line as the shipper keeps it: its tenant and its JSON text (without the newline), as in the file. */
-interface ShipLine {
-  t: string;
-  json: string;
-}
-
 /** A NUL, or a surrogate without its other half. */
-const NOT_FOR_JSONB = /\0|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+const NOT_FOR_POSTGRES = /\0|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 /**
- * A spool line's JSON text, as PostgreSQL's jsonb accepts it: a string with a lone UTF-16 surrogate or a NUL (an error
- * message quoting a malformed body, say) is written well-formed, NUL as U+FFFD, or the whole batch would be refused.
- * The common line has neither and is stringified once.
+ * A spool line and its JSON text, as PostgreSQL accepts its strings: one with a NUL or a lone UTF-16 surrogate (an
+ * error message quoting a malformed body, say) is made well-formed, U+FFFD in their place, or the batch it ships in
+ * would be refused again and again. The common line has neither (JSON.stringify escapes both as \u....) and is
+ * stringified once.
  */
-export function lineJson(line: SpoolLine): string {
-  const text = JSON.stringify(line);
-  if (!text.includes('\\u')) return text;
-  return JSON.stringify(line, (_k, v: unknown) => (typeof v === 'string' ? v.replace(NOT_FOR_JSONB, '\uFFFD') : v));
+export function wellFormed(line: SpoolLine): { line: SpoolLine; json: string } {
+  const json = JSON.stringify(line);
+  if (!json.includes('\\u')) return { line, json };
+  const clean = JSON.stringify(line, (_k, v: unknown) => (typeof v === 'string' ? v.replace(NOT_FOR_POSTGRES, '\uFFFD') : v));
+  return { line: JSON.parse(clean) as SpoolLine, json: clean };
 }
 
 /** Spool instances alive in this process (several servers may share one process and DATA_DIR: tests do). */
@@ -109,7 +105,7 @@ export class AuditSpool implements AuditSink {
    * file order from offset `shipped`. Empty while `overflowed`: the shipper then reads from the file until it has
    * caught up.
    */
-  private pending: (ShipLine & { bytes: number })[] = [];
+  private pending: { line: SpoolLine; bytes: number }[] = [];
   private overflowed = false;
   private timer: NodeJS.Timeout | undefined;
   private shipping: Promise<void> | undefined;
@@ -223,7 +219,7 @@ export class AuditSpool implements AuditSink {
 
   private append(tenantId: string, records: AuditRecord[]): void {
     if (this.fd === undefined) this.open();
-    const json = lineJson({ o: `${this.instance}.${this.fileNo}.${++this.lineNo}`, t: tenantId, r: records });
+    const { line, json } = wellFormed({ o: `${this.instance}.${this.fileNo}.${++this.lineNo}`, t: tenantId, r: records });
     const buf = Buffer.from(`${json}\n`);
     let off = 0;
     try {
@@ -235,7 +231,7 @@ export class AuditSpool implements AuditSink {
     }
     this.size += buf.length;
     if (this.overflowed) return;
-    if (this.pending.length < this.memoryLines) this.pending.push({ t: tenantId, json, bytes: buf.length });
+    if (this.pending.length < this.memoryLines) this.pending.push({ line, bytes: buf.length });
     else {
       this.overflowed = true;
       this.pending = [];
@@ -273,11 +269,12 @@ export class AuditSpool implements AuditSink {
   private async shipBatch(): Promise<void> {
     if (this.fd === undefined || this.shipped >= this.size) return;
     const fromMemory = !this.overflowed;
-    let lines: ShipLine[];
+    let lines: SpoolLine[];
     let bytes = 0;
     if (fromMemory) {
-      lines = this.pending.slice(0, BATCH_LINES);
-      for (const p of lines as (ShipLine & { bytes: number })[]) bytes += p.bytes;
+      const batch = this.pending.slice(0, BATCH_LINES);
+      lines = batch.map((p) => p.line);
+      for (const p of batch) bytes += p.bytes;
     } else {
       const read = readLines(this.fd, this.shipped, Math.min(this.size, this.shipped + READ_BYTES));
       if (read.damaged) this.log.error({ file: this.path, lines: read.damaged }, 'audit spool: unreadable lines skipped');
@@ -323,7 +320,7 @@ export class AuditSpool implements AuditSink {
         if (damaged) this.log.error({ file: path, lines: damaged }, 'audit spool: unreadable lines skipped');
         if (!bytes) break; // a torn last line: the process died while writing it, before answering
         await this.store(lines, true);
-        n += lines.reduce((k, l) => k + l.records, 0);
+        n += lines.reduce((k, l) => k + l.r.length, 0);
         at += bytes;
       }
       return n;
@@ -332,29 +329,23 @@ export class AuditSpool implements AuditSink {
     }
   }
 
-  /**
-   * Stores the lines' records, one INSERT per tenant of the lines' own JSON text (PostgreSQL takes it apart:
-   * insertSpooledLines); `dedup`: leave out the records stored before (their origins looked up first).
-   */
-  private async store(lines: ShipLine[], dedup: boolean): Promise<void> {
-    const byTenant = new Map<string, string[]>();
+  /** Stores the lines' records, one INSERT per tenant; `dedup`: leave out those stored before. */
+  private async store(lines: SpoolLine[], dedup: boolean): Promise<void> {
+    const byTenant = new Map<string, AuditRecord[]>();
     for (const line of lines) {
-      const list = byTenant.get(line.t);
-      if (list) list.push(line.json);
-      else byTenant.set(line.t, [line.json]);
+      const list = byTenant.get(line.t) ?? [];
+      line.r.forEach((r, i) => list.push({ ...r, origin: `${line.o}.${i}` }));
+      byTenant.set(line.t, list);
     }
     await Promise.all(
-      [...byTenant].map(([tenantId, texts]) =>
+      [...byTenant].map(([tenantId, records]) =>
         this.db.withTenant(tenantId, async (q) => {
-          let skip: string[] = [];
+          let rest = records;
           if (dedup) {
-            const records = texts.flatMap((text) => {
-              const line = JSON.parse(text) as SpoolLine;
-              return line.r.map((r, i) => ({ ...r, origin: `${line.o}.${i}` }));
-            });
-            skip = [...(await storedOrigins(q, tenantId, records))];
+            const seen = await storedOrigins(q, tenantId, records);
+            rest = records.filter((r) => !seen.has(r.origin!));
           }
-          await insertSpooledLines(q, tenantId, `[${texts.join(',')}]`, skip);
+          await insertAudit(q, tenantId, rest);
         }),
       ),
     );
@@ -362,7 +353,7 @@ export class AuditSpool implements AuditSink {
 }
 
 /** The complete lines of fd between `from` and `to` (a line cut at `to` is left for the next read). */
-function readLines(fd: number, from: number, to: number): { lines: (ShipLine & { records: number })[]; bytes: number; damaged: number } {
+function readLines(fd: number, from: number, to: number): { lines: SpoolLine[]; bytes: number; damaged: number } {
   const buf = Buffer.alloc(to - from);
   let got = 0;
   while (got < buf.length) {
@@ -372,15 +363,13 @@ function readLines(fd: number, from: number, to: number): { lines: (ShipLine & {
   }
   const lastNl = buf.lastIndexOf(10, got - 1);
   if (lastNl < 0) return { lines: [], bytes: 0, damaged: 0 };
-  const lines: (ShipLine & { records: number })[] = [];
+  const lines: SpoolLine[] = [];
   let damaged = 0;
   for (const text of buf.toString('utf8', 0, lastNl).split('\n')) {
     if (!text) continue;
     try {
-      const line = JSON.parse(text) as SpoolLine;
-      if (typeof line.t !== 'string' || typeof line.o !== 'string' || !Array.isArray(line.r)) throw new Error('not a spool line');
-      // written by this code (lineJson), or by a version before it: made well-formed again if need be
-      lines.push({ t: line.t, json: lineJson(line), records: line.r.length });
+      // written by this code, or by a version that did not make its strings well-formed
+      lines.push(wellFormed(JSON.parse(text) as SpoolLine).line);
     } catch {
       damaged++; // the disk, not this code, damaged it: the rest of the file still ships
     }

@@ -83,37 +83,6 @@ export async function insertAudit(q: Queryable, tenantId: string, records: Audit
   await q.query(auditInsertSql(records, p), params);
 }
 
-/**
- * The INSERT of spooled audit lines as PostgreSQL itself reads them: `lines` is the JSON text of an array of one
- * tenant's spool lines (`{"o": origin prefix, "t": tenant, "r": [AuditRecord, ...]}`, src/store/audit-spool.ts), the text
- * the spool wrote to its file, sent as one parameter. Nothing is rebuilt per record in Node (a read's record used to be
- * spread, split into 19 column arrays and escaped again on its way here: issue 12's W2 cost). Each record's origin is
- * its line's prefix and its position in the line; `skip` names origins stored before (a recovered file), left out.
- * The columns get what insertAudit would give them: lists as arrays ('{}' when none), texts cut as there.
- */
-export async function insertSpooledLines(q: Queryable, tenantId: string, lines: string, skip: string[] = []): Promise<void> {
-  await q.query(SPOOLED_INSERT, [tenantId, lines, skip]);
-}
-
-/** The JSON array at `v`, or an empty one when it is absent or not an array. */
-const arrayAt = (v: string) => `CASE WHEN jsonb_typeof(${v}) = 'array' THEN ${v} ELSE '[]'::jsonb END`;
-
-const SPOOLED_INSERT = `INSERT INTO audit_event (tenant_id, ${AUDIT_COLUMNS.map(([n]) => n).join(', ')})
-  SELECT $1, (r->>'recorded')::timestamptz, r->>'category', r->>'subtype', r->>'action', (r->>'outcome')::smallint,
-    left(r->>'outcomeDesc', 2000), r->'agent'->>'userRef', r->'agent'->>'userSub', r->'agent'->>'clientId', r->'agent'->>'role',
-    r->'agent'->>'address',
-    CASE WHEN jsonb_typeof(r->'agent'->'purposeOfUse') = 'array' THEN ARRAY(SELECT x.e #>> '{}' FROM jsonb_array_elements(${arrayAt("r->'agent'->'purposeOfUse'")}) WITH ORDINALITY AS x(e, k) ORDER BY x.k) END,
-    ARRAY(SELECT x.e->>'ref' FROM jsonb_array_elements(${arrayAt("r->'entities'")}) WITH ORDINALITY AS x(e, k) ORDER BY x.k),
-    ARRAY(SELECT coalesce((x.e->>'version')::integer, 0) FROM jsonb_array_elements(${arrayAt("r->'entities'")}) WITH ORDINALITY AS x(e, k) ORDER BY x.k),
-    ARRAY(SELECT x.e #>> '{}' FROM jsonb_array_elements(${arrayAt("r->'patients'")}) WITH ORDINALITY AS x(e, k) ORDER BY x.k),
-    left(r->>'query', 4000), r->>'requestId', CASE WHEN jsonb_typeof(r->'detail') = 'object' THEN r->'detail' END,
-    origin
-  FROM jsonb_array_elements($2::jsonb) AS l(line),
-    LATERAL jsonb_array_elements(l.line->'r') WITH ORDINALITY AS rec(r, i),
-    LATERAL (SELECT (l.line->>'o') || '.' || (rec.i - 1)) AS o(origin)
-  WHERE origin <> ALL($3::text[])
-  ${ROUTED_INSERT}`;
-
 /** The sink when AUDIT_TRAIL is off (measuring what auditing costs). */
 export const NO_AUDIT: AuditSink = { record: () => Promise.resolve(), settle: () => Promise.resolve(), close: () => Promise.resolve() };
 

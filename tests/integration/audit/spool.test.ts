@@ -254,7 +254,8 @@ it('a spool creates its directory on its first record', async () => {
   expect(await auditOf(t, `entity=Patient/${patient}&subtype=read`)).toHaveLength(1);
 });
 
-// the shipper hands PostgreSQL the lines' own JSON; every field reaches its column as the API renders it
+// every field of a spooled record reaches its column and comes back through the API; text PostgreSQL refuses in a
+// string (NUL, half a surrogate pair) would otherwise fail its batch again and again
 it('stores every field of a spooled record, and text PostgreSQL would refuse (a NUL, half a surrogate pair) made well-formed', async () => {
   const dir = tempDir('tenfhir-spool-');
   const spool = new AuditSpool(server.deps.db, createLogger('silent'), dir, { shipIntervalMs: 3_600_000 });
