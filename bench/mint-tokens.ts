@@ -60,6 +60,8 @@ async function run(): Promise<number> {
     return 0;
   } finally {
     auth.close();
+    // what the audit spool still holds goes into the database before it closes (or its retries keep the process alive)
+    await deps.audit.close();
     await deps.db.close();
   }
 }

@@ -622,6 +622,8 @@ async function createTenants(env: NodeJS.ProcessEnv, slugs: string[]): Promise<M
   } finally {
     auth.close();
     await deps.queues.close();
+    // what the audit spool still holds goes into the database before it closes (or its retries keep the process alive)
+    await deps.audit.close();
     await deps.db.close();
   }
 }

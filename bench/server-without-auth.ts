@@ -36,6 +36,8 @@ async function main(): Promise<void> {
     async cleanup() {
       stopStats();
       auth.close();
+      // what the audit spool still holds goes into the database before it closes (or its retries keep the process alive)
+      await deps.audit.close();
       await deps.db.close();
     },
   });

@@ -213,11 +213,6 @@ function toEvent(r: EventRow): StoredEvent {
   };
 }
 
-export async function findEvent(q: Queryable, tenantId: string, sub: string, n: number): Promise<StoredEvent | undefined> {
-  const r = await q.query<EventRow>(`SELECT ${EVENT_COLS} FROM subscription_event WHERE tenant_id = $1 AND subscription_id = $2 AND event_number = $3`, [tenantId, sub, n]);
-  return r.rows[0] ? toEvent(r.rows[0]) : undefined;
-}
-
 /** The earliest event of the subscription still waiting for delivery (deliveries go in event order). */
 export async function firstPending(q: Queryable, tenantId: string, sub: string): Promise<StoredEvent | undefined> {
   const r = await q.query<EventRow>(

@@ -11,7 +11,7 @@ import type { FhirContext } from '../fhir/context.js';
 import { visibleVersions } from '../fhir/guard.js';
 import { outboundFetch, OutboundError } from '../platform/outbound.js';
 import {
-  findEvent, findState, leaseEvent, parkEvent, finishEvent, firstPending, logDelivery, markSent, rescheduleEvents, retryEvent, stateSecret,
+  findState, leaseEvent, parkEvent, finishEvent, firstPending, logDelivery, markSent, rescheduleEvents, retryEvent, stateSecret,
   type NotificationType, type StoredEvent, type SubscriptionState,
 } from '../store/subscriptions.js';
 import { as, tenantContext } from './context.js';
@@ -21,6 +21,7 @@ import { ownerAccess, type OwnerAccess } from './owner.js';
 import { enqueueEvent, type DeliveryJob } from './queue.js';
 import type { SubscriptionSpec } from './spec.js';
 import { changeStatus } from './status.js';
+import type { StoredVersion } from '../store/resources.js';
 import { topicUrl, TOPICS } from '../fhir/subscription-topics.js';
 
 /** Sends one body to the subscribers bound to a websocket subscription; answers how many sockets (or processes) took it. */
@@ -49,6 +50,14 @@ const OWNER_RECHECK_MS = 1000;
 
 /** How often an event of an unbound websocket subscription is looked at again (binding sends it at once anyway). */
 const UNBOUND_RETRY_MS = 60_000;
+
+/** What the first transaction of an event's delivery found (Deliverer.one). */
+type Taken =
+  | { kind: 'skip' }
+  | { kind: 'handshake' }
+  | { kind: 'backoff'; wait: number }
+  | { kind: 'revoked'; reason: string }
+  | { kind: 'send'; ev: StoredEvent; version: StoredVersion | undefined; secret: string | undefined };
 
 interface Sent {
   ok: boolean;
@@ -119,37 +128,48 @@ export class Deliverer {
     }
   }
 
-  /** One event; returns the next one to send at once (the new head of the line), if any. */
+  /**
+   * One event; returns the next one to send at once (the new head of the line), if any. Two transactions per
+   * notification: one takes the event (it must be the head of the line, due, and not leased by anyone else) with what
+   * sending needs (the version, the signing secret); one records the attempt's outcome and reads the next head.
+   */
   private async one(ctx: FhirContext, state: SubscriptionState<SubscriptionSpec>, n: number, signal: AbortSignal, owner: { access?: OwnerAccess; at: number }): Promise<number | undefined> {
     const t = ctx.tenant.id;
-    const ev = await ctx.store.read((s) => findEvent(s.q, t, state.id, n));
-    if (!ev || ev.status !== 'pending') return undefined;
-    // not active: the event waits (pending) for the handshake, or for the client to re-activate the subscription
-    if (state.status === 'requested') throw new JobDelay(1000, 'waiting for the handshake');
-    if (state.status !== 'active') return undefined;
-    // in order: while an earlier event is pending this one waits; the job delivering that one goes on to this one
-    const first = await ctx.store.read((s) => firstPending(s.q, t, state.id));
-    if (first && first.eventNumber < n) return undefined;
-    const wait = ev.nextAttemptAt.getTime() - Date.now();
-    if (wait > 50) throw new JobDelay(wait, 'backoff');
-    // one attempt at a time, whatever runs this job twice (two processes' sweeps, a stalled job re-run)
-    const lease = (state.spec.timeoutSeconds ?? 10) + 10;
-    if (!(await ctx.store.read((s) => leaseEvent(s.q, t, state.id, n, lease)))) return undefined;
-
-    // the owner's access as it is now (looked up again at least every OWNER_RECHECK_MS within a burst): a client
-    // removed or a user disabled gets nothing more
+    // the owner's access as it is now (looked up again at least every OWNER_RECHECK_MS within a burst, on connections
+    // of its own): a client removed or a user disabled gets nothing more
     if (!owner.access || Date.now() - owner.at > OWNER_RECHECK_MS) {
       owner.access = await ownerAccess(this.deps, t, state.owner);
       owner.at = Date.now();
     }
     const access = owner.access;
-    if ('revoked' in access) {
-      await changeStatus(ctx, state.id, 'error', access.revoked, ['active', 'requested']);
+    const lease = (state.spec.timeoutSeconds ?? 10) + 10;
+    const taken = await ctx.store.read(async (s): Promise<Taken> => {
+      // in order: the event goes only as the head of the line (an earlier pending one's job goes on to this one);
+      // not the head: delivered or given up already, or waiting behind an earlier one
+      const ev = await firstPending(s.q, t, state.id);
+      if (!ev || ev.eventNumber !== n) return { kind: 'skip' };
+      // not active: the event waits (pending) for the handshake, or for the client to re-activate the subscription
+      if (state.status === 'requested') return { kind: 'handshake' };
+      if (state.status !== 'active') return { kind: 'skip' };
+      const wait = ev.nextAttemptAt.getTime() - Date.now();
+      if (wait > 50) return { kind: 'backoff', wait };
+      if ('revoked' in access) return { kind: 'revoked', reason: access.revoked };
+      // one attempt at a time, whatever runs this job twice (two processes' sweeps, a stalled job re-run)
+      if (!(await leaseEvent(s.q, t, state.id, n, lease))) return { kind: 'skip' };
+      const version = await s.readVersion(ev.resourceType, ev.id, ev.versionId);
+      const secret = state.spec.channel === 'rest-hook' ? await stateSecret(this.deps.db, s.q, t, state.id) : undefined;
+      return { kind: 'send', ev, version, secret };
+    });
+    if (taken.kind === 'skip') return undefined;
+    if (taken.kind === 'handshake') throw new JobDelay(1000, 'waiting for the handshake');
+    if (taken.kind === 'backoff') throw new JobDelay(taken.wait, 'backoff');
+    if (taken.kind === 'revoked') {
+      await changeStatus(ctx, state.id, 'error', taken.reason, ['active', 'requested']);
       this.deps.metrics.notifications.inc({ channel: state.spec.channel, type: 'event-notification', outcome: 'withheld' });
       return undefined;
     }
-    const version = await ctx.store.read((s) => s.readVersion(ev.resourceType, ev.id, ev.versionId));
-    const visible = version ? visibleVersions(as(ctx, access.guard), [version], 'r') : [];
+    const { ev, version } = taken;
+    const visible = version && !('revoked' in access) ? visibleVersions(as(ctx, access.guard), [version], 'r') : [];
     if (!visible.length) {
       // the owner may no longer read this version (its access changed since it was matched): never sent
       const next = await ctx.store.read(async (s) => {
@@ -161,26 +181,37 @@ export class Deliverer {
     }
     // a version the owner sees only in part (an element limit) goes out as a reference, never in full
     const json = visible[0].elements ? null : version!.json;
-    const sent = await this.send(ctx, state, 'event-notification', [eventOf(ev, json)], ev.attempts + 1, signal);
+    const attempt = ev.attempts + 1;
+    const sent = await this.send(ctx, state, 'event-notification', [eventOf(ev, json)], attempt, signal, { secret: taken.secret });
     // cut by this process's shutdown: not the receiver's fault, not an attempt (the lease runs out, another worker sends it)
     if (!sent.ok && signal.aborted) throw new JobDelay(0, 'shutting down');
+    const logged = { type: 'event-notification' as const, eventNumber: n, attempt, statusCode: sent.status, latencyMs: sent.ms, error: sent.error };
     if (!sent.ok && sent.unbound) {
       // a websocket subscription nobody is bound to: not a failed attempt; the event waits (binding sends it at once)
-      await ctx.store.read((s) => parkEvent(s.q, t, state.id, n, new Date(Date.now() + UNBOUND_RETRY_MS)));
+      await ctx.store.read(async (s) => {
+        await logDelivery(s.q, t, state.id, logged);
+        await parkEvent(s.q, t, state.id, n, new Date(Date.now() + UNBOUND_RETRY_MS));
+      });
       return undefined;
     }
     if (sent.ok) {
       const next = await ctx.store.read(async (s) => {
+        await logDelivery(s.q, t, state.id, logged);
+        await markSent(s.q, t, state.id);
         await finishEvent(s.q, t, state.id, n, 'delivered', null);
         return firstPending(s.q, t, state.id);
       });
       this.deps.metrics.notificationLatency.observe({ channel: state.spec.channel }, Math.max(0, Date.now() - ev.occurredAt.getTime()) / 1000);
       return next?.eventNumber;
     }
-    const delay = backoffMs(ev.attempts + 1, this.deps.config.deliveryMaxBackoffMs);
-    const attempts = await ctx.store.read((s) => retryEvent(s.q, t, state.id, n, sent.error ?? 'failed', new Date(Date.now() + delay)));
+    const delay = backoffMs(attempt, this.deps.config.deliveryMaxBackoffMs);
+    const attempts = await ctx.store.read(async (s) => {
+      await logDelivery(s.q, t, state.id, logged);
+      const k = await retryEvent(s.q, t, state.id, n, sent.error ?? 'failed', new Date(Date.now() + delay));
+      if (k >= this.deps.config.deliveryAttempts) await finishEvent(s.q, t, state.id, n, 'failed', sent.error);
+      return k;
+    });
     if (attempts >= this.deps.config.deliveryAttempts) {
-      await ctx.store.read((s) => finishEvent(s.q, t, state.id, n, 'failed', sent.error));
       await changeStatus(ctx, state.id, 'error', `event ${n} could not be delivered after ${attempts} attempts: ${sent.error}`, ['active']);
       this.deps.metrics.notifications.inc({ channel: state.spec.channel, type: 'event-notification', outcome: 'failed' });
       return undefined;
@@ -189,8 +220,19 @@ export class Deliverer {
     throw new JobDelay(delay, sent.error ?? 'failed');
   }
 
-  /** Builds, signs and sends one notification; logs the attempt. */
-  private async send(ctx: FhirContext, state: SubscriptionState<SubscriptionSpec>, type: NotificationType, events: NotificationEvent[], attempt: number, signal: AbortSignal): Promise<Sent> {
+  /**
+   * Builds, signs and sends one notification. `known`: the caller read the signing secret already, and logs the
+   * attempt itself (in its own transaction, an event's); otherwise it is read here and the attempt logged here.
+   */
+  private async send(
+    ctx: FhirContext,
+    state: SubscriptionState<SubscriptionSpec>,
+    type: NotificationType,
+    events: NotificationEvent[],
+    attempt: number,
+    signal: AbortSignal,
+    known?: { secret: string | undefined },
+  ): Promise<Sent> {
     const spec = state.spec;
     const topic = spec.topic ? TOPICS.find((x) => x.name === spec.topic) : undefined;
     const body = notificationBundle(
@@ -213,23 +255,25 @@ export class Deliverer {
       const reached = this.ws ? await this.ws.send(ctx.tenant.id, state.id, body) : 0;
       sent = { ok: reached > 0, unbound: reached === 0, status: null, error: reached > 0 ? null : 'no websocket client is bound to this subscription', ms: Date.now() - started };
     } else {
-      sent = await this.post(ctx, state, body, signal);
+      const secret = known ? known.secret : await ctx.store.read((s) => stateSecret(this.deps.db, s.q, ctx.tenant.id, state.id));
+      sent = await this.post(ctx, state, body, signal, secret);
     }
     const channel = spec.channel;
     this.deps.metrics.deliveryAttempt.observe({ channel }, sent.ms / 1000);
     if (sent.ok) this.deps.metrics.notifications.inc({ channel, type, outcome: 'delivered' });
     else if (type !== 'event-notification') this.deps.metrics.notifications.inc({ channel, type, outcome: 'failed' });
-    await ctx.store.read(async (s) => {
-      await logDelivery(s.q, ctx.tenant.id, state.id, { type, eventNumber: events[0]?.eventNumber ?? null, attempt: Math.max(1, attempt), statusCode: sent.status, latencyMs: sent.ms, error: sent.error });
-      if (sent.ok) await markSent(s.q, ctx.tenant.id, state.id);
-    });
+    if (!known) {
+      await ctx.store.read(async (s) => {
+        await logDelivery(s.q, ctx.tenant.id, state.id, { type, eventNumber: events[0]?.eventNumber ?? null, attempt: Math.max(1, attempt), statusCode: sent.status, latencyMs: sent.ms, error: sent.error });
+        if (sent.ok) await markSent(s.q, ctx.tenant.id, state.id);
+      });
+    }
     return sent;
   }
 
-  private async post(ctx: FhirContext, state: SubscriptionState<SubscriptionSpec>, body: string, signal: AbortSignal): Promise<Sent> {
+  private async post(ctx: FhirContext, state: SubscriptionState<SubscriptionSpec>, body: string, signal: AbortSignal, secret: string | undefined): Promise<Sent> {
     const spec = state.spec;
     const started = Date.now();
-    const secret = await ctx.store.read((s) => stateSecret(this.deps.db, s.q, ctx.tenant.id, state.id));
     try {
       // every channel.header line is sent (two lines of one name both go, joined as HTTP allows)
       const headers = new Headers();
