@@ -4,7 +4,7 @@
 // process's memory otherwise. Admitted FHIR requests carry RateLimit-Limit/-Remaining/-Reset
 // (draft-ietf-httpapi-ratelimit-headers); a spent budget answers 429 RATE_LIMITED with Retry-After.
 import { Redis } from 'ioredis';
-import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract, type RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterRedis } from 'rate-limiter-flexible';
 import type { Config } from '../config/index.js';
 import type { Deps } from '../core/deps.js';
 import { FhirError } from '../core/errors.js';
@@ -59,6 +59,34 @@ interface Lease {
   expires: number;
 }
 
+/** Keys whose window this process counts itself (no Redis, or Redis down); past it the ended windows are dropped. */
+const MAX_WINDOWS = 100_000;
+
+/**
+ * Fixed one-minute windows counted in this process: a key's window starts with its first request. Synchronous (a
+ * Map lookup and an addition), so a request counted in memory costs no promise, timer or lease bookkeeping.
+ */
+class MemoryWindows {
+  private readonly windows = new Map<string, { count: number; expires: number }>();
+
+  /** Adds `points` to the key's window: its count after, and the milliseconds until the window ends. */
+  add(key: string, points: number, now: number): { count: number; msLeft: number } {
+    let w = this.windows.get(key);
+    if (!w || w.expires <= now) {
+      if (!w && this.windows.size >= MAX_WINDOWS) this.prune(now);
+      w = { count: 0, expires: now + WINDOW_SECONDS * 1000 };
+      this.windows.set(key, w);
+    }
+    w.count += points;
+    return { count: w.count, msLeft: w.expires - now };
+  }
+
+  private prune(now: number): void {
+    for (const [k, v] of this.windows) if (v.expires <= now) this.windows.delete(k);
+    if (this.windows.size >= MAX_WINDOWS) this.windows.clear();
+  }
+}
+
 /**
  * The counting store behind Deps.rateLimits. `take` spends one request from each budget and answers for the tightest.
  * With Redis, requests are taken from a budget in leases (one round trip per lease, both budgets' in one pipeline). A
@@ -68,9 +96,9 @@ interface Lease {
  */
 export class RateLimits {
   readonly kind: 'redis' | 'memory';
-  private readonly limiter: RateLimiterAbstract;
-  /** With Redis: the count while Redis does not answer. */
-  private readonly fallback: RateLimiterMemory | undefined;
+  private readonly limiter: RateLimiterRedis | undefined;
+  /** Without Redis the count; with it, the count while Redis does not answer. */
+  private readonly windows = new MemoryWindows();
   private readonly redis: Redis | undefined;
   private connecting: Promise<void> | undefined;
   private readonly blocked = new Map<string, number>();
@@ -79,10 +107,8 @@ export class RateLimits {
   private warnedAt = 0;
 
   constructor(redisUrl: string | undefined, keyPrefix: string, private readonly log: Logger) {
-    const memory = new RateLimiterMemory({ keyPrefix, points: UNBOUNDED, duration: WINDOW_SECONDS });
     if (!redisUrl) {
       this.kind = 'memory';
-      this.limiter = memory;
       return;
     }
     this.kind = 'redis';
@@ -104,7 +130,6 @@ export class RateLimits {
     });
     // Redis down: this process's memory counts instead (fail open to a per-process budget, docs/rate-limits.md)
     this.limiter = new RateLimiterRedis({ storeClient: this.redis, keyPrefix, points: UNBOUNDED, duration: WINDOW_SECONDS, rejectIfRedisNotReady: true });
-    this.fallback = memory;
   }
 
   /** Spends one request from each budget; the verdict is the longest-spent budget's, or the one with least left. */
@@ -115,6 +140,7 @@ export class RateLimits {
       return until !== undefined && until > now ? [{ allowed: false, limit: b.limit, remaining: 0, resetSeconds: Math.ceil((until - now) / 1000) }] : [];
     });
     if (blocked.length) return longestWait(blocked);
+    if (!this.limiter) return this.takeHere(budgets, now);
     await this.connected();
     const spent = await Promise.all(budgets.map((b) => this.spend(b)));
     const verdicts = spent.map((x) => x.verdict);
@@ -128,6 +154,20 @@ export class RateLimits {
 
   async close(): Promise<void> {
     this.redis?.disconnect();
+  }
+
+  /** take() without Redis: every budget's window counted here, in one synchronous step. */
+  private takeHere(budgets: RateBudget[], now: number): RateVerdict {
+    const verdicts = budgets.map((b): RateVerdict => {
+      const w = this.windows.add(b.key, 1, now);
+      return { allowed: w.count <= b.limit, limit: b.limit, remaining: Math.max(0, b.limit - w.count), resetSeconds: Math.ceil(w.msLeft / 1000) };
+    });
+    if (verdicts.every((v) => v.allowed)) return verdicts.reduce((a, b) => (b.remaining < a.remaining ? b : a));
+    for (const [i, v] of verdicts.entries()) {
+      if (!v.allowed) this.remember(this.blocked, budgets[i].key, now + v.resetSeconds * 1000);
+      else this.windows.add(budgets[i].key, -1, now); // given back: a client over its own budget does not drain its tenant's
+    }
+    return longestWait(verdicts.filter((v) => !v.allowed));
   }
 
   /** One request from a budget: the next slot of this process's lease on it (undefined: nothing counted, fail open). */
@@ -167,7 +207,7 @@ export class RateLimits {
     const now = Date.now();
     // a window's first lease is one request; later ones grow with what the budget has left
     const size = previous && previous.expires > now ? this.leaseSize(b.limit - previous.end) : 1;
-    const res = await this.limiter.consume(b.key, size).catch((err: unknown) => this.counted(err, b.key, size));
+    const res = await this.limiter!.consume(b.key, size).catch((err: unknown) => this.counted(err, b.key, size));
     if (!res) return undefined;
     const lease = { end: res.consumedPoints, size, used: 0, expires: now + res.msBeforeNext };
     this.remember(this.leases, b.key, lease);
@@ -176,7 +216,6 @@ export class RateLimits {
 
   /** Requests to lease at once: a share of what is left (1 near the limit, so the last requests are exact). */
   private leaseSize(left: number): number {
-    if (this.kind === 'memory') return 1;
     return Math.min(MAX_LEASE, Math.max(1, Math.floor(left / LEASE_SHARE)));
   }
 
@@ -187,9 +226,10 @@ export class RateLimits {
   }
 
   /** Redis did not answer: this process's memory counts instead (fail open, docs/rate-limits.md). */
-  private counted(err: unknown, key: string, points: number): Promise<RateLimiterRes | undefined> {
+  private counted(err: unknown, key: string, points: number): { consumedPoints: number; msBeforeNext: number } {
     this.warn(err);
-    return this.fallback ? this.fallback.consume(key, points).catch(() => undefined) : Promise.resolve(undefined);
+    const w = this.windows.add(key, points, Date.now());
+    return { consumedPoints: w.count, msBeforeNext: w.msLeft };
   }
 
   /** Sets a per-key entry, dropping ended windows first when the map is full (memory stays bounded). */
