@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import { registerClient } from '../src/auth/admin.js';
 import { createAuthServer } from '../src/auth/server.js';
 import { mintAccessToken, signAccessToken } from '../src/auth/tokens.js';
-import { buildDeps } from '../src/compose.js';
+import { buildDeps, closeDeps } from '../src/compose.js';
 import { loadConfig } from '../src/config/index.js';
 import { runningEmbeddedUrl } from '../src/platform/embedded.js';
 import { createLogger, flushLogs } from '../src/platform/log.js';
@@ -60,9 +60,7 @@ async function run(): Promise<number> {
     return 0;
   } finally {
     auth.close();
-    // what the audit spool still holds goes into the database before it closes (or its retries keep the process alive)
-    await deps.audit.close();
-    await deps.db.close();
+    await closeDeps(deps);
   }
 }
 

@@ -599,7 +599,7 @@ function revision(): { commit: string; changed: string[] } {
 async function createTenants(env: NodeJS.ProcessEnv, slugs: string[]): Promise<Map<string, string>> {
   await import('../src/platform/runtime-notice.js');
   const { loadConfig } = await import('../src/config/index.js');
-  const { buildDeps } = await import('../src/compose.js');
+  const { buildDeps, closeDeps } = await import('../src/compose.js');
   const { createLogger } = await import('../src/platform/log.js');
   const { createTenant } = await import('../src/tenancy/create-tenant.js');
   const { registerClient } = await import('../src/auth/admin.js');
@@ -621,10 +621,7 @@ async function createTenants(env: NodeJS.ProcessEnv, slugs: string[]): Promise<M
     return tokens;
   } finally {
     auth.close();
-    await deps.queues.close();
-    // what the audit spool still holds goes into the database before it closes (or its retries keep the process alive)
-    await deps.audit.close();
-    await deps.db.close();
+    await closeDeps(deps);
   }
 }
 

@@ -11,7 +11,7 @@
 
 import '../src/platform/runtime-notice.js';
 import { loadConfig } from '../src/config/index.js';
-import { buildDeps } from '../src/compose.js';
+import { buildDeps, closeDeps } from '../src/compose.js';
 import { createApp } from '../src/http/app.js';
 import { accessFromToken } from '../src/auth/access.js';
 import { TokenGuard } from '../src/auth/verify.js';
@@ -36,9 +36,7 @@ async function main(): Promise<void> {
     async cleanup() {
       stopStats();
       auth.close();
-      // what the audit spool still holds goes into the database before it closes (or its retries keep the process alive)
-      await deps.audit.close();
-      await deps.db.close();
+      await closeDeps(deps);
     },
   });
   log.warn({ port: config.port }, 'BENCHMARK ONLY: token verification is OFF on /fhir (bench/server-without-auth.ts)');

@@ -76,3 +76,16 @@ export async function buildDeps(config: Config, log: Logger = createLogger(confi
     usage: trackUsage({ config, db, log, clock, metrics }),
   };
 }
+
+/**
+ * Closes what buildDeps opened, in the order shutdown needs: the queues, rate limits and usage counters (their last
+ * counts written), then the audit spool (what it still holds goes into the database; left open, its retries on a
+ * closed pool keep the process alive), then the database. Background workers stop before this.
+ */
+export async function closeDeps(deps: Deps): Promise<void> {
+  await deps.queues.close();
+  await deps.rateLimits.close();
+  await deps.usage.close();
+  await deps.audit.close();
+  await deps.db.close();
+}

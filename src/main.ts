@@ -1,7 +1,7 @@
 // Composition root: config -> deps -> http server; demo tenant on first start; graceful SIGTERM.
 import './platform/runtime-notice.js';
 import { loadConfig } from './config/index.js';
-import { buildDeps } from './compose.js';
+import { buildDeps, closeDeps } from './compose.js';
 import { AuditSpool } from './store/audit-spool.js';
 import { createApp } from './http/app.js';
 import { serve } from './http/serve.js';
@@ -74,11 +74,7 @@ async function main(): Promise<void> {
       await workers?.stop();
       auth.close();
       // workers first (their handlers stop between steps), then the database they write to
-      await deps.queues.close();
-      await deps.rateLimits.close();
-      await deps.usage.close();
-      await deps.audit.close();
-      await deps.db.close();
+      await closeDeps(deps);
     },
   });
   websockets.attach(server);

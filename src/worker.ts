@@ -2,7 +2,7 @@
 // no HTTP, beside API servers started with RUN_WORKERS=false. It needs the shared queues (REDIS_URL) and PostgreSQL.
 import './platform/runtime-notice.js';
 import { loadConfig } from './config/index.js';
-import { buildDeps } from './compose.js';
+import { buildDeps, closeDeps } from './compose.js';
 import { AuditSpool } from './store/audit-spool.js';
 import { startJobSweeper, startReindexWorker } from './jobs/reindex.js';
 import { localExportStorage, startExportWorker } from './export/worker.js';
@@ -58,11 +58,7 @@ async function main(): Promise<void> {
     await subscriptions.stop().catch((err) => log.warn({ err }, 'stopping the subscription workers failed'));
     await websockets.close();
     // handlers see their signals and stop between steps; then the database they write to
-    await deps.queues.close();
-    await deps.rateLimits.close();
-    await deps.usage.close();
-    await deps.audit.close();
-    await deps.db.close();
+    await closeDeps(deps);
     flushLogs();
     process.exit(0);
   };

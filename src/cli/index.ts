@@ -3,7 +3,7 @@
 import '../platform/runtime-notice.js';
 import { parseArgs } from 'node:util';
 import { CONFIG_KEYS, loadConfig, type Config } from '../config/index.js';
-import { buildDeps } from '../compose.js';
+import { buildDeps, closeDeps } from '../compose.js';
 import { FhirError } from '../core/errors.js';
 import { runningEmbedded } from '../platform/embedded.js';
 import { createLogger, flushLogs } from '../platform/log.js';
@@ -111,11 +111,7 @@ async function run(argv: string[]): Promise<number> {
     console.error(USAGE);
     return 2;
   } finally {
-    await deps.queues.close();
-    await deps.rateLimits.close();
-    await deps.usage.close();
-    await deps.audit.close();
-    await deps.db.close();
+    await closeDeps(deps);
   }
 }
 

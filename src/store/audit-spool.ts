@@ -37,10 +37,9 @@ const NOT_FOR_POSTGRES = /\0|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDB
  * A spool line and its JSON text, as PostgreSQL accepts its strings: one with a NUL or a lone UTF-16 surrogate (an
  * error message quoting a malformed body, say) is made well-formed, U+FFFD in their place, or the batch it ships in
  * would be refused again and again. The common line has neither (JSON.stringify escapes both as \u....) and is
- * stringified once.
+ * stringified once. `json`: the line's text when the caller has it (read from a spool file).
  */
-export function wellFormed(line: SpoolLine): { line: SpoolLine; json: string } {
-  const json = JSON.stringify(line);
+export function wellFormed(line: SpoolLine, json = JSON.stringify(line)): { line: SpoolLine; json: string } {
   if (!json.includes('\\u')) return { line, json };
   const clean = JSON.stringify(line, (_k, v: unknown) => (typeof v === 'string' ? v.replace(NOT_FOR_POSTGRES, '\uFFFD') : v));
   return { line: JSON.parse(clean) as SpoolLine, json: clean };
@@ -369,7 +368,7 @@ function readLines(fd: number, from: number, to: number): { lines: SpoolLine[]; 
     if (!text) continue;
     try {
       // written by this code, or by a version that did not make its strings well-formed
-      lines.push(wellFormed(JSON.parse(text) as SpoolLine).line);
+      lines.push(wellFormed(JSON.parse(text) as SpoolLine, text).line);
     } catch {
       damaged++; // the disk, not this code, damaged it: the rest of the file still ships
     }

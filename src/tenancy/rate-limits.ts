@@ -73,17 +73,11 @@ class MemoryWindows {
   add(key: string, points: number, now: number): { count: number; msLeft: number } {
     let w = this.windows.get(key);
     if (!w || w.expires <= now) {
-      if (!w && this.windows.size >= MAX_WINDOWS) this.prune(now);
       w = { count: 0, expires: now + WINDOW_SECONDS * 1000 };
-      this.windows.set(key, w);
+      setBounded(this.windows, key, w, MAX_WINDOWS);
     }
     w.count += points;
     return { count: w.count, msLeft: w.expires - now };
-  }
-
-  private prune(now: number): void {
-    for (const [k, v] of this.windows) if (v.expires <= now) this.windows.delete(k);
-    if (this.windows.size >= MAX_WINDOWS) this.windows.clear();
   }
 }
 
@@ -140,10 +134,10 @@ export class RateLimits {
       return until !== undefined && until > now ? [{ allowed: false, limit: b.limit, remaining: 0, resetSeconds: Math.ceil((until - now) / 1000) }] : [];
     });
     if (blocked.length) return longestWait(blocked);
-    if (!this.limiter) return this.takeHere(budgets, now);
     let spent: Spent[];
-    // the common case: every budget has a slot left in this process's lease, taken at once (no promise per budget)
-    if (budgets.every((b) => this.freeSlot(b.key, now))) spent = budgets.map((b) => spentOf(b, this.takeSlot(b.key, now)));
+    if (!this.limiter) spent = budgets.map((b) => this.spendHere(b, now));
+    // with Redis, the common case: every budget has a slot left in this process's lease, taken at once (no promise per budget)
+    else if (budgets.every((b) => this.freeSlot(b.key, now))) spent = budgets.map((b) => spentOf(b, this.takeSlot(b.key, now)));
     else {
       await this.connected();
       spent = await Promise.all(budgets.map(async (b) => spentOf(b, await this.claim(b))));
@@ -151,7 +145,7 @@ export class RateLimits {
     const verdicts = spent.map((x) => x.verdict);
     if (verdicts.every((v) => v.allowed)) return verdicts.reduce((a, b) => (b.remaining < a.remaining ? b : a));
     for (const [i, v] of verdicts.entries()) {
-      if (!v.allowed) this.remember(this.blocked, budgets[i].key, now + v.resetSeconds * 1000);
+      if (!v.allowed) setBounded(this.blocked, budgets[i].key, now + v.resetSeconds * 1000, MAX_KEYS);
       else spent[i].undo();
     }
     return longestWait(verdicts.filter((v) => !v.allowed));
@@ -161,18 +155,13 @@ export class RateLimits {
     this.redis?.disconnect();
   }
 
-  /** take() without Redis: every budget's window counted here, in one synchronous step. */
-  private takeHere(budgets: RateBudget[], now: number): RateVerdict {
-    const verdicts = budgets.map((b): RateVerdict => {
-      const w = this.windows.add(b.key, 1, now);
-      return { allowed: w.count <= b.limit, limit: b.limit, remaining: Math.max(0, b.limit - w.count), resetSeconds: Math.ceil(w.msLeft / 1000) };
-    });
-    if (verdicts.every((v) => v.allowed)) return verdicts.reduce((a, b) => (b.remaining < a.remaining ? b : a));
-    for (const [i, v] of verdicts.entries()) {
-      if (!v.allowed) this.remember(this.blocked, budgets[i].key, now + v.resetSeconds * 1000);
-      else this.windows.add(budgets[i].key, -1, now); // given back: a client over its own budget does not drain its tenant's
-    }
-    return longestWait(verdicts.filter((v) => !v.allowed));
+  /** One request from a budget without Redis: its window counted here, synchronously. */
+  private spendHere(b: RateBudget, now: number): Spent {
+    const w = this.windows.add(b.key, 1, now);
+    return {
+      verdict: { allowed: w.count <= b.limit, limit: b.limit, remaining: Math.max(0, b.limit - w.count), resetSeconds: Math.ceil(w.msLeft / 1000) },
+      undo: () => void this.windows.add(b.key, -1, now),
+    };
   }
 
   /** Whether the key's current lease has a slot left. */
@@ -215,7 +204,7 @@ export class RateLimits {
     const res = await this.limiter!.consume(b.key, size).catch((err: unknown) => this.counted(err, b.key, size));
     if (!res) return undefined;
     const lease = { end: res.consumedPoints, size, used: 0, expires: now + res.msBeforeNext };
-    this.remember(this.leases, b.key, lease);
+    setBounded(this.leases, b.key, lease, MAX_KEYS);
     return lease;
   }
 
@@ -237,21 +226,25 @@ export class RateLimits {
     return { consumedPoints: w.count, msBeforeNext: w.msLeft };
   }
 
-  /** Sets a per-key entry, dropping ended windows first when the map is full (memory stays bounded). */
-  private remember<V extends number | Lease>(map: Map<string, V>, key: string, value: V): void {
-    if (map.size >= MAX_KEYS) {
-      const now = Date.now();
-      for (const [k, v] of map) if ((typeof v === 'number' ? v : v.expires) <= now) map.delete(k);
-      if (map.size >= MAX_KEYS) map.clear();
-    }
-    map.set(key, value);
-  }
 
   private warn(err: unknown): void {
     if (Date.now() - this.warnedAt < WARN_EVERY_MS) return;
     this.warnedAt = Date.now();
     this.log.warn({ err }, 'rate limits: Redis error, counting in this process until it is back');
   }
+}
+
+/**
+ * Sets a per-key entry (a time it ends, or something with `expires`), dropping ended entries first when the map holds
+ * `max` (memory stays bounded).
+ */
+function setBounded<V extends number | { expires: number }>(map: Map<string, V>, key: string, value: V, max: number): void {
+  if (map.size >= max) {
+    const now = Date.now();
+    for (const [k, v] of map) if ((typeof v === 'number' ? v : v.expires) <= now) map.delete(k);
+    if (map.size >= max) map.clear();
+  }
+  map.set(key, value);
 }
 
 /** A request's place in a lease: the window's count it was given. */
